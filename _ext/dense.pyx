@@ -1,0 +1,57 @@
+# cython: language_level=3
+"""Dense: out = act(x @ kernel + bias) as one GEMM with the bias and a simple activation fused.
+
+Level 2 of the kernel pattern (see DESIGN.md): IN arrays are const views, the OUT array is
+allocated by the caller (klayers.ops.dense), the wrapper has already checked shapes and
+dtypes. The GEMM is one BLAS call (BLAS threads it, principle 3); the bias/activation pass
+is split over rows with prange.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport fmax, fmin
+
+from _blas cimport gemm
+
+# Activation codes fused into the epilogue; anything else is applied by the caller.
+ACT_LINEAR = 0
+ACT_RELU = 1
+ACT_RELU6 = 2
+
+
+def dense_forward(const floating[:, ::1] x__bi, const floating[:, ::1] w__io,
+                  const floating[::1] bias__o, floating[:, ::1] out__bo,
+                  int use_bias, int act, int n_threads):
+    """out__bo = act(x__bi @ w__io + bias__o).
+
+    Shapes (checked by the caller): x (B, I), w (I, O), bias (O,) (ignored when use_bias
+    is 0, may then be length 0), out (B, O). act: ACT_LINEAR, ACT_RELU or ACT_RELU6.
+    """
+    cdef Py_ssize_t b = x__bi.shape[0], i = x__bi.shape[1], o = w__io.shape[1]
+    if w__io.shape[0] != i or out__bo.shape[0] != b or out__bo.shape[1] != o:
+        raise ValueError(f"dense_forward: shape mismatch x=({b}, {i}) w=({w__io.shape[0]}, {o}) out=({out__bo.shape[0]}, {out__bo.shape[1]})")
+    if use_bias and bias__o.shape[0] != o:
+        raise ValueError(f"dense_forward: bias has {bias__o.shape[0]} values for {o} units")
+    if b == 0 or o == 0:
+        return
+    cdef Py_ssize_t r, c
+    cdef floating* row
+    with nogil:
+        if i == 0:
+            for r in range(b):
+                for c in range(o):
+                    out__bo[r, c] = 0
+        else:
+            gemm(False, False, <int>b, <int>o, <int>i, <floating>1.0, &x__bi[0, 0], <int>i,
+                 &w__io[0, 0], <int>o, <floating>0.0, &out__bo[0, 0], <int>o)
+        if use_bias or act != 0:
+            for r in prange(b, num_threads=n_threads if b * o > 32768 else 1, schedule="static"):
+                row = &out__bo[r, 0]
+                if use_bias:
+                    for c in range(o):
+                        row[c] = row[c] + bias__o[c]
+                if act == 1:
+                    for c in range(o):
+                        row[c] = fmax(row[c], 0)
+                elif act == 2:
+                    for c in range(o):
+                        row[c] = fmin(fmax(row[c], 0), 6)

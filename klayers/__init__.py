@@ -1,0 +1,17 @@
+"""klayers: the Keras layer API in NumPy and Cython, for CPUs, without TensorFlow."""
+
+__version__ = "0.1.0"
+
+try:
+    from klayers._ext import dense as _dense_probe  # noqa: F401
+except ImportError as e:  # pragma: no cover - exercised by an unbuilt checkout only
+    raise ImportError(
+        "klayers's compiled kernels are not built. From the source checkout run "
+        "`pip install .` (or, for development, `pip install -e .` or "
+        "`python setup.py build_ext --inplace`), then import klayers again. "
+        f"(Import of klayers._ext.dense failed: {e})"
+    ) from e
+
+from klayers._threads import get_num_threads, num_threads, set_num_threads
+
+__all__ = ["get_num_threads", "num_threads", "set_num_threads", "__version__"]

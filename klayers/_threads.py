@@ -1,0 +1,77 @@
+"""Thread control: one setting for OpenMP kernels and BLAS together.
+
+``set_num_threads(n)`` fixes how many threads klayers's OpenMP loops use and limits the
+BLAS that scipy's ``cython_blas`` calls (through threadpoolctl) to the same number, so a
+process never runs more compute threads than asked. Inside a ``prange`` region that calls
+BLAS per chunk, :func:`blas_single_threaded` holds BLAS to one thread (one level of
+parallelism at a time, DESIGN principle 3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from typing import Iterator, Optional
+
+import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS our kernels call, for threadpoolctl)
+from threadpoolctl import ThreadpoolController
+
+_lock = threading.RLock()
+_num_threads: Optional[int] = None
+_controller: Optional[ThreadpoolController] = None
+
+
+def _cpu_count() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _blas() -> ThreadpoolController:
+    global _controller
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller
+
+
+def get_num_threads() -> int:
+    """The number of threads klayers computes with (default: all cores this process may use)."""
+    return _num_threads if _num_threads is not None else _cpu_count()
+
+
+def set_num_threads(n: Optional[int]) -> None:
+    """Use ``n`` threads for OpenMP kernels and for BLAS (``None``: back to all cores).
+
+    Raises:
+        ValueError: ``n`` is not a positive integer or None.
+    """
+    global _num_threads
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"set_num_threads expects a positive integer or None. Received n={n!r}")
+    with _lock:
+        _num_threads = n
+        _blas().limit(limits=get_num_threads(), user_api="blas")
+
+
+@contextlib.contextmanager
+def num_threads(n: Optional[int]) -> Iterator[None]:
+    """Context manager: compute with ``n`` threads inside, restore the previous setting after."""
+    with _lock:
+        previous = _num_threads
+    set_num_threads(n)
+    try:
+        yield
+    finally:
+        set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def blas_single_threaded() -> Iterator[None]:
+    """Hold BLAS to one thread around an OpenMP region whose chunks each call BLAS."""
+    limiter = _blas().limit(limits=1, user_api="blas")
+    try:
+        yield
+    finally:
+        limiter.restore_original_limits()
