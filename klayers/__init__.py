@@ -12,6 +12,43 @@ except ImportError as e:  # pragma: no cover - exercised by an unbuilt checkout 
         f"(Import of klayers._ext.dense failed: {e})"
     ) from e
 
+from klayers import (
+    activations,
+    backend,
+    constraints,
+    initializers,
+    layers,
+    models,
+    ops,
+    regularizers,
+    saving,
+    utils,
+)
 from klayers._threads import get_num_threads, num_threads, set_num_threads
+from klayers.engine import Input, InputSpec, KerasTensor, Layer, Model, Sequential, Variable
+from klayers.models import model_from_json
 
-__all__ = ["get_num_threads", "num_threads", "set_num_threads", "__version__"]
+__all__ = [
+    "Input",
+    "InputSpec",
+    "KerasTensor",
+    "Layer",
+    "Model",
+    "Sequential",
+    "Variable",
+    "__version__",
+    "activations",
+    "backend",
+    "constraints",
+    "get_num_threads",
+    "initializers",
+    "layers",
+    "model_from_json",
+    "models",
+    "num_threads",
+    "ops",
+    "regularizers",
+    "saving",
+    "set_num_threads",
+    "utils",
+]

@@ -38,7 +38,7 @@ class CustomObjectScope:
         for objects in args:
             self.custom_objects.update(objects or {})
 
-    def __enter__(self) -> "CustomObjectScope":
+    def __enter__(self) -> CustomObjectScope:
         stack = getattr(_THREAD_LOCAL, "stack", None)
         if stack is None:
             stack = _THREAD_LOCAL.stack = []

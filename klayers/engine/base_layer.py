@@ -1,0 +1,678 @@
+"""Layer: the one place every klayers layer goes through (Keras 2 / tf-keras 2.21 semantics).
+
+Called on NumPy arrays a layer computes eagerly (building itself on the first call); called
+on symbolic tensors (from ``Input``) it records a :class:`Node` and returns symbolic tensors
+whose shapes come from ``compute_output_shape``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import threading
+from collections import defaultdict
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from klayers.engine import input_spec as input_spec_lib
+from klayers.engine.keras_tensor import KerasTensor
+from klayers.engine.node import Node, flatten, map_structure, pack_as
+from klayers.engine.variable import Variable
+
+# ---------------------------------------------------------------------------------------------
+# Names: "dense", "dense_1", ... per snake-case class name, as Keras's unique_object_name.
+_NAME_LOCK = threading.Lock()
+_NAME_UIDS: Dict[str, int] = defaultdict(int)
+
+
+def to_snake_case(name: str) -> str:
+    """``"Conv2DTranspose"`` -> ``"conv2d_transpose"`` (Keras's rule)."""
+    intermediate = re.sub("(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+    insecure = re.sub("([a-z])([A-Z])", r"\1_\2", intermediate).lower()
+    if insecure[0] != "_":
+        return insecure
+    return "private" + insecure
+
+
+def unique_object_name(base: str, zero_based: bool = True) -> str:
+    """``base`` the first time (``zero_based``), then ``base_1``, ``base_2`` ..."""
+    with _NAME_LOCK:
+        n = _NAME_UIDS[base]
+        _NAME_UIDS[base] += 1
+    if zero_based:
+        return base if n == 0 else f"{base}_{n}"
+    return f"{base}_{n + 1}"
+
+
+def reset_uids() -> None:
+    """Forget every generated name (``klayers.backend.clear_session``)."""
+    with _NAME_LOCK:
+        _NAME_UIDS.clear()
+
+
+# ---------------------------------------------------------------------------------------------
+def normalize_dtype(dtype: Any) -> str:
+    """A dtype name from a NumPy dtype, a string, or a Keras 2/3 dtype-policy config."""
+    if dtype is None:
+        from klayers import backend
+
+        return backend.floatx()
+    if isinstance(dtype, dict):
+        cfg = dtype.get("config", {}) or {}
+        name = cfg.get("name", "float32")
+        dtype = name
+    if isinstance(dtype, str):
+        if dtype.startswith("mixed_"):
+            return dtype.split("_", 1)[1]  # compute dtype of a mixed policy
+        try:
+            return np.dtype(dtype).name
+        except TypeError as e:
+            raise ValueError(f"Unknown dtype: {dtype!r}") from e
+    if hasattr(dtype, "name") and isinstance(dtype.name, str) and not isinstance(dtype, np.dtype):
+        return normalize_dtype(dtype.name)
+    try:
+        return np.dtype(dtype).name
+    except TypeError as e:
+        raise ValueError(f"Unknown dtype: {dtype!r}") from e
+
+
+_ALLOWED_KWARGS = {
+    "input_dim", "input_shape", "batch_input_shape", "batch_size", "weights",
+    "activity_regularizer", "autocast", "implementation",
+}
+
+
+def _shape_of(x: Any) -> Tuple[Optional[int], ...]:
+    return tuple(x.shape)
+
+
+class Layer:
+    """Base class of every layer (Keras 2 API).
+
+    Subclasses override ``build(input_shape)`` (create weights with :meth:`add_weight`),
+    ``call(inputs, training=None, mask=None)`` (NumPy in, NumPy out),
+    ``compute_output_shape(input_shape)`` and ``get_config()``.
+
+    Args:
+        trainable: whether the layer's weights are trainable.
+        name: the layer name (unique by default: ``dense``, ``dense_1`` ...).
+        dtype: the compute and weight dtype (default ``backend.floatx()``, float32).
+        input_shape / batch_input_shape / batch_size / input_dim: declare the input of a
+            first layer of a Sequential model.
+        weights: initial weights, set after the layer is built.
+        activity_regularizer: penalty on the layer's outputs, collected in ``losses``.
+    """
+
+    _keras_module = "keras.layers"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # klayers's own layers serialize under Keras's module name; user subclasses do not.
+        if cls.__module__.startswith("klayers.") and "_keras_module" not in cls.__dict__:
+            cls._keras_module = "keras.layers"
+
+    def __init__(self, trainable: bool = True, name: Optional[str] = None, dtype: Any = None,
+                 dynamic: bool = False, **kwargs: Any):
+        for k in kwargs:
+            if k not in _ALLOWED_KWARGS:
+                raise TypeError(f"Keyword argument not understood: {k!r} (layer {type(self).__name__})")
+        object.__setattr__(self, "_self_tracked_layers", [])
+        self._trainable_weights: List[Variable] = []
+        self._non_trainable_weights: List[Variable] = []
+        self._inbound_nodes: List[Node] = []
+        self._outbound_nodes: List[Node] = []
+        self._activity_losses: List[float] = []
+        self._trainable = bool(trainable)
+        self._dtype = normalize_dtype(dtype)
+        self._dtype_config = dtype if isinstance(dtype, dict) else None
+        self.built = False
+        self.input_spec = None
+        self.stateful = False
+        self.dynamic = dynamic
+        self._build_input_shape = None
+        self._supports_masking_override: Optional[bool] = None
+        if name is None:
+            name = unique_object_name(to_snake_case(type(self).__name__))
+        elif not isinstance(name, str):
+            raise TypeError(f"Layer name must be a string. Received name={name!r}")
+        self.name = name
+        from klayers import regularizers
+
+        self.activity_regularizer = regularizers.get(kwargs.pop("activity_regularizer", None))
+        self._autocast = kwargs.get("autocast", True)
+        if "input_dim" in kwargs and "input_shape" not in kwargs:
+            kwargs["input_shape"] = (kwargs["input_dim"],)
+        if "input_shape" in kwargs or "batch_input_shape" in kwargs:
+            if "batch_input_shape" in kwargs:
+                batch_input_shape = tuple(kwargs["batch_input_shape"])
+            else:
+                batch_input_shape = (kwargs.get("batch_size"),) + tuple(kwargs["input_shape"])
+            self._batch_input_shape = tuple(None if d is None else int(d) for d in batch_input_shape)
+        self._initial_weights = kwargs.get("weights")
+
+    # -- attributes -----------------------------------------------------------------------
+    def __setattr__(self, name: str, value: Any) -> None:
+        if not name.startswith("_") or name in ("_layers",):
+            tracked = self.__dict__.get("_self_tracked_layers")
+            if tracked is not None:
+                candidates = value if isinstance(value, (list, tuple)) else [value]
+                for v in candidates:
+                    if isinstance(v, Layer) and v is not self and all(v is not t for t in tracked):
+                        tracked.append(v)
+        object.__setattr__(self, name, value)
+
+    @property
+    def dtype(self) -> str:
+        return self._dtype
+
+    @property
+    def compute_dtype(self) -> str:
+        return self._dtype
+
+    @property
+    def variable_dtype(self) -> str:
+        return self._dtype
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+        for layer in self._self_tracked_layers:
+            layer.trainable = value
+
+    @property
+    def supports_masking(self) -> bool:
+        if self._supports_masking_override is not None:
+            return self._supports_masking_override
+        return type(self).compute_mask is not Layer.compute_mask
+
+    @supports_masking.setter
+    def supports_masking(self, value: bool) -> None:
+        self._supports_masking_override = bool(value)
+
+    @property
+    def _flatten_layers_list(self) -> List[Layer]:
+        return list(self._self_tracked_layers)
+
+    # -- weights --------------------------------------------------------------------------
+    def add_weight(
+        self,
+        name: Optional[str] = None,
+        shape: Sequence[int] = (),
+        dtype: Any = None,
+        initializer: Any = None,
+        regularizer: Any = None,
+        trainable: Optional[bool] = None,
+        constraint: Any = None,
+        **kwargs: Any,
+    ) -> Variable:
+        """Create, initialize and track a weight; returns the :class:`Variable`.
+
+        ``initializer`` / ``regularizer`` / ``constraint`` take what ``klayers.initializers.get``
+        (etc.) take: names, config dicts, instances or callables. The default initializer is
+        ``glorot_uniform`` for floating weights, as in Keras.
+        """
+        from klayers import constraints, initializers, regularizers
+
+        for k in kwargs:
+            if k not in ("use_resource", "synchronization", "aggregation", "partitioner", "caching_device", "getter", "experimental_autocast"):
+                raise TypeError(f"Unknown keyword argument: {k!r} (add_weight of layer {self.name})")
+        shape = tuple(int(d) for d in (shape or ()))
+        if any(d < 0 for d in shape):
+            raise ValueError(f"Layer {self.name}: weight '{name}' has a negative dimension: shape={shape}")
+        dtype = normalize_dtype(dtype if dtype is not None else self._dtype)
+        if initializer is None:
+            initializer = "glorot_uniform" if np.dtype(dtype).kind == "f" else "zeros"
+        init = initializers.get(initializer)
+        value = np.array(init(shape, dtype=dtype), dtype=dtype, order="C", copy=True)
+        if value.shape != shape:
+            value = np.broadcast_to(value, shape).copy()
+        if trainable is None:
+            trainable = True
+        var = Variable(
+            value,
+            name=f"{self.name}/{name}:0",
+            trainable=bool(trainable),
+            constraint=constraints.get(constraint),
+            regularizer=regularizers.get(regularizer),
+        )
+        (self._trainable_weights if trainable else self._non_trainable_weights).append(var)
+        return var
+
+    def _gather(self, attr: str) -> List[Variable]:
+        out: List[Variable] = []
+        for layer in self._flatten_layers_list:
+            out.extend(getattr(layer, attr))
+        return out
+
+    @property
+    def trainable_weights(self) -> List[Variable]:
+        if not self.trainable:
+            return []
+        return self._dedup(self._trainable_weights + self._gather("trainable_weights"))
+
+    @property
+    def non_trainable_weights(self) -> List[Variable]:
+        if self.trainable:
+            own = self._non_trainable_weights + self._gather("non_trainable_weights")
+        else:
+            own = self._trainable_weights + self._non_trainable_weights + self._gather("weights")
+        return self._dedup(own)
+
+    @staticmethod
+    def _dedup(weights: List[Variable]) -> List[Variable]:
+        seen, out = set(), []
+        for w in weights:
+            if id(w) not in seen:
+                seen.add(id(w))
+                out.append(w)
+        return out
+
+    @property
+    def weights(self) -> List[Variable]:
+        """Trainable weights then non-trainable ones, as Keras orders them."""
+        return self._dedup(self.trainable_weights + self.non_trainable_weights)
+
+    @property
+    def variables(self) -> List[Variable]:
+        return self.weights
+
+    @property
+    def trainable_variables(self) -> List[Variable]:
+        return self.trainable_weights
+
+    @property
+    def non_trainable_variables(self) -> List[Variable]:
+        return self.non_trainable_weights
+
+    def get_weights(self) -> List[np.ndarray]:
+        """Copies of the weights, in Keras's order."""
+        return [w.value.copy() for w in self.weights]
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        """Set all weights at once (Keras's order and shapes).
+
+        Raises:
+            ValueError: wrong count, shape or dtype kind; the layer is left unchanged.
+        """
+        params = self.weights
+        weights = list(weights)
+        if len(params) != len(weights):
+            raise ValueError(
+                f'You called `set_weights(weights)` on layer "{self.name}" with a weight list of '
+                f"length {len(weights)}, but the layer was expecting {len(params)} weights. "
+                f"Expected weights: {[p.name for p in params]}"
+            )
+        converted = []
+        for p, w in zip(params, weights):
+            try:
+                arr = np.asarray(w)
+            except Exception as e:  # noqa: BLE001 - a clear error for any unconvertible value
+                raise ValueError(f"Layer {self.name}: weight {p.name} could not be converted to an array: {e}") from e
+            if arr.dtype.kind not in "fiub":
+                raise ValueError(f"Layer {self.name}: weight {p.name} must be numeric, got dtype {arr.dtype}")
+            if arr.shape != p.shape:
+                raise ValueError(
+                    f"Layer {self.name} weight shape {p.shape} is not compatible with provided "
+                    f"weight shape {arr.shape} (weight {p.name})."
+                )
+            converted.append(np.array(arr, dtype=p.dtype, order="C", copy=True))
+        for p, arr in zip(params, converted):
+            p.value = arr
+
+    def count_params(self) -> int:
+        """The number of scalars in all weights.
+
+        Raises:
+            ValueError: the layer is not built yet.
+        """
+        if not self.built:
+            raise ValueError(
+                f"You tried to call `count_params` on layer {self.name}, but the layer isn't built. "
+                "You can build it manually via: `layer.build(batch_input_shape)`."
+            )
+        return int(sum(int(np.prod(w.shape)) for w in self.weights))
+
+    @property
+    def losses(self) -> List[float]:
+        """Weight regularization penalties (on current values) plus the activity penalties of
+        the last call."""
+        out: List[float] = []
+        for w in self._trainable_weights + self._non_trainable_weights:
+            if w.regularizer is not None:
+                out.append(float(w.regularizer(w.value)))
+        out.extend(self._activity_losses)
+        for layer in self._flatten_layers_list:
+            out.extend(layer.losses)
+        return out
+
+    # -- the Keras hooks --------------------------------------------------------------------
+    def build(self, input_shape: Any) -> None:
+        """Create the weights for inputs of ``input_shape`` (a tuple, or a list of tuples)."""
+        self._build_input_shape = input_shape
+        self.built = True
+
+    def call(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        """The computation, on NumPy arrays. The base layer is the identity."""
+        return inputs
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        """Output shape for ``input_shape``. The base implementation runs ``call`` on zeros
+        (unknown sizes taken as 1) and reports the batch axis as unknown."""
+        def concrete(shape):
+            return tuple(1 if d is None else d for d in shape)
+
+        shapes_are_list = isinstance(input_shape, list) and input_shape and isinstance(input_shape[0], (tuple, list))
+        if shapes_are_list:
+            dummy = [np.zeros(concrete(s), dtype=self._dtype) for s in input_shape]
+        else:
+            dummy = np.zeros(concrete(input_shape), dtype=self._dtype)
+        self._maybe_build(dummy)
+        out = self._call_with_context(dummy, training=False, mask=None)
+        return map_structure(lambda o: (None,) + tuple(np.shape(o)[1:]), out)
+
+    def compute_output_signature(self, input_signature: Any) -> Any:
+        return self.compute_output_shape(input_signature)
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        """The output mask: the input mask carried over when the layer supports masking."""
+        if not self.supports_masking:
+            if any(m is not None for m in flatten(mask)):
+                raise TypeError(f"Layer {self.name} does not support masking, but was passed an input_mask: {mask}")
+            return None
+        return mask
+
+    def get_config(self) -> Dict[str, Any]:
+        """The layer's constructor arguments (Keras 2's base keys: name, trainable, dtype,
+        batch_input_shape when given)."""
+        config: Dict[str, Any] = {"name": self.name, "trainable": self.trainable, "dtype": self._dtype}
+        if hasattr(self, "_batch_input_shape"):
+            config["batch_input_shape"] = list(self._batch_input_shape)
+        sig = inspect.signature(type(self).__init__)
+        extra = [
+            p for p in list(sig.parameters)[1:]
+            if p not in ("name", "trainable", "dtype", "dynamic")
+            and sig.parameters[p].kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+        ]
+        if extra and type(self).get_config is Layer.get_config:
+            raise NotImplementedError(
+                f"Layer {type(self).__name__} has arguments {extra} in `__init__` and therefore "
+                "must override `get_config()`."
+            )
+        return config
+
+    def get_build_config(self) -> Optional[Dict[str, Any]]:
+        if self._build_input_shape is not None:
+            return {"input_shape": _shape_to_list(self._build_input_shape)}
+        return None
+
+    def build_from_config(self, config: Dict[str, Any]) -> None:
+        shape = config.get("input_shape")
+        if shape is not None and not self.built:
+            self._maybe_build_from_shape(_shape_to_tuple(shape))
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> Layer:
+        """``cls(**config)``, with a ValueError naming an argument the layer does not take."""
+        config = dict(config)
+        try:
+            return cls(**config)
+        except TypeError as e:
+            msg = str(e)
+            if "not understood" in msg or "unexpected keyword argument" in msg:
+                raise ValueError(f"Unknown config key for layer {cls.__name__}: {msg}") from e
+            raise
+
+    # -- calling --------------------------------------------------------------------------
+    @classmethod
+    def _call_signature(cls) -> inspect.Signature:
+        sig = cls.__dict__.get("_cached_call_sig")
+        if sig is None:
+            sig = inspect.signature(cls.call)
+            type.__setattr__(cls, "_cached_call_sig", sig)
+        return sig
+
+    def _call_arg_names(self) -> List[str]:
+        return [p for p in self._call_signature().parameters if p != "self"]
+
+    def _expects(self, arg: str) -> bool:
+        params = self._call_signature().parameters
+        return arg in params or any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()) and arg == "training"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if args:
+            inputs, args = args[0], args[1:]
+        elif "inputs" in kwargs:
+            inputs = kwargs.pop("inputs")
+        else:
+            raise TypeError(f"Layer {self.name}.__call__() missing its inputs")
+        if any(isinstance(t, KerasTensor) for t in flatten((inputs, args, kwargs))):
+            return self._symbolic_call(inputs, args, kwargs)
+        training = kwargs.pop("training", None)
+        mask = kwargs.pop("mask", None)
+        outputs, _ = self._eager_call(inputs, args, kwargs, training, mask)
+        return outputs
+
+    def _convert_inputs(self, inputs: Any) -> Any:
+        def convert(x):
+            if x is None:
+                return None
+            x = np.asarray(x)
+            if self._autocast and x.dtype.kind == "f" and x.dtype.name != self._dtype and np.dtype(self._dtype).kind == "f":
+                x = x.astype(self._dtype)
+            return x
+
+        return map_structure(convert, inputs)
+
+    def _maybe_build_from_shape(self, input_shape: Any) -> None:
+        if self.built:
+            return
+        self.build(input_shape)
+        self._build_input_shape = input_shape
+        self.built = True
+        if self._initial_weights is not None:
+            weights, self._initial_weights = self._initial_weights, None
+            self.set_weights(weights)
+
+    def _maybe_build(self, inputs: Any) -> None:
+        if self.built:
+            return
+        shapes = map_structure(_shape_of, inputs)
+        if isinstance(shapes, tuple) and shapes and isinstance(shapes[0], tuple):
+            shapes = list(shapes)
+        self._maybe_build_from_shape(shapes)
+
+    def _call_with_context(self, inputs: Any, *args: Any, training: Any = None, mask: Any = None, **kwargs: Any) -> Any:
+        if self._expects("training"):
+            kwargs["training"] = training
+        if mask is not None and self._expects("mask"):
+            kwargs["mask"] = mask
+        return self.call(inputs, *args, **kwargs)
+
+    def _eager_call(self, inputs: Any, args=(), kwargs=None, training: Any = None, mask: Any = None):
+        """Compute on arrays: returns ``(outputs, output_mask)``."""
+        kwargs = dict(kwargs or {})
+        inputs = self._convert_inputs(inputs)
+        input_spec_lib.assert_input_compatibility(self.input_spec, inputs, self.name)
+        self._maybe_build(inputs)
+        outputs = self._call_with_context(inputs, *args, training=training, mask=mask, **kwargs)
+        self._activity_losses = []
+        if self.activity_regularizer is not None:
+            for o in flatten(outputs):
+                batch = o.shape[0] if o.ndim else 1
+                self._activity_losses.append(float(self.activity_regularizer(o)) / max(batch, 1))
+        out_mask = self.compute_mask(inputs, mask) if self.supports_masking else None
+        return outputs, out_mask
+
+    def _symbolic_call(self, inputs: Any, args: tuple, kwargs: Dict[str, Any]) -> Any:
+        for t in flatten(inputs):
+            if not isinstance(t, KerasTensor):
+                raise ValueError(
+                    f"Layer {self.name} was called with a mix of symbolic tensors and arrays: {inputs!r}. "
+                    "Wrap constants in the layer or pass them as inputs."
+                )
+        input_spec_lib.assert_input_compatibility(self.input_spec, inputs, self.name)
+        input_shapes = map_structure(lambda t: t.shape, inputs)
+        if isinstance(input_shapes, tuple) and input_shapes and isinstance(input_shapes[0], tuple):
+            input_shapes = list(input_shapes)
+        self._maybe_build_from_shape(input_shapes)
+        output_shapes = self.compute_output_shape(input_shapes)
+        dtype = self._output_dtype(inputs)
+
+        def make(shape):
+            return KerasTensor(tuple(None if d is None else int(d) for d in shape), dtype=dtype)
+
+        if _is_shape(output_shapes):
+            outputs = make(output_shapes)
+        else:
+            outputs = _map_shapes(make, output_shapes)
+        Node(self, call_args=(inputs,) + tuple(args), call_kwargs=kwargs, outputs=outputs)
+        return outputs
+
+    def _output_dtype(self, inputs: Any) -> str:
+        return self._dtype
+
+    # -- the node API (Keras 2) ------------------------------------------------------------
+    @property
+    def inbound_nodes(self) -> List[Node]:
+        return self._inbound_nodes
+
+    @property
+    def outbound_nodes(self) -> List[Node]:
+        return self._outbound_nodes
+
+    def _node_attribute(self, node_index: int, attr: str, attr_name: str) -> Any:
+        if not self._inbound_nodes:
+            raise RuntimeError(f"The layer {self.name} has never been called and thus has no defined {attr_name}.")
+        if not -len(self._inbound_nodes) <= node_index < len(self._inbound_nodes) or node_index < 0:
+            raise ValueError(
+                f"Asked to get {attr_name} at node {node_index}, but the layer has only "
+                f"{len(self._inbound_nodes)} inbound nodes."
+            )
+        values = getattr(self._inbound_nodes[node_index], attr)
+        if isinstance(values, list) and len(values) == 1:
+            return values[0]
+        return values
+
+    def get_input_at(self, node_index: int) -> Any:
+        """The input tensor(s) of the layer's ``node_index``-th call."""
+        return self._node_attribute(node_index, "input_tensors", "input")
+
+    def get_output_at(self, node_index: int) -> Any:
+        """The output tensor(s) of the layer's ``node_index``-th call."""
+        return self._node_attribute(node_index, "output_tensors", "output")
+
+    def get_input_shape_at(self, node_index: int) -> Any:
+        """The input shape(s) at node ``node_index``."""
+        return self._node_attribute(node_index, "input_shapes", "input shape")
+
+    def get_output_shape_at(self, node_index: int) -> Any:
+        """The output shape(s) at node ``node_index``."""
+        return self._node_attribute(node_index, "output_shapes", "output shape")
+
+    def get_input_mask_at(self, node_index: int) -> Any:
+        inputs = self.get_input_at(node_index)
+        return map_structure(lambda t: getattr(t, "_keras_mask", None), inputs)
+
+    def get_output_mask_at(self, node_index: int) -> Any:
+        outputs = self.get_output_at(node_index)
+        return map_structure(lambda t: getattr(t, "_keras_mask", None), outputs)
+
+    @property
+    def input(self) -> Any:
+        """The input tensor(s) of node 0. AttributeError when the layer was never connected."""
+        if not self._inbound_nodes:
+            raise AttributeError(f"Layer {self.name} is not connected, no input to return.")
+        return self._node_attribute(0, "input_tensors", "input")
+
+    @property
+    def output(self) -> Any:
+        """The output tensor(s) of node 0. AttributeError when the layer has no inbound node."""
+        if not self._inbound_nodes:
+            raise AttributeError(f"Layer {self.name} has no inbound nodes.")
+        return self._node_attribute(0, "output_tensors", "output")
+
+    @property
+    def input_shape(self) -> Any:
+        """The input shape when every node agrees on it (else AttributeError)."""
+        if not self._inbound_nodes:
+            raise AttributeError(
+                f'The layer "{self.name}" has never been called and thus has no defined input shape. '
+                "Note that the `input_shape` property is only available for Functional and Sequential models."
+            )
+        shapes = {str(n.input_shapes) for n in self._inbound_nodes}
+        if len(shapes) == 1:
+            return self._node_attribute(0, "input_shapes", "input shape")
+        raise AttributeError(
+            f'The layer "{self.name}" has multiple inbound nodes, with different input shapes. Hence '
+            'the notion of "input shape" is ill-defined for the layer. Use `get_input_shape_at(node_index)` instead.'
+        )
+
+    @property
+    def output_shape(self) -> Any:
+        """The output shape when every node agrees on it (else AttributeError)."""
+        if not self._inbound_nodes:
+            raise AttributeError(f'The layer "{self.name}" has never been called and thus has no defined output shape.')
+        shapes = {str(n.output_shapes) for n in self._inbound_nodes}
+        if len(shapes) == 1:
+            return self._node_attribute(0, "output_shapes", "output shape")
+        raise AttributeError(
+            f'The layer "{self.name}" has multiple inbound nodes, with different output shapes. Hence '
+            'the notion of "output shape" is ill-defined for the layer. Use `get_output_shape_at(node_index)` instead.'
+        )
+
+    @property
+    def input_mask(self) -> Any:
+        return self.get_input_mask_at(0)
+
+    @property
+    def output_mask(self) -> Any:
+        return self.get_output_mask_at(0)
+
+    def reset_states(self) -> None:
+        for layer in self._flatten_layers_list:
+            if hasattr(layer, "reset_states"):
+                layer.reset_states()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _is_shape(x: Any) -> bool:
+    """A shape is a tuple (or a non-empty list) of ints and Nones."""
+    if isinstance(x, list) and not x:
+        return False
+    return isinstance(x, (tuple, list)) and all(d is None or isinstance(d, (int, np.integer)) for d in x)
+
+
+def _map_shapes(fn, shapes: Any) -> Any:
+    if _is_shape(shapes):
+        return fn(shapes)
+    if isinstance(shapes, (list, tuple)):
+        return [_map_shapes(fn, s) for s in shapes]
+    if isinstance(shapes, dict):
+        return {k: _map_shapes(fn, v) for k, v in shapes.items()}
+    raise TypeError(f"compute_output_shape returned something that is not a shape: {shapes!r}")
+
+
+def _shape_to_list(shape: Any) -> Any:
+    if _is_shape(shape):
+        return [None if d is None else int(d) for d in shape]
+    if isinstance(shape, (list, tuple)):
+        return [_shape_to_list(s) for s in shape]
+    return shape
+
+
+def _shape_to_tuple(shape: Any) -> Any:
+    if isinstance(shape, (list, tuple)) and all(d is None or isinstance(d, int) for d in shape):
+        return tuple(shape)
+    if isinstance(shape, (list, tuple)):
+        return [_shape_to_tuple(s) for s in shape]
+    return shape
+
+
+__all__ = ["Layer", "normalize_dtype", "pack_as", "reset_uids", "to_snake_case", "unique_object_name"]

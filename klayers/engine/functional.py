@@ -1,0 +1,635 @@
+"""Model: a graph of layer calls (Keras 2's Functional), run in topological order."""
+
+from __future__ import annotations
+
+import collections
+import json
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from klayers.engine.base_layer import Layer, _shape_to_list, unique_object_name
+from klayers.engine.input_layer import InputLayer
+from klayers.engine.keras_tensor import KerasTensor
+from klayers.engine.node import Node, flatten, map_structure, pack_as
+
+
+def _node_key(layer_name: str, node_index: int) -> str:
+    return f"{layer_name}_ib-{node_index}"
+
+
+def _should_skip_first_node(layer: Layer) -> bool:
+    """A nested functional model's config numbers its nodes from 1 (Keras 2's convention)."""
+    if isinstance(layer, Functional) and layer._is_graph_network:
+        tracked = layer._tracked_layers()
+        return bool(tracked) and isinstance(tracked[0], InputLayer)
+    return isinstance(layer, Functional) and not layer._is_graph_network
+
+
+def _build_map(outputs: List[KerasTensor]):
+    finished, in_progress = set(), set()
+    ordered: List[Node] = []
+    layer_indices: Dict[Layer, int] = {}
+
+    def visit(tensor: KerasTensor) -> None:
+        layer, node_index, _ = tensor._keras_history
+        node = layer._inbound_nodes[node_index]
+        if node in finished:
+            return
+        if node in in_progress:
+            raise ValueError(f'Tensor {tensor} from layer "{layer.name}" is part of a cycle.')
+        if layer not in layer_indices:
+            layer_indices[layer] = len(layer_indices)
+        in_progress.add(node)
+        if not node.is_input:
+            for t in node.keras_inputs:
+                visit(t)
+        finished.add(node)
+        in_progress.remove(node)
+        ordered.append(node)
+
+    for out in outputs:
+        visit(out)
+    return ordered, layer_indices
+
+
+def map_graph_network(inputs: List[KerasTensor], outputs: List[KerasTensor]):
+    """Topology of a graph exactly as tf-keras's ``_map_graph_network`` orders it.
+
+    Returns ``(network_nodes, nodes_by_depth, layers, layers_by_depth)``; raises ValueError for a
+    disconnected graph or duplicate layer names.
+    """
+    ordered, layer_indices = _build_map(outputs)
+    network_nodes = {_node_key(n.layer.name, n.layer._inbound_nodes.index(n)) for n in ordered}
+    nodes_depths: Dict[Node, int] = {}
+    layers_depths: Dict[Layer, int] = {}
+    for node in reversed(ordered):
+        depth = nodes_depths.setdefault(node, 0)
+        depth = max(depth, layers_depths.get(node.layer, 0))
+        layers_depths[node.layer] = depth
+        nodes_depths[node] = depth
+        for parent in node.parent_nodes:
+            nodes_depths[parent] = max(depth + 1, nodes_depths.get(parent, 0))
+    for t in inputs:
+        input_layer = t._keras_history.layer
+        if input_layer not in layers_depths:
+            layers_depths[input_layer] = 0
+            layer_indices[input_layer] = -1
+            nodes_depths[input_layer._inbound_nodes[0]] = 0
+            network_nodes.add(_node_key(input_layer.name, 0))
+    nodes_by_depth: Dict[int, List[Node]] = collections.defaultdict(list)
+    for node, depth in nodes_depths.items():
+        nodes_by_depth[depth].append(node)
+    layers_by_depth: Dict[int, List[Layer]] = collections.defaultdict(list)
+    for layer, depth in layers_depths.items():
+        layers_by_depth[depth].append(layer)
+    layers: List[Layer] = []
+    for depth in sorted(layers_by_depth, reverse=True):
+        layers.extend(sorted(layers_by_depth[depth], key=lambda x: layer_indices[x]))
+    computable = {id(x) for x in inputs}
+    done: List[str] = []
+    for depth in sorted(nodes_by_depth, reverse=True):
+        for node in nodes_by_depth[depth]:
+            if node.is_input:
+                continue
+            for x in node.keras_inputs:
+                if id(x) not in computable:
+                    raise ValueError(
+                        f'Graph disconnected: cannot obtain value for tensor {x} at layer "{node.layer.name}". '
+                        f"The following previous layers were accessed without issue: {done}"
+                    )
+            for x in flatten(node.outputs):
+                computable.add(id(x))
+            done.append(node.layer.name)
+    names = [layer.name for layer in layers]
+    for name in names:
+        if names.count(name) != 1:
+            raise ValueError(f'The name "{name}" is used {names.count(name)} times in the model. All layer names should be unique.')
+    return network_nodes, nodes_by_depth, layers, layers_by_depth
+
+
+class _Progbar:
+    """A one-line progress bar; with ``verbose="auto"`` it appears only on runs longer than 1 s."""
+
+    def __init__(self, total: int, verbose: Any):
+        self.total = total
+        self.mode = 1 if verbose == "auto" else int(verbose)
+        self.auto = verbose == "auto"
+        self.start = time.perf_counter()
+        self.shown = False
+
+    def update(self, step: int) -> None:
+        if self.mode == 0:
+            return
+        elapsed = time.perf_counter() - self.start
+        if self.auto and not self.shown and elapsed < 1.0 and step < self.total:
+            return
+        if self.auto and not self.shown and step >= self.total and elapsed < 1.0:
+            return
+        self.shown = True
+        width = 30
+        done = int(width * step / max(self.total, 1))
+        bar = "=" * max(done - 1, 0) + (">" if step < self.total else "=") + "." * (width - done)
+        end = "\n" if step >= self.total else ""
+        sys.stdout.write(f"\r{step}/{self.total} [{bar}] - {elapsed:.0f}s{end}")
+        sys.stdout.flush()
+
+
+class Functional(Layer):
+    """A model: ``Model(inputs, outputs)`` over symbolic tensors from ``Input``.
+
+    Multiple inputs and outputs (lists or dicts), shared layers and nested models work as in
+    Keras 2. Called on arrays it runs its graph; called on symbolic tensors it becomes a node of
+    a bigger graph. Subclassing ``Model`` without ``inputs``/``outputs`` gives a model whose
+    ``call`` the user writes.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        inputs = kwargs.pop("inputs", args[0] if len(args) > 0 else None)
+        outputs = kwargs.pop("outputs", args[1] if len(args) > 1 else None)
+        name = kwargs.pop("name", None)
+        trainable = kwargs.pop("trainable", True)
+        if name is None and type(self) is Functional:
+            name = unique_object_name("model")
+        super().__init__(name=name, trainable=trainable, **kwargs)
+        self._is_graph_network = False
+        self._layers_list: List[Layer] = []
+        if inputs is not None or outputs is not None:
+            if inputs is None or outputs is None:
+                raise ValueError("A functional Model needs both `inputs` and `outputs`.")
+            self._init_graph_network(inputs, outputs)
+
+    # -- graph ----------------------------------------------------------------------------
+    def _init_graph_network(self, inputs: Any, outputs: Any) -> None:
+        if isinstance(inputs, tuple):
+            inputs = list(inputs)
+        if isinstance(outputs, tuple):
+            outputs = list(outputs)
+        # A single tensor given in a list is the model's one input / output (as tf-keras).
+        if isinstance(inputs, list) and len(inputs) == 1:
+            inputs = inputs[0]
+        if isinstance(outputs, list) and len(outputs) == 1:
+            outputs = outputs[0]
+        self._nested_inputs = inputs
+        self._nested_outputs = outputs
+        self.inputs = flatten(inputs)
+        self.outputs = flatten(outputs)
+        for t in self.inputs + self.outputs:
+            if not isinstance(t, KerasTensor):
+                raise ValueError(f"Model {self.name}: inputs and outputs must be symbolic tensors from Input/layers. Received: {t!r}")
+        for t in self.inputs:
+            if not isinstance(t._keras_history.layer, InputLayer) or not t.node.is_input:
+                raise ValueError(
+                    f"Model {self.name}: model inputs must come from `klayers.Input` (thus holding past "
+                    f"layer metadata). Received: {t!r}"
+                )
+        self._input_layers = [t._keras_history.layer for t in self.inputs]
+        self._input_coordinates = [(t._keras_history.layer, t._keras_history.node_index, t._keras_history.tensor_index) for t in self.inputs]
+        self._output_layers = [t._keras_history.layer for t in self.outputs]
+        self._output_coordinates = [(t._keras_history.layer, t._keras_history.node_index, t._keras_history.tensor_index) for t in self.outputs]
+        nodes, by_depth, layers, layers_by_depth = map_graph_network(self.inputs, self.outputs)
+        self._network_nodes = nodes
+        self._nodes_by_depth = by_depth
+        self._layers_list = layers
+        self._layers_by_depth = layers_by_depth
+        self._is_graph_network = True
+        self.input_names = [layer.name for layer in self._input_layers]
+        names, seen = [], collections.Counter()
+        for layer in self._output_layers:
+            n = layer.name
+            seen[n] += 1
+            names.append(n if seen[n] == 1 else f"{n}_{seen[n] - 1}")
+        self.output_names = names
+        self.built = True
+        self._build_input_shape = map_structure(lambda t: t.shape, inputs)
+
+    def _tracked_layers(self) -> List[Layer]:
+        if self._is_graph_network:
+            return list(self._layers_list)
+        return list(self._self_tracked_layers)
+
+    @property
+    def _flatten_layers_list(self) -> List[Layer]:
+        return self._tracked_layers()
+
+    @property
+    def layers(self) -> List[Layer]:
+        """The model's layers in Keras's order (a functional model lists its InputLayers)."""
+        return self._tracked_layers()
+
+    def get_layer(self, name: Optional[str] = None, index: Optional[int] = None) -> Layer:
+        """A layer by name or by index (Keras 2 semantics: index counts ``self.layers``).
+
+        Raises:
+            ValueError: neither or both given, index out of range, unknown name.
+        """
+        if index is not None and name is not None:
+            raise ValueError(f"Provide only a layer name or a layer index. Received: index={index}, name={name}.")
+        layers = self.layers
+        if index is not None:
+            if len(layers) <= index:
+                raise ValueError(f"Was asked to retrieve layer at index {index} but model only has {len(layers)} layers.")
+            return layers[index]
+        if name is not None:
+            for layer in layers:
+                if layer.name == name:
+                    return layer
+            raise ValueError(f"No such layer: {name}. Existing layers are: {[layer.name for layer in layers]}.")
+        raise ValueError("Provide either a layer name or layer index at `get_layer`.")
+
+    # -- weights: per layer, each layer trainable-first (tf-keras Model.weights) ----------
+    @property
+    def weights(self) -> List[Any]:
+        out: List[Any] = []
+        for layer in self._tracked_layers():
+            out.extend(layer.weights)
+        out.extend(self._trainable_weights + self._non_trainable_weights)
+        return self._dedup(out)
+
+    @property
+    def trainable_weights(self) -> List[Any]:
+        if not self.trainable:
+            return []
+        out: List[Any] = []
+        for layer in self._tracked_layers():
+            out.extend(layer.trainable_weights)
+        return self._dedup(out + self._trainable_weights)
+
+    @property
+    def non_trainable_weights(self) -> List[Any]:
+        out: List[Any] = []
+        for layer in self._tracked_layers():
+            out.extend(layer.weights if not self.trainable else layer.non_trainable_weights)
+        return self._dedup(out + self._non_trainable_weights)
+
+    @property
+    def losses(self) -> List[float]:
+        out: List[float] = []
+        for layer in self._tracked_layers():
+            out.extend(layer.losses)
+        out.extend(self._activity_losses)
+        return out
+
+    @property
+    def state_updates(self) -> List[Any]:
+        return []
+
+    # -- the node API of a model: its own inputs/outputs -----------------------------------
+    @property
+    def input(self) -> Any:
+        if self._is_graph_network:
+            return self._nested_inputs
+        return super().input
+
+    @property
+    def output(self) -> Any:
+        if self._is_graph_network:
+            return self._nested_outputs
+        return super().output
+
+    @property
+    def input_shape(self) -> Any:
+        if self._is_graph_network:
+            shapes = [t.shape for t in self.inputs]
+            return shapes[0] if len(shapes) == 1 else shapes
+        return super().input_shape
+
+    @property
+    def output_shape(self) -> Any:
+        if self._is_graph_network:
+            shapes = [t.shape for t in self.outputs]
+            return shapes[0] if len(shapes) == 1 else shapes
+        return super().output_shape
+
+    @property
+    def input_spec(self) -> Any:
+        return None
+
+    @input_spec.setter
+    def input_spec(self, value: Any) -> None:
+        pass
+
+    # -- running --------------------------------------------------------------------------
+    def build(self, input_shape: Any) -> None:
+        if self._is_graph_network:
+            self.built = True
+            return
+        super().build(input_shape)
+
+    def _conform_inputs(self, inputs: Any) -> List[Optional[np.ndarray]]:
+        """Flatten user inputs (array, list, dict by input name) into the model's input order,
+        cast to each Input's dtype, checked against each Input's shape."""
+        n = len(self.inputs)
+        if isinstance(inputs, dict):
+            missing = [name for name in self.input_names if name not in inputs]
+            if missing:
+                raise ValueError(f'Model "{self.name}": missing input(s) {missing}; inputs are named {self.input_names}.')
+            flat = [inputs[name] for name in self.input_names]
+        elif isinstance(self._nested_inputs, dict) and isinstance(inputs, dict):
+            flat = flatten(inputs)
+        else:
+            flat = flatten(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        if len(flat) != n:
+            raise ValueError(
+                f'Layer "{self.name}" expects {n} input(s), but it received {len(flat)} input tensors. '
+                f"Inputs received: {[getattr(x, 'shape', type(x).__name__) for x in flat]}"
+            )
+        out = []
+        for i, (x, ref) in enumerate(zip(flat, self.inputs)):
+            if x is None:
+                raise ValueError(f'Model "{self.name}": input {i} ({self.input_names[i]}) is None.')
+            x = np.asarray(x)
+            if x.dtype.kind not in "biuf":
+                raise TypeError(
+                    f'Model "{self.name}": input {i} ({self.input_names[i]}) has dtype {x.dtype}; '
+                    "expected a numeric (integer, boolean or floating) array."
+                )
+            want = np.dtype(ref.dtype)
+            if x.dtype != want:
+                x = x.astype(want)
+            if x.ndim == len(ref.shape) - 1 and ref.shape[-1] == 1:
+                x = x[..., None]
+            if x.ndim != len(ref.shape) or any(r is not None and r != d for r, d in zip(ref.shape, x.shape)):
+                raise ValueError(
+                    f'Input {i} of layer "{self.name}" is incompatible with the layer: expected '
+                    f"shape={ref.shape}, found shape={x.shape}"
+                )
+            out.append(x)
+        return out
+
+    def _convert_inputs(self, inputs: Any) -> Any:
+        return inputs
+
+    def _eager_call(self, inputs: Any, args=(), kwargs=None, training: Any = None, mask: Any = None):
+        if not self._is_graph_network:
+            return super()._eager_call(inputs, args, kwargs, training, mask)
+        if args or kwargs:
+            raise TypeError(f"Model {self.name} takes only its inputs (and training/mask), got extra arguments {args or ''} {kwargs or ''}")
+        outputs, masks = self._run_internal_graph(inputs, training=training, mask=mask)
+        return outputs, masks
+
+    def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
+        if not self._is_graph_network:
+            raise NotImplementedError(f"Model {type(self).__name__} has no graph: subclasses must implement call().")
+        return self._run_internal_graph(inputs, training=training, mask=mask)[0]
+
+    def _run_internal_graph(self, inputs: Any, training: Any = None, mask: Any = None):
+        flat = self._conform_inputs(inputs)
+        masks_in = flatten(mask) if mask is not None else [None] * len(flat)
+        if len(masks_in) != len(flat):
+            masks_in = [None] * len(flat)
+        values: Dict[int, Any] = {}
+        masks: Dict[int, Any] = {}
+        for t, x, m in zip(self.inputs, flat, masks_in):
+            values[id(t)] = x
+            masks[id(t)] = m
+        for depth in sorted(self._nodes_by_depth, reverse=True):
+            for node in self._nodes_by_depth[depth]:
+                if node.is_input:
+                    continue
+                if any(id(t) not in values for t in node.keras_inputs):
+                    continue  # a node of a shared layer that belongs to another graph
+
+                def value(t):
+                    return values[id(t)] if isinstance(t, KerasTensor) else t
+
+                args = map_structure(value, node.call_args)
+                kwargs = map_structure(value, node.call_kwargs)
+                first = args[0] if args else None
+                in_mask = map_structure(lambda t: masks.get(id(t)) if isinstance(t, KerasTensor) else None, node.input_tensors)
+                if all(m is None for m in flatten(in_mask)):
+                    in_mask = None
+                call_mask = kwargs.pop("mask", in_mask)
+                call_training = kwargs.pop("training", training)
+                out, out_mask = node.layer._eager_call(first, tuple(args[1:]), kwargs, call_training, call_mask)
+                flat_out = flatten(node.outputs)
+                flat_values = flatten(out) if len(flat_out) > 1 else [out]
+                if len(flat_values) != len(flat_out):
+                    raise ValueError(
+                        f"Layer {node.layer.name} returned {len(flat_values)} outputs where its node expects {len(flat_out)}."
+                    )
+                if out_mask is None:
+                    flat_masks = [None] * len(flat_out)
+                elif len(flat_out) == 1:
+                    flat_masks = [out_mask]
+                else:
+                    flat_masks = list(out_mask) if isinstance(out_mask, (list, tuple)) else [out_mask] * len(flat_out)
+                for t, v, m in zip(flat_out, flat_values, flat_masks):
+                    values[id(t)] = v
+                    masks[id(t)] = m
+        outs = [values[id(t)] for t in self.outputs]
+        out_masks = [masks.get(id(t)) for t in self.outputs]
+        nested = pack_as(self._nested_outputs, outs)
+        if all(m is None for m in out_masks):
+            return nested, None
+        return nested, (out_masks[0] if len(out_masks) == 1 else out_masks)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        if not self._is_graph_network:
+            return super().compute_output_shape(input_shape)
+        shapes = flatten([input_shape]) if _looks_like_shape(input_shape) else [tuple(s) for s in input_shape]
+        known: Dict[int, Any] = {id(t): tuple(s) for t, s in zip(self.inputs, shapes)}
+        for depth in sorted(self._nodes_by_depth, reverse=True):
+            for node in self._nodes_by_depth[depth]:
+                if node.is_input or any(id(t) not in known for t in node.keras_inputs):
+                    continue
+                in_shapes = map_structure(lambda t: known[id(t)], node.input_tensors)
+                if isinstance(in_shapes, tuple) and in_shapes and isinstance(in_shapes[0], tuple):
+                    in_shapes = list(in_shapes)
+                out_shapes = node.layer.compute_output_shape(in_shapes)
+                flat_out = flatten(node.outputs)
+                if len(flat_out) == 1:
+                    known[id(flat_out[0])] = tuple(out_shapes)
+                else:
+                    for t, s in zip(flat_out, out_shapes):
+                        known[id(t)] = tuple(s)
+        outs = [known[id(t)] for t in self.outputs]
+        return outs[0] if len(outs) == 1 else outs
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        if not self._is_graph_network:
+            return super().compute_mask(inputs, mask)
+        return self._run_internal_graph(inputs, mask=mask)[1]
+
+    @property
+    def supports_masking(self) -> bool:
+        return self._is_graph_network or super().supports_masking
+
+    @supports_masking.setter
+    def supports_masking(self, value: bool) -> None:
+        self._supports_masking_override = bool(value)
+
+    def _output_dtype(self, inputs: Any) -> str:
+        return self.outputs[0].dtype if self._is_graph_network else self._dtype
+
+    def _symbolic_call(self, inputs: Any, args: tuple, kwargs: Dict[str, Any]) -> Any:
+        if not self._is_graph_network:
+            return super()._symbolic_call(inputs, args, kwargs)
+        flat_in = flatten(inputs)
+        if len(flat_in) != len(self.inputs):
+            raise ValueError(f'Layer "{self.name}" expects {len(self.inputs)} input(s), but it received {len(flat_in)} input tensors.')
+        shapes = [t.shape for t in flat_in]
+        out_shapes = self.compute_output_shape(shapes[0] if len(shapes) == 1 else shapes)
+        flat_shapes = [out_shapes] if len(self.outputs) == 1 else list(out_shapes)
+        outs = [KerasTensor(s, dtype=t.dtype) for s, t in zip(flat_shapes, self.outputs)]
+        outputs = pack_as(self._nested_outputs, outs)
+        Node(self, call_args=(inputs,) + tuple(args), call_kwargs=kwargs, outputs=outputs)
+        return outputs
+
+    def predict(self, x: Any, batch_size: Optional[int] = 32, verbose: Any = "auto", steps: Optional[int] = None, **kwargs: Any) -> Any:
+        """Run the model on ``x`` (an array, a list of arrays, or a dict by input name) in
+        batches of ``batch_size``; returns the concatenated outputs (a list for several).
+
+        ``verbose``: 0 silent, 1 progress bar, "auto" a progress bar only on runs over 1 s.
+        """
+        unused = set(kwargs) - {"callbacks", "max_queue_size", "workers", "use_multiprocessing"}
+        if unused:
+            raise TypeError(f"predict() got unexpected keyword arguments {sorted(unused)}")
+        if batch_size is None:
+            batch_size = 32
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"predict: batch_size must be a positive integer. Received batch_size={batch_size!r}")
+        if not self._is_graph_network:
+            return self._predict_subclassed(x, batch_size)
+        flat = self._conform_inputs(x)
+        n = flat[0].shape[0] if flat[0].ndim else 1
+        for i, a in enumerate(flat):
+            if a.shape[0] != n:
+                raise ValueError(f"predict: all inputs must have the same number of samples; input 0 has {n}, input {i} has {a.shape[0]}.")
+        n_steps = max(1, -(-n // batch_size))
+        if steps is not None:
+            n_steps = min(n_steps, int(steps))
+        bar = _Progbar(n_steps, verbose)
+        chunks: List[List[np.ndarray]] = []
+        for step in range(n_steps):
+            sl = slice(step * batch_size, min(n, (step + 1) * batch_size))
+            out, _ = self._run_internal_graph([a[sl] for a in flat] if len(flat) > 1 else flat[0][sl])
+            chunks.append(flatten(out))
+            bar.update(step + 1)
+        if not chunks:
+            return None
+        results = [np.concatenate([c[i] for c in chunks], axis=0) for i in range(len(chunks[0]))]
+        return pack_as(self._nested_outputs, results)
+
+    def _predict_subclassed(self, x: Any, batch_size: int) -> Any:
+        arrays = flatten(x) if isinstance(x, (list, tuple)) else [x]
+        n = np.asarray(arrays[0]).shape[0]
+        outs = []
+        for start in range(0, n, batch_size):
+            part = [np.asarray(a)[start:start + batch_size] for a in arrays]
+            outs.append(self(part if len(part) > 1 else part[0]))
+        if isinstance(outs[0], (list, tuple)):
+            return [np.concatenate([o[i] for o in outs]) for i in range(len(outs[0]))]
+        return np.concatenate(outs)
+
+    def predict_on_batch(self, x: Any) -> Any:
+        """``predict`` on one batch."""
+        n = np.asarray(flatten(x)[0] if isinstance(x, (list, tuple, dict)) else x).shape[0]
+        return self.predict(x, batch_size=max(n, 1), verbose=0)
+
+    def reset_states(self) -> None:
+        """Clear the states of every stateful layer."""
+        for layer in self.layers:
+            if hasattr(layer, "reset_states") and getattr(layer, "stateful", False):
+                layer.reset_states()
+
+    # -- config ---------------------------------------------------------------------------
+    def get_config(self) -> Dict[str, Any]:
+        """Keras 2's functional config: layers with their ``inbound_nodes``, input and output layers."""
+        if not self._is_graph_network:
+            return super().get_config()
+        from klayers.saving.serialization import serialize_keras_object
+
+        config: Dict[str, Any] = {"name": self.name, "trainable": self.trainable}
+        conversion: Dict[str, int] = {}
+        for layer in self.layers:
+            kept = 1 if _should_skip_first_node(layer) else 0
+            for i, _node in enumerate(layer._inbound_nodes):
+                key = _node_key(layer.name, i)
+                if key in self._network_nodes:
+                    conversion[key] = kept
+                    kept += 1
+        layer_configs = []
+        for layer in self.layers:
+            inbound = []
+            for i, node in enumerate(layer._inbound_nodes):
+                if _node_key(layer.name, i) in self._network_nodes and not node.is_input:
+                    inbound.append(node.serialize(_node_key, conversion))
+            layer_config = serialize_keras_object(layer)
+            layer_config["name"] = layer.name
+            layer_config["inbound_nodes"] = inbound
+            layer_configs.append(layer_config)
+        config["layers"] = layer_configs
+
+        def coords(coordinates, nested):
+            out = []
+            for layer, node_index, tensor_index in coordinates:
+                key = _node_key(layer.name, node_index)
+                out.append([layer.name, conversion.get(key, 0), tensor_index])
+            if isinstance(nested, dict):
+                return {k: v for k, v in zip(sorted(nested), out)}
+            return out
+
+        config["input_layers"] = coords(self._input_coordinates, self._nested_inputs)
+        config["output_layers"] = coords(self._output_coordinates, self._nested_outputs)
+        return config
+
+    def get_build_config(self):
+        if self._is_graph_network:
+            shapes = [t.shape for t in self.inputs]
+            return {"input_shape": _shape_to_list(shapes[0] if len(shapes) == 1 else shapes)}
+        return super().get_build_config()
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any], custom_objects: Optional[Dict[str, Any]] = None) -> Functional:
+        """Rebuild a functional model from :meth:`get_config` output (Keras 2 or Keras 3)."""
+        from klayers.engine.functional_config import reconstruct_from_config
+
+        if "layers" not in config:
+            raise ValueError(f"Model config has no 'layers': keys are {sorted(config)}")
+        inputs, outputs, _ = reconstruct_from_config(config, custom_objects=custom_objects)
+        return cls(inputs=inputs, outputs=outputs, name=config.get("name"), trainable=config.get("trainable", True))
+
+    def to_json(self, **kwargs: Any) -> str:
+        """The model's config as tf-keras's ``to_json`` writes it."""
+        from klayers import __version__  # noqa: F401
+
+        model_config = {
+            "class_name": type(self).__name__ if type(self).__name__ != "Model" else "Functional",
+            "config": self.get_config(),
+            "keras_version": "2.21.0",
+            "backend": "tensorflow",
+        }
+        return json.dumps(model_config, default=_json_default, **kwargs)
+
+    # -- summary ----------------------------------------------------------------------------
+    def summary(self, line_length: Optional[int] = None, positions: Optional[Sequence[float]] = None,
+                print_fn: Any = None, expand_nested: bool = False, show_trainable: bool = False,
+                layer_range: Any = None) -> None:
+        """Print a table of layers, output shapes and parameter counts (Keras 2's layout)."""
+        from klayers.engine.summary import print_summary
+
+        print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn,
+                      expand_nested=expand_nested, show_trainable=show_trainable)
+
+
+def _looks_like_shape(x: Any) -> bool:
+    return isinstance(x, (tuple, list)) and all(d is None or isinstance(d, (int, np.integer)) for d in x)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"Not JSON serializable: {obj!r}")
+
+
+Functional._keras_module = "keras"
+
+#: ``klayers.Model`` is the functional model class; subclass it for a model with its own ``call``.
+Model = Functional

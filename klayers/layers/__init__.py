@@ -1,0 +1,121 @@
+"""The layers, and ``serialize`` / ``deserialize`` for their configs (both Keras dialects)."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Dict, Mapping, Optional
+
+from klayers.engine.base_layer import Layer
+from klayers.engine.functional import Functional, Model  # noqa: F401  (config lookup table)
+from klayers.engine.input_layer import Input, InputLayer
+from klayers.engine.input_spec import InputSpec
+from klayers.engine.sequential import Sequential  # noqa: F401  (config lookup table)
+from klayers.layers.core import Activation, Dense, Lambda
+from klayers.saving.dialect import detect_dialect, dialect_scope, get_dialect
+from klayers.saving.object_registration import CustomObjectScope
+from klayers.saving.serialization import (
+    SafeModeScope,
+    deserialize_keras_object,
+    in_safe_mode,
+    serialize_keras_object,
+)
+
+# Keras 3 writes these keys on every layer it can quantize or LoRA-tune; at their defaults
+# they mean nothing for inference and are dropped, otherwise the layer is refused.
+_KERAS3_INERT_KEYS = {"quantization_config": None, "lora_rank": None}
+_KERAS3_FOLLOWERS = {"lora_alpha": "lora_rank"}
+
+
+def _layer_classes() -> Dict[str, type]:
+    table: Dict[str, type] = {}
+    for name, obj in globals().items():
+        if isinstance(obj, type) and issubclass(obj, Layer):
+            table[name] = obj
+    table["Functional"] = Functional
+    table["Model"] = Functional
+    return table
+
+
+def _translate_keras3(cls: type, config: Dict[str, Any]) -> Dict[str, Any]:
+    config = dict(config)
+    for key, inert in _KERAS3_INERT_KEYS.items():
+        if key in config:
+            value = config.pop(key)
+            if value != inert:
+                raise ValueError(f"Layer {cls.__name__}: the Keras 3 option {key}={value!r} is not supported by klayers.")
+    for key in _KERAS3_FOLLOWERS:
+        config.pop(key, None)
+    hook = getattr(cls, "_from_keras3_config", None)
+    if hook is not None:
+        config = hook(config)
+    return config
+
+
+def serialize(layer: Layer) -> Dict[str, Any]:
+    """``{"module", "class_name", "config", "registered_name", "build_config"}`` as tf-keras 2.21's
+    ``layers.serialize`` writes it."""
+    return serialize_keras_object(layer)
+
+
+def deserialize(config: Mapping[str, Any], custom_objects: Optional[Mapping[str, Any]] = None,
+                safe_mode: Optional[bool] = None) -> Layer:
+    """Instantiate a layer (or model) from its config, written by tf-keras 2.x or Keras 3.
+
+    The dialect is detected from the config (a Keras 3 ``DTypePolicy``, ``keras_history`` wiring
+    ...) or taken from an enclosing ``dialect_scope(3)``; names keep the meaning of the Keras
+    that wrote them. ``custom_objects`` maps names to user classes and functions.
+
+    Raises:
+        ValueError: unknown class name (named), unknown or invalid config keys, malformed config.
+    """
+    if not isinstance(config, Mapping) or "class_name" not in config:
+        raise ValueError(f"A layer config must be a dict with 'class_name' and 'config'. Received: {config!r}")
+    if not isinstance(config.get("config", {}), Mapping):
+        raise ValueError(f"Layer config of {config.get('class_name')!r}: 'config' must be a dict.")
+    dialect = 3 if get_dialect() == 3 or detect_dialect(dict(config)) == 3 else 2
+    custom_objects = dict(custom_objects or {})
+
+    def instantiate(cls: type, inner: Dict[str, Any]) -> Any:
+        if not (isinstance(cls, type) and issubclass(cls, Layer)):
+            raise ValueError(f"'{config['class_name']}' is not a layer class (got {cls!r}).")
+        if dialect == 3:
+            inner = _translate_keras3(cls, inner)
+        params = inspect.signature(cls.from_config).parameters
+        if "custom_objects" in params:
+            return cls.from_config(inner, custom_objects=custom_objects)
+        return cls.from_config(inner)
+
+    safe_scope = SafeModeScope(safe_mode) if safe_mode is not None else None
+    with dialect_scope(dialect), CustomObjectScope(custom_objects):
+        if safe_scope is not None:
+            with safe_scope:
+                layer = deserialize_keras_object(dict(config), module_objects=_layer_classes(), custom_objects=custom_objects, printable_module_name="layer", instantiate=instantiate)
+        else:
+            layer = deserialize_keras_object(dict(config), module_objects=_layer_classes(), custom_objects=custom_objects, printable_module_name="layer", instantiate=instantiate)
+    build_config = config.get("build_config")
+    if isinstance(build_config, Mapping) and not layer.built and build_config.get("input_shape") is not None:
+        layer.build_from_config(dict(build_config))
+    return layer
+
+
+def get(identifier: Any) -> Layer:
+    """A layer from a layer instance (returned as is) or a config."""
+    if isinstance(identifier, Layer):
+        return identifier
+    return deserialize(identifier)
+
+
+__all__ = [
+    "Activation",
+    "Dense",
+    "Input",
+    "InputLayer",
+    "InputSpec",
+    "Lambda",
+    "Layer",
+    "deserialize",
+    "get",
+    "serialize",
+]
+
+_unused = in_safe_mode
