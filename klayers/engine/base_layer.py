@@ -389,7 +389,10 @@ class Layer:
     def get_config(self) -> Dict[str, Any]:
         """The layer's constructor arguments (Keras 2's base keys: name, trainable, dtype,
         batch_input_shape when given)."""
-        config: Dict[str, Any] = {"name": self.name, "trainable": self.trainable, "dtype": self._dtype}
+        # A dtype policy dict (Keras 3, or Keras 2 mixed precision) is written back as it came:
+        # it is also what tells a later reader which Keras's meanings the config carries.
+        dtype = dict(self._dtype_config) if self._dtype_config else self._dtype
+        config: Dict[str, Any] = {"name": self.name, "trainable": self.trainable, "dtype": dtype}
         if hasattr(self, "_batch_input_shape"):
             config["batch_input_shape"] = list(self._batch_input_shape)
         sig = inspect.signature(type(self).__init__)
@@ -606,7 +609,7 @@ class Layer:
             )
         shapes = {str(n.input_shapes) for n in self._inbound_nodes}
         if len(shapes) == 1:
-            return self._node_attribute(0, "input_shapes", "input shape")
+            return self._inbound_nodes[0].input_shapes
         raise AttributeError(
             f'The layer "{self.name}" has multiple inbound nodes, with different input shapes. Hence '
             'the notion of "input shape" is ill-defined for the layer. Use `get_input_shape_at(node_index)` instead.'
@@ -619,7 +622,7 @@ class Layer:
             raise AttributeError(f'The layer "{self.name}" has never been called and thus has no defined output shape.')
         shapes = {str(n.output_shapes) for n in self._inbound_nodes}
         if len(shapes) == 1:
-            return self._node_attribute(0, "output_shapes", "output shape")
+            return self._inbound_nodes[0].output_shapes
         raise AttributeError(
             f'The layer "{self.name}" has multiple inbound nodes, with different output shapes. Hence '
             'the notion of "output shape" is ill-defined for the layer. Use `get_output_shape_at(node_index)` instead.'

@@ -429,7 +429,7 @@ class Functional(Layer):
     def compute_output_shape(self, input_shape: Any) -> Any:
         if not self._is_graph_network:
             return super().compute_output_shape(input_shape)
-        shapes = flatten([input_shape]) if _looks_like_shape(input_shape) else [tuple(s) for s in input_shape]
+        shapes = [tuple(input_shape)] if _looks_like_shape(input_shape) else [tuple(s) for s in input_shape]
         known: Dict[int, Any] = {id(t): tuple(s) for t, s in zip(self.inputs, shapes)}
         for depth in sorted(self._nodes_by_depth, reverse=True):
             for node in self._nodes_by_depth[depth]:
@@ -629,7 +629,9 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"Not JSON serializable: {obj!r}")
 
 
-Functional._keras_module = "keras"
+# tf-keras 2.21 writes a nested functional model under its implementation module.
+Functional._keras_module = "tf_keras.src.engine.functional"
+Functional._keras_registered_name = "Functional"
 
 #: ``klayers.Model`` is the functional model class; subclass it for a model with its own ``call``.
 Model = Functional

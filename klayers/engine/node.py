@@ -94,11 +94,13 @@ class Node:
 
     @property
     def input_shapes(self) -> Any:
-        return map_structure(lambda t: t.shape, self.input_tensors)
+        shapes = map_structure(lambda t: t.shape, self.input_tensors)
+        return [shapes] if self.is_input else shapes  # tf-keras lists an input node's shape
 
     @property
     def output_shapes(self) -> Any:
-        return map_structure(lambda t: t.shape, self.outputs)
+        shapes = map_structure(lambda t: t.shape, self.outputs)
+        return [shapes] if self.is_input else shapes
 
     def iterate_inbound(self):
         """Yield ``(layer, node_index, tensor_index, tensor)`` for each input tensor."""

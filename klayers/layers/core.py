@@ -209,9 +209,7 @@ class Lambda(Layer):
 
     def get_config(self) -> Dict[str, Any]:
         function_config = self._serialize_function(self.function)
-        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
-        if hasattr(self, "_batch_input_shape"):
-            config["batch_input_shape"] = list(self._batch_input_shape)
+        config = Layer.get_config(self)
         config.update(
             {
                 "function": function_config[0],

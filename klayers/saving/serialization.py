@@ -95,7 +95,8 @@ def serialize_keras_object(obj: Any) -> Any:
         )
     public = _public_module(cls)
     if public is not None:
-        out = {"module": public, "class_name": cls.__name__, "config": inner, "registered_name": None}
+        registered = cls.__dict__.get("_keras_registered_name")
+        out = {"module": public, "class_name": cls.__name__, "config": inner, "registered_name": registered}
     else:
         out = {
             "module": cls.__module__,
