@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from functools import lru_cache
+from functools import cache
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
@@ -12,7 +12,7 @@ import numpy as np
 REFS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "references")
 
 
-@lru_cache(maxsize=None)
+@cache
 def family(name: str, dialect: str = "keras2") -> Dict[str, Any]:
     """The family's JSON index: ``{"versions", "cases": {case: meta}}``."""
     path = os.path.join(REFS, dialect, name + ".json")

@@ -79,7 +79,7 @@ def test_node_api_matches_keras(name, meta):
             "output_shape": _answer(lambda layer=layer: layer.output_shape),
             "input_shape_at": [_answer(lambda i=i, layer=layer: layer.get_input_shape_at(i)) for i in range(n)],
             "output_shape_at": [_answer(lambda i=i, layer=layer: layer.get_output_shape_at(i)) for i in range(n)],
-            "out_of_range": _answer(lambda layer=layer: layer.get_output_at(n)),
+            "out_of_range": _answer(lambda layer=layer, n=n: layer.get_output_at(n)),
         }
         assert got == expected, layer_name
 

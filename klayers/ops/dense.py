@@ -64,7 +64,7 @@ def dense(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: in
     if dtype not in _FLOATS:
         return dense_reference(x.astype(dtype, copy=False), kernel, bias, act)
     lead = x.shape[:-1]
-    x2 = np.ascontiguousarray(x.reshape(-1, x.shape[-1]), dtype=dtype)
+    x2 = np.ascontiguousarray(x.reshape(int(np.prod(lead)), x.shape[-1]), dtype=dtype)
     w = np.ascontiguousarray(kernel)
     b = np.ascontiguousarray(bias, dtype=dtype) if bias is not None else np.empty(0, dtype=dtype)
     out = np.empty((x2.shape[0], w.shape[1]), dtype=dtype)

@@ -10,6 +10,14 @@ from klayers.saving.object_registration import (
 )
 from klayers.saving.serialization import deserialize_keras_object, serialize_keras_object
 
+
+def set_random_seed(seed: int) -> None:
+    """Seed klayers's random draws (initializers without a seed, ``backend.random_*``)."""
+    from klayers import backend
+
+    backend.set_random_seed(seed)
+
+
 __all__ = [
     "CustomObjectScope",
     "custom_object_scope",
@@ -19,4 +27,5 @@ __all__ = [
     "get_registered_object",
     "register_keras_serializable",
     "serialize_keras_object",
+    "set_random_seed",
 ]
