@@ -49,8 +49,10 @@ def replay_layer_case(meta: Dict[str, Any], arrays: Dict[str, np.ndarray], diale
     output shape, config round trip and weight count/names against the recording."""
     version = 3 if dialect == "keras3" else 2
     config = {"class_name": meta["class_name"], "config": meta["config"]}
+    # Keras stores a Lambda's Python function as marshalled code: loading it is an opt-in.
+    safe_mode = False if meta["class_name"] == "Lambda" else None
     with dialect_scope(version):
-        layer = klayers.layers.deserialize(config)
+        layer = klayers.layers.deserialize(config, safe_mode=safe_mode)
     batches = meta["batches"]
     first = arrays[f"x_b{batches[0]}"]
     layer(first)
@@ -63,13 +65,19 @@ def replay_layer_case(meta: Dict[str, Any], arrays: Dict[str, np.ndarray], diale
         assert_close(layer(arrays[f"x_b{b}"]), arrays[f"y_b{b}"], f"output at batch {b}")
     assert list(layer.compute_output_shape((None,) + first.shape[1:])) == meta["output_shape"]
     if version == 2:
-        assert_config_equal(layer.get_config(), meta["config"])
-        assert_config_equal(klayers.layers.serialize(layer), meta["serialized"], "serialized")
+        ours, theirs = layer.get_config(), dict(meta["config"])
+        if meta["class_name"] == "Lambda":  # same code, but a different module name and marshal bytes
+            for key in ("module", "function"):
+                ours.pop(key)
+                theirs.pop(key)
+        assert_config_equal(ours, theirs)
+        if meta["class_name"] != "Lambda":
+            assert_config_equal(klayers.layers.serialize(layer), meta["serialized"], "serialized")
         if "losses" in meta:
             layer(arrays[f"x_b{batches[-1]}"])
             np.testing.assert_allclose(sorted(layer.losses), sorted(meta["losses"]), rtol=1e-5)
     # the config round trip: klayers's own config rebuilds the same layer
-    again = klayers.layers.deserialize(klayers.layers.serialize(layer))
+    again = klayers.layers.deserialize(klayers.layers.serialize(layer), safe_mode=safe_mode)
     again(first)
     again.set_weights(layer.get_weights())
     assert_close(again(first), np.asarray(layer(first)), "round-trip output")

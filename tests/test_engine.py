@@ -198,14 +198,31 @@ def double(x):
     return x * 2
 
 
-def test_lambda_named_function_round_trip():
-    layer = layers.Lambda(double, name="dbl")
+class Doubler:
+    """A callable object: Keras stores it by name ("function" type), resolved by custom_objects."""
+
+    __name__ = "doubler"
+
+    def __call__(self, x):
+        return x * 2
+
+
+def test_lambda_callable_object_round_trip_by_name():
+    layer = layers.Lambda(Doubler(), name="dbl")
     config = layers.serialize(layer)
-    assert config["config"]["function"] == "double" and config["config"]["function_type"] == "function"
-    again = layers.deserialize(config, custom_objects={"double": double})
+    assert config["config"]["function"] == "doubler" and config["config"]["function_type"] == "function"
+    again = layers.deserialize(config, custom_objects={"doubler": Doubler()})
     np.testing.assert_allclose(again(np.ones((1, 2), "float32")), 2.0)
-    with pytest.raises(ValueError, match="Unknown function in Lambda layer: 'double'"):
+    with pytest.raises(ValueError, match="Unknown function in Lambda layer: 'doubler'"):
         layers.deserialize(config)
+
+
+def test_lambda_def_is_stored_as_code_like_keras():
+    config = layers.serialize(layers.Lambda(double))
+    assert config["config"]["function_type"] == "lambda"
+    with pytest.raises(ValueError, match="safe_mode=False"):
+        layers.deserialize(config)
+    np.testing.assert_allclose(layers.deserialize(config, safe_mode=False)(np.ones((1, 2), "float32")), 2.0)
 
 
 def test_lambda_code_needs_safe_mode_false():

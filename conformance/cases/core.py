@@ -97,6 +97,22 @@ def record(rec):
     ]
     for name, kwargs, shape in activation:
         _layer_case(rec, keras, name, "Activation", kwargs, shape)
+    _lambda_cases(rec, keras)
+
+
+def square_plus(x, k=1.0):
+    """The function wrapped by the Lambda cases (the replay defines the same one)."""
+    return x * x + k
+
+
+def _lambda_cases(rec, keras):
+    cases = [
+        ("lambda_named_function", {"function": square_plus, "arguments": {"k": 0.5}}, (3,)),
+        ("lambda_named_output_shape", {"function": square_plus, "output_shape": (2, 2)}, (2, 2)),
+        ("lambda_python_lambda", {"function": lambda x: x * 2.0 + 1.0}, (4,)),
+    ]
+    for name, kwargs, shape in cases:
+        _layer_case(rec, keras, name, "Lambda", kwargs, shape)
 
 
 def record_keras3(rec):

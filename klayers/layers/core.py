@@ -208,33 +208,34 @@ class Lambda(Layer):
         return (batch,) + shape
 
     def get_config(self) -> Dict[str, Any]:
-        function_config = self._serialize_function(self.function)
         config = Layer.get_config(self)
+        fn, fn_type, fn_module = self._serialize_function(self.function)
+        shape, shape_type, shape_module = self._serialize_function(self._output_shape, allow_raw=True)
         config.update(
             {
-                "function": function_config[0],
-                "function_type": function_config[1],
-                "module": function_config[2],
+                "function": fn, "function_type": fn_type, "module": fn_module,
+                "output_shape": shape, "output_shape_type": shape_type, "output_shape_module": shape_module,
             }
         )
-        if callable(self._output_shape):
-            oc = self._serialize_function(self._output_shape)
-            config.update({"output_shape": oc[0], "output_shape_type": oc[1], "output_shape_module": oc[2]})
-        elif self._output_shape is not None:
-            config["output_shape"] = list(self._output_shape)
-            config["output_shape_type"] = "raw"
+        if self.mask is not None:
+            mask, mask_type, mask_module = self._serialize_function(self.mask, allow_raw=True)
+            config.update({"mask": mask, "mask_type": mask_type, "mask_module": mask_module})
         config["arguments"] = self.arguments
         return config
 
     @staticmethod
-    def _serialize_function(fn: Callable):
+    def _serialize_function(fn: Any, allow_raw: bool = False):
+        """tf-keras's rule: every Python function (def or lambda) is stored as marshalled code;
+        other callables by name; plain values (shapes) raw."""
         from klayers.utils.generic import func_dump
 
-        if isinstance(fn, types.LambdaType) and fn.__name__ == "<lambda>":
+        if isinstance(fn, types.FunctionType):
             return func_dump(fn), "lambda", fn.__module__
         if callable(fn):
-            return fn.__name__, "function", fn.__module__
-        return fn, "raw", None
+            return getattr(fn, "__name__", type(fn).__name__), "function", getattr(fn, "__module__", None)
+        if allow_raw:
+            return (list(fn) if isinstance(fn, tuple) else fn), "raw", None
+        raise ValueError(f"Invalid input for serialization, type: {type(fn)} ")
 
     @classmethod
     def from_config(cls, config: Dict[str, Any], custom_objects: Optional[Dict[str, Any]] = None) -> Lambda:
@@ -245,10 +246,10 @@ class Lambda(Layer):
             output_shape = cls._parse_function(config, custom_objects, "output_shape", "output_shape_module", "output_shape_type")
         else:
             output_shape = config.pop("output_shape", None)
+        if "mask_type" in config:
+            config["mask"] = cls._parse_function(config, custom_objects, "mask", "mask_module", "mask_type")
         config["function"] = function
-        config["output_shape"] = output_shape
-        if isinstance(output_shape, list):
-            config["output_shape"] = tuple(output_shape)
+        config["output_shape"] = tuple(output_shape) if isinstance(output_shape, list) else output_shape
         return super().from_config(config)
 
     @staticmethod
