@@ -2,12 +2,11 @@
 """Dense: out = act(x @ kernel + bias) as one GEMM with the bias and a simple activation fused.
 
 Level 2 of the kernel pattern (see DESIGN.md): IN arrays are const views, the OUT array is
-allocated by the caller (klayers.ops.dense), the wrapper has already checked shapes and
-dtypes. The GEMM is one BLAS call (BLAS threads it, principle 3); the bias/activation pass
-is split over rows with prange.
+allocated by the caller (klayers.ops.dense), shapes are checked again here before the GIL is
+released. The GEMM is one BLAS call and BLAS threads it (DESIGN principle 3: one level of
+parallelism at a time); ``n_threads`` is accepted for the common kernel signature.
 """
 from cython cimport floating
-from cython.parallel cimport prange
 from libc.math cimport fmax, fmin
 
 from _blas cimport gemm
@@ -35,23 +34,32 @@ def dense_forward(const floating[:, ::1] x__bi, const floating[:, ::1] w__io,
         return
     cdef Py_ssize_t r, c
     cdef floating* row
+    cdef floating beta = 0
     with nogil:
-        if i == 0:
+        # The bias is written first and the GEMM accumulates onto it (beta = 1): one pass less.
+        if use_bias:
             for r in range(b):
+                row = &out__bo[r, 0]
                 for c in range(o):
-                    out__bo[r, c] = 0
+                    row[c] = bias__o[c]
+            beta = 1
+        if i == 0:
+            if not use_bias:
+                for r in range(b):
+                    for c in range(o):
+                        out__bo[r, c] = 0
         else:
             gemm(False, False, <int>b, <int>o, <int>i, <floating>1.0, &x__bi[0, 0], <int>i,
-                 &w__io[0, 0], <int>o, <floating>0.0, &out__bo[0, 0], <int>o)
-        if use_bias or act != 0:
-            for r in prange(b, num_threads=n_threads if b * o > 32768 else 1, schedule="static"):
+                 &w__io[0, 0], <int>o, beta, &out__bo[0, 0], <int>o)
+        # The activation pass is memory-bound and short next to the GEMM; it stays on this
+        # thread so that no OpenMP team spins while BLAS's threads work (one level at a time).
+        if act == 1:
+            for r in range(b):
                 row = &out__bo[r, 0]
-                if use_bias:
-                    for c in range(o):
-                        row[c] = row[c] + bias__o[c]
-                if act == 1:
-                    for c in range(o):
-                        row[c] = fmax(row[c], 0)
-                elif act == 2:
-                    for c in range(o):
-                        row[c] = fmin(fmax(row[c], 0), 6)
+                for c in range(o):
+                    row[c] = fmax(row[c], 0)
+        elif act == 2:
+            for r in range(b):
+                row = &out__bo[r, 0]
+                for c in range(o):
+                    row[c] = fmin(fmax(row[c], 0), 6)
