@@ -181,7 +181,7 @@ class Layer:
     @trainable.setter
     def trainable(self, value: bool) -> None:
         self._trainable = bool(value)
-        for layer in self._self_tracked_layers:
+        for layer in self._flatten_layers_list:
             layer.trainable = value
 
     @property
