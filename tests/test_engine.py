@@ -86,6 +86,12 @@ def test_get_weights_returns_copies_and_set_weights_validates():
     assert layer.get_weights()[0].dtype == np.float32
 
 
+def test_absurd_weight_is_refused_before_allocation():
+    layer = layers.Dense(10**12)
+    with pytest.raises(ValueError, match=r"weight 'kernel' of shape \(3, 1000000000000\).*GiB"):
+        layer(np.ones((1, 3), "float32"))
+
+
 def test_count_params_unbuilt_raises():
     with pytest.raises(ValueError, match="isn't built"):
         layers.Dense(3).count_params()

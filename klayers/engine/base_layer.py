@@ -77,6 +77,10 @@ def normalize_dtype(dtype: Any) -> str:
         raise ValueError(f"Unknown dtype: {dtype!r}") from e
 
 
+#: The largest single weight klayers allocates: a config asking for more is refused before any
+#: allocation (a model file is untrusted input).
+MAX_WEIGHT_BYTES = 8 * 2**30
+
 _ALLOWED_KWARGS = {
     "input_dim", "input_shape", "batch_input_shape", "batch_size", "weights",
     "activity_regularizer", "autocast", "implementation",
@@ -225,6 +229,13 @@ class Layer:
         if any(d < 0 for d in shape):
             raise ValueError(f"Layer {self.name}: weight '{name}' has a negative dimension: shape={shape}")
         dtype = normalize_dtype(dtype if dtype is not None else self._dtype)
+        n_bytes = int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize
+        if n_bytes > MAX_WEIGHT_BYTES:
+            raise ValueError(
+                f"Layer {self.name}: weight '{name}' of shape {shape} would take {n_bytes / 2**30:.1f} GiB "
+                f"(more than the {MAX_WEIGHT_BYTES / 2**30:.0f} GiB klayers allows for one weight); check the "
+                "layer's arguments (units, filters, kernel_size ...)."
+            )
         if initializer is None:
             initializer = "glorot_uniform" if np.dtype(dtype).kind == "f" else "zeros"
         init = initializers.get(initializer)
