@@ -7,18 +7,45 @@ from typing import Any, Dict, Mapping, Optional
 
 from klayers.engine.base_layer import Layer
 from klayers.engine.functional import Functional, Model  # noqa: F401  (config lookup table)
-from klayers.engine.input_layer import Input, InputLayer
-from klayers.engine.input_spec import InputSpec
+from klayers.engine.input_layer import Input, InputLayer  # noqa: F401  (public)
+from klayers.engine.input_spec import InputSpec  # noqa: F401  (public)
 from klayers.engine.sequential import Sequential  # noqa: F401  (config lookup table)
-from klayers.layers.core import Activation, Dense, Lambda
+from klayers.layers import (
+    activation,
+    convolutional,
+    core,
+    embeddings,
+    local,
+    merge,
+    noise,
+    normalization,
+    pooling,
+    recurrent,
+    reshaping,
+    wrappers,
+)
+from klayers.layers.activation import *  # noqa: F401,F403
+from klayers.layers.convolutional import *  # noqa: F401,F403
+from klayers.layers.core import *  # noqa: F401,F403
+from klayers.layers.embeddings import *  # noqa: F401,F403
+from klayers.layers.local import *  # noqa: F401,F403
+from klayers.layers.merge import *  # noqa: F401,F403
+from klayers.layers.noise import *  # noqa: F401,F403
+from klayers.layers.normalization import *  # noqa: F401,F403
+from klayers.layers.pooling import *  # noqa: F401,F403
+from klayers.layers.recurrent import *  # noqa: F401,F403
+from klayers.layers.reshaping import *  # noqa: F401,F403
+from klayers.layers.wrappers import *  # noqa: F401,F403
 from klayers.saving.dialect import detect_dialect, dialect_scope, get_dialect
 from klayers.saving.object_registration import CustomObjectScope
 from klayers.saving.serialization import (
     SafeModeScope,
     deserialize_keras_object,
-    in_safe_mode,
     serialize_keras_object,
 )
+
+_FAMILIES = (activation, convolutional, core, embeddings, local, merge, noise, normalization,
+             pooling, recurrent, reshaping, wrappers)
 
 # Keras 3 writes these keys on every layer it can quantize or LoRA-tune; at their defaults
 # they mean nothing for inference and are dropped, otherwise the layer is refused.
@@ -105,17 +132,7 @@ def get(identifier: Any) -> Layer:
     return deserialize(identifier)
 
 
-__all__ = [
-    "Activation",
-    "Dense",
-    "Input",
-    "InputLayer",
-    "InputSpec",
-    "Lambda",
-    "Layer",
-    "deserialize",
-    "get",
-    "serialize",
-]
-
-_unused = in_safe_mode
+__all__ = sorted(
+    {name for family in _FAMILIES for name in family.__all__}
+    | {"Input", "InputLayer", "InputSpec", "Layer", "deserialize", "get", "serialize"}
+)

@@ -12,7 +12,8 @@ import numpy as np
 from klayers import activations, constraints, initializers, ops, regularizers
 from klayers.engine.base_layer import Layer
 from klayers.engine.input_spec import InputSpec
-from klayers.engine.node import map_structure
+
+__all__ = ["Activation", "Dense", "Lambda"]
 
 
 def positive_int(value: Any, arg: str, layer: str, allow_zero: bool = False) -> int:
@@ -296,5 +297,3 @@ class Lambda(Layer):
             return value
         raise TypeError(f"Unknown function type: {function_type}")
 
-
-_unused = map_structure

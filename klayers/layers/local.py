@@ -1,0 +1,3 @@
+"""local layers (filled in by its issue)."""
+
+__all__: list = []

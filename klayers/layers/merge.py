@@ -1,0 +1,3 @@
+"""merge layers (filled in by its issue)."""
+
+__all__: list = []

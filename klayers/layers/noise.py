@@ -1,0 +1,3 @@
+"""noise layers (filled in by its issue)."""
+
+__all__: list = []

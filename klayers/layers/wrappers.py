@@ -1,0 +1,3 @@
+"""wrappers layers (filled in by its issue)."""
+
+__all__: list = []
