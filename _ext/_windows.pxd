@@ -1,0 +1,26 @@
+# The one sliding-window primitive: which taps of a (strided, dilated, padded) window fall
+# inside the input. Conv (im2col), pooling and locally-connected kernels all use it, so padding
+# arithmetic lives here and in klayers/ops/shapes.py only.
+
+
+cdef inline void window_taps(Py_ssize_t out_index, Py_ssize_t stride, Py_ssize_t pad_before,
+                             Py_ssize_t dilation, Py_ssize_t kernel, Py_ssize_t in_size,
+                             Py_ssize_t* start, Py_ssize_t* k_lo, Py_ssize_t* k_hi) noexcept nogil:
+    """For output position ``out_index``: ``start`` = the input index of tap 0
+    (``out_index * stride - pad_before``), and the taps ``k_lo <= k < k_hi`` whose input index
+    ``start + k * dilation`` lies in ``[0, in_size)`` (empty when k_lo >= k_hi)."""
+    cdef Py_ssize_t s = out_index * stride - pad_before
+    cdef Py_ssize_t lo = 0, hi
+    start[0] = s
+    if s < 0:
+        lo = (-s + dilation - 1) // dilation
+    if in_size - s <= 0:
+        hi = 0
+    else:
+        hi = (in_size - s + dilation - 1) // dilation
+    if hi > kernel:
+        hi = kernel
+    if lo > kernel:
+        lo = kernel
+    k_lo[0] = lo
+    k_hi[0] = hi
