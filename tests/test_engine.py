@@ -283,3 +283,79 @@ def test_keras3_config_dialect():
     config["config"]["lora_rank"] = 4
     with pytest.raises(ValueError, match="lora_rank=4"):
         layers.deserialize(config)
+
+
+# -- input dtypes, pickling, threads --------------------------------------------------------------
+@pytest.mark.parametrize("bad", [np.ones((2, 3), complex), np.array([["a", "b", "c"]]), np.array([[object()] * 3])],
+                         ids=["complex", "str", "object"])
+def test_non_numeric_inputs_are_refused_naming_the_layer(bad):
+    with pytest.raises(TypeError, match="Layer probe: inputs must be real numbers"):
+        layers.Dense(2, name="probe")(bad)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float64", "int64", "bool"])
+def test_numeric_inputs_of_any_dtype_give_float32(dtype):
+    layer = layers.Dense(2, kernel_initializer="ones")
+    y = layer(np.ones((2, 3), dtype))
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, 3.0)
+
+
+def test_zero_size_batch():
+    layer = layers.Dense(4)
+    y = layer(np.ones((0, 3), "float32"))
+    assert y.shape == (0, 4)
+
+
+def test_pickle_round_trip_of_layers_and_models():
+    import pickle
+
+    x = np.random.default_rng(0).random((5, 4)).astype("float32")
+    dense = layers.Dense(3, activation="tanh")
+    dense(x)
+    again = pickle.loads(pickle.dumps(dense))
+    np.testing.assert_array_equal(again(x), dense(x))
+    assert again.get_config() == dense.get_config()
+    inp = klayers.Input((4,))
+    model = klayers.Model(inp, [Scale(2.0)(inp), layers.Lambda(lambda t: t * 3)(layers.Dense(2)(inp))])
+    restored = pickle.loads(pickle.dumps(model))
+    for a, b in zip(model.predict(x, verbose=0), restored.predict(x, verbose=0)):
+        np.testing.assert_array_equal(a, b)
+    assert restored.name == model.name
+    assert [layer.name for layer in restored.layers] == [layer.name for layer in model.layers]
+    assert restored.layers[1].get_config() == model.layers[1].get_config()
+
+
+def test_stateful_layers_refuse_to_pickle():
+    import pickle
+
+    layer = layers.Dense(2)
+    layer.stateful = True
+    with pytest.raises(TypeError, match="stateful"):
+        pickle.dumps(layer)
+
+
+def test_one_model_called_from_many_threads_gives_the_serial_answers():
+    from concurrent.futures import ThreadPoolExecutor
+
+    inp = klayers.Input((16,))
+    model = klayers.Model(inp, layers.Dense(8, activation="relu")(layers.Dense(32)(inp)))
+    rng = np.random.default_rng(1)
+    batches = [rng.standard_normal((64, 16)).astype("float32") for _ in range(16)]
+    serial = [model.predict(b, verbose=0) for b in batches]
+    with ThreadPoolExecutor(8) as pool:
+        parallel = list(pool.map(lambda b: model.predict(b, verbose=0), batches))
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fresh_layer_built_once_under_concurrent_first_calls():
+    from concurrent.futures import ThreadPoolExecutor
+
+    layer = layers.Dense(4)
+    x = np.ones((2, 3), "float32")
+    with ThreadPoolExecutor(8) as pool:
+        outs = list(pool.map(lambda _: layer(x), range(16)))
+    assert len(layer.weights) == 2
+    for out in outs:
+        np.testing.assert_array_equal(out, outs[0])

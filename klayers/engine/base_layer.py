@@ -81,6 +81,8 @@ def normalize_dtype(dtype: Any) -> str:
 #: allocation (a model file is untrusted input).
 MAX_WEIGHT_BYTES = 8 * 2**30
 
+_BUILD_LOCK = threading.RLock()
+
 _ALLOWED_KWARGS = {
     "input_dim", "input_shape", "batch_input_shape", "batch_size", "weights",
     "activity_regularizer", "autocast", "implementation",
@@ -475,7 +477,17 @@ class Layer:
         def convert(x):
             if x is None:
                 return None
-            x = np.asarray(x)
+            if isinstance(x, Variable):
+                x = x.value
+            try:
+                x = np.asarray(x)
+            except (ValueError, TypeError) as e:
+                raise TypeError(f"Layer {self.name}: inputs could not be converted to an array ({e}).") from e
+            if x.dtype.kind not in "biuf":
+                raise TypeError(
+                    f"Layer {self.name}: inputs must be real numbers (boolean, integer or floating "
+                    f"arrays); received an array of dtype {x.dtype}."
+                )
             if self._autocast and x.dtype.kind == "f" and x.dtype.name != self._dtype and np.dtype(self._dtype).kind == "f":
                 x = x.astype(self._dtype)
             return x
@@ -485,6 +497,12 @@ class Layer:
     def _maybe_build_from_shape(self, input_shape: Any) -> None:
         if self.built:
             return
+        with _BUILD_LOCK:  # two threads calling a fresh layer at once build it once
+            if self.built:
+                return
+            self._build_locked(input_shape)
+
+    def _build_locked(self, input_shape: Any) -> None:
         self.build(input_shape)
         self._build_input_shape = input_shape
         self.built = True
@@ -654,6 +672,41 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+    # -- pickling: config + weights, so a layer or model travels to another process ----------
+    def __reduce__(self):
+        if any(getattr(layer, "stateful", False) for layer in [self] + _all_sublayers(self)):
+            raise TypeError(
+                f"Layer {self.name} is (or contains) a stateful layer: its states live in this "
+                "process and cannot be pickled. Rebuild the model with stateful=False to ship it."
+            )
+        classes = {type(layer).__name__: type(layer) for layer in [self] + _all_sublayers(self)}
+        weights = self.get_weights() if self.built else None
+        return (_restore_layer, (type(self), self.get_config(), self._build_input_shape, weights, classes))
+
+
+def _all_sublayers(layer: Layer) -> List[Layer]:
+    out: List[Layer] = []
+    for child in layer._flatten_layers_list:
+        out.append(child)
+        out.extend(_all_sublayers(child))
+    return out
+
+
+def _restore_layer(cls, config, build_shape, weights, classes):
+    """Unpickle: rebuild from the config, build, set the weights. Pickle already executes code
+    by design, so marshalled Lambda functions in the config are accepted here."""
+    from klayers.saving.object_registration import CustomObjectScope
+    from klayers.saving.serialization import SafeModeScope
+
+    with CustomObjectScope(classes), SafeModeScope(False):
+        params = inspect.signature(cls.from_config).parameters
+        layer = cls.from_config(config, custom_objects=classes) if "custom_objects" in params else cls.from_config(config)
+    if build_shape is not None and not layer.built:
+        layer._maybe_build_from_shape(build_shape)
+    if weights is not None:
+        layer.set_weights(weights)
+    return layer
 
 
 def _is_shape(x: Any) -> bool:
