@@ -28,6 +28,16 @@ from klayers._threads import get_num_threads, num_threads, set_num_threads
 from klayers.engine import Input, InputSpec, KerasTensor, Layer, Model, Sequential, Variable
 from klayers.models import model_from_json
 
+
+def __getattr__(name: str):
+    # klayers.dask needs the optional Dask extra: imported on first use only.
+    if name == "dask":
+        import importlib
+
+        return importlib.import_module("klayers.dask")
+    raise AttributeError(f"module 'klayers' has no attribute {name!r}")
+
+
 __all__ = [
     "Input",
     "InputSpec",

@@ -481,9 +481,14 @@ class Functional(Layer):
     def predict(self, x: Any, batch_size: Optional[int] = 32, verbose: Any = "auto", steps: Optional[int] = None, **kwargs: Any) -> Any:
         """Run the model on ``x`` (an array, a list of arrays, or a dict by input name) in
         batches of ``batch_size``; returns the concatenated outputs (a list for several).
+        Given Dask arrays, returns lazy Dask arrays instead (see :mod:`klayers.dask`).
 
         ``verbose``: 0 silent, 1 progress bar, "auto" a progress bar only on runs over 1 s.
         """
+        if _holds_dask_array(x):
+            from klayers.dask import predict as dask_predict
+
+            return dask_predict(self, x, batch_size=batch_size)
         unused = set(kwargs) - {"callbacks", "max_queue_size", "workers", "use_multiprocessing"}
         if unused:
             raise TypeError(f"predict() got unexpected keyword arguments {sorted(unused)}")
@@ -613,6 +618,15 @@ class Functional(Layer):
 
         print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn,
                       expand_nested=expand_nested, show_trainable=show_trainable)
+
+
+def _holds_dask_array(x: Any) -> bool:
+    """A Dask array (or a list/dict of them), recognised without importing Dask."""
+    if isinstance(x, (list, tuple)):
+        return any(_holds_dask_array(v) for v in x)
+    if isinstance(x, dict):
+        return any(_holds_dask_array(v) for v in x.values())
+    return type(x).__module__.startswith("dask.array")
 
 
 def _looks_like_shape(x: Any) -> bool:
