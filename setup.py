@@ -54,6 +54,19 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
+def compiler_directives():
+    """Speed by default; ``KLAYERS_DEBUG_BOUNDS=1`` builds with bounds and None checks on, so
+    fuzz tests can prove that no index escapes what the Python wrappers validated."""
+    debug = bool(os.environ.get("KLAYERS_DEBUG_BOUNDS"))
+    return {
+        "boundscheck": debug,
+        "wraparound": False,
+        "cdivision": True,
+        "initializedcheck": debug,
+        "nonecheck": debug,
+    }
+
+
 def extensions():
     exts = []
     for pyx in sorted(glob(os.path.join("_ext", "*.pyx"))):
@@ -70,12 +83,8 @@ def extensions():
         exts,
         include_path=["_ext"],
         language_level=3,
-        compiler_directives={
-            "boundscheck": False,
-            "wraparound": False,
-            "cdivision": True,
-            "initializedcheck": False,
-        },
+        compiler_directives=compiler_directives(),
+        force=bool(os.environ.get("KLAYERS_DEBUG_BOUNDS")),
         annotate=bool(os.environ.get("KLAYERS_ANNOTATE")),
     )
 
