@@ -434,14 +434,19 @@ class Layer:
     @classmethod
     def from_config(cls, config: Dict[str, Any]) -> Layer:
         """``cls(**config)``, with a ValueError naming an argument the layer does not take."""
+        if not isinstance(config, dict):
+            raise ValueError(f"The config of layer {cls.__name__} must be a dict, got {type(config).__name__}.")
         config = dict(config)
         try:
             return cls(**config)
         except TypeError as e:
+            # A config is data: every way it can be wrong is a ValueError naming the layer.
             msg = str(e)
             if "not understood" in msg or "unexpected keyword argument" in msg:
                 raise ValueError(f"Unknown config key for layer {cls.__name__}: {msg}") from e
-            raise
+            if "missing" in msg and "required" in msg:
+                raise ValueError(f"Missing config key for layer {cls.__name__}: {msg}") from e
+            raise ValueError(f"Invalid config for layer {cls.__name__}: {msg}") from e
 
     # -- calling --------------------------------------------------------------------------
     @classmethod
