@@ -1,3 +1,145 @@
-"""embeddings layers (filled in by its issue)."""
+"""Embedding: integer indices to dense vectors (tf-keras 2.21 semantics)."""
 
-__all__: list = []
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+from klayers import constraints, initializers, regularizers
+from klayers.engine.base_layer import Layer
+from klayers.layers.core import positive_int
+
+__all__ = ["Embedding"]
+
+
+class Embedding(Layer):
+    """Looks up rows of ``embeddings`` (``(input_dim, output_dim)``): ``out[..., :] = embeddings[index]``.
+
+    Args:
+        input_dim: vocabulary size; indices must lie in ``[0, input_dim)``.
+        output_dim: size of each vector.
+        embeddings_initializer / _regularizer / _constraint, activity_regularizer: as in Keras.
+        mask_zero: index 0 is padding: the layer outputs the mask ``inputs != 0``.
+        input_length: the fixed length(s) of the index axes, or None.
+
+    Input ``(batch, ...)`` integer (or float, truncated toward zero as ``tf.cast`` does) indices
+    -> output ``(batch, ..., output_dim)`` in the layer dtype. An index outside
+    ``[0, input_dim)`` or a NaN raises ValueError (Keras on CPU raises too).
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        output_dim: int,
+        embeddings_initializer: Any = "uniform",
+        embeddings_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        embeddings_constraint: Any = None,
+        mask_zero: bool = False,
+        input_length: Any = None,
+        sparse: bool = False,
+        **kwargs: Any,
+    ):
+        if "input_shape" not in kwargs and "batch_input_shape" not in kwargs:
+            kwargs["input_shape"] = (input_length,) if input_length else (None,)
+        kwargs["autocast"] = False
+        # tf-keras nests a tuple input_length into the shape ((None, (2, None))) and writes it so
+        # into the config; it is kept as written (it declares no usable input shape).
+        nested = None
+        for key in ("input_shape", "batch_input_shape"):
+            shape = kwargs.get(key)
+            if isinstance(shape, (list, tuple)) and any(isinstance(d, (list, tuple)) for d in shape):
+                nested = tuple(kwargs.pop(key))
+                if key == "input_shape":
+                    nested = (kwargs.get("batch_size"),) + nested
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        if nested is not None:
+            self._batch_input_shape = nested
+        where = f"Embedding {self.name}"
+        for _arg, value in (("input_dim", input_dim), ("output_dim", output_dim)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+                raise ValueError(
+                    f"{where}: both `input_dim` and `output_dim` should be positive integers. "
+                    f"Received input_dim = {input_dim} and output_dim = {output_dim}"
+                )
+        if sparse:
+            raise ValueError(f"{where}: `sparse=True` (SparseTensor outputs) is not supported by klayers.")
+        self.input_dim = positive_int(input_dim, "input_dim", where)
+        self.output_dim = positive_int(output_dim, "output_dim", where)
+        self.embeddings_initializer = initializers.get(embeddings_initializer)
+        self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
+        self.embeddings_constraint = constraints.get(embeddings_constraint)
+        self.mask_zero = bool(mask_zero)
+        self.supports_masking = self.mask_zero
+        self.input_length = input_length
+        self.sparse = False
+
+    def build(self, input_shape: Any = None) -> None:
+        self.embeddings = self.add_weight(
+            "embeddings", shape=(self.input_dim, self.output_dim), initializer=self.embeddings_initializer,
+            regularizer=self.embeddings_regularizer, constraint=self.embeddings_constraint,
+        )
+        self.built = True
+
+    def _indices(self, inputs: Any) -> np.ndarray:
+        x = np.asarray(inputs)
+        if x.dtype.kind == "f":
+            if np.isnan(x).any():
+                raise ValueError(f"Embedding {self.name}: NaN in the indices.")
+            # checked before the cast: a huge float would wrap around in int32
+            if x.size and (x.min() <= -1 or x.max() >= self.input_dim):
+                bad = x.min() if x.min() <= -1 else x.max()
+                raise ValueError(f"Embedding {self.name}: index {bad} is not in [0, {self.input_dim}) (input_dim={self.input_dim}).")
+            x = x.astype(np.int32)
+        elif x.dtype.kind not in "iub":
+            raise TypeError(f"Embedding {self.name}: indices must be integers or floats, got dtype {x.dtype}.")
+        elif x.dtype.kind != "i" or x.dtype.itemsize < 4:
+            x = x.astype(np.int32)
+        if x.size:
+            lo, hi = int(x.min()), int(x.max())
+            if lo < 0 or hi >= self.input_dim:
+                bad = lo if lo < 0 else hi
+                raise ValueError(
+                    f"Embedding {self.name}: index {bad} is not in [0, {self.input_dim}) "
+                    f"(input_dim={self.input_dim})."
+                )
+        return x
+
+    def call(self, inputs: Any) -> np.ndarray:
+        return np.take(self.embeddings.value, self._indices(inputs), axis=0)
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Optional[np.ndarray]:
+        if not self.mask_zero:
+            return None
+        return np.asarray(inputs) != 0
+
+    def compute_output_shape(self, input_shape: Any) -> tuple:
+        input_shape = tuple(input_shape)
+        if self.input_length is None:
+            return input_shape + (self.output_dim,)
+        in_lens = list(self.input_length) if isinstance(self.input_length, (list, tuple)) else [self.input_length]
+        if len(in_lens) != len(input_shape) - 1:
+            raise ValueError(f'"input_length" is {self.input_length}, but received input has shape {input_shape}')
+        for i, (s1, s2) in enumerate(zip(in_lens, input_shape[1:])):
+            if s1 is not None and s2 is not None and s1 != s2:
+                raise ValueError(f'"input_length" is {self.input_length}, but received input has shape {input_shape}')
+            if s1 is None:
+                in_lens[i] = s2
+        return (input_shape[0],) + tuple(in_lens) + (self.output_dim,)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            {
+                "input_dim": self.input_dim,
+                "output_dim": self.output_dim,
+                "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
+                "embeddings_regularizer": regularizers.serialize(self.embeddings_regularizer),
+                "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+                "embeddings_constraint": constraints.serialize(self.embeddings_constraint),
+                "mask_zero": self.mask_zero,
+                "input_length": self.input_length,
+            }
+        )
+        return config

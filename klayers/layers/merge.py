@@ -1,3 +1,415 @@
-"""merge layers (filled in by its issue)."""
+"""Merge layers: Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot, and the
+functional forms ``add`` ... ``dot`` (tf-keras 2.21 semantics: shape rules, broadcasting, masks)."""
 
-__all__: list = []
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from klayers.engine.base_layer import Layer
+
+__all__ = [
+    "Add", "Average", "Concatenate", "Dot", "Maximum", "Minimum", "Multiply", "Subtract",
+    "add", "average", "concatenate", "dot", "maximum", "minimum", "multiply", "subtract",
+]
+
+
+def _is_shape_list(input_shape: Any) -> bool:
+    return isinstance(input_shape, (list, tuple)) and len(input_shape) > 0 and all(
+        isinstance(s, (list, tuple)) for s in input_shape
+    )
+
+
+class _Merge(Layer):
+    """Element-wise merge of a list of inputs with Keras's broadcasting rule: shapes are matched
+    from the last axis, a 1 broadcasts, and an input of lower rank gets its missing axes inserted
+    after the batch axis. The output mask is the logical AND of the input masks."""
+
+    _exact_inputs: Optional[int] = None
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def _where(self) -> str:
+        return f"{type(self).__name__} layer {self.name!r}"
+
+    def _compute_elemwise_op_output_shape(self, shape1: Any, shape2: Any) -> Any:
+        if shape1 is None or shape2 is None:
+            return None
+        if len(shape1) < len(shape2):
+            return self._compute_elemwise_op_output_shape(shape2, shape1)
+        if not shape2:
+            return tuple(shape1)
+        output_shape = list(shape1[: -len(shape2)])
+        for i, j in zip(shape1[-len(shape2):], shape2):
+            if i is None or j is None:
+                output_shape.append(None)
+            elif i == 1:
+                output_shape.append(j)
+            elif j == 1:
+                output_shape.append(i)
+            else:
+                if i != j:
+                    raise ValueError(
+                        f"{self._where()}: inputs have incompatible shapes. Received shapes {tuple(shape1)} and {tuple(shape2)}"
+                    )
+                output_shape.append(i)
+        return tuple(output_shape)
+
+    def _check_shapes(self, input_shape: Any) -> Any:
+        if not _is_shape_list(input_shape):
+            raise ValueError(
+                f"{self._where()}: a merge layer should be called on a list of inputs. "
+                f"Received: input_shape={input_shape} (not a list of shapes)"
+            )
+        n = self._exact_inputs
+        if n is not None and len(input_shape) != n:
+            raise ValueError(
+                f"A `{type(self).__name__}` layer should be called on exactly {n} inputs. "
+                f"Received: input_shape={[tuple(s) for s in input_shape]} (layer {self.name!r})"
+            )
+        batch_sizes = {s[0] for s in input_shape if s} - {None}
+        if len(batch_sizes) > 1:
+            raise ValueError(
+                f"{self._where()}: cannot merge tensors with different batch sizes. Got tensors with shapes "
+                f"{[tuple(s) for s in input_shape]}"
+            )
+        output_shape = tuple(input_shape[0][1:])
+        for shape in input_shape[1:]:
+            output_shape = self._compute_elemwise_op_output_shape(output_shape, tuple(shape[1:]))
+        return output_shape
+
+    def build(self, input_shape: Any) -> None:
+        self._check_shapes(input_shape)
+        self.built = True
+
+    def _merge_function(self, inputs: List[np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def call(self, inputs: Any) -> np.ndarray:
+        if not isinstance(inputs, (list, tuple)):
+            raise ValueError(
+                f"{self._where()}: a merge layer should be called on a list of inputs. "
+                f"Received: inputs of shape {np.shape(inputs)} (not a list of tensors)"
+            )
+        self._check_shapes([x.shape for x in inputs])
+        ndims = [x.ndim for x in inputs]
+        if len(set(ndims)) > 1:
+            top = max(ndims)
+            inputs = [x.reshape(x.shape[:1] + (1,) * (top - x.ndim) + x.shape[1:]) for x in inputs]
+        return self._merge_function(list(inputs))
+
+    def compute_output_shape(self, input_shape: Any) -> tuple:
+        output_shape = self._check_shapes(input_shape)
+        batch_sizes = {s[0] for s in input_shape if s is not None} - {None}
+        batch = list(batch_sizes)[0] if len(batch_sizes) == 1 else None
+        return (batch,) + tuple(output_shape)
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Optional[np.ndarray]:
+        if mask is None:
+            return None
+        if not isinstance(mask, (tuple, list)):
+            raise ValueError(f"{self._where()}: `mask` should be a list. Received: mask={mask}")
+        if not isinstance(inputs, (tuple, list)):
+            raise ValueError(f"{self._where()}: `inputs` should be a list. Received: inputs={inputs}")
+        if len(mask) != len(inputs):
+            raise ValueError(
+                f"{self._where()}: the lists `inputs` and `mask` should have the same length. "
+                f"Received: {len(inputs)} inputs and {len(mask)} masks"
+            )
+        masks = [np.asarray(m, dtype=bool) for m in mask if m is not None]
+        if not masks:
+            return None
+        out = masks[0]
+        for m in masks[1:]:
+            out = np.logical_and(out, m)
+        return out
+
+    def get_config(self) -> Dict[str, Any]:
+        return super().get_config()
+
+
+def _accumulate(inputs: Sequence[np.ndarray], ufunc: np.ufunc) -> np.ndarray:
+    out = ufunc(inputs[0], inputs[1]) if len(inputs) > 1 else np.array(inputs[0], copy=True)
+    for x in inputs[2:]:
+        if np.broadcast_shapes(out.shape, x.shape) == out.shape:
+            ufunc(out, x, out=out)
+        else:
+            out = ufunc(out, x)
+    return out
+
+
+class Add(_Merge):
+    """Sum of a list of inputs (same shape, or broadcastable as Keras allows)."""
+
+    def _merge_function(self, inputs: List[np.ndarray]) -> np.ndarray:
+        return _accumulate(inputs, np.add)
+
+
+class Subtract(_Merge):
+    """``inputs[0] - inputs[1]``: exactly two inputs."""
+
+    _exact_inputs = 2
+
+    def _merge_function(self, inputs: List[np.ndarray]) -> np.ndarray:
+        return inputs[0] - inputs[1]
+
+
+class Multiply(_Merge):
+    """Element-wise product of a list of inputs."""
+
+    def _merge_function(self, inputs: List[np.ndarray]) -> np.ndarray:
+        return _accumulate(inputs, np.multiply)
+
+
+class Average(_Merge):
+    """Element-wise mean of a list of inputs (their sum divided by their count)."""
+
+    def _merge_function(self, inputs: List[np.ndarray]) -> np.ndarray:
+        out = _accumulate(inputs, np.add)
+        return out / out.dtype.type(len(inputs)) if out.dtype.kind == "f" else out / len(inputs)
+
+
+class Maximum(_Merge):
+    """Element-wise maximum of a list of inputs."""
+
+    def _merge_function(self, inputs: List[np.ndarray]) -> np.ndarray:
+        return _accumulate(inputs, np.maximum)
+
+
+class Minimum(_Merge):
+    """Element-wise minimum of a list of inputs."""
+
+    def _merge_function(self, inputs: List[np.ndarray]) -> np.ndarray:
+        return _accumulate(inputs, np.minimum)
+
+
+class Concatenate(_Merge):
+    """Concatenates a list of inputs along ``axis`` (default -1); every other axis must match.
+
+    The output mask (when any input has one) concatenates the masks (an unmasked input counts
+    as all True) along ``axis`` and reduces the last axis with AND, as tf-keras does.
+    """
+
+    def __init__(self, axis: int = -1, **kwargs: Any):
+        super().__init__(**kwargs)
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise ValueError(f"Concatenate layer {self.name!r}: `axis` must be an integer. Received: axis={axis!r}")
+        self.axis = int(axis)
+
+    def _check_shapes(self, input_shape: Any) -> Any:
+        if not _is_shape_list(input_shape):
+            raise ValueError(
+                f"A `Concatenate` layer should be called on a list of at least 1 input. "
+                f"Received: input_shape={input_shape} (layer {self.name!r})"
+            )
+        ranks = {len(s) for s in input_shape}
+        rank = max(ranks)
+        if not -rank <= self.axis < rank:
+            raise ValueError(
+                f"Concatenate layer {self.name!r}: axis={self.axis} is out of range for inputs of rank {rank}. "
+                f"Received: input_shape={[tuple(s) for s in input_shape]}"
+            )
+        err = (
+            "A `Concatenate` layer requires inputs with matching shapes except for the concatenation axis. "
+            f"Received: input_shape={[tuple(s) for s in input_shape]} (layer {self.name!r}, axis={self.axis})"
+        )
+        if len(ranks) != 1:
+            raise ValueError(err)
+        reduced = [list(s) for s in input_shape]
+        for s in reduced:
+            del s[self.axis]
+        for axis in range(rank - 1):
+            if len({s[axis] for s in reduced if s[axis] is not None}) > 1:
+                raise ValueError(err)
+        return None
+
+    def call(self, inputs: Any) -> np.ndarray:
+        if not isinstance(inputs, (list, tuple)):
+            raise ValueError(
+                f"A `Concatenate` layer should be called on a list of inputs. Received: inputs of shape "
+                f"{np.shape(inputs)} (layer {self.name!r})"
+            )
+        self._check_shapes([x.shape for x in inputs])
+        return np.concatenate(inputs, axis=self.axis)
+
+    def compute_output_shape(self, input_shape: Any) -> tuple:
+        self._check_shapes(input_shape)
+        output_shape = list(input_shape[0])
+        for shape in input_shape[1:]:
+            if output_shape[self.axis] is None or shape[self.axis] is None:
+                output_shape[self.axis] = None
+                break
+            output_shape[self.axis] += shape[self.axis]
+        return tuple(output_shape)
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Optional[np.ndarray]:
+        if mask is None:
+            return None
+        if not isinstance(mask, (tuple, list)) or not isinstance(inputs, (tuple, list)) or len(mask) != len(inputs):
+            raise ValueError(
+                f"Concatenate layer {self.name!r}: `mask` and `inputs` should be lists of the same length. "
+                f"Received: mask={mask}"
+            )
+        if all(m is None for m in mask):
+            return None
+        masks = []
+        for x, m in zip(inputs, mask):
+            if m is None:
+                masks.append(np.ones(np.shape(x), dtype=bool))
+            elif np.ndim(m) < np.ndim(x):
+                masks.append(np.expand_dims(np.asarray(m, dtype=bool), -1))
+            else:
+                masks.append(np.asarray(m, dtype=bool))
+        return np.all(np.concatenate(masks, axis=self.axis), axis=-1)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config["axis"] = self.axis
+        return config
+
+
+def _l2_normalize(x: np.ndarray, axis: int) -> np.ndarray:
+    square_sum = np.sum(x * x, axis=axis, keepdims=True)
+    return x * (1.0 / np.sqrt(np.maximum(square_sum, x.dtype.type(1e-12)))).astype(x.dtype)
+
+
+def batch_dot(x: np.ndarray, y: np.ndarray, axes: Sequence[int]) -> np.ndarray:
+    """tf-keras's ``backend.batch_dot`` for non-negative ``axes`` (``(a0, a1)``, neither 0):
+    per sample, contract ``x``'s axis ``a0`` with ``y``'s axis ``a1``; the result has ``x``'s
+    remaining axes then ``y``'s (a rank-2 operand contributes a unit axis that is squeezed)."""
+    a0, a1 = axes
+    x_ndim, y_ndim = x.ndim, y.ndim
+    if x_ndim == 2:
+        x = x[:, None, :]
+        a0 += 1
+    if y_ndim == 2:
+        y = y[:, :, None]
+    x = np.moveaxis(x, a0, -1)
+    y = np.moveaxis(y, a1, 1)
+    mid, trail = x.shape[1:-1], y.shape[2:]
+    b, k = x.shape[0], x.shape[-1]
+    out = np.matmul(x.reshape(b, -1, k), y.reshape(b, k, -1)).reshape((b,) + mid + trail)
+    if x_ndim == 2:
+        out = out.reshape(out.shape[:1] + out.shape[2:])
+    elif y_ndim == 2:
+        out = out.reshape(out.shape[:-1])
+    return out
+
+
+class Dot(_Merge):
+    """Per-sample dot product of two inputs over ``axes`` (an int for both, or a pair).
+
+    ``normalize=True`` L2-normalizes both inputs along their axes first (cosine proximity).
+    Input ``(batch, n)`` and ``(batch, n)`` with ``axes=1`` -> ``(batch, 1)``; in general the
+    output has the first input's other axes, then the second's. No output mask.
+    """
+
+    _exact_inputs = 2
+
+    def __init__(self, axes: Any, normalize: bool = False, **kwargs: Any):
+        super().__init__(**kwargs)
+        if not isinstance(axes, int):
+            if not isinstance(axes, (list, tuple)):
+                raise TypeError(f"Invalid type for argument `axes`: it should be a list or an int. Received: axes={axes}")
+            if len(axes) != 2:
+                raise ValueError(f"Invalid format for argument `axes`: it should contain two elements. Received: axes={axes}")
+            if not isinstance(axes[0], int) or not isinstance(axes[1], int):
+                raise ValueError(f"Invalid format for argument `axes`: list elements should be integers. Received: axes={axes}")
+        self.axes = axes
+        self.normalize = bool(normalize)
+
+    def _axes_for(self, ndim1: int, ndim2: int) -> List[int]:
+        if isinstance(self.axes, int):
+            return [self.axes % ndim1, self.axes % ndim2] if self.axes < 0 else [self.axes] * 2
+        return [a % n if a < 0 else a for a, n in zip(self.axes, (ndim1, ndim2))]
+
+    def _check_shapes(self, input_shape: Any) -> Any:
+        if not _is_shape_list(input_shape) or len(input_shape) != 2:
+            raise ValueError(f"A `Dot` layer should be called on a list of 2 inputs. Received: input_shape={input_shape} (layer {self.name!r})")
+        shape1, shape2 = tuple(input_shape[0]), tuple(input_shape[1])
+        if len(shape1) < 2 or len(shape2) < 2:
+            raise ValueError(f"Dot layer {self.name!r}: cannot do batch_dot on inputs with rank < 2. Received inputs with shapes {shape1} and {shape2}.")
+        axes = self._axes_for(len(shape1), len(shape2))
+        if 0 in axes or axes[0] >= len(shape1) or axes[1] >= len(shape2):
+            raise ValueError(f"Dot layer {self.name!r}: invalid axes={self.axes} for inputs of shapes {shape1} and {shape2} (the batch axis 0 cannot be reduced).")
+        d1, d2 = shape1[axes[0]], shape2[axes[1]]
+        if d1 is not None and d2 is not None and d1 != d2:
+            raise ValueError(
+                f"Dot layer {self.name!r}: incompatible input shapes: axis values {d1} (at axis {axes[0]}) != "
+                f"{d2} (at axis {axes[1]}). Full input shapes: {shape1}, {shape2}"
+            )
+        return axes
+
+    def call(self, inputs: Any) -> np.ndarray:
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
+            raise ValueError(f"A `Dot` layer should be called on exactly 2 inputs (layer {self.name!r}).")
+        x1, x2 = inputs
+        axes = self._check_shapes([x1.shape, x2.shape])
+        if x1.shape[0] != x2.shape[0]:
+            raise ValueError(f"Dot layer {self.name!r}: cannot do batch_dot on inputs with different batch sizes: {x1.shape} and {x2.shape}.")
+        if self.normalize:
+            x1 = _l2_normalize(x1, axes[0])
+            x2 = _l2_normalize(x2, axes[1])
+        return batch_dot(x1, x2, axes)
+
+    def compute_output_shape(self, input_shape: Any) -> tuple:
+        axes = self._check_shapes(input_shape)
+        shape1, shape2 = list(input_shape[0]), list(input_shape[1])
+        shape1.pop(axes[0])
+        shape2.pop(axes[1])
+        shape2.pop(0)
+        output_shape = shape1 + shape2
+        if len(output_shape) == 1:
+            output_shape += [1]
+        return tuple(output_shape)
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> None:
+        return None
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update({"axes": self.axes, "normalize": self.normalize})
+        return config
+
+
+def add(inputs: Sequence[Any], **kwargs: Any) -> Any:
+    """``Add(**kwargs)(inputs)``."""
+    return Add(**kwargs)(inputs)
+
+
+def subtract(inputs: Sequence[Any], **kwargs: Any) -> Any:
+    """``Subtract(**kwargs)(inputs)``."""
+    return Subtract(**kwargs)(inputs)
+
+
+def multiply(inputs: Sequence[Any], **kwargs: Any) -> Any:
+    """``Multiply(**kwargs)(inputs)``."""
+    return Multiply(**kwargs)(inputs)
+
+
+def average(inputs: Sequence[Any], **kwargs: Any) -> Any:
+    """``Average(**kwargs)(inputs)``."""
+    return Average(**kwargs)(inputs)
+
+
+def maximum(inputs: Sequence[Any], **kwargs: Any) -> Any:
+    """``Maximum(**kwargs)(inputs)``."""
+    return Maximum(**kwargs)(inputs)
+
+
+def minimum(inputs: Sequence[Any], **kwargs: Any) -> Any:
+    """``Minimum(**kwargs)(inputs)``."""
+    return Minimum(**kwargs)(inputs)
+
+
+def concatenate(inputs: Sequence[Any], axis: int = -1, **kwargs: Any) -> Any:
+    """``Concatenate(axis=axis, **kwargs)(inputs)``."""
+    return Concatenate(axis=axis, **kwargs)(inputs)
+
+
+def dot(inputs: Sequence[Any], axes: Any, normalize: bool = False, **kwargs: Any) -> Any:
+    """``Dot(axes=axes, normalize=normalize, **kwargs)(inputs)``."""
+    return Dot(axes=axes, normalize=normalize, **kwargs)(inputs)

@@ -1,3 +1,486 @@
-"""normalization layers (filled in by its issue)."""
+"""Normalization layers: BatchNormalization, LayerNormalization, and the preprocessing layers
+Rescaling and Normalization (tf-keras 2.21 semantics; Keras 3 configs are read too)."""
 
-__all__: list = []
+from __future__ import annotations
+
+import warnings
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from klayers import backend, constraints, initializers, regularizers
+from klayers.engine.base_layer import Layer
+from klayers.engine.input_spec import InputSpec
+
+__all__ = ["BatchNormalization", "LayerNormalization", "Normalization", "Rescaling"]
+
+
+def validate_axis(axis: Any, input_shape: Sequence[Optional[int]], layer: str) -> List[int]:
+    """tf-keras's ``validate_axis``: ``axis`` (int or list) as a list of non-negative axes.
+
+    Raises:
+        ValueError: an axis outside ``[-rank, rank)`` or a repeated axis (the layer is named).
+    """
+    rank = len(input_shape)
+    if not rank:
+        raise ValueError(f"{layer}: input has undefined rank. Received: input_shape={tuple(input_shape)}")
+    axes = [axis] if isinstance(axis, (int, np.integer)) else list(axis)
+    axes = [int(a) + rank if a < 0 else int(a) for a in axes]
+    for a in axes:
+        if a < 0 or a >= rank:
+            raise ValueError(
+                f"{layer}: invalid value for `axis` argument. Expected 0 <= axis < inputs.rank (with "
+                f"inputs.rank={rank}). Received: axis={tuple(axes)}"
+            )
+    if len(axes) != len(set(axes)):
+        raise ValueError(f"{layer}: duplicate axis: {tuple(axes)}")
+    return axes
+
+
+def _check_axis_arg(axis: Any, layer: str) -> Any:
+    if isinstance(axis, (list, tuple)):
+        if not all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in axis):
+            raise TypeError(f"{layer}: expected an int or a list/tuple of ints for the argument 'axis', but received: {axis!r}")
+        return list(axis)
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{layer}: expected an int or a list/tuple of ints for the argument 'axis', but received: {axis!r}")
+    return int(axis)
+
+
+def _batch_norm(x: np.ndarray, mean: np.ndarray, variance: np.ndarray, offset: Optional[np.ndarray],
+                scale: Optional[np.ndarray], epsilon: float) -> np.ndarray:
+    """``tf.nn.batch_normalization``: ``x * inv + (offset - mean * inv)`` with
+    ``inv = scale / sqrt(variance + epsilon)``; every statistic broadcasts against ``x``."""
+    t = x.dtype.type
+    inv = (t(1.0) / np.sqrt(variance.astype(x.dtype, copy=False) + t(epsilon))).astype(x.dtype, copy=False)
+    if scale is not None:
+        inv = inv * scale.astype(x.dtype, copy=False)
+    shift = -mean.astype(x.dtype, copy=False) * inv
+    if offset is not None:
+        shift = shift + offset.astype(x.dtype, copy=False)
+    out = np.multiply(x, inv)
+    out += shift
+    return out
+
+
+class BatchNormalization(Layer):
+    """Normalizes each feature (the ``axis`` entries) with batch or moving statistics.
+
+    Inference (``training`` falsy or None, or ``trainable=False``):
+    ``gamma * (x - moving_mean) / sqrt(moving_variance + epsilon) + beta``.
+    ``training=True``: the batch's mean and (biased) variance over every other axis normalize
+    the batch (weighted by ``mask`` when one is given), and the moving statistics move toward
+    them: ``moving -= (moving - batch) * (1 - momentum)``. As in tf-keras, a rank-4/5 input
+    normalized over its channels axis takes TensorFlow's fused path, where the moving variance
+    moves toward the *unbiased* batch variance (``n / (n - 1)`` times the biased one) and a mask
+    is ignored.
+
+    Args:
+        axis: the feature axis (int) or axes (list); -1 by default.
+        momentum, epsilon, center, scale, the four initializers, the regularizers and
+        constraints of ``beta`` and ``gamma``: as in Keras.
+
+    Weights, in Keras's order: ``gamma`` (if ``scale``), ``beta`` (if ``center``), then the
+    non-trainable ``moving_mean``, ``moving_variance``. Shape ``(features,)`` for one axis,
+    else the input rank with 1 on the reduced axes.
+    """
+
+    def __init__(
+        self,
+        axis: Any = -1,
+        momentum: float = 0.99,
+        epsilon: float = 1e-3,
+        center: bool = True,
+        scale: bool = True,
+        beta_initializer: Any = "zeros",
+        gamma_initializer: Any = "ones",
+        moving_mean_initializer: Any = "zeros",
+        moving_variance_initializer: Any = "ones",
+        beta_regularizer: Any = None,
+        gamma_regularizer: Any = None,
+        beta_constraint: Any = None,
+        gamma_constraint: Any = None,
+        synchronized: bool = False,
+        renorm: bool = False,
+        renorm_clipping: Any = None,
+        renorm_momentum: float = 0.99,
+        fused: Optional[bool] = None,
+        virtual_batch_size: Optional[int] = None,
+        adjustment: Any = None,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        where = f"BatchNormalization {self.name!r}"
+        self.axis = _check_axis_arg(axis, where)
+        if renorm:
+            raise ValueError(f"{where}: `renorm=True` (batch renormalization) is not supported by klayers.")
+        if virtual_batch_size is not None:
+            raise ValueError(f"{where}: `virtual_batch_size` is not supported by klayers. Received: virtual_batch_size={virtual_batch_size}")
+        if adjustment is not None:
+            raise ValueError(f"{where}: `adjustment` is not supported by klayers.")
+        if not 0 <= float(momentum) <= 1:
+            raise ValueError(f"{where}: `momentum` must be in [0, 1]. Received: momentum={momentum}")
+        if float(epsilon) <= 0:
+            raise ValueError(f"{where}: `epsilon` must be positive. Received: epsilon={epsilon}")
+        self.momentum = momentum
+        self.epsilon = epsilon
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.moving_mean_initializer = initializers.get(moving_mean_initializer)
+        self.moving_variance_initializer = initializers.get(moving_variance_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
+        self.synchronized = bool(synchronized)
+        axes = [self.axis] if isinstance(self.axis, int) else self.axis
+        fusable = len(axes) == 1 and axes[0] in (-4, -3, -1, 1, 3, 4) and self._dtype in ("float16", "float32")
+        self.fused = fused if fused is not None else (None if fusable and not self.synchronized else False)
+        self.supports_masking = True
+
+    def build(self, input_shape: Any) -> None:
+        input_shape = tuple(input_shape)
+        where = f"BatchNormalization {self.name!r}"
+        self.axis = validate_axis(self.axis, input_shape, where)
+        rank = len(input_shape)
+        if self.fused is None or self.fused:
+            self.fused = rank in (4, 5) and (self.axis == [1] or self.axis == [rank - 1])
+        axis_to_dim = {a: input_shape[a] for a in self.axis}
+        for _a, d in axis_to_dim.items():
+            if d is None:
+                raise ValueError(f"{where}: input has undefined `axis` dimension. Received input with shape {input_shape} and axis={tuple(self.axis)}")
+        self.input_spec = InputSpec(ndim=rank, axes=axis_to_dim)
+        if len(axis_to_dim) == 1:
+            param_shape: Any = (list(axis_to_dim.values())[0],)
+        else:
+            param_shape = [axis_to_dim.get(i, 1) for i in range(rank)]
+        self._param_shape = tuple(param_shape)
+        self.gamma = self.add_weight("gamma", shape=param_shape, initializer=self.gamma_initializer,
+                                     regularizer=self.gamma_regularizer, constraint=self.gamma_constraint) if self.scale else None
+        self.beta = self.add_weight("beta", shape=param_shape, initializer=self.beta_initializer,
+                                    regularizer=self.beta_regularizer, constraint=self.beta_constraint) if self.center else None
+        self.moving_mean = self.add_weight("moving_mean", shape=param_shape, initializer=self.moving_mean_initializer, trainable=False)
+        self.moving_variance = self.add_weight("moving_variance", shape=param_shape, initializer=self.moving_variance_initializer, trainable=False)
+        self.built = True
+
+    def _broadcast(self, v: Optional[np.ndarray], ndim: int) -> Optional[np.ndarray]:
+        if v is None or v.ndim == ndim or (len(self.axis) == 1 and self.axis[0] == ndim - 1):
+            return v
+        shape = [1] * ndim
+        shape[self.axis[0]] = v.shape[0]
+        return v.reshape(shape)
+
+    def call(self, inputs: np.ndarray, training: Any = None, mask: Any = None) -> np.ndarray:
+        x = inputs if inputs.dtype == np.dtype(self._dtype) else inputs.astype(self._dtype)
+        ndim = x.ndim
+        gamma = self._broadcast(self.gamma.value if self.gamma is not None else None, ndim)
+        beta = self._broadcast(self.beta.value if self.beta is not None else None, ndim)
+        if not (training and self.trainable):
+            mean = self._broadcast(self.moving_mean.value, ndim)
+            variance = self._broadcast(self.moving_variance.value, ndim)
+            return _batch_norm(x, mean, variance, beta, gamma, self.epsilon)
+        reduction = tuple(i for i in range(ndim) if i not in self.axis)
+        if self.fused and mask is not None:
+            warnings.warn("Masking is not supported with `fused=True`: the mask is ignored for the normalization (as in tf-keras).")
+            mask = None
+        if mask is None:
+            mean = np.mean(x, axis=reduction, keepdims=True, dtype=np.float64 if x.dtype == np.float32 else None)
+            variance = np.mean(np.square(x - mean), axis=reduction, keepdims=True)
+            count = float(np.prod([x.shape[i] for i in reduction]))
+        else:
+            w = np.expand_dims(np.asarray(mask).astype(x.dtype), -1)
+            w = np.broadcast_to(w, x.shape)
+            total = np.sum(w, axis=reduction, keepdims=True)
+            safe = np.where(total > 0, total, 1)
+            mean = np.sum(x * w, axis=reduction, keepdims=True) / safe
+            variance = np.sum(np.square(x - mean) * w, axis=reduction, keepdims=True) / safe
+            count = None
+        mean = mean.astype(x.dtype)
+        variance = variance.astype(x.dtype)
+        out = _batch_norm(x, mean, variance, beta, gamma, self.epsilon)
+        keep = len(self.axis) > 1
+        new_mean = mean if keep else mean.reshape(self._param_shape)
+        new_variance = variance if keep else variance.reshape(self._param_shape)
+        if self.fused and count is not None and count > 1:
+            new_variance = new_variance * (count / (count - 1.0))
+        decay = 1.0 - self.momentum
+        for var, value in ((self.moving_mean, new_mean), (self.moving_variance, new_variance)):
+            old = var.value
+            var.value = (old - (old - value.astype(old.dtype)) * old.dtype.type(decay)).astype(old.dtype)
+        return out
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            {
+                "axis": self.axis,
+                "momentum": self.momentum,
+                "epsilon": self.epsilon,
+                "center": self.center,
+                "scale": self.scale,
+                "beta_initializer": initializers.serialize(self.beta_initializer),
+                "gamma_initializer": initializers.serialize(self.gamma_initializer),
+                "moving_mean_initializer": initializers.serialize(self.moving_mean_initializer),
+                "moving_variance_initializer": initializers.serialize(self.moving_variance_initializer),
+                "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+                "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+                "beta_constraint": constraints.serialize(self.beta_constraint),
+                "gamma_constraint": constraints.serialize(self.gamma_constraint),
+            }
+        )
+        return config
+
+    @classmethod
+    def _from_keras3_config(cls, config: Dict[str, Any]) -> Dict[str, Any]:
+        """Keras 3 writes ``synchronized`` and the renorm keys; it never takes TensorFlow's fused
+        path, so its training step uses the biased variance everywhere (``fused=False``)."""
+        config = dict(config)
+        if config.pop("renorm", False):
+            raise ValueError(f"BatchNormalization {config.get('name')!r}: `renorm=True` is not supported by klayers.")
+        config.pop("renorm_clipping", None)
+        config.pop("renorm_momentum", None)
+        config["fused"] = False
+        return config
+
+
+class LayerNormalization(Layer):
+    """Normalizes each sample over ``axis`` (int or list; -1 by default):
+    ``gamma * (x - mean) / sqrt(variance + epsilon) + beta``, with the biased variance.
+
+    Weights: ``gamma`` (if ``scale``) then ``beta`` (if ``center``), of shape
+    ``[input_shape[a] for a in axis]``.
+    """
+
+    def __init__(
+        self,
+        axis: Any = -1,
+        epsilon: float = 1e-3,
+        center: bool = True,
+        scale: bool = True,
+        beta_initializer: Any = "zeros",
+        gamma_initializer: Any = "ones",
+        beta_regularizer: Any = None,
+        gamma_regularizer: Any = None,
+        beta_constraint: Any = None,
+        gamma_constraint: Any = None,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.axis = _check_axis_arg(axis, f"LayerNormalization {self.name!r}")
+        self.epsilon = epsilon
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
+        self.supports_masking = True
+
+    def build(self, input_shape: Any) -> None:
+        input_shape = tuple(input_shape)
+        where = f"LayerNormalization {self.name!r}"
+        self.axis = validate_axis(self.axis, input_shape, where)
+        param_shape = [input_shape[a] for a in self.axis]
+        if any(d is None for d in param_shape):
+            raise ValueError(f"{where}: the normalized axes must be known. Received input_shape={input_shape}, axis={self.axis}")
+        self.input_spec = InputSpec(ndim=len(input_shape), axes={a: input_shape[a] for a in self.axis})
+        self.gamma = self.add_weight("gamma", shape=param_shape, initializer=self.gamma_initializer,
+                                     regularizer=self.gamma_regularizer, constraint=self.gamma_constraint) if self.scale else None
+        self.beta = self.add_weight("beta", shape=param_shape, initializer=self.beta_initializer,
+                                    regularizer=self.beta_regularizer, constraint=self.beta_constraint) if self.center else None
+        self.built = True
+
+    def call(self, inputs: np.ndarray) -> np.ndarray:
+        x = inputs if inputs.dtype == np.dtype(self._dtype) else inputs.astype(self._dtype)
+        ndim = x.ndim
+        axes = tuple(self.axis)
+        shape = [1] * ndim
+        for a in self.axis:
+            shape[a] = x.shape[a]
+
+        def bcast(v: Optional[Any]) -> Optional[np.ndarray]:
+            return None if v is None else v.value.reshape(shape)
+
+        mean = np.mean(x, axis=axes, keepdims=True)
+        variance = np.mean(np.square(x - mean), axis=axes, keepdims=True)
+        return _batch_norm(x, mean, variance, bcast(self.beta), bcast(self.gamma), self.epsilon)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            {
+                "axis": self.axis,
+                "epsilon": self.epsilon,
+                "center": self.center,
+                "scale": self.scale,
+                "beta_initializer": initializers.serialize(self.beta_initializer),
+                "gamma_initializer": initializers.serialize(self.gamma_initializer),
+                "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+                "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+                "beta_constraint": constraints.serialize(self.beta_constraint),
+                "gamma_constraint": constraints.serialize(self.gamma_constraint),
+            }
+        )
+        return config
+
+    @classmethod
+    def _from_keras3_config(cls, config: Dict[str, Any]) -> Dict[str, Any]:
+        config = dict(config)
+        if config.pop("rms_scaling", False):
+            raise ValueError(
+                f"LayerNormalization {config.get('name')!r}: the Keras 3 option rms_scaling=True is not supported by klayers."
+            )
+        return config
+
+
+class Rescaling(Layer):
+    """``inputs * scale + offset`` in the layer dtype (``scale`` / ``offset``: scalars or
+    per-channel lists, broadcast from the last axis). Integer inputs are cast first."""
+
+    def __init__(self, scale: Any, offset: Any = 0.0, **kwargs: Any):
+        super().__init__(**kwargs)
+        for arg, value in (("scale", scale), ("offset", offset)):
+            try:
+                arr = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"Rescaling {self.name!r}: `{arg}` must be a number or a list of numbers. Received: {arg}={value!r}") from e
+            if arr.dtype.kind != "f":
+                raise ValueError(f"Rescaling {self.name!r}: `{arg}` must be numeric. Received: {arg}={value!r}")
+        self.scale = scale
+        self.offset = offset
+
+    def call(self, inputs: np.ndarray) -> np.ndarray:
+        dtype = np.dtype(self._dtype)
+        x = inputs.astype(dtype, copy=False)
+        scale = np.asarray(self.scale, dtype=dtype)
+        offset = np.asarray(self.offset, dtype=dtype)
+        try:
+            out = x * scale
+        except ValueError as e:
+            raise ValueError(f"Rescaling {self.name!r}: scale of shape {scale.shape} does not broadcast to inputs of shape {x.shape}.") from e
+        if offset.ndim or offset != 0:
+            out += offset
+        return out
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update({"scale": self.scale, "offset": self.offset})
+        return config
+
+
+def _listify(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class Normalization(Layer):
+    """Feature-wise standardization ``(x - mean) / max(sqrt(variance), epsilon)`` (``invert=True``:
+    ``mean + x * max(sqrt(variance), epsilon)``), with ``epsilon = backend.epsilon()``.
+
+    Args:
+        axis: the axes that keep their own statistics (int, tuple, or None for one scalar);
+            -1 by default.
+        mean, variance: the statistics as numbers or arrays (both or neither). Without them the
+            layer holds non-trainable weights ``mean``, ``variance`` (floats) and ``count``
+            (int64), set with ``set_weights`` (a saved model) or :meth:`adapt`.
+        invert: apply the inverse transform.
+    """
+
+    def __init__(self, axis: Any = -1, mean: Any = None, variance: Any = None, invert: bool = False, **kwargs: Any):
+        super().__init__(**kwargs)
+        if axis is None:
+            axis = ()
+        elif isinstance(axis, (int, np.integer)) and not isinstance(axis, bool):
+            axis = (int(axis),)
+        else:
+            axis = tuple(axis)
+        self.axis = axis
+        if (mean is not None) != (variance is not None):
+            raise ValueError(
+                f"Normalization {self.name!r}: when setting values directly, both `mean` and `variance` "
+                f"must be set. Got mean: {mean} and variance: {variance}"
+            )
+        self.input_mean = mean
+        self.input_variance = variance
+        self.invert = bool(invert)
+
+    def build(self, input_shape: Any) -> None:
+        input_shape = tuple(input_shape)
+        ndim = len(input_shape)
+        where = f"Normalization {self.name!r}"
+        if any(a < -ndim or a >= ndim for a in self.axis):
+            raise ValueError(f"{where}: all `axis` values must be in the range [-ndim, ndim). Found ndim: `{ndim}`, axis: {self.axis}")
+        self._keep_axis = sorted(d if d >= 0 else d + ndim for d in self.axis)
+        for d in self._keep_axis:
+            if input_shape[d] is None:
+                raise ValueError(f"{where}: all `axis` values to be kept must have known shape. Got axis: {self.axis}, input shape: {input_shape}")
+        self._reduce_axis = [d for d in range(ndim) if d not in self._keep_axis]
+        self._broadcast_shape = [input_shape[d] if d in self._keep_axis else 1 for d in range(ndim)]
+        shape = tuple(input_shape[d] for d in self._keep_axis)
+        if self.input_mean is None:
+            self.adapt_mean = self.add_weight("mean", shape=shape, initializer="zeros", trainable=False)
+            self.adapt_variance = self.add_weight("variance", shape=shape, initializer="ones", trainable=False)
+            self.count = self.add_weight("count", shape=(), dtype="int64", initializer="zeros", trainable=False)
+        else:
+            try:
+                mean = np.asarray(self.input_mean, dtype=self._dtype) * np.ones(shape, dtype=self._dtype)
+                variance = np.asarray(self.input_variance, dtype=self._dtype) * np.ones(shape, dtype=self._dtype)
+            except ValueError as e:
+                raise ValueError(f"{where}: `mean`/`variance` do not broadcast to the kept axes' shape {shape}.") from e
+            self._fixed = (mean.reshape(self._broadcast_shape), variance.reshape(self._broadcast_shape))
+        self.built = True
+
+    def _stats(self) -> Any:
+        if self.input_mean is not None:
+            return self._fixed
+        return (self.adapt_mean.value.reshape(self._broadcast_shape).astype(self._dtype, copy=False),
+                self.adapt_variance.value.reshape(self._broadcast_shape).astype(self._dtype, copy=False))
+
+    def adapt(self, data: Any, batch_size: Any = None, steps: Any = None) -> None:
+        """Compute ``mean`` and ``variance`` from ``data`` (an array whose shape matches the
+        layer's input), as Keras's ``adapt`` does (one pass, biased variance)."""
+        if self.input_mean is not None:
+            raise ValueError(f"Normalization {self.name!r}: cannot `adapt` a layer initialized with static `mean` and `variance`.")
+        data = np.asarray(data, dtype=self._dtype)
+        if not self.built:
+            self._maybe_build_from_shape(tuple(data.shape))
+        reduce = tuple(self._reduce_axis)
+        mean = np.mean(data, axis=reduce, dtype=np.float64)
+        variance = np.var(data, axis=reduce, dtype=np.float64)
+        self.adapt_mean.value = mean.astype(self._dtype)
+        self.adapt_variance.value = variance.astype(self._dtype)
+        self.count.value = np.asarray(int(np.prod([data.shape[d] for d in reduce])), dtype=np.int64)
+
+    def call(self, inputs: np.ndarray) -> np.ndarray:
+        x = inputs.astype(self._dtype, copy=False)
+        mean, variance = self._stats()
+        denom = np.maximum(np.sqrt(variance), variance.dtype.type(backend.epsilon()))
+        if self.invert:
+            return mean + x * denom
+        return (x - mean) / denom
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            {"axis": self.axis, "invert": self.invert, "mean": _listify(self.input_mean), "variance": _listify(self.input_variance)}
+        )
+        return config

@@ -1,0 +1,88 @@
+"""Advanced activation layers: maths, Softmax masks, PReLU weights, activations.get("ReLU"),
+bad config and input."""
+
+import numpy as np
+import pytest
+
+from klayers import activations, layers
+
+X = np.random.default_rng(0).standard_normal((4, 3, 5)).astype("float32") * 3
+
+
+@pytest.mark.parametrize("layer,expected", [
+    (layers.LeakyReLU(0.2), np.where(X >= 0, X, 0.2 * X)),
+    (layers.ReLU(), np.maximum(X, 0)),
+    (layers.ReLU(max_value=1.5), np.clip(X, 0, 1.5)),
+    (layers.ReLU(negative_slope=0.1, threshold=1.0), np.where(X > 1, X, 0.1 * (X - 1))),
+    (layers.ELU(0.5), np.where(X > 0, X, 0.5 * np.expm1(X))),
+    (layers.ThresholdedReLU(1.0), np.where(X > 1, X, 0)),
+], ids=["leaky", "relu", "relu-max", "relu-slope-threshold", "elu", "thresholded"])
+def test_elementwise_maths(layer, expected):
+    np.testing.assert_allclose(layer(X), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_prelu_shared_axes_and_weight_shape():
+    layer = layers.PReLU(shared_axes=[1])
+    layer(X)
+    assert layer.weights[0].shape == (1, 5)
+    alpha = np.linspace(0, 1, 5, dtype="float32")[None]
+    layer.set_weights([alpha])
+    np.testing.assert_allclose(layer(X), np.where(X > 0, X, alpha * X), rtol=1e-6)
+    with pytest.raises(ValueError, match="not compatible"):
+        layer.set_weights([np.zeros((3, 5), "float32")])
+    with pytest.raises(ValueError, match="expected axis"):
+        layer(X[..., :4])
+
+
+def test_softmax_axes_and_mask():
+    np.testing.assert_allclose(layers.Softmax(axis=[1, 2])(X).sum((1, 2)), 1, rtol=1e-5)
+    mask = np.ones((4, 3, 5), bool)
+    mask[:, :, 3:] = False
+    y = layers.Softmax()(X, mask=mask)
+    assert (y[..., 3:] < 1e-30).all()
+    np.testing.assert_allclose(y[..., :3].sum(-1), 1, rtol=1e-5)
+    with pytest.raises(ValueError, match="does not broadcast"):
+        layers.Softmax()(X, mask=np.ones((4, 3), bool))
+    with pytest.raises(ValueError, match="out of range"):
+        layers.Softmax(axis=3)(X)
+
+
+def test_activations_get_returns_layers_like_tf_keras():
+    relu = activations.get("ReLU")
+    assert isinstance(relu, layers.ReLU)
+    leaky = activations.get({"class_name": "LeakyReLU", "config": {"alpha": 0.1}})
+    assert isinstance(leaky, layers.LeakyReLU) and abs(leaky.alpha - 0.1) < 1e-7
+    dense = layers.Dense(3, activation="LeakyReLU")
+    assert dense(X).shape == (4, 3, 3)
+    assert dense.get_config()["activation"]["class_name"] == "LeakyReLU"
+    again = layers.deserialize(layers.serialize(dense))
+    assert isinstance(again.activation, layers.LeakyReLU)
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: layers.ReLU(max_value=-1), "max_value"),
+    (lambda: layers.ReLU(negative_slope=-0.1), "negative_slope"),
+    (lambda: layers.ReLU(threshold=None), "threshold"),
+    (lambda: layers.LeakyReLU(None), "alpha"),
+    (lambda: layers.ELU(None), "Alpha"),
+    (lambda: layers.ThresholdedReLU(-1), "theta"),
+    (lambda: layers.PReLU(shared_axes=[0]), "shared_axes"),
+    (lambda: layers.Softmax(axis="x"), "axis"),
+])
+def test_bad_config(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_keras3_leaky_relu_config():
+    layer = layers.deserialize({"class_name": "LeakyReLU", "config": {
+        "name": "l", "negative_slope": 0.25, "trainable": True,
+        "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None}}})
+    assert layer.alpha == 0.25
+
+
+@pytest.mark.parametrize("layer", [layers.LeakyReLU(0.1), layers.ReLU(6.0, 0.1, 0.5), layers.ELU(0.3),
+                                   layers.ThresholdedReLU(0.2), layers.PReLU(shared_axes=2), layers.Softmax([1, 2])],
+                         ids=lambda lay: type(lay).__name__)
+def test_config_round_trip(layer):
+    assert layers.deserialize(layers.serialize(layer)).get_config() == layer.get_config()
