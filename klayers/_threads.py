@@ -36,9 +36,12 @@ def _blas() -> ThreadpoolController:
     return _controller
 
 
+_DEFAULT_THREADS = _cpu_count()
+
+
 def get_num_threads() -> int:
     """The number of threads klayers computes with (default: all cores this process may use)."""
-    return _num_threads if _num_threads is not None else _cpu_count()
+    return _num_threads if _num_threads is not None else _DEFAULT_THREADS
 
 
 def set_num_threads(n: Optional[int]) -> None:

@@ -131,6 +131,7 @@ class Layer:
         self._activity_losses: List[float] = []
         self._trainable = bool(trainable)
         self._dtype = normalize_dtype(dtype)
+        self._np_dtype = np.dtype(self._dtype)
         self._dtype_config = dtype if isinstance(dtype, dict) else None
         self.built = False
         self.input_spec = None
@@ -461,10 +462,20 @@ class Layer:
         return [p for p in self._call_signature().parameters if p != "self"]
 
     def _expects(self, arg: str) -> bool:
-        params = self._call_signature().parameters
-        return arg in params or any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()) and arg == "training"
+        """Whether ``call`` takes ``arg`` (``training`` also through ``**kwargs``); cached per class."""
+        cls = type(self)
+        flags = cls.__dict__.get("_cached_call_flags")
+        if flags is None:
+            params = self._call_signature().parameters
+            var_kw = any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values())
+            flags = {"training": "training" in params or var_kw, "mask": "mask" in params}
+            type.__setattr__(cls, "_cached_call_flags", flags)
+        known = flags.get(arg)
+        return known if known is not None else arg in self._call_signature().parameters
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if len(args) == 1 and not kwargs and type(args[0]) is np.ndarray:
+            return self._eager_call(args[0], want_mask=False)[0]  # the common case, fast
         if args:
             inputs, args = args[0], args[1:]
         elif "inputs" in kwargs:
@@ -475,10 +486,13 @@ class Layer:
             return self._symbolic_call(inputs, args, kwargs)
         training = kwargs.pop("training", None)
         mask = kwargs.pop("mask", None)
-        outputs, _ = self._eager_call(inputs, args, kwargs, training, mask)
+        outputs, _ = self._eager_call(inputs, args, kwargs, training, mask, want_mask=False)
         return outputs
 
     def _convert_inputs(self, inputs: Any) -> Any:
+        if type(inputs) is np.ndarray and inputs.dtype == self._np_dtype:
+            return inputs
+
         def convert(x):
             if x is None:
                 return None
@@ -524,25 +538,31 @@ class Layer:
         self._maybe_build_from_shape(shapes)
 
     def _call_with_context(self, inputs: Any, *args: Any, training: Any = None, mask: Any = None, **kwargs: Any) -> Any:
+        if not args and not kwargs and mask is None and training is None and not self._expects("training"):
+            return self.call(inputs)
         if self._expects("training"):
             kwargs["training"] = training
         if mask is not None and self._expects("mask"):
             kwargs["mask"] = mask
         return self.call(inputs, *args, **kwargs)
 
-    def _eager_call(self, inputs: Any, args=(), kwargs=None, training: Any = None, mask: Any = None):
-        """Compute on arrays: returns ``(outputs, output_mask)``."""
-        kwargs = dict(kwargs or {})
+    def _eager_call(self, inputs: Any, args=(), kwargs=None, training: Any = None, mask: Any = None,
+                    want_mask: bool = True):
+        """Compute on arrays: returns ``(outputs, output_mask)`` (the mask only when ``want_mask``)."""
+        kwargs = dict(kwargs) if kwargs else {}
         inputs = self._convert_inputs(inputs)
         input_spec_lib.assert_input_compatibility(self.input_spec, inputs, self.name)
         self._maybe_build(inputs)
         outputs = self._call_with_context(inputs, *args, training=training, mask=mask, **kwargs)
-        self._activity_losses = []
         if self.activity_regularizer is not None:
+            losses = []
             for o in flatten(outputs):
                 batch = o.shape[0] if o.ndim else 1
-                self._activity_losses.append(float(self.activity_regularizer(o)) / max(batch, 1))
-        out_mask = self.compute_mask(inputs, mask) if self.supports_masking else None
+                losses.append(float(self.activity_regularizer(o)) / max(batch, 1))
+            self._activity_losses = losses
+        elif self._activity_losses:
+            self._activity_losses = []
+        out_mask = self.compute_mask(inputs, mask) if want_mask and self.supports_masking else None
         return outputs, out_mask
 
     def _symbolic_call(self, inputs: Any, args: tuple, kwargs: Dict[str, Any]) -> Any:

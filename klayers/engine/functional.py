@@ -362,9 +362,10 @@ class Functional(Layer):
     def _convert_inputs(self, inputs: Any) -> Any:
         return inputs
 
-    def _eager_call(self, inputs: Any, args=(), kwargs=None, training: Any = None, mask: Any = None):
+    def _eager_call(self, inputs: Any, args=(), kwargs=None, training: Any = None, mask: Any = None,
+                    want_mask: bool = True):
         if not self._is_graph_network:
-            return super()._eager_call(inputs, args, kwargs, training, mask)
+            return super()._eager_call(inputs, args, kwargs, training, mask, want_mask)
         if args or kwargs:
             raise TypeError(f"Model {self.name} takes only its inputs (and training/mask), got extra arguments {args or ''} {kwargs or ''}")
         outputs, masks = self._run_internal_graph(inputs, training=training, mask=mask)
@@ -596,6 +597,26 @@ class Functional(Layer):
             raise ValueError(f"Model config has no 'layers': keys are {sorted(config)}")
         inputs, outputs, _ = reconstruct_from_config(config, custom_objects=custom_objects)
         return cls(inputs=inputs, outputs=outputs, name=config.get("name"), trainable=config.get("trainable", True))
+
+    # -- files (klayers.saving.saving_api) ------------------------------------------------------
+    def save(self, filepath: Any, overwrite: bool = True, save_format: Optional[str] = None) -> None:
+        """Save the model: ``.keras`` (Keras 3 reads it) or ``.h5`` (tf-keras reads it)."""
+        from klayers.saving.saving_api import save_model
+
+        save_model(self, filepath, overwrite=overwrite, save_format=save_format)
+
+    def save_weights(self, filepath: Any, overwrite: bool = True) -> None:
+        """Save the weights: ``*.weights.h5`` (object paths) or ``*.h5`` (legacy layer_names)."""
+        from klayers.saving.saving_api import save_weights
+
+        save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath: Any, by_name: bool = False, skip_mismatch: bool = False) -> None:
+        """Load weights from a ``.h5``, ``.weights.h5`` or ``.keras`` file (by order, or by layer
+        name with ``by_name=True`` for legacy .h5 files)."""
+        from klayers.saving.saving_api import load_weights
+
+        load_weights(self, filepath, by_name=by_name, skip_mismatch=skip_mismatch)
 
     def to_json(self, **kwargs: Any) -> str:
         """The model's config as tf-keras's ``to_json`` writes it."""

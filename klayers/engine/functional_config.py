@@ -161,10 +161,18 @@ def reconstruct_from_config(config: Dict[str, Any], custom_objects: Optional[Dic
         items = spec.items() if isinstance(spec, dict) else enumerate(spec) if isinstance(spec, list) else None
         if items is None or not all(_is_ref(v) for _, v in items):
             raise ValueError(f"Malformed model config: {key!r} must hold [layer_name, node_index, tensor_index] triples, got {spec!r}.")
+        def ref(v):
+            # Keras 3 numbers a nested functional model's endpoint nodes from 1 (its creation
+            # node, as Keras 2), though its node arguments from 0.
+            layer = created.get(v[0])
+            if config_is_k3 and v[1] > 0 and type(layer).__name__ in ("Functional", "Model") and layer._is_graph_network:
+                return (v[0], v[1] - 1, v[2])
+            return tuple(v)
+
         try:
             if isinstance(spec, dict):
-                return {k: tensor(tuple(v), config_is_k3) for k, v in spec.items()}
-            return [tensor(tuple(v), config_is_k3) for v in spec]
+                return {k: tensor(ref(v), config_is_k3) for k, v in spec.items()}
+            return [tensor(ref(v), config_is_k3) for v in spec]
         except _Pending as e:
             raise ValueError(f"Malformed model config: {key} refers to a node that does not exist.") from e
 

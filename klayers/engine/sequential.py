@@ -150,9 +150,10 @@ class Sequential(Functional):
             arr = np.asarray(flatten(x)[0] if isinstance(x, (list, tuple)) else x)
             self.build((None,) + arr.shape[1:])
 
-    def _eager_call(self, inputs: Any, args=(), kwargs=None, training: Any = None, mask: Any = None):
+    def _eager_call(self, inputs: Any, args=(), kwargs=None, training: Any = None, mask: Any = None,
+                    want_mask: bool = True):
         self._ensure_built_for(inputs)
-        return super()._eager_call(inputs, args, kwargs, training, mask)
+        return super()._eager_call(inputs, args, kwargs, training, mask, want_mask)
 
     def _symbolic_call(self, inputs: Any, args: tuple, kwargs: Dict[str, Any]) -> Any:
         if not self._is_graph_network:

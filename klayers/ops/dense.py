@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import numpy as np
@@ -14,6 +15,7 @@ ACT_RELU = _dense.ACT_RELU
 ACT_RELU6 = _dense.ACT_RELU6
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_EMPTY = {d: np.empty(0, dtype=d) for d in _FLOATS}
 
 
 def _check(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], where: str) -> None:
@@ -64,9 +66,15 @@ def dense(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: in
     if dtype not in _FLOATS:
         return dense_reference(x.astype(dtype, copy=False), kernel, bias, act)
     lead = x.shape[:-1]
-    x2 = np.ascontiguousarray(x.reshape(int(np.prod(lead)), x.shape[-1]), dtype=dtype)
-    w = np.ascontiguousarray(kernel)
-    b = np.ascontiguousarray(bias, dtype=dtype) if bias is not None else np.empty(0, dtype=dtype)
+    if x.ndim == 2 and x.dtype == dtype and x.flags.c_contiguous:
+        x2 = x
+    else:
+        x2 = np.ascontiguousarray(x.reshape(math.prod(lead), x.shape[-1]), dtype=dtype)
+    w = kernel if kernel.flags.c_contiguous else np.ascontiguousarray(kernel)
+    if bias is None:
+        b = _EMPTY[dtype]
+    else:
+        b = bias if bias.flags.c_contiguous and bias.dtype == dtype else np.ascontiguousarray(bias, dtype=dtype)
     out = np.empty((x2.shape[0], w.shape[1]), dtype=dtype)
     _dense.dense_forward(x2, w, b, out, bias is not None, act, n_threads or get_num_threads())
-    return out.reshape(lead + (w.shape[1],))
+    return out if x.ndim == 2 else out.reshape(lead + (w.shape[1],))
