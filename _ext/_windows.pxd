@@ -24,3 +24,26 @@ cdef inline void window_taps(Py_ssize_t out_index, Py_ssize_t stride, Py_ssize_t
         lo = kernel
     k_lo[0] = lo
     k_hi[0] = hi
+
+
+cdef inline void tap_output_range(Py_ssize_t tap, Py_ssize_t stride, Py_ssize_t pad_before,
+                                  Py_ssize_t dilation, Py_ssize_t in_size, Py_ssize_t out_size,
+                                  Py_ssize_t* o_lo, Py_ssize_t* o_hi) noexcept nogil:
+    """The converse of ``window_taps``: the outputs ``o_lo <= o < o_hi`` whose tap ``tap`` (input
+    index ``o * stride - pad_before + tap * dilation``) lies in ``[0, in_size)`` (empty when
+    o_lo >= o_hi). Lets a kernel sweep one tap over a whole output row without bounds tests."""
+    cdef Py_ssize_t first = pad_before - tap * dilation    # o * stride >= first
+    cdef Py_ssize_t last = in_size - 1 + first              # o * stride <= last
+    cdef Py_ssize_t lo = 0, hi
+    if first > 0:
+        lo = (first + stride - 1) // stride
+    if last < 0:
+        hi = 0
+    else:
+        hi = last // stride + 1
+    if hi > out_size:
+        hi = out_size
+    if lo > out_size:
+        lo = out_size
+    o_lo[0] = lo
+    o_hi[0] = hi

@@ -26,8 +26,8 @@ def test_bad_arguments(make, match):
         make()
 
 
-def test_unknown_interpolation_is_not_implemented():
-    with pytest.raises(NotImplementedError):
+def test_unknown_interpolation_is_a_config_error():
+    with pytest.raises(ValueError, match="cubic-ish"):
         L.UpSampling2D(interpolation="cubic-ish")
 
 

@@ -128,3 +128,23 @@ def deconv_output_length(length: Optional[int], kernel: int, padding: str, outpu
         raise ValueError(f"Unknown padding {padding!r}")
     pad = {"same": k // 2, "valid": 0, "full": k - 1}[padding]
     return (length - 1) * stride + k - 2 * pad + output_padding
+
+
+def connected_pad_before(kernel: int, padding: str) -> int:
+    """Padding before the input for tf-keras's locally-connected windows.
+
+    tf-keras's ``conv_connected_inputs`` (used by ``LocallyConnected*`` implementations 2 and
+    3) centres window ``o`` of a ``"same"`` layer at input index ``o * stride`` with
+    ``kernel // 2`` taps before it, so window ``o`` covers
+    ``[o * stride - kernel // 2, o * stride - kernel // 2 + kernel)`` clipped to the input.
+    For even kernels this is one more than TensorFlow's ``"same"`` split
+    (:func:`same_padding`). ``"valid"`` windows start at ``o * stride`` (no padding).
+
+    Raises:
+        ValueError: ``padding`` is neither ``"valid"`` nor ``"same"``.
+    """
+    if padding == "valid":
+        return 0
+    if padding == "same":
+        return kernel // 2
+    raise ValueError(f'Only "valid" and "same" padding connect local windows. Received: padding={padding!r}')

@@ -1,0 +1,47 @@
+"""Recurrent workloads (issue 7): LSTM 128 and GRU 128 over 100 steps of 64 features at batch 1
+and 32, SimpleRNN 128, and a Bidirectional LSTM 64.
+
+FLOPs count the two matrix products per step (input projection and recurrent product:
+``2 * batch * steps * gates * units * (features + units)``); the gate non-linearities are not
+counted. ConvLSTM2D is not registered yet (the layer is not implemented).
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from workloads import Workload, register
+
+STEPS, FEATURES, UNITS = 100, 64, 128
+
+
+def _rnn(class_name: str, gates: int, batch: int, units: int = UNITS, extra=None) -> Workload:
+    config = {"units": units, **(extra or {})}
+    return Workload(
+        name=f"recurrent-{class_name.lower()}{units}-b{batch}-t{STEPS}x{FEATURES}-f32",
+        family="recurrent",
+        config={"class_name": class_name, "config": config},
+        input_shape=(batch, STEPS, FEATURES),
+        dtype="float32",
+        flops=2 * batch * STEPS * gates * units * (FEATURES + units),
+    )
+
+
+def _workloads() -> Iterator[Workload]:
+    for batch in (1, 32):
+        yield _rnn("LSTM", 4, batch)
+        yield _rnn("GRU", 3, batch)
+    yield _rnn("SimpleRNN", 1, 32)
+    for batch in (1, 32):
+        yield Workload(
+            name=f"recurrent-bidi-lstm64-b{batch}-t{STEPS}x{FEATURES}-f32",
+            family="recurrent",
+            config={"class_name": "Bidirectional",
+                    "config": {"layer": {"class_name": "LSTM", "config": {"units": 64, "return_sequences": True}}}},
+            input_shape=(batch, STEPS, FEATURES),
+            dtype="float32",
+            flops=2 * 2 * batch * STEPS * 4 * 64 * (FEATURES + 64),
+        )
+
+
+register(*_workloads())

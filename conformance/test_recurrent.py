@@ -1,0 +1,19 @@
+"""Replay of the recurrent layers recorded from real Keras (conformance/cases/recurrent.py)."""
+
+import pytest
+
+from conformance import refs
+from conformance.harness_recurrent import replay_rnn_case
+
+K2 = refs.cases("recurrent", "keras2")
+K3 = refs.cases("recurrent", "keras3")
+
+
+@pytest.mark.parametrize("name,meta", K2, ids=[c[0] for c in K2])
+def test_recurrent_keras2(name, meta):
+    replay_rnn_case(meta, refs.arrays("recurrent", name, "keras2"), "keras2")
+
+
+@pytest.mark.parametrize("name,meta", K3, ids=[c[0] for c in K3])
+def test_recurrent_keras3(name, meta):
+    replay_rnn_case(meta, refs.arrays("recurrent", name, "keras3"), "keras3")

@@ -1,0 +1,283 @@
+"""Pooling ops: windowed max/average (rank 1-3) and global max/average, with NumPy twins.
+
+Semantics are TensorFlow's, as tf-keras 2.21 runs them (recorded in the conformance references):
+
+* windowed **max** ignores NaN and never returns less than the lowest finite value (a window of
+  NaNs, of ``-inf`` or of padding gives ``-finfo.max``), because TF starts from the lowest value
+  and keeps ``v`` only when ``v > m``;
+* windowed **average** divides by the number of taps inside the input (``"same"`` padding is not
+  counted);
+* **global max** propagates NaN (``reduce_max``); **global average** is ``sum / count``, or with a
+  mask ``sum(x * mask) / sum(mask)`` (a fully masked sample gives NaN, as in Keras).
+
+Output sizes and padding come from :mod:`klayers.ops.shapes` (``conv_output_length``,
+``padding_amounts``): ``"valid"``: ``floor((n - k) / s) + 1``; ``"same"``: ``ceil(n / s)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+from klayers._ext import pooling as _pooling
+from klayers._threads import get_num_threads
+from klayers.ops import shapes
+
+MODE_MAX = _pooling.MODE_MAX
+MODE_AVG = _pooling.MODE_AVG
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+# Below this many input values (1 MiB of float32) a kernel runs on one thread: waking a sleeping
+# OpenMP team (klayers._ext sets OMP_WAIT_POLICY=PASSIVE) costs about 10 us, a 1 MiB pass about 40.
+_MIN_PARALLEL = 1 << 18
+# Global pooling of a small batch splits the spatial axis into this many values per slice at least.
+_MIN_SLICE = 1 << 13
+
+
+def _check_mode(mode: int) -> None:
+    if mode not in (MODE_MAX, MODE_AVG):
+        raise ValueError(f"Unknown pooling mode {mode!r}; expected MODE_MAX ({MODE_MAX}) or MODE_AVG ({MODE_AVG}).")
+
+
+def pool_geometry(spatial: Sequence[int], pool_size: Sequence[int], strides: Sequence[int], padding: str,
+                  where: str = "pooling") -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+    """``(output sizes, padding before)`` per spatial axis, as TensorFlow computes them.
+
+    Raises:
+        ValueError: naming ``where``: a stride below 1, an unknown padding, or (``"valid"``) a
+            window larger than the input.
+    """
+    if padding not in ("valid", "same"):
+        raise ValueError(f"{where}: `padding` must be 'valid' or 'same'. Received: padding={padding!r}")
+    if any(s < 1 for s in strides):
+        raise ValueError(f"{where}: `strides` must be positive integers to run. Received: strides={tuple(strides)}")
+    if padding == "valid":
+        for n, k in zip(spatial, pool_size):
+            if n < k:
+                raise ValueError(
+                    f"{where}: the pooling window {tuple(pool_size)} is larger than the input's spatial shape "
+                    f"{tuple(spatial)} with padding='valid' (negative output size)."
+                )
+    out = tuple(int(shapes.conv_output_length(n, k, padding, s)) for n, k, s in zip(spatial, pool_size, strides))
+    before = tuple(shapes.padding_amounts(n, k, padding, s)[0] for n, k, s in zip(spatial, pool_size, strides))
+    return out, before
+
+
+def _split(x: np.ndarray, rank: int, data_format: str, where: str) -> Tuple[Tuple[int, ...], int]:
+    if x.ndim != rank + 2:
+        raise ValueError(f"{where}: expected a {rank + 2}-D input (batch, {rank} spatial axes, channels), got shape {x.shape}")
+    if data_format == "channels_last":
+        return tuple(x.shape[1:-1]), x.shape[-1]
+    if data_format == "channels_first":
+        return tuple(x.shape[2:]), x.shape[1]
+    raise ValueError(f"{where}: unknown data_format {data_format!r}")
+
+
+def _out_shape(x: np.ndarray, out_spatial: Tuple[int, ...], data_format: str) -> Tuple[int, ...]:
+    if data_format == "channels_last":
+        return (x.shape[0],) + out_spatial + (x.shape[-1],)
+    return (x.shape[0], x.shape[1]) + out_spatial
+
+
+def pool_reference(x: np.ndarray, pool_size: Sequence[int], strides: Sequence[int], padding: str,
+                   data_format: str, mode: int, where: str = "pooling") -> np.ndarray:
+    """NumPy twin of :func:`pool` (the readable oracle)."""
+    _check_mode(mode)
+    rank = len(pool_size)
+    spatial, _ = _split(x, rank, data_format, where)
+    out_spatial, before = pool_geometry(spatial, pool_size, strides, padding, where)
+    xs = x if data_format == "channels_last" else np.moveaxis(x, 1, -1)
+    axes = tuple(range(1, rank + 1))
+    pads = [(0, 0)] + [(b, max((o - 1) * s + k - n - b, 0)) for b, o, s, k, n in
+                       zip(before, out_spatial, strides, pool_size, spatial)] + [(0, 0)]
+    lowest = np.finfo(x.dtype).min if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+
+    def windows(a: np.ndarray) -> np.ndarray:
+        win = np.lib.stride_tricks.sliding_window_view(a, tuple(pool_size), axis=axes)
+        index = (slice(None),) + tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(out_spatial, strides))
+        return win[index]  # (B, *out_spatial, C, *pool_size)
+
+    win_axes = tuple(range(-rank, 0))
+    if mode == MODE_MAX:
+        # NaN and padding never win; nothing is below the lowest finite value.
+        padded = np.pad(xs, pads, constant_values=lowest)
+        win = windows(np.where(np.isnan(padded), lowest, padded) if x.dtype.kind == "f" else padded)
+        y = np.maximum(win.max(axis=win_axes, initial=lowest), lowest)
+    else:
+        with np.errstate(invalid="ignore"):  # inf - inf in a window is NaN, as in TensorFlow
+            total = windows(np.pad(xs, pads)).sum(axis=win_axes)
+        ones = np.pad(np.ones(spatial, dtype=np.int64), pads[1:-1])
+        count = np.lib.stride_tricks.sliding_window_view(ones, tuple(pool_size))
+        count = count[tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(out_spatial, strides))].sum(axis=win_axes)
+        y = total / count[None, ..., None].astype(x.dtype)
+    y = y.astype(x.dtype, copy=False)
+    return y if data_format == "channels_last" else np.moveaxis(y, -1, 1)
+
+
+def pool(x: np.ndarray, pool_size: Sequence[int], strides: Sequence[int], padding: str, data_format: str,
+         mode: int, n_threads: Optional[int] = None, where: str = "pooling") -> np.ndarray:
+    """Max (``MODE_MAX``) or average (``MODE_AVG``) pooling over ``len(pool_size)`` spatial axes.
+
+    Args:
+        x: ``(batch, *spatial, channels)`` (``"channels_last"``) or ``(batch, channels, *spatial)``,
+            1 to 3 spatial axes; float32/float64 run the compiled kernel, other dtypes the reference.
+        pool_size, strides: one positive int per spatial axis.
+        padding: ``"valid"`` or ``"same"`` (TensorFlow's: the larger half of the padding after).
+        data_format: ``"channels_last"`` or ``"channels_first"``.
+        mode: ``MODE_MAX`` or ``MODE_AVG``.
+        n_threads: OpenMP threads (default ``klayers.get_num_threads()``, or 1 for a small input).
+        where: the layer name for error messages.
+
+    Returns:
+        The pooled array, same layout and dtype; spatial sizes ``floor((n - k) / s) + 1``
+        (``"valid"``) or ``ceil(n / s)`` (``"same"``).
+
+    Raises:
+        ValueError: wrong rank, a stride below 1, or a ``"valid"`` window larger than the input.
+
+    Example::
+
+        y = pool(np.ones((1, 4, 4, 3), "float32"), (2, 2), (2, 2), "valid", "channels_last", MODE_MAX)
+        y.shape   # (1, 2, 2, 3)
+    """
+    _check_mode(mode)
+    x = np.asarray(x)
+    rank = len(pool_size)
+    if not 1 <= rank <= 3 or len(strides) != rank:
+        raise ValueError(f"{where}: pool_size and strides must have 1 to 3 equal lengths; got {pool_size}, {strides}")
+    if x.dtype not in _FLOATS:
+        return pool_reference(x, pool_size, strides, padding, data_format, mode, where)
+    spatial, channels = _split(x, rank, data_format, where)
+    out_spatial, before = pool_geometry(spatial, pool_size, strides, padding, where)
+    out = np.empty(_out_shape(x, out_spatial, data_format), dtype=x.dtype)
+    if out.size == 0:
+        return out
+    batch = x.shape[0]
+    lead = 3 - rank
+    if data_format == "channels_last":
+        # 1-D puts the length on the H axis, so that the row split (P * OD * OH) covers it.
+        if rank == 1:
+            x5 = x.reshape(batch, 1, spatial[0], 1, channels)
+            o5 = out.reshape(batch, 1, out_spatial[0], 1, channels)
+            geometry = [(1, 1, 0), (pool_size[0], strides[0], before[0]), (1, 1, 0)]
+        else:
+            x5 = x.reshape((batch,) + (1,) * lead + spatial + (channels,))
+            o5 = out.reshape((batch,) + (1,) * lead + out_spatial + (channels,))
+            geometry = [(1, 1, 0)] * lead + list(zip(pool_size, strides, before))
+    else:
+        # Each (sample, channel) plane is one contiguous image: planes are the parallel axis.
+        x5 = x.reshape((batch * channels,) + (1,) * lead + spatial + (1,))
+        o5 = out.reshape((batch * channels,) + (1,) * lead + out_spatial + (1,))
+        geometry = [(1, 1, 0)] * lead + list(zip(pool_size, strides, before))
+    x5 = np.ascontiguousarray(x5)
+    k, s, b = zip(*geometry)
+    threads = n_threads or (get_num_threads() if x.size >= _MIN_PARALLEL else 1)
+    _pooling.pool_forward(x5, o5, k, s, b, mode, threads)
+    return out
+
+
+def _global_checks(x: np.ndarray, data_format: str, mask: Optional[np.ndarray], mode: int, where: str) -> None:
+    _check_mode(mode)
+    if x.ndim < 3:
+        raise ValueError(f"{where}: expected an input with a batch, spatial and channels axes, got shape {x.shape}")
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError(f"{where}: unknown data_format {data_format!r}")
+    spatial = x.shape[1:-1] if data_format == "channels_last" else x.shape[2:]
+    if 0 in spatial:
+        raise ValueError(f"{where}: incorrect input shape {x.shape} with dimension 0 at a reduction axis.")
+    if mask is not None:
+        if mode != MODE_AVG or x.ndim != 3:
+            raise ValueError(f"{where}: a mask is supported for the 1-D global average only")
+        if np.shape(mask) != (x.shape[0], spatial[0]):
+            raise ValueError(f"{where}: the mask must have shape {(x.shape[0], spatial[0])}, got {np.shape(mask)}")
+
+
+def _keep(y: np.ndarray, x: np.ndarray, data_format: str, keepdims: bool) -> np.ndarray:
+    if not keepdims:
+        return y
+    ones = (1,) * (x.ndim - 2)
+    if data_format == "channels_last":
+        return y.reshape((x.shape[0],) + ones + (x.shape[-1],))
+    return y.reshape((x.shape[0], x.shape[1]) + ones)
+
+
+def global_pool_reference(x: np.ndarray, data_format: str, mode: int, keepdims: bool = False,
+                          mask: Optional[np.ndarray] = None, where: str = "global pooling") -> np.ndarray:
+    """NumPy twin of :func:`global_pool` (the readable oracle)."""
+    x = np.asarray(x)
+    _global_checks(x, data_format, mask, mode, where)
+    axes = tuple(range(1, x.ndim - 1)) if data_format == "channels_last" else tuple(range(2, x.ndim))
+    with np.errstate(invalid="ignore", divide="ignore"):  # inf - inf, 0 / 0: NaN as in TensorFlow
+        if mode == MODE_MAX:
+            y = np.max(x, axis=axes)
+        elif mask is None:
+            y = np.sum(x, axis=axes) / np.asarray(np.prod([x.shape[a] for a in axes]), dtype=x.dtype)
+        else:
+            m = np.asarray(mask).astype(x.dtype)
+            m = m[:, :, None] if data_format == "channels_last" else m[:, None, :]
+            y = np.sum(x * m, axis=axes) / np.sum(m, axis=axes)
+    return _keep(y.astype(x.dtype, copy=False), x, data_format, keepdims)
+
+
+def global_pool(x: np.ndarray, data_format: str, mode: int, keepdims: bool = False,
+                mask: Optional[np.ndarray] = None, n_threads: Optional[int] = None,
+                where: str = "global pooling") -> np.ndarray:
+    """Max (``MODE_MAX``) or average (``MODE_AVG``) over every spatial axis (a streaming reduction).
+
+    Args:
+        x: ``(batch, *spatial, channels)`` or ``(batch, channels, *spatial)``, one or more spatial
+            axes; float32/float64 run the compiled kernel, other dtypes the reference.
+        data_format: ``"channels_last"`` or ``"channels_first"``.
+        mode: ``MODE_MAX`` (NaN propagates) or ``MODE_AVG``.
+        keepdims: keep the spatial axes with size 1.
+        mask: ``(batch, steps)`` for a 1-D average only: ``sum(x * mask) / sum(mask)`` over steps.
+        n_threads: OpenMP threads (default ``klayers.get_num_threads()``, or 1 for a small input).
+        where: the layer name for error messages.
+
+    Returns:
+        ``(batch, channels)``, or with ``keepdims`` the input's rank with spatial sizes 1.
+
+    Raises:
+        ValueError: a spatial axis of size 0, a mask of the wrong shape or for the wrong mode.
+
+    Example::
+
+        global_pool(np.ones((2, 7, 7, 8), "float32"), "channels_last", MODE_AVG).shape   # (2, 8)
+    """
+    x = np.asarray(x)
+    if x.dtype not in _FLOATS:
+        return global_pool_reference(x, data_format, mode, keepdims, mask, where)
+    _global_checks(x, data_format, mask, mode, where)
+    batch = x.shape[0]
+    threads = n_threads or (get_num_threads() if x.size >= _MIN_PARALLEL else 1)
+    masked = mask is not None
+    if data_format == "channels_last":
+        channels = x.shape[-1]
+        steps = math.prod(x.shape[1:-1])
+        x3 = np.ascontiguousarray(x.reshape(batch, steps, channels))
+        m = (np.ascontiguousarray(np.asarray(mask).astype(x.dtype, copy=False).reshape(batch, steps)) if masked
+             else np.empty((0, 0), dtype=x.dtype))
+        out = np.empty((batch, channels), dtype=x.dtype)
+        # A batch smaller than the team splits the spatial axis too (partial results combined after).
+        slices = 1
+        if batch < threads:
+            slices = max(1, min(-(-threads // max(batch, 1)), steps * channels // _MIN_SLICE, steps))
+        partial = out.reshape(batch, 1, channels) if slices == 1 else np.empty((batch, slices, channels), x.dtype)
+        if out.size:
+            _pooling.global_pool_cl(x3, m, out, partial, mode, masked, threads)
+    else:
+        channels = x.shape[1]
+        steps = math.prod(x.shape[2:])
+        x2 = np.ascontiguousarray(x.reshape(batch * channels, steps))
+        m = (np.ascontiguousarray(np.asarray(mask).astype(x.dtype, copy=False).reshape(batch, steps)) if masked
+             else np.empty((0, 0), dtype=x.dtype))
+        out = np.empty((batch, channels), dtype=x.dtype)
+        if out.size:
+            _pooling.global_pool_cf(x2, m, out.reshape(-1), max(channels, 1), mode, masked, threads)
+    return _keep(out, x, data_format, keepdims)
+
+
+__all__ = ["MODE_AVG", "MODE_MAX", "global_pool", "global_pool_reference", "pool", "pool_geometry",
+           "pool_reference"]

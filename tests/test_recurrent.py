@@ -1,0 +1,225 @@
+"""Recurrent kernels (compiled vs NumPy reference) and layer behaviour not covered by the
+recorded Keras cases: functional models with symbolic initial states, user-written cells,
+stateful resets, CuDNN weight conversion, errors."""
+
+import numpy as np
+import pytest
+
+import klayers
+from klayers import layers as L
+from klayers.ops import recurrent as R
+
+CELLS = ["simple", "gru", "gru_before", "lstm"]
+
+
+def _problem(cell, dtype, batch, units, rng, T=6, n_in=4):
+    G = R.GATES[cell]
+    x = rng.standard_normal((batch, T, n_in)).astype(dtype)
+    k = (rng.standard_normal((n_in, G * units)) * 0.3).astype(dtype)
+    rk = (rng.standard_normal((units, G * units)) * 0.3 / np.sqrt(max(units / 5, 1))).astype(dtype)
+    b = (rng.standard_normal((2, G * units) if cell == "gru" else (G * units,)) * 0.3).astype(dtype)
+    states = [rng.standard_normal((batch, units)).astype(dtype) for _ in range(2 if cell == "lstm" else 1)]
+    mask = rng.random((batch, T)) > 0.4
+    return x, k, rk, b, states, mask
+
+
+OPTIONS = {
+    "plain": {},
+    "mask_back_seq": {"go_backwards": True, "return_sequences": True, "with_mask": True},
+    "mask_zero_hard": {"zero_output": True, "return_sequences": True, "with_mask": True, "ract": R.ACT_HARD_SIGMOID},
+    "relu_k3hard": {"act": R.ACT_RELU, "ract": R.ACT_HARD_SIGMOID_K3, "return_sequences": True},
+}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("option", sorted(OPTIONS))
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("batch,units", [(1, 5), (3, 7), (1, 300)], ids=["b1", "b3", "b1_wide_split"])
+def test_kernel_matches_reference(cell, option, dtype, threads, batch, units):
+    rng = np.random.default_rng(abs(hash((cell, option, dtype, batch, units))) % 2**32)
+    x, k, rk, b, states, mask = _problem(cell, dtype, batch, units, rng)
+    kw = dict(OPTIONS[option])
+    m = mask if kw.pop("with_mask", False) else None
+    with klayers.num_threads(threads):
+        got = R.rnn_sequence(cell, x, k, rk, b, states, m, **kw)
+    want = R.rnn_sequence_reference(cell, x, k, rk, b, states, m, **kw)
+    tol = 2e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(got[0], want[0], atol=tol)
+    if want[1] is not None:
+        np.testing.assert_allclose(got[1], want[1], atol=tol)
+    for g, w in zip(got[2], want[2]):
+        np.testing.assert_allclose(g, w, atol=tol)
+    assert got[0].dtype == np.dtype(dtype)
+
+
+def test_reference_and_compiled_have_the_same_signature():
+    import inspect
+
+    assert inspect.signature(R.rnn_sequence) == inspect.signature(R.rnn_sequence_reference)
+
+
+def test_unfused_activation_falls_back_to_the_step_loop():
+    rng = np.random.default_rng(0)
+    x, k, rk, b, states, mask = _problem("lstm", "float32", 2, 3, rng)
+    got = R.rnn_sequence("lstm", x, k, rk, b, states, mask, act=klayers.activations.softsign)
+    want = R.rnn_sequence_reference("lstm", x, k, rk, b, states, mask, act=klayers.activations.softsign)
+    np.testing.assert_allclose(got[0], want[0], atol=1e-6)
+
+
+def test_kernel_rejects_bad_shapes():
+    rng = np.random.default_rng(1)
+    x, k, rk, b, states, _ = _problem("gru", "float32", 2, 3, rng)
+    with pytest.raises(ValueError, match="bias"):
+        R.rnn_sequence("gru", x, k, rk, b[0], states)
+    with pytest.raises(ValueError, match="initial state"):
+        R.rnn_sequence("gru", x, k, rk, b, [states[0][:1]])
+    with pytest.raises(ValueError, match="3-D"):
+        R.rnn_sequence("gru", x[0], k, rk, b, states)
+
+
+# -- layers ---------------------------------------------------------------------------------
+def _xs(b=2, t=5, f=3, seed=0):
+    return np.random.default_rng(seed).standard_normal((b, t, f)).astype("float32")
+
+
+def test_functional_model_with_symbolic_initial_state():
+    inp = klayers.Input((5, 3))
+    h = klayers.Input((4,))
+    c = klayers.Input((4,))
+    lstm = L.LSTM(4, return_sequences=True)
+    out = lstm(inp, initial_state=[h, c])
+    model = klayers.Model([inp, h, c], out)
+    x = _xs()
+    hv = np.full((2, 4), 0.3, "float32")
+    cv = np.full((2, 4), -0.2, "float32")
+    got = model.predict([x, hv, cv], verbose=0)
+    want = lstm(x, initial_state=[hv, cv])
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    assert not np.allclose(got, lstm(x))
+    again = klayers.Model.from_config(model.get_config())
+    again.set_weights(model.get_weights())
+    np.testing.assert_allclose(again.predict([x, hv, cv], verbose=0), got, atol=1e-6)
+
+
+class MinimalCell(klayers.Layer):
+    """The user-written cell of the Keras RNN docstring."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.state_size = units
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units))
+        self.recurrent_kernel = self.add_weight("recurrent_kernel", (self.units, self.units))
+
+    def call(self, inputs, states):
+        prev = states[0]
+        output = inputs @ self.kernel.value + prev @ self.recurrent_kernel.value
+        return output, [output]
+
+    def get_config(self):
+        return dict(super().get_config(), units=self.units)
+
+
+def test_user_written_cell_matches_simple_rnn_cell_with_linear_activation():
+    x = _xs(seed=3)
+    mask = np.array([[1, 1, 0, 1, 0], [0, 1, 1, 1, 1]], bool)
+    custom = L.RNN(MinimalCell(4), return_sequences=True, go_backwards=True)
+    builtin = L.RNN(L.SimpleRNNCell(4, activation=None, use_bias=False), return_sequences=True, go_backwards=True)
+    custom(x)
+    builtin(x)
+    builtin.set_weights(custom.get_weights())
+    np.testing.assert_allclose(custom(x, mask=mask), builtin(x, mask=mask), atol=1e-6)
+    stacked = L.RNN([MinimalCell(4), L.GRUCell(2)], return_state=True)
+    out = stacked(x, mask=mask)
+    assert [o.shape for o in out] == [(2, 2), (2, 4), (2, 2)]
+
+
+def test_plain_object_cell():
+    class Accumulate:
+        state_size = 3
+
+        def call(self, inputs, states):
+            s = states[0] + inputs
+            return s, [s]
+
+    x = _xs()
+    out = L.RNN(Accumulate(), return_sequences=True)(x)
+    np.testing.assert_allclose(out, np.cumsum(x, axis=1), atol=1e-6)
+
+
+def test_stateful_keeps_states_until_reset():
+    x = _xs(b=3, seed=5)
+    layer = L.GRU(4, stateful=True)
+    first = layer(x)
+    second = layer(x)
+    assert not np.allclose(first, second)
+    layer.reset_states()
+    np.testing.assert_allclose(layer(x), first, atol=1e-6)
+    layer.reset_states([np.ones((3, 4), "float32")])
+    np.testing.assert_allclose(layer.states[0], 1.0)
+    with pytest.raises(ValueError, match="incompatible"):
+        layer.reset_states([np.ones((2, 4), "float32")])
+    with pytest.raises(AttributeError, match="stateful"):
+        L.GRU(4).reset_states()
+
+
+def test_training_dropout_changes_outputs_only_in_training():
+    x = _xs(seed=7)
+    layer = L.LSTM(4, dropout=0.5, recurrent_dropout=0.5, return_sequences=True)
+    inference = layer(x)
+    np.testing.assert_allclose(layer(x, training=False), inference)
+    assert layer(x, training=True).shape == inference.shape
+    assert not np.allclose(layer(x, training=True), inference)
+
+
+@pytest.mark.parametrize("cls,gates", [(L.CuDNNLSTM, 4), (L.CuDNNGRU, 3)])
+def test_cudnn_layout_converts_to_the_plain_layer(cls, gates):
+    x = _xs(seed=11)
+    rng = np.random.default_rng(2)
+    cudnn = cls(4, return_sequences=True)
+    cudnn(x)
+    weights = [rng.standard_normal(w.shape).astype("float32") * 0.4 for w in cudnn.weights]
+    cudnn.set_weights(weights)
+    k, r, b = weights
+    kernel = np.hstack([blk.T.reshape(blk.shape, order="F") for blk in np.hsplit(k, gates)])
+    rkernel = np.hstack([blk.T for blk in np.hsplit(r, gates)])
+    if gates == 4:
+        plain = L.LSTM(4, return_sequences=True)
+        bias = b[:16] + b[16:]
+    else:
+        plain = L.GRU(4, return_sequences=True, reset_after=True)
+        bias = b.reshape(2, 12)
+    plain(x)
+    plain.set_weights([kernel, rkernel, bias])
+    np.testing.assert_allclose(cudnn(x), plain(x), atol=1e-5)
+    with pytest.raises(ValueError, match="Masking is not supported"):
+        cudnn(x, mask=np.ones((2, 5), bool))
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: L.LSTM(0), "units"),
+    (lambda: L.GRU(4, dropout="x"), "dropout"),
+    (lambda: L.RNN(object()), "call"),
+], ids=["units", "dropout", "cell"])
+def test_bad_arguments(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_bad_inputs():
+    layer = L.SimpleRNN(3)
+    with pytest.raises(ValueError, match="expected ndim=3"):
+        layer(np.ones((2, 3), "float32"))
+    with pytest.raises(ValueError, match="initial state"):
+        L.LSTM(3)(_xs(), initial_state=[np.zeros((2, 3), "float32")])
+
+
+def test_time_major_and_output_shapes():
+    x = _xs(b=2, t=5)
+    layer = L.LSTM(4, time_major=True, return_sequences=True, return_state=True)
+    out = layer(np.swapaxes(x, 0, 1))
+    assert [o.shape for o in out] == [(5, 2, 4), (2, 4), (2, 4)]
+    assert layer.compute_output_shape((5, None, 3)) == [(5, None, 4), (None, 4), (None, 4)]
