@@ -40,7 +40,8 @@ def assert_close(ours: np.ndarray, theirs: np.ndarray, what: str, rtol: float = 
     ours = np.asarray(ours)
     assert ours.shape == theirs.shape, f"{what}: shape {ours.shape} != Keras {theirs.shape}"
     assert ours.dtype == theirs.dtype, f"{what}: dtype {ours.dtype} != Keras {theirs.dtype}"
-    scale = float(np.max(np.abs(theirs))) if theirs.size else 1.0
+    finite = np.abs(theirs[np.isfinite(theirs)]) if theirs.size else np.zeros(0)
+    scale = float(finite.max()) if finite.size else 1.0  # NaN/inf must not loosen the tolerance
     np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=rtol * max(scale, 1.0), err_msg=what)
 
 

@@ -28,7 +28,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REFS = os.path.join(HERE, "references")
 sys.path.insert(0, os.path.join(HERE, "cases"))
 
-FAMILIES = ["activations", "initializers", "regularizers", "constraints", "core", "models"]
+FAMILIES = sorted(
+    f[:-3] for f in os.listdir(os.path.join(HERE, "cases")) if f.endswith(".py") and not f.startswith("_")
+)
 
 
 def _jsonable(obj: Any) -> Any:
