@@ -1,6 +1,11 @@
 # The one sliding-window primitive: which taps of a (strided, dilated, padded) window fall
 # inside the input. Conv (im2col), pooling and locally-connected kernels all use it, so padding
 # arithmetic lives here and in klayers/ops/shapes.py only.
+#
+# Race warning: inside a ``prange`` body Cython makes a variable thread-private only when the
+# body *assigns* it. Out-parameters written through pointers (``&start``) are not assignments:
+# call these helpers from a ``cdef`` function whose locals hold the results (each call has its own
+# stack), or assign the variables in the loop body first.
 
 
 cdef inline void window_taps(Py_ssize_t out_index, Py_ssize_t stride, Py_ssize_t pad_before,

@@ -70,11 +70,38 @@ def num_threads(n: Optional[int]) -> Iterator[None]:
         set_num_threads(previous)
 
 
+_single_lock = threading.Lock()
+_single_depth = 0
+_blas_libs: Optional[list] = None
+
+
+def _blas_lib_controllers() -> list:
+    global _blas_libs
+    if _blas_libs is None:
+        _blas_libs = [lc for lc in _blas().lib_controllers if lc.user_api == "blas"]
+    return _blas_libs
+
+
 @contextlib.contextmanager
 def blas_single_threaded() -> Iterator[None]:
-    """Hold BLAS to one thread around an OpenMP region whose chunks each call BLAS."""
-    limiter = _blas().limit(limits=1, user_api="blas")
+    """Hold BLAS to one thread around an OpenMP region whose chunks each call BLAS.
+
+    Re-entrant and thread-safe: the first caller drops BLAS to one thread, the last one to
+    leave restores klayers's thread count. Talks to the BLAS libraries directly (about 1 us),
+    not through threadpoolctl's limiter (about 10 us), as batch-1 kernels call it per layer."""
+    global _single_depth
+    libs = _blas_lib_controllers()
+    with _single_lock:
+        _single_depth += 1
+        if _single_depth == 1:
+            for lc in libs:
+                lc.set_num_threads(1)
     try:
         yield
     finally:
-        limiter.restore_original_limits()
+        with _single_lock:
+            _single_depth -= 1
+            if _single_depth == 0:
+                n = get_num_threads()
+                for lc in libs:
+                    lc.set_num_threads(n)
