@@ -1,23 +1,112 @@
 # cython: language_level=3
-"""Recurrent time loops (SimpleRNN, GRU, LSTM) entirely in compiled code.
+"""Recurrent time loops (SimpleRNN, GRU, LSTM) entirely in compiled code, plus the LSTM
+point-wise update that ConvLSTM runs after its convolutions.
 
-The caller (klayers.ops.recurrent) has already computed every time step's input projection
-``xw = x @ kernel + input_bias`` with one GEMM; this kernel runs the recurrence: per step the
-recurrent product ``h @ recurrent_kernel`` (GEMM, or GEMV at batch 1), then one fused pass of
-gate non-linearities, the Keras mask rule (masked steps carry the state; their output is the
-previous output, or zeros with ``zero_output``) and the output writes.
+Work comes as *tasks* (:func:`rnn_run`): one task is a block of batch rows of one layer (a
+whole layer, half a batch, one direction of a Bidirectional layer). A task computes its own
+input projections ``x @ kernel`` in time chunks small enough to stay in cache (one GEMM per
+chunk, the chunk's inputs copied time-major first), then runs its steps: per step the
+recurrent product ``h @ recurrent_kernel`` (GEMM, or GEMV at batch 1), then the gates of
+every row, each gate block through one vectorised loop (bias adds fused), the Keras mask
+rule (a masked step carries the state; its output is the previous output, or zeros with
+``zero_output``) and the output writes. Tasks are independent (no step-by-step
+synchronisation), so several of them run on several cores with single-threaded BLAS (the
+caller holds BLAS so); a lone batch-1 task with wide weights instead splits its units across
+threads at every step (``split_units``: each thread keeps its column slice of the
+recurrent kernel hot in its own cache).
 
-Level 2 of the kernel pattern: const IN views, caller-allocated OUT and scratch views, shapes
-checked before the GIL is released, ``n_threads``. At batch 1 with wide layers the units are
-split across threads (each thread multiplies by its own column slice of the recurrent kernel,
-which stays hot in its core's cache; BLAS is single-threaded there, the caller holds it so);
-otherwise one BLAS call per step and BLAS threads it.
+float32 sigmoid / tanh use an inline Cephes-style exp on 8-lane GCC vectors (relative error
+below 2e-7, NaN propagates); float64 uses libm exactly.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, expf, expm1f, fabsf, tanh, fmax, fmin
+from libc.math cimport exp, tanh, fmax, fmin
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy, memset
 
 from _blas cimport gemm, gemv_t
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    #if defined(__GNUC__)
+    #pragma GCC diagnostic ignored "-Wpsabi"
+    #endif
+    /* AVX2 + FMA and baseline clones of the activation maps, picked at load time */
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && __GNUC__ >= 12
+    #define KL_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+    #else
+    #define KL_CLONES
+    #endif
+    #if defined(__GNUC__) || defined(__clang__)
+    #define KL_VECTORS 1
+    typedef float kl_v8f __attribute__((vector_size(32)));
+    typedef int32_t kl_v8i __attribute__((vector_size(32)));
+
+    static inline kl_v8f kl_sel(kl_v8i m, kl_v8f a, kl_v8f b) {
+        return (kl_v8f)((m & (kl_v8i)a) | (~m & (kl_v8i)b));
+    }
+
+    /* Cephes expf: Cody-Waite reduction, degree-6 polynomial, 2^n from the exponent bits */
+    static inline kl_v8f kl_vexpf(kl_v8f x) {
+        const kl_v8f hi = x * 0.0f + 88.3762626647949f;
+        x = kl_sel(x < hi, x, hi);
+        x = kl_sel(x > -hi, x, -hi);
+        kl_v8f fn = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+        kl_v8i n = __builtin_convertvector(fn, kl_v8i);
+        kl_v8f r = x - fn * 0.693359375f;
+        r = r - fn * -2.12194440e-4f;
+        kl_v8f z = r * r;
+        kl_v8f y = r * 1.9875691500E-4f + 1.3981999507E-3f;
+        y = y * r + 8.3334519073E-3f;
+        y = y * r + 4.1665795894E-2f;
+        y = y * r + 1.6666665459E-1f;
+        y = y * r + 5.0000001201E-1f;
+        y = y * z + r + 1.0f;
+        kl_v8i bits = (n + 127) << 23;
+        return y * (kl_v8f)bits;
+    }
+
+    static inline kl_v8f kl_vsigmoidf(kl_v8f x) {
+        kl_v8f s = 1.0f / (1.0f + kl_vexpf(-x));
+        return kl_sel(x == x, s, x);
+    }
+
+    /* odd polynomial near 0 (full relative precision), 1 - 2 / (exp(2|x|) + 1) elsewhere */
+    static inline kl_v8f kl_vtanhf(kl_v8f x) {
+        kl_v8i sign = (kl_v8i)x & (int32_t)0x80000000;
+        kl_v8f a = (kl_v8f)((kl_v8i)x & 0x7fffffff);
+        kl_v8f z = x * x;
+        kl_v8f s = z * -5.70498872745E-3f + 2.06390887954E-2f;
+        s = s * z - 5.37397155531E-2f;
+        s = s * z + 1.33314422036E-1f;
+        s = s * z - 3.33332819422E-1f;
+        s = s * z * x + x;
+        kl_v8f nine = a * 0.0f + 9.0f;
+        kl_v8f e = kl_vexpf(2.0f * kl_sel(a < nine, a, nine));
+        kl_v8f l = 1.0f - 2.0f / (e + 1.0f);
+        l = (kl_v8f)((kl_v8i)l | sign);
+        return kl_sel(x == x, kl_sel(a < 0.625f, s, l), x);
+    }
+
+    #define KL_MAP(NAME, VF) \
+    KL_CLONES static void NAME(float* p, Py_ssize_t n) { \
+        Py_ssize_t i = 0; \
+        for (; i + 8 <= n; i += 8) { kl_v8f v; memcpy(&v, p + i, 32); v = VF(v); memcpy(p + i, &v, 32); } \
+        if (i < n) { kl_v8f v = {0}; memcpy(&v, p + i, 4 * (n - i)); v = VF(v); memcpy(p + i, &v, 4 * (n - i)); } \
+    }
+    KL_MAP(kl_sigmoid_f, kl_vsigmoidf)
+    KL_MAP(kl_tanh_f, kl_vtanhf)
+    #else
+    #define KL_VECTORS 0
+    #include <math.h>
+    static void kl_sigmoid_f(float* p, Py_ssize_t n) { for (Py_ssize_t i = 0; i < n; i++) p[i] = 1.0f / (1.0f + expf(-p[i])); }
+    static void kl_tanh_f(float* p, Py_ssize_t n) { for (Py_ssize_t i = 0; i < n; i++) p[i] = tanhf(p[i]); }
+    #endif
+    """
+    void kl_sigmoid_f(float* p, Py_ssize_t n) noexcept nogil
+    void kl_tanh_f(float* p, Py_ssize_t n) noexcept nogil
 
 CELL_SIMPLE = 0
 CELL_GRU_AFTER = 1
@@ -31,188 +120,491 @@ ACT_HARD_SIGMOID = 3      # Keras 2: clip(0.2 x + 0.5, 0, 1)
 ACT_HARD_SIGMOID_K3 = 4   # Keras 3: relu6(x + 3) / 6
 ACT_RELU = 5
 
+#: elements of input projections a task keeps per time chunk (about 256 KB of float32)
+cdef enum:
+    CHUNK_ELEMS = 65536
 
-cdef inline floating _act(floating x, int code) noexcept nogil:
-    cdef float t
+
+cdef void _act(floating* p, Py_ssize_t n, int code) noexcept nogil:
+    """Apply activation ``code`` to ``p[0:n]`` in place, one simple loop per activation."""
+    cdef Py_ssize_t j
+    if n <= 0 or code == 0:
+        return
     if code == 1:
         if floating is float:
-            # glibc's tanhf is several times slower than expm1f; this form keeps full
-            # relative precision near 0
-            t = expm1f(-2 * fabsf(x))
-            t = -t / (t + 2)
-            return t if x >= 0 else -t
+            kl_tanh_f(p, n)
         else:
-            return tanh(x)
-    if code == 2:
+            for j in range(n):
+                p[j] = tanh(p[j])
+    elif code == 2:
         if floating is float:
-            return 1.0 / (1.0 + expf(-x))
+            kl_sigmoid_f(p, n)
         else:
-            return 1.0 / (1.0 + exp(-x))
-    if code == 3:
-        return fmin(fmax(<floating>0.2 * x + <floating>0.5, 0), 1)
-    if code == 4:
-        return fmin(fmax(x + 3, 0), 6) / 6
-    if code == 5:
-        return fmax(x, 0)
-    return x
+            for j in range(n):
+                p[j] = 1.0 / (1.0 + exp(-p[j]))
+    elif code == 3:
+        for j in range(n):
+            p[j] = fmin(fmax(<floating>0.2 * p[j] + <floating>0.5, 0), 1)
+    elif code == 4:
+        for j in range(n):
+            p[j] = fmin(fmax(p[j] + 3, 0), 6) / 6
+    elif code == 5:
+        for j in range(n):
+            p[j] = fmax(p[j], 0)
 
 
-cdef inline void _gates(int cell, Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t u,
-                        const floating* xw, const floating* rec, const floating* rbias,
-                        const floating* hp, floating* hn, floating* c, floating* last,
-                        floating* seq, bint masked, bint zero_output, bint use_rbias,
-                        int act, int ract) noexcept nogil:
-    """Units j0..j1 of one sample: new state from the projections, mask rule, outputs.
-
-    ``xw`` / ``rec`` point at the sample's row (gate blocks of ``u`` each, Keras's order),
-    ``hp`` the previous h (read only), ``hn`` the new h (written), ``c`` the LSTM carry
-    (updated in place), ``last`` the previous output (updated), ``seq`` this step's output row
-    or NULL."""
+cdef inline void _add3(floating* p, const floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t j
-    cdef floating z, r, hh, h, ig, fg, og, cc, rb
-    for j in range(j0, j1):
-        if masked:
-            hn[j] = hp[j]
-            if zero_output:
-                last[j] = 0
-            if seq != NULL:
-                seq[j] = last[j]
-            continue
-        if cell == 0:
-            h = _act(xw[j] + rec[j], act)
-        elif cell == 1:
-            z = rec[j]
-            r = rec[u + j]
-            rb = rec[2 * u + j]
-            if use_rbias:
-                z = z + rbias[j]
-                r = r + rbias[u + j]
-                rb = rb + rbias[2 * u + j]
-            z = _act(xw[j] + z, ract)
-            r = _act(xw[u + j] + r, ract)
-            hh = _act(xw[2 * u + j] + r * rb, act)
-            h = z * hp[j] + (1 - z) * hh
-        elif cell == 2:
-            # rec holds z's recurrent term and, in its last block, (r * h) @ U_h
-            z = _act(xw[j] + rec[j], ract)
-            hh = _act(xw[2 * u + j] + rec[2 * u + j], act)
-            h = z * hp[j] + (1 - z) * hh
+    for j in range(n):
+        p[j] = p[j] + a[j] + b[j]
+
+
+cdef void _row(int cell, Py_ssize_t u, Py_ssize_t j0, Py_ssize_t n, const floating* xw, floating* rec,
+               const floating* bias, const floating* rbias, const floating* hp, floating* hn, floating* c,
+               int act, int ract) noexcept nogil:
+    """Gates of units ``j0 .. j0+n`` of one row. ``xw`` (input projection without bias), ``rec``
+    (recurrent product, overwritten), ``bias`` / ``rbias`` point at the row's first gate block
+    (blocks of ``u``, Keras's order); ``hp`` / ``hn`` / ``c`` at the row's state. Writes
+    ``hn[j0:j0+n]`` and updates ``c`` (LSTM)."""
+    cdef Py_ssize_t j
+    cdef floating* z
+    cdef floating* r
+    cdef floating* g
+    cdef floating* o
+    cdef floating* h = hn + j0
+    cdef const floating* hq = hp + j0
+    cdef floating* cc
+    if cell == 0:
+        z = rec + j0
+        for j in range(n):
+            h[j] = z[j] + xw[j0 + j] + bias[j0 + j]
+        _act(h, n, act)
+    elif cell == 3:
+        z = rec + j0
+        r = rec + u + j0
+        g = rec + 2 * u + j0
+        o = rec + 3 * u + j0
+        _add3(z, xw + j0, bias + j0, n)
+        _add3(r, xw + u + j0, bias + u + j0, n)
+        _add3(g, xw + 2 * u + j0, bias + 2 * u + j0, n)
+        _add3(o, xw + 3 * u + j0, bias + 3 * u + j0, n)
+        if j0 == 0 and n == u:
+            _act(z, 2 * n, ract)
         else:
-            ig = _act(xw[j] + rec[j], ract)
-            fg = _act(xw[u + j] + rec[u + j], ract)
-            cc = fg * c[j] + ig * _act(xw[2 * u + j] + rec[2 * u + j], act)
-            og = _act(xw[3 * u + j] + rec[3 * u + j], ract)
-            c[j] = cc
-            h = og * _act(cc, act)
-        hn[j] = h
-        last[j] = h
-        if seq != NULL:
-            seq[j] = h
+            _act(z, n, ract)
+            _act(r, n, ract)
+        _act(g, n, act)
+        _act(o, n, ract)
+        cc = c + j0
+        for j in range(n):
+            cc[j] = r[j] * cc[j] + z[j] * g[j]
+            h[j] = cc[j]
+        _act(h, n, act)
+        for j in range(n):
+            h[j] = o[j] * h[j]
+    elif cell == 1:
+        z = rec + j0
+        r = rec + u + j0
+        g = rec + 2 * u + j0
+        for j in range(n):
+            z[j] = z[j] + rbias[j0 + j] + xw[j0 + j] + bias[j0 + j]
+            r[j] = r[j] + rbias[u + j0 + j] + xw[u + j0 + j] + bias[u + j0 + j]
+        if j0 == 0 and n == u:
+            _act(z, 2 * n, ract)
+        else:
+            _act(z, n, ract)
+            _act(r, n, ract)
+        for j in range(n):
+            g[j] = xw[2 * u + j0 + j] + bias[2 * u + j0 + j] + r[j] * (g[j] + rbias[2 * u + j0 + j])
+        _act(g, n, act)
+        for j in range(n):
+            h[j] = z[j] * hq[j] + (1 - z[j]) * g[j]
+    else:
+        # reset-before GRU: r was applied by _reset_pass, rec's last block is (r * h) @ U_h
+        z = rec + j0
+        g = rec + 2 * u + j0
+        _add3(z, xw + j0, bias + j0, n)
+        _add3(g, xw + 2 * u + j0, bias + 2 * u + j0, n)
+        _act(z, n, ract)
+        _act(g, n, act)
+        for j in range(n):
+            h[j] = z[j] * hq[j] + (1 - z[j]) * g[j]
 
 
-def rnn_forward(int cell, const floating[:, :, ::1] xw__btg, const floating[:, ::1] u__ug,
-                const floating[::1] rbias__g, const unsigned char[:, ::1] mask__bt,
-                floating[:, ::1] h__bu, floating[:, ::1] c__bu, floating[:, ::1] last__bu,
-                floating[:, :, ::1] seq__btu, floating[:, ::1] hbuf__bu,
-                floating[:, ::1] rec__bg, floating[:, ::1] rh__bu,
-                int act, int ract, bint go_backwards, bint zero_output, bint use_mask,
-                bint return_sequences, bint split_units, int n_threads):
-    """Run the recurrence over all T steps.
+cdef inline void _reset_pass(Py_ssize_t u, const floating* xw, floating* rec, const floating* bias,
+                             const floating* hp, floating* rh, int ract) noexcept nogil:
+    """Reset-before GRU, one row: ``r = ract(xw_r + rec_r + b_r)``, ``rh = r * h``."""
+    cdef Py_ssize_t j
+    cdef floating* r = rec + u
+    _add3(r, xw + u, bias + u, u)
+    _act(r, u, ract)
+    for j in range(u):
+        rh[j] = r[j] * hp[j]
 
-    Shapes (G gate blocks: 1 SimpleRNN, 3 GRU, 4 LSTM): xw (B, T, G*u) input projections with
-    the input bias; u (u, G*u) recurrent kernel; rbias (G*u,) recurrent bias (GRU reset_after;
-    length 0 when unused); mask (B, T) 0/1 in input time order (ignored unless use_mask);
-    h (B, u) IN initial / OUT final state; c (B, u) the LSTM carry, likewise (unused otherwise);
-    last (B, u) OUT the last output (must hold zeros on entry); seq (B, T, u) OUT every step's
-    output in processing order (unused unless return_sequences); hbuf (B, u), rec (B, G*u), rh
-    (B, u) scratch. ``split_units`` (batch 1 only, BLAS held single-threaded by the caller):
-    threads take slices of the units.
-    """
-    cdef Py_ssize_t B = xw__btg.shape[0], T = xw__btg.shape[1], GU = xw__btg.shape[2]
-    cdef Py_ssize_t u = u__ug.shape[0]
-    cdef Py_ssize_t G = 1 if cell == 0 else (4 if cell == 3 else 3)
-    if GU != G * u or u__ug.shape[1] != GU:
-        raise ValueError(f"rnn_forward: xw has {GU} columns, recurrent kernel {u__ug.shape[1]}, expected {G} x {u}")
-    if h__bu.shape[0] != B or h__bu.shape[1] != u or last__bu.shape[0] != B or last__bu.shape[1] != u:
-        raise ValueError("rnn_forward: state / last shape mismatch")
-    if hbuf__bu.shape[0] != B or hbuf__bu.shape[1] != u or rec__bg.shape[0] != B or rec__bg.shape[1] != GU:
-        raise ValueError("rnn_forward: scratch shape mismatch")
-    if cell == 3 and (c__bu.shape[0] != B or c__bu.shape[1] != u):
-        raise ValueError("rnn_forward: carry shape mismatch")
-    if cell == 2 and (rh__bu.shape[0] != B or rh__bu.shape[1] != u):
-        raise ValueError("rnn_forward: reset-before scratch shape mismatch")
-    if use_mask and (mask__bt.shape[0] != B or mask__bt.shape[1] != T):
-        raise ValueError("rnn_forward: mask shape mismatch")
-    if return_sequences and (seq__btu.shape[0] != B or seq__btu.shape[1] != T or seq__btu.shape[2] != u):
-        raise ValueError("rnn_forward: sequence output shape mismatch")
-    cdef bint use_rbias = cell == 1 and rbias__g.shape[0] == GU
-    if split_units and (B != 1 or cell == 2):
-        split_units = False
-    if B == 0 or T == 0 or u == 0:
-        return
-    cdef Py_ssize_t s, t, b, j, g, k, chunk, j0, j1
-    cdef int nchunks = n_threads if n_threads > 0 else 1
-    cdef floating* hp = &h__bu[0, 0]
-    cdef floating* hn = &hbuf__bu[0, 0]
+
+ctypedef struct Task:
+    int cell
+    int act
+    int ract
+    int go_backwards
+    int zero_output
+    int split_units
+    int n_threads
+    int failed
+    Py_ssize_t B
+    Py_ssize_t T
+    Py_ssize_t F
+    Py_ssize_t u
+    const void* x          # (B, T, F) inputs; or (B, T, G*u) projections when kernel is NULL
+    const void* kernel     # (F, G*u) or NULL
+    const void* bias       # (G*u,) input bias (zeros when the layer has none)
+    const void* rbias      # (G*u,) recurrent bias (reset-after GRU) or NULL
+    const void* U          # (u, G*u)
+    const unsigned char* mask   # (B, T) 0/1 or NULL
+    void* h                # (B, u) IN initial / OUT final state
+    void* c                # (B, u) LSTM carry, likewise; NULL otherwise
+    void* last             # (B, u) OUT last output (zeros on entry)
+    void* seq              # (B, T, u) OUT outputs in processing order, or NULL
+
+
+cdef inline Py_ssize_t _gates(int cell) noexcept nogil:
+    return 1 if cell == 0 else (4 if cell == 3 else 3)
+
+
+cdef void _run_task(Task* tk, floating* kind) noexcept nogil:
+    """Run one task (its own input projections, then every step); ``kind`` only selects the
+    dtype. Sets ``tk.failed`` when scratch cannot be allocated."""
+    cdef int cell = tk.cell
+    cdef Py_ssize_t B = tk.B, T = tk.T, F = tk.F, u = tk.u
+    cdef Py_ssize_t G = _gates(cell)
+    cdef Py_ssize_t GU = G * u
+    cdef const floating* x = <const floating*>tk.x
+    cdef const floating* W = <const floating*>tk.kernel
+    cdef const floating* bias = <const floating*>tk.bias
+    cdef const floating* rbias = <const floating*>tk.rbias
+    cdef const floating* U = <const floating*>tk.U
+    cdef const unsigned char* mask = tk.mask
+    cdef floating* h = <floating*>tk.h
+    cdef floating* c = <floating*>tk.c
+    cdef floating* last = <floating*>tk.last
+    cdef floating* seq = <floating*>tk.seq
+    cdef Py_ssize_t Tc = T
+    cdef Py_ssize_t s, k, n, t, t_lo, b, j, q, j0, j1, chunk, nchunks
+    cdef Py_ssize_t tstride, bstride, toff
+    cdef const floating* base
+    cdef const floating* xrow
+    cdef floating* hp
+    cdef floating* hn
     cdef floating* tmp
-    cdef floating* cptr = &c__bu[0, 0] if cell == 3 else NULL
-    cdef floating* seqrow
-    cdef const floating* rb = &rbias__g[0] if use_rbias else NULL
+    cdef floating* xwc = NULL
+    cdef floating* xt = NULL
+    cdef floating* rec = NULL
+    cdef floating* hbuf = NULL
+    cdef floating* rh = NULL
     cdef bint masked
-    cdef floating r
+    if B <= 0 or T <= 0 or u <= 0:
+        return
+    if W != NULL:
+        Tc = CHUNK_ELEMS // (B * GU)
+        if Tc < 1:
+            Tc = 1
+        if Tc > T:
+            Tc = T
+        xwc = <floating*>malloc(Tc * B * GU * sizeof(floating))
+        if B > 1:
+            xt = <floating*>malloc(Tc * B * F * sizeof(floating) + 1)
+    rec = <floating*>malloc(B * GU * sizeof(floating))
+    hbuf = <floating*>malloc(B * u * sizeof(floating))
+    rh = <floating*>malloc(B * u * sizeof(floating))
+    if rec == NULL or hbuf == NULL or rh == NULL or (W != NULL and (xwc == NULL or (B > 1 and xt == NULL))):
+        tk.failed = 1
+        free(xwc)
+        free(xt)
+        free(rec)
+        free(hbuf)
+        free(rh)
+        return
+    hp = h
+    hn = hbuf
+    nchunks = tk.n_threads if tk.split_units and tk.n_threads > 1 else 1
     chunk = (u + nchunks - 1) // nchunks
-    with nogil:
-        for s in range(T):
-            t = T - 1 - s if go_backwards else s
-            if split_units:
-                for k in prange(nchunks, num_threads=nchunks, schedule='static'):
-                    j0 = k * chunk
+    s = 0
+    while s < T:
+        n = Tc if T - s > Tc else T - s
+        t_lo = T - s - n if tk.go_backwards else s
+        if W != NULL:
+            # this chunk's projections, time-major: row (t - t_lo) * B + b
+            if B == 1:
+                gemm(False, False, <int>n, <int>GU, <int>F, <floating>1.0, x + t_lo * F, <int>F, W, <int>GU,
+                     <floating>0.0, xwc, <int>GU)
+            else:
+                for k in range(n):
+                    for b in range(B):
+                        memcpy(xt + (k * B + b) * F, x + (b * T + t_lo + k) * F, F * sizeof(floating))
+                gemm(False, False, <int>(n * B), <int>GU, <int>F, <floating>1.0, xt, <int>F, W, <int>GU,
+                     <floating>0.0, xwc, <int>GU)
+            base = xwc
+            tstride = B * GU
+            bstride = GU
+            toff = t_lo
+        else:
+            base = x
+            tstride = GU
+            bstride = T * GU
+            toff = 0
+        for k in range(n):
+            t = T - 1 - (s + k) if tk.go_backwards else s + k
+            if nchunks > 1:
+                # batch 1, units split across threads; every thread reads the whole previous h
+                masked = mask != NULL and mask[t] == 0
+                xrow = base + (t - toff) * tstride
+                for q in prange(nchunks, num_threads=nchunks, schedule='static'):
+                    j0 = q * chunk
                     j1 = j0 + chunk
                     if j1 > u:
                         j1 = u
                     if j0 < j1:
-                        for g in range(G):
-                            gemv_t(<int>u, <int>(j1 - j0), <floating>1.0, &u__ug[0, g * u + j0], <int>GU,
-                                   hp, <floating>0.0, &rec__bg[0, g * u + j0])
-                        _gates(cell, j0, j1, u, &xw__btg[0, t, 0], &rec__bg[0, 0], rb, hp, hn,
-                               cptr, &last__bu[0, 0],
-                               &seq__btu[0, s, 0] if return_sequences else NULL,
-                               use_mask and mask__bt[0, t] == 0, zero_output, use_rbias, act, ract)
+                        if masked:
+                            memcpy(hn + j0, hp + j0, (j1 - j0) * sizeof(floating))
+                            if tk.zero_output:
+                                memset(last + j0, 0, (j1 - j0) * sizeof(floating))
+                        else:
+                            for j in range(G):
+                                gemv_t(<int>u, <int>(j1 - j0), <floating>1.0, U + j * u + j0, <int>GU,
+                                       hp, <floating>0.0, rec + j * u + j0)
+                            _row(cell, u, j0, j1 - j0, xrow, rec, bias, rbias, hp, hn, c, tk.act, tk.ract)
+                            memcpy(last + j0, hn + j0, (j1 - j0) * sizeof(floating))
+                        if seq != NULL:
+                            memcpy(seq + (s + k) * u + j0, last + j0, (j1 - j0) * sizeof(floating))
             else:
                 if cell == 2:
-                    # reset-before GRU: r first, then (r * h) @ U_h
                     if B == 1:
-                        gemv_t(<int>u, <int>(2 * u), <floating>1.0, &u__ug[0, 0], <int>GU, hp,
-                               <floating>0.0, &rec__bg[0, 0])
+                        gemv_t(<int>u, <int>(2 * u), <floating>1.0, U, <int>GU, hp, <floating>0.0, rec)
                     else:
-                        gemm(False, False, <int>B, <int>(2 * u), <int>u, <floating>1.0, hp, <int>u,
-                             &u__ug[0, 0], <int>GU, <floating>0.0, &rec__bg[0, 0], <int>GU)
+                        gemm(False, False, <int>B, <int>(2 * u), <int>u, <floating>1.0, hp, <int>u, U, <int>GU,
+                             <floating>0.0, rec, <int>GU)
                     for b in range(B):
-                        for j in range(u):
-                            r = _act(xw__btg[b, t, u + j] + rec__bg[b, u + j], ract)
-                            rh__bu[b, j] = r * hp[b * u + j]
+                        _reset_pass(u, base + (t - toff) * tstride + b * bstride, rec + b * GU, bias,
+                                    hp + b * u, rh + b * u, tk.ract)
                     if B == 1:
-                        gemv_t(<int>u, <int>u, <floating>1.0, &u__ug[0, 2 * u], <int>GU, &rh__bu[0, 0],
-                               <floating>0.0, &rec__bg[0, 2 * u])
+                        gemv_t(<int>u, <int>u, <floating>1.0, U + 2 * u, <int>GU, rh, <floating>0.0, rec + 2 * u)
                     else:
-                        gemm(False, False, <int>B, <int>u, <int>u, <floating>1.0, &rh__bu[0, 0], <int>u,
-                             &u__ug[0, 2 * u], <int>GU, <floating>0.0, &rec__bg[0, 2 * u], <int>GU)
+                        gemm(False, False, <int>B, <int>u, <int>u, <floating>1.0, rh, <int>u, U + 2 * u, <int>GU,
+                             <floating>0.0, rec + 2 * u, <int>GU)
                 elif B == 1:
-                    gemv_t(<int>u, <int>GU, <floating>1.0, &u__ug[0, 0], <int>GU, hp,
-                           <floating>0.0, &rec__bg[0, 0])
+                    gemv_t(<int>u, <int>GU, <floating>1.0, U, <int>GU, hp, <floating>0.0, rec)
                 else:
-                    gemm(False, False, <int>B, <int>GU, <int>u, <floating>1.0, hp, <int>u,
-                         &u__ug[0, 0], <int>GU, <floating>0.0, &rec__bg[0, 0], <int>GU)
+                    gemm(False, False, <int>B, <int>GU, <int>u, <floating>1.0, hp, <int>u, U, <int>GU,
+                         <floating>0.0, rec, <int>GU)
                 for b in range(B):
-                    masked = use_mask and mask__bt[b, t] == 0
-                    seqrow = &seq__btu[b, s, 0] if return_sequences else NULL
-                    _gates(cell, 0, u, u, &xw__btg[b, t, 0], &rec__bg[b, 0], rb, hp + b * u, hn + b * u,
-                           cptr + b * u if cell == 3 else NULL, &last__bu[b, 0], seqrow,
-                           masked, zero_output, use_rbias, act, ract)
+                    masked = mask != NULL and mask[b * T + t] == 0
+                    if masked:
+                        memcpy(hn + b * u, hp + b * u, u * sizeof(floating))
+                        if tk.zero_output:
+                            memset(last + b * u, 0, u * sizeof(floating))
+                    else:
+                        _row(cell, u, 0, u, base + (t - toff) * tstride + b * bstride, rec + b * GU, bias, rbias,
+                             hp + b * u, hn + b * u, c + b * u if c != NULL else NULL, tk.act, tk.ract)
+                        if mask != NULL:
+                            memcpy(last + b * u, hn + b * u, u * sizeof(floating))
+                    if seq != NULL:
+                        memcpy(seq + (b * T + s + k) * u, last + b * u if masked else hn + b * u,
+                               u * sizeof(floating))
             tmp = hp
             hp = hn
             hn = tmp
-        if hp != &h__bu[0, 0]:
-            for b in range(B):
-                for j in range(u):
-                    h__bu[b, j] = hp[b * u + j]
+        s += n
+    if hp != h:
+        memcpy(h, hp, B * u * sizeof(floating))
+    if mask == NULL and nchunks == 1:
+        memcpy(last, h, B * u * sizeof(floating))
+    free(xwc)
+    free(xt)
+    free(rec)
+    free(hbuf)
+    free(rh)
+
+
+cdef int _run_tasks(list specs, int n_threads, floating* kind) except -1:
+    """Build the Task structs from ``specs`` (see :func:`rnn_run`) and run them."""
+    cdef Py_ssize_t n = len(specs), i
+    cdef Task* tasks = <Task*>malloc((n if n > 0 else 1) * sizeof(Task))
+    cdef const floating[:, :, ::1] x3
+    cdef const floating[:, ::1] w2
+    cdef const floating[::1] b1
+    cdef const unsigned char[:, ::1] m2
+    cdef floating[:, ::1] s2
+    cdef floating[:, :, ::1] s3
+    cdef Py_ssize_t G, GU, B, T, u
+    cdef int failed = 0
+    cdef bint split
+    if tasks == NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):
+            sp = specs[i]
+            (cell, act, ract, go_backwards, zero_output, split, x, kernel, bias, rbias, U, mask,
+             h, c, last, seq) = sp
+            tasks[i].cell = cell
+            tasks[i].act = act
+            tasks[i].ract = ract
+            tasks[i].go_backwards = go_backwards
+            tasks[i].zero_output = zero_output
+            tasks[i].split_units = split
+            tasks[i].n_threads = n_threads
+            tasks[i].failed = 0
+            G = _gates(cell)
+            w2 = U
+            u = w2.shape[0]
+            GU = G * u
+            if w2.shape[1] != GU:
+                raise ValueError(f"rnn_run: recurrent kernel shape ({u}, {w2.shape[1]}) does not fit {G} gates")
+            tasks[i].U = &w2[0, 0]
+            x3 = x
+            B, T = x3.shape[0], x3.shape[1]
+            tasks[i].B, tasks[i].T, tasks[i].u = B, T, u
+            tasks[i].x = &x3[0, 0, 0] if x3.size else NULL
+            if kernel is not None:
+                w2 = kernel
+                if w2.shape[0] != x3.shape[2] or w2.shape[1] != GU:
+                    raise ValueError("rnn_run: kernel does not fit the inputs")
+                tasks[i].F = w2.shape[0]
+                tasks[i].kernel = &w2[0, 0]
+            else:
+                if x3.shape[2] != GU:
+                    raise ValueError("rnn_run: projections do not fit the gates")
+                tasks[i].F = GU
+                tasks[i].kernel = NULL
+            b1 = bias
+            if b1.shape[0] != GU:
+                raise ValueError("rnn_run: bias shape mismatch")
+            tasks[i].bias = &b1[0]
+            if rbias is not None:
+                b1 = rbias
+                if b1.shape[0] != GU:
+                    raise ValueError("rnn_run: recurrent bias shape mismatch")
+                tasks[i].rbias = &b1[0]
+            elif cell == 1:
+                raise ValueError("rnn_run: a reset-after GRU needs its recurrent bias")
+            else:
+                tasks[i].rbias = NULL
+            if mask is not None:
+                m2 = mask
+                if m2.shape[0] != B or m2.shape[1] != T:
+                    raise ValueError("rnn_run: mask shape mismatch")
+                tasks[i].mask = &m2[0, 0] if m2.size else NULL
+            else:
+                tasks[i].mask = NULL
+            s2 = h
+            if s2.shape[0] != B or s2.shape[1] != u:
+                raise ValueError("rnn_run: state shape mismatch")
+            tasks[i].h = &s2[0, 0] if s2.size else NULL
+            if cell == 3:
+                s2 = c
+                if s2.shape[0] != B or s2.shape[1] != u:
+                    raise ValueError("rnn_run: carry shape mismatch")
+                tasks[i].c = &s2[0, 0] if s2.size else NULL
+            else:
+                tasks[i].c = NULL
+            s2 = last
+            if s2.shape[0] != B or s2.shape[1] != u:
+                raise ValueError("rnn_run: last-output shape mismatch")
+            tasks[i].last = &s2[0, 0] if s2.size else NULL
+            if seq is not None:
+                s3 = seq
+                if s3.shape[0] != B or s3.shape[1] != T or s3.shape[2] != u:
+                    raise ValueError("rnn_run: sequence output shape mismatch")
+                tasks[i].seq = &s3[0, 0, 0] if s3.size else NULL
+            else:
+                tasks[i].seq = NULL
+            if split and (B != 1 or cell == 2 or n != 1):
+                raise ValueError("rnn_run: split_units needs one batch-1 task (not a reset-before GRU)")
+        with nogil:
+            if n == 1:
+                _run_task(&tasks[0], kind)
+            else:
+                for i in prange(n, num_threads=n_threads if n_threads < n else n, schedule='dynamic'):
+                    _run_task(&tasks[i], kind)
+        for i in range(n):
+            failed = failed or tasks[i].failed
+        if failed:
+            raise MemoryError("rnn_run: could not allocate the recurrent scratch")
+    finally:
+        free(tasks)
+    return 0
+
+
+def rnn_run(list specs, bint double, int n_threads):
+    """Run recurrent tasks, several at once on ``n_threads`` threads.
+
+    Each spec is a tuple ``(cell, act, ract, go_backwards, zero_output, split_units, x, kernel,
+    bias, rbias, recurrent_kernel, mask, h, c, last, seq)`` of one dtype (``double``: float64):
+    x ``(B, T, F)`` (or the projections ``(B, T, G*u)`` with kernel None); kernel ``(F, G*u)``;
+    bias ``(G*u,)``; rbias ``(G*u,)`` for a reset-after GRU, else None; recurrent_kernel
+    ``(u, G*u)``; mask ``(B, T)`` uint8 (input time order) or None; h, c (LSTM only, else None)
+    ``(B, u)`` IN initial / OUT final states; last ``(B, u)`` OUT (zeros on entry); seq
+    ``(B, T, u)`` OUT outputs in processing order, or None. ``split_units``: one batch-1 task
+    whose units are split across ``n_threads`` threads each step. BLAS must be single-threaded
+    when more than one thread runs (the caller holds it so). Every array C-contiguous.
+    """
+    if double:
+        _run_tasks[double](specs, n_threads, NULL)
+    else:
+        _run_tasks[float](specs, n_threads, NULL)
+
+
+def lstm_pointwise(floating[:, ::1] z__ng, const floating[:, ::1] zh__ng, floating[:, ::1] c__nf,
+                   floating[:, ::1] h__nf, floating[:, ::1] tmp__nf, int act, int ract, int n_threads):
+    """The LSTM update of N positions with F units each, for ConvLSTM after its convolutions.
+
+    ``z`` (N, 4F) the input-convolution gates (bias included; overwritten), ``zh`` (N, 4F) the
+    recurrent-convolution gates, both in Keras's block order i, f, c, o; ``c`` (N, F) the
+    carry, updated in place; ``h`` (N, F) OUT the new output; ``tmp`` (N, F) scratch.
+    ``c = ract(f) * c + ract(i) * act(zc)``, ``h = ract(o) * act(c)``.
+    """
+    cdef Py_ssize_t N = z__ng.shape[0], G4 = z__ng.shape[1], F = G4 // 4
+    if G4 != 4 * F or zh__ng.shape[0] != N or zh__ng.shape[1] != G4:
+        raise ValueError("lstm_pointwise: gate arrays must both be (N, 4F)")
+    if (c__nf.shape[0] != N or c__nf.shape[1] != F or h__nf.shape[0] != N or h__nf.shape[1] != F
+            or tmp__nf.shape[0] != N or tmp__nf.shape[1] != F):
+        raise ValueError("lstm_pointwise: state arrays must be (N, F)")
+    if N == 0 or F == 0:
+        return
+    cdef Py_ssize_t rows = (N + n_threads - 1) // n_threads if n_threads > 1 else N
+    cdef Py_ssize_t nblk = (N + rows - 1) // rows
+    cdef Py_ssize_t q
+    with nogil:
+        for q in prange(nblk, num_threads=n_threads if n_threads > 1 else 1, schedule='static'):
+            _lstm_pointwise_rows(&z__ng[0, 0], &zh__ng[0, 0], &c__nf[0, 0], &h__nf[0, 0], &tmp__nf[0, 0],
+                                 q * rows, (q + 1) * rows if (q + 1) * rows < N else N, F, act, ract)
+
+
+cdef void _lstm_pointwise_rows(floating* z, const floating* zh, floating* c, floating* h, floating* tmp,
+                               Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t F, int act, int ract) noexcept nogil:
+    cdef Py_ssize_t r, j, n = r1 - r0
+    cdef floating* zr
+    cdef const floating* hr
+    if n <= 0:
+        return
+    z += r0 * 4 * F
+    zh += r0 * 4 * F
+    c += r0 * F
+    h += r0 * F
+    tmp += r0 * F
+    for j in range(n * 4 * F):
+        z[j] = z[j] + zh[j]
+    # the candidate block aside, then one recurrent-activation pass over everything
+    for r in range(n):
+        memcpy(tmp + r * F, z + r * 4 * F + 2 * F, F * sizeof(floating))
+    _act(z, n * 4 * F, ract)
+    _act(tmp, n * F, act)
+    for r in range(n):
+        zr = z + r * 4 * F
+        for j in range(F):
+            c[r * F + j] = zr[F + j] * c[r * F + j] + zr[j] * tmp[r * F + j]
+            h[r * F + j] = c[r * F + j]
+    _act(h, n * F, act)
+    for r in range(n):
+        zr = z + r * 4 * F
+        for j in range(F):
+            h[r * F + j] = zr[3 * F + j] * h[r * F + j]

@@ -3,7 +3,8 @@ and 32, SimpleRNN 128, and a Bidirectional LSTM 64.
 
 FLOPs count the two matrix products per step (input projection and recurrent product:
 ``2 * batch * steps * gates * units * (features + units)``); the gate non-linearities are not
-counted. ConvLSTM2D is not registered yet (the layer is not implemented).
+counted. ConvLSTM2D: 16 filters, 3x3 "same", on a 10-frame 32x32x8 video (input and
+recurrent convolutions: ``2 * batch * steps * H * W * 9 * (channels + filters) * 4 * filters``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,17 @@ def _workloads() -> Iterator[Workload]:
             input_shape=(batch, STEPS, FEATURES),
             dtype="float32",
             flops=2 * 2 * batch * STEPS * 4 * 64 * (FEATURES + 64),
+        )
+
+    for batch in (1, 4):
+        yield Workload(
+            name=f"recurrent-convlstm2d16-b{batch}-t10x32x32x8-f32",
+            family="recurrent",
+            config={"class_name": "ConvLSTM2D",
+                    "config": {"filters": 16, "kernel_size": 3, "padding": "same"}},
+            input_shape=(batch, 10, 32, 32, 8),
+            dtype="float32",
+            flops=2 * batch * 10 * 32 * 32 * 9 * (8 + 16) * 4 * 16,
         )
 
 

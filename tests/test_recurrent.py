@@ -2,6 +2,8 @@
 recorded Keras cases: functional models with symbolic initial states, user-written cells,
 stateful resets, CuDNN weight conversion, errors."""
 
+import zlib
+
 import numpy as np
 import pytest
 
@@ -37,7 +39,7 @@ OPTIONS = {
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("batch,units", [(1, 5), (3, 7), (1, 300)], ids=["b1", "b3", "b1_wide_split"])
 def test_kernel_matches_reference(cell, option, dtype, threads, batch, units):
-    rng = np.random.default_rng(abs(hash((cell, option, dtype, batch, units))) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(f"{cell}-{option}-{dtype}-{batch}-{units}".encode()))
     x, k, rk, b, states, mask = _problem(cell, dtype, batch, units, rng)
     kw = dict(OPTIONS[option])
     m = mask if kw.pop("with_mask", False) else None
@@ -223,3 +225,76 @@ def test_time_major_and_output_shapes():
     out = layer(np.swapaxes(x, 0, 1))
     assert [o.shape for o in out] == [(5, 2, 4), (2, 4), (2, 4)]
     assert layer.compute_output_shape((5, None, 3)) == [(5, None, 4), (None, 4), (None, 4)]
+
+
+PLANS = {
+    # monkeypatched thresholds that force each of the kernel's parallel plans on tiny problems
+    "batch_split": {"PARALLEL_MIN_MACS": 0},
+    "split_units": {"PARALLEL_MIN_MACS": 0, "SPLIT_UNITS_MIN_WEIGHTS": 0},
+    "threaded_projections": {"PARALLEL_MIN_MACS": 0, "SPLIT_UNITS_MIN_WEIGHTS": 0, "PROJECTION_THREADED_MIN_MACS": 0},
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("plan", sorted(PLANS))
+@pytest.mark.parametrize("cell", CELLS)
+def test_parallel_plans_match_reference(cell, plan, dtype, monkeypatch):
+    for name, value in PLANS[plan].items():
+        monkeypatch.setattr(R, name, value)
+    rng = np.random.default_rng(zlib.crc32(f"{cell}-{plan}-{dtype}".encode()))
+    batch = 1 if plan != "batch_split" else 5
+    x, k, rk, b, states, mask = _problem(cell, dtype, batch, 9, rng)
+    for m, back in ((None, False), (mask, True)):
+        with klayers.num_threads(2):
+            got = R.rnn_sequence(cell, x, k, rk, b, states, m, go_backwards=back, return_sequences=True)
+        want = R.rnn_sequence_reference(cell, x, k, rk, b, states, m, go_backwards=back, return_sequences=True)
+        tol = 2e-5 if dtype == "float32" else 1e-12
+        for g, w in zip([got[0], got[1]] + got[2], [want[0], want[1]] + want[2]):
+            np.testing.assert_allclose(g, w, atol=tol)
+
+
+def test_time_chunked_projections_match_reference():
+    # 40 rows x 160 gate columns: the kernel projects 10 steps at a time (several chunks)
+    rng = np.random.default_rng(7)
+    x, k, rk, b, states, mask = _problem("lstm", "float32", 40, 40, rng, T=25)
+    for back in (False, True):
+        for threads in (1, 2):
+            with klayers.num_threads(threads):
+                got = R.rnn_sequence("lstm", x, k, rk, b, states, mask, go_backwards=back, return_sequences=True)
+            want = R.rnn_sequence_reference("lstm", x, k, rk, b, states, mask, go_backwards=back,
+                                            return_sequences=True)
+            np.testing.assert_allclose(got[1], want[1], atol=3e-5)
+            np.testing.assert_allclose(got[2][1], want[2][1], atol=3e-5)
+
+
+@pytest.mark.parametrize("act,fn", [(R.ACT_TANH, np.tanh), (R.ACT_SIGMOID, lambda v: 1 / (1 + np.exp(-v)))])
+def test_float32_activations_are_accurate(act, fn):
+    # identity projection, no recurrence: the output is act(x) of the last step, elementwise
+    n = 4099
+    x = np.concatenate([np.linspace(-40, 40, n - 3), [0.0, 1e-30, -3e-8]]).astype("float32").reshape(1, 1, n)
+    eye = np.eye(n, dtype="float32")
+    got = R.rnn_sequence("simple", x, eye, np.zeros((n, n), "float32"), None, [np.zeros((1, n), "float32")],
+                         act=act)[0]
+    want = fn(x.reshape(1, n).astype("float64"))
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-30)
+    nan = R.rnn_sequence("simple", np.full((1, 1, 3), np.nan, "float32"), np.eye(3, dtype="float32"),
+                         np.zeros((3, 3), "float32"), None, [np.zeros((1, 3), "float32")], act=act)[0]
+    assert np.isnan(nan).all()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_bidirectional_runs_both_directions_in_one_call(threads, monkeypatch):
+    monkeypatch.setattr(R, "PARALLEL_MIN_MACS", 0)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 6, 4)).astype("float32")
+    m = rng.random((3, 6)) > 0.3
+    bidi = L.Bidirectional(L.LSTM(5, return_sequences=True, return_state=True),
+                           backward_layer=L.GRU(3, go_backwards=True, return_sequences=True, return_state=True))
+    bidi(x)
+    with klayers.num_threads(threads):
+        out = bidi(x, mask=m)
+    fwd = bidi.forward_layer(x, mask=m)
+    bwd = bidi.backward_layer(x, mask=m)
+    np.testing.assert_allclose(out[0], np.concatenate([fwd[0], bwd[0][:, ::-1]], -1), atol=1e-6)
+    for got, want in zip(out[1:], fwd[1:] + bwd[1:]):
+        np.testing.assert_allclose(got, want, atol=1e-6)

@@ -448,6 +448,8 @@ class Layer:
             if "missing" in msg and "required" in msg:
                 raise ValueError(f"Missing config key for layer {cls.__name__}: {msg}") from e
             raise ValueError(f"Invalid config for layer {cls.__name__}: {msg}") from e
+        except OverflowError as e:  # int(inf) and friends: still a bad value in the config
+            raise ValueError(f"Invalid config for layer {cls.__name__}: {e}") from e
 
     # -- calling --------------------------------------------------------------------------
     @classmethod
@@ -476,6 +478,8 @@ class Layer:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if len(args) == 1 and not kwargs and type(args[0]) is np.ndarray:
             return self._eager_call(args[0], want_mask=False)[0]  # the common case, fast
+        if len(args) == 1 and not kwargs and type(args[0]) is list and all(type(t) is np.ndarray for t in args[0]):
+            return self._eager_call(args[0], want_mask=False)[0]  # a merge layer's list: no KerasTensor
         if args:
             inputs, args = args[0], args[1:]
         elif "inputs" in kwargs:
@@ -492,6 +496,8 @@ class Layer:
     def _convert_inputs(self, inputs: Any) -> Any:
         if type(inputs) is np.ndarray and inputs.dtype == self._np_dtype:
             return inputs
+        if type(inputs) is list and all(type(x) is np.ndarray and x.dtype == self._np_dtype for x in inputs):
+            return list(inputs)  # what convert() below would give, without its per-array checks
 
         def convert(x):
             if x is None:

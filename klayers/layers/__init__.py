@@ -21,6 +21,7 @@ from klayers.layers import (
     normalization,
     pooling,
     recurrent,
+    recurrent_conv,
     reshaping,
     wrappers,
 )
@@ -34,6 +35,7 @@ from klayers.layers.noise import *  # noqa: F401,F403
 from klayers.layers.normalization import *  # noqa: F401,F403
 from klayers.layers.pooling import *  # noqa: F401,F403
 from klayers.layers.recurrent import *  # noqa: F401,F403
+from klayers.layers.recurrent_conv import *  # noqa: F401,F403
 from klayers.layers.reshaping import *  # noqa: F401,F403
 from klayers.layers.wrappers import *  # noqa: F401,F403
 from klayers.saving.dialect import detect_dialect, dialect_scope, get_dialect
@@ -45,7 +47,7 @@ from klayers.saving.serialization import (
 )
 
 _FAMILIES = (activation, convolutional, core, embeddings, local, merge, noise, normalization,
-             pooling, recurrent, reshaping, wrappers)
+             pooling, recurrent, recurrent_conv, reshaping, wrappers)
 
 # Keras 3 writes these keys on every layer it can quantize or LoRA-tune; at their defaults
 # they mean nothing for inference and are dropped, otherwise the layer is refused.

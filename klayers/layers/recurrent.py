@@ -146,6 +146,13 @@ class _Cell(Layer):
                                     self.recurrent_activation, go_backwards, zero_output, return_sequences,
                                     where=f"{type(self).__name__} {self.name}")
 
+    def _job(self, x: np.ndarray, states: List[np.ndarray], mask: Optional[np.ndarray], go_backwards: bool,
+             zero_output: bool, return_sequences: bool):
+        kind, kernel, rkernel, bias = self._plain_weights()
+        return rec_ops.rnn_job(kind, x, kernel, rkernel, bias, states, mask, self.activation,
+                               self.recurrent_activation, go_backwards, zero_output, return_sequences,
+                               where=f"{type(self).__name__} {self.name}")
+
     def _plain_weights(self):
         return (self._kind, self.kernel.value, self.recurrent_kernel.value,
                 self.bias.value if self.bias is not None else None)
@@ -629,8 +636,8 @@ class RNN(Layer):
                 raise ValueError(f"Layer {self.name}: initial state {i} must have shape {want}, got {s.shape}")
         return [np.asarray(s, self.dtype) for s in flat]
 
-    def call(self, inputs: Any, mask: Any = None, training: Any = None, initial_state: Any = None,
-             constants: Any = None) -> Any:
+    def _prepare(self, inputs: Any, mask: Any, initial_state: Any, constants: Any):
+        """Batch-major inputs, initial states, a (batch, time) boolean mask, constants."""
         inputs, initial_state, constants = self._split_inputs(inputs, initial_state, constants)
         x = np.asarray(inputs)
         self._check_rank(x.ndim, x.shape)
@@ -645,7 +652,10 @@ class RNN(Layer):
             if mask.ndim > 2:
                 mask = mask.reshape(mask.shape[:2])
         states = self._initial_state(x, initial_state)
-        last, seq, final = self._run(x, states, mask, training, constants)
+        return x, states, mask, constants
+
+    def _finish(self, last: np.ndarray, seq: Optional[np.ndarray], final: List[np.ndarray]) -> Any:
+        """Keep stateful states; the layer's output(s) from the loop's results."""
         if self.stateful:
             self._states = [np.array(s, dtype=self.dtype) for s in final]
         output = seq if self.return_sequences else last
@@ -654,6 +664,20 @@ class RNN(Layer):
         if self.return_state:
             return [output] + list(final)
         return output
+
+    def call(self, inputs: Any, mask: Any = None, training: Any = None, initial_state: Any = None,
+             constants: Any = None) -> Any:
+        x, states, mask, constants = self._prepare(inputs, mask, initial_state, constants)
+        return self._finish(*self._run(x, states, mask, training, constants))
+
+    def _job(self, inputs: Any, mask: Any = None, training: Any = None, initial_state: Any = None) -> Any:
+        """The compiled recurrence of one call, prepared but not run (``klayers.ops.recurrent.RnnJob``),
+        or None when this layer's call takes another path. Run it with ``run_rnn_jobs``, then
+        ``self._finish(*job.result())`` is what ``call`` returns."""
+        if not hasattr(self.cell, "_job") or self._uses_dropout(training) or self._num_constants:
+            return None
+        x, states, mask, _ = self._prepare(inputs, mask, initial_state, None)
+        return self.cell._job(x, states, mask, self.go_backwards, self.zero_output_for_mask, self.return_sequences)
 
     def _uses_dropout(self, training: Any) -> bool:
         if not training:
@@ -945,6 +969,12 @@ class _CuDNNCell(Layer):
         return rec_ops.rnn_sequence(kind, x, kernel, rkernel, bias, states, mask, rec_ops.ACT_TANH,
                                     rec_ops.ACT_SIGMOID, go_backwards, zero_output, return_sequences,
                                     where=f"{type(self._owner).__name__} {self._owner.name}")
+
+    def _job(self, x, states, mask, go_backwards, zero_output, return_sequences):
+        kind, kernel, rkernel, bias = self._plain_weights()
+        return rec_ops.rnn_job(kind, x, kernel, rkernel, bias, states, mask, rec_ops.ACT_TANH,
+                               rec_ops.ACT_SIGMOID, go_backwards, zero_output, return_sequences,
+                               where=f"{type(self._owner).__name__} {self._owner.name}")
 
     def call(self, inputs: np.ndarray, states: Any) -> Any:
         kind, kernel, rkernel, bias = self._plain_weights()

@@ -215,9 +215,7 @@ class _UpSampling(_Spatial):
             self.data_format = shapes.normalize_data_format(data_format)
             self.size = shapes.normalize_tuple(size, rank, "size")
         else:
-            self.size = int(size)
-            if self.size < 1:
-                raise ValueError(f"`size` must be a positive integer. Received: size={size!r}")
+            self.size = shapes.normalize_tuple(size, 1, "size")[0]
         self.input_spec = InputSpec(ndim=rank + 2)
 
     def _sizes(self) -> Tuple[int, ...]:

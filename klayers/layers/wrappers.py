@@ -12,6 +12,7 @@ import numpy as np
 from klayers.engine.base_layer import Layer
 from klayers.engine.keras_tensor import KerasTensor
 from klayers.engine.node import flatten
+from klayers.ops.recurrent import run_rnn_jobs
 
 __all__ = ["Bidirectional", "TimeDistributed"]
 
@@ -268,11 +269,15 @@ class Bidirectional(Wrapper):
             inputs = inputs[0]
         if isinstance(mask, (list, tuple)):
             mask = mask[0] if mask else None
-        kw: Dict[str, Any] = {"training": training}
-        if mask is not None:
-            kw["mask"] = mask
-        y = self.forward_layer(inputs, initial_state=fwd_state or None, **kw)
-        y_rev = self.backward_layer(inputs, initial_state=bwd_state or None, **kw)
+        both = self._concurrent(inputs, mask, training, fwd_state or None, bwd_state or None)
+        if both is not None:
+            y, y_rev = both
+        else:
+            kw: Dict[str, Any] = {"training": training}
+            if mask is not None:
+                kw["mask"] = mask
+            y = self.forward_layer(inputs, initial_state=fwd_state or None, **kw)
+            y_rev = self.backward_layer(inputs, initial_state=bwd_state or None, **kw)
         states: List[Any] = []
         if self.return_state:
             states = list(y[1:]) + list(y_rev[1:])
@@ -295,6 +300,24 @@ class Bidirectional(Wrapper):
                 return output + states
             return [output] + states
         return output
+
+    def _concurrent(self, inputs: Any, mask: Any, training: Any, fwd_state: Any, bwd_state: Any) -> Any:
+        """Both directions' outputs from one kernel call (one direction per core), or None when
+        either layer takes another path (a user-written cell, dropout, constants, dtypes)."""
+        fwd, bwd = self.forward_layer, self.backward_layer
+        if not (hasattr(fwd, "_job") and hasattr(bwd, "_job") and fwd.built and bwd.built):
+            return None
+        x = np.asarray(inputs)
+        if x.dtype != np.dtype(fwd.dtype) or x.dtype != np.dtype(bwd.dtype):
+            return None
+        jf = fwd._job(x, mask, training, fwd_state)
+        if jf is None:
+            return None
+        jb = bwd._job(x, mask, training, bwd_state)
+        if jb is None or jb.kernel.dtype != jf.kernel.dtype:
+            return None
+        run_rnn_jobs([jf, jb])
+        return fwd._finish(*jf.result()), bwd._finish(*jb.result())
 
     def reset_states(self, states: Any = None) -> None:
         if not self.stateful:

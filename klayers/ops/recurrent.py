@@ -1,7 +1,8 @@
 """Recurrent sequences: SimpleRNN, GRU (reset_after True/False) and LSTM over a whole sequence.
 
-:func:`rnn_sequence` computes all time steps' input projections with one GEMM, then runs the
-whole time loop in ``klayers._ext.recurrent``; :func:`rnn_sequence_reference` is its NumPy twin
+:func:`rnn_sequence` runs the input projections (chunked GEMMs) and the whole time loop in
+``klayers._ext.recurrent``; :func:`rnn_job` / :func:`run_rnn_jobs` are the same in two halves,
+so that several layers (a Bidirectional layer's directions) run at once, one per core; :func:`rnn_sequence_reference` is its NumPy twin
 (a plain step loop, also the fallback for activations the kernel does not fuse). Both follow
 tf-keras's ``backend.rnn``: steps run in reverse order with ``go_backwards`` and the outputs
 come out in processing order; a masked step carries every state and outputs the previous
@@ -17,7 +18,6 @@ import numpy as np
 from klayers import activations
 from klayers._ext import recurrent as _rec
 from klayers._threads import blas_single_threaded, get_num_threads
-from klayers.ops.dense import dense
 
 CELLS = {"simple": _rec.CELL_SIMPLE, "gru": _rec.CELL_GRU_AFTER, "gru_before": _rec.CELL_GRU_BEFORE,
          "lstm": _rec.CELL_LSTM}
@@ -34,9 +34,13 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 #: batch-1 layers whose recurrent kernel has at least this many entries split their units
 #: across threads (below it, one core's GEMV is faster than a fork/join per step).
 SPLIT_UNITS_MIN_WEIGHTS = 256 * 1024
-#: per-step recurrent GEMMs smaller than this (multiply-adds) run on one BLAS thread: threading
-#: a GEMM of a few microseconds costs more in wake-ups than it saves, 100 times per sequence.
-THREADED_STEP_MIN_MACS = 4 * 1024 * 1024
+#: below this many multiply-adds per call, everything runs on one thread (a fork/join and a
+#: second core's cold caches cost more than they save).
+PARALLEL_MIN_MACS = 2 * 1024 * 1024
+#: a lone task whose input projections exceed this (multiply-adds) gets them from one
+#: multithreaded GEMM first; smaller ones are computed in cache-sized chunks inside the task
+#: on one BLAS thread (on 2 cores, threading a small GEMM costs far more than it saves).
+PROJECTION_THREADED_MIN_MACS = 32 * 1024 * 1024
 
 Activation = Union[int, Callable[[np.ndarray], np.ndarray]]
 
@@ -159,6 +163,123 @@ def rnn_sequence_reference(cell: str, x: np.ndarray, kernel: np.ndarray, recurre
     return last, seq, [h] if c is None else [h, c]
 
 
+class RnnJob:
+    """One layer's recurrence, validated and with its outputs allocated (see :func:`rnn_job`).
+
+    Run jobs with :func:`run_rnn_jobs` (several at once: a Bidirectional layer's two
+    directions), then read :meth:`result`.
+    """
+
+    __slots__ = ("cell", "act", "ract", "go_backwards", "zero_output", "x", "kernel", "bias", "rbias",
+                 "rkernel", "mask", "h", "c", "last", "seq", "B", "T", "F", "u", "G")
+
+    def result(self) -> Tuple[np.ndarray, Optional[np.ndarray], List[np.ndarray]]:
+        """``(last_output, outputs or None, final states)`` as :func:`rnn_sequence` returns them."""
+        return self.last, self.seq, ([self.h, self.c] if self.cell == "lstm" else [self.h])
+
+    def macs(self) -> int:
+        return self.B * self.T * self.G * self.u * (self.F + self.u)
+
+    def spec(self, b0: int, b1: int, split: bool = False, xw: Optional[np.ndarray] = None) -> tuple:
+        """The kernel's task tuple for batch rows ``b0:b1`` (``xw``: precomputed projections)."""
+        full = b0 == 0 and b1 == self.B
+
+        def rows(a):
+            return a if a is None or full else a[b0:b1]
+
+        x, kernel = (rows(self.x), self.kernel) if xw is None else (rows(xw), None)
+        return (CELLS[self.cell], self.act, self.ract, self.go_backwards, self.zero_output, split, x, kernel,
+                self.bias, self.rbias, self.rkernel, rows(self.mask), rows(self.h),
+                rows(self.c) if self.cell == "lstm" else None, rows(self.last), rows(self.seq))
+
+
+def rnn_job(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray,
+            bias: Optional[np.ndarray], states: List[np.ndarray], mask: Optional[np.ndarray] = None,
+            act: Activation = ACT_TANH, ract: Activation = ACT_SIGMOID, go_backwards: bool = False,
+            zero_output: bool = False, return_sequences: bool = False, where: str = "rnn") -> Optional[RnnJob]:
+    """Validate and prepare one recurrence for the compiled kernel (arguments as
+    :func:`rnn_sequence`); None when the kernel declines it (a dtype other than float32/64, an
+    activation it does not fuse): the caller then runs :func:`rnn_sequence_reference`."""
+    u = _check(cell, x, kernel, recurrent_kernel, bias, states, mask, where)
+    dtype = kernel.dtype
+    a = act if not callable(act) else activation_code(act)
+    ra = ract if not callable(ract) else activation_code(ract)
+    if dtype not in _FLOATS or a < 0 or ra < 0:
+        return None
+    B, T, F = x.shape
+    G = GATES[cell]
+    job = RnnJob()
+    job.cell, job.act, job.ract = cell, int(a), int(ra)
+    job.go_backwards, job.zero_output = bool(go_backwards), bool(zero_output)
+    job.B, job.T, job.F, job.u, job.G = B, T, F, u, G
+    job.x = np.ascontiguousarray(x, dtype=dtype)
+    job.kernel = np.ascontiguousarray(kernel)
+    job.rkernel = np.ascontiguousarray(recurrent_kernel)
+    job.rbias = None
+    if bias is None:
+        job.bias = np.zeros(G * u, dtype)
+        if cell == "gru":
+            job.rbias = job.bias
+    elif cell == "gru":
+        job.bias = np.ascontiguousarray(bias[0], dtype)
+        job.rbias = np.ascontiguousarray(bias[1], dtype)
+    else:
+        job.bias = np.ascontiguousarray(bias, dtype)
+    job.mask = np.ascontiguousarray(mask, dtype=np.uint8) if mask is not None else None
+    job.h = np.array(states[0], dtype=dtype, order="C", copy=True)
+    job.c = np.array(states[1], dtype=dtype, order="C", copy=True) if cell == "lstm" else None
+    job.last = np.zeros((B, u), dtype)
+    job.seq = np.empty((B, T, u), dtype) if return_sequences else None
+    return job
+
+
+def _plan(jobs: List[RnnJob], n: int) -> Tuple[list, int]:
+    """Tasks and thread count for ``jobs`` on ``n`` threads (see the module constants)."""
+    total = sum(j.macs() for j in jobs)
+    if n == 1 or total < PARALLEL_MIN_MACS:
+        return [j.spec(0, j.B) for j in jobs], 1
+    if len(jobs) >= n:
+        return [j.spec(0, j.B) for j in jobs], n
+    specs = []
+    for j in jobs:
+        parts = min(max(1, n // len(jobs)), j.B)
+        if parts == 1 and len(jobs) == 1 and j.cell != "gru_before" and j.G * j.u * j.u >= SPLIT_UNITS_MIN_WEIGHTS:
+            return [j.spec(0, 1, split=True, xw=_projections(j, n))], n
+        xw = _projections(j, n) if parts == 1 else None
+        step = -(-j.B // parts)
+        specs += [j.spec(b0, min(b0 + step, j.B), xw=xw) for b0 in range(0, j.B, step)]
+    return specs, min(n, len(specs))
+
+
+def _projections(job: RnnJob, n: int) -> Optional[np.ndarray]:
+    """All steps' input projections by one multithreaded GEMM, when a task would otherwise
+    compute a large one on one core; else None (the task computes them in cache-sized chunks)."""
+    if job.B * job.T * job.F * job.G * job.u < PROJECTION_THREADED_MIN_MACS:
+        return None
+    xw = job.x.reshape(-1, job.F) @ job.kernel
+    return xw.reshape(job.B, job.T, job.G * job.u)
+
+
+def run_rnn_jobs(jobs: List[RnnJob], n_threads: Optional[int] = None) -> None:
+    """Run prepared jobs (of one dtype) in one kernel call.
+
+    Threads (``n_threads``, default ``klayers.get_num_threads()``): several jobs run one per
+    thread; a lone job splits its batch rows between threads (no per-step synchronisation),
+    or at batch 1 with wide weights its units; tiny work stays on one thread. BLAS runs
+    single-threaded inside (one level of parallelism at a time).
+    """
+    if not jobs:
+        return
+    n = int(n_threads or get_num_threads())
+    specs, threads = _plan(jobs, n)
+    double = jobs[0].kernel.dtype == np.float64
+    if n > 1:
+        with blas_single_threaded():
+            _rec.rnn_run(specs, double, threads)
+    else:
+        _rec.rnn_run(specs, double, threads)
+
+
 def rnn_sequence(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray,
                  bias: Optional[np.ndarray], states: List[np.ndarray], mask: Optional[np.ndarray] = None,
                  act: Activation = ACT_TANH, ract: Activation = ACT_SIGMOID, go_backwards: bool = False,
@@ -184,37 +305,10 @@ def rnn_sequence(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent_kernel:
     Returns:
         ``(last_output (batch, units), outputs (batch, timesteps, units) or None, final states)``.
     """
-    u = _check(cell, x, kernel, recurrent_kernel, bias, states, mask, where)
-    dtype = kernel.dtype
-    a = act if not callable(act) else activation_code(act)
-    ra = ract if not callable(ract) else activation_code(ract)
-    if dtype not in _FLOATS or a < 0 or ra < 0:
+    job = rnn_job(cell, x, kernel, recurrent_kernel, bias, states, mask, act, ract, go_backwards, zero_output,
+                  return_sequences, where)
+    if job is None:
         return rnn_sequence_reference(cell, x, kernel, recurrent_kernel, bias, states, mask, act, ract,
                                       go_backwards, zero_output, return_sequences, n_threads, where)
-    B, T = x.shape[:2]
-    G = GATES[cell]
-    b_in = rbias = None
-    if bias is not None:
-        b_in, rbias = (bias[0], bias[1]) if cell == "gru" else (bias, None)
-    xw = dense(x.astype(dtype, copy=False), kernel, b_in, where=where)
-    xw = np.ascontiguousarray(xw.reshape(B, T, G * u))
-    rbias = np.ascontiguousarray(rbias, dtype) if rbias is not None else np.empty(0, dtype)
-    h = np.array(states[0], dtype=dtype, order="C", copy=True)
-    c = np.array(states[1], dtype=dtype, order="C", copy=True) if cell == "lstm" else np.empty((0, 0), dtype)
-    m = np.ascontiguousarray(mask, dtype=np.uint8) if mask is not None else np.empty((0, 0), np.uint8)
-    last = np.zeros((B, u), dtype)
-    seq = np.empty((B, T, u), dtype) if return_sequences else np.empty((0, 0, 0), dtype)
-    hbuf = np.empty((B, u), dtype)
-    rec = np.empty((B, G * u), dtype)
-    rh = np.empty((B, u), dtype) if cell == "gru_before" else np.empty((0, 0), dtype)
-    n = n_threads or get_num_threads()
-    split = B == 1 and n > 1 and cell != "gru_before" and u * G * u >= SPLIT_UNITS_MIN_WEIGHTS
-    args = (CELLS[cell], xw, np.ascontiguousarray(recurrent_kernel), rbias, m, h, c, last, seq, hbuf, rec, rh,
-            a, ra, bool(go_backwards), bool(zero_output), mask is not None, bool(return_sequences), split,
-            min(n, max(1, u // 32)))
-    if split or B * G * u * u < THREADED_STEP_MIN_MACS:
-        with blas_single_threaded():
-            _rec.rnn_forward(*args)
-    else:
-        _rec.rnn_forward(*args)
-    return last, (seq if return_sequences else None), ([h, c] if cell == "lstm" else [h])
+    run_rnn_jobs([job], n_threads)
+    return job.result()
