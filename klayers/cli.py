@@ -2,18 +2,37 @@
 
     klayers info              build and runtime facts (version, OpenMP, threads, BLAS)
     klayers demo [--threads N] [--batch B]
-                              build a small Keras-style model, run predict, print the summary,
-                              the output and the throughput: the smoke test of an install
+                              load the real Keras models shipped with klayers, compare with
+                              Keras's recorded predictions, then time a small model end to end
+    klayers summary MODEL     the model's layers, shapes and parameter counts (model.summary())
+    klayers predict MODEL --input x.npy|x.npz [--output y.npz|y.npy] [--batch-size N] [--threads N]
+    klayers verify MODEL [--input x.npz] [--keras-python PYTHON]
+                              run the same file in tf-keras or Keras 3 and report the errors
+    klayers bench [NAME ...] [--vs-keras] [--plot out.png]
+                              benchmarks/compare_keras.py (needs a klayers source checkout)
+
+A user's mistake (missing file, wrong input shape, unknown layer) prints one sentence and exits
+with status 2; it never shows a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+
+class UsageError(Exception):
+    """A mistake of the user: reported as one sentence, exit status 2."""
 
 
 def _info() -> int:
@@ -30,12 +49,47 @@ def _info() -> int:
     return 0
 
 
+def _flat(x: Any) -> List[Any]:
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _demo_real_models() -> bool:
+    """Load the shipped Keras files, predict, print the largest difference from Keras."""
+    from klayers.models import load_model
+
+    ok = True
+    shipped = [("demo_cnn.h5", "tf-keras 2.21 .h5"), ("demo_text.keras", "Keras 3.15 .keras")]
+    for name, what in shipped:
+        path = os.path.join(DATA, name)
+        ref = os.path.join(DATA, name.split(".")[0] + ".npz")
+        if not (os.path.exists(path) and os.path.exists(ref)):
+            print(f"{name}: not shipped with this install (skipped)")
+            continue
+        model = load_model(path)
+        with np.load(ref, allow_pickle=False) as z:
+            xs = [z[k] for k in sorted(z.files) if k.startswith("x")]
+            ys = [z[k] for k in sorted(z.files) if k.startswith("y")]
+        x = xs if len(xs) > 1 else xs[0]
+        model.predict(x, verbose=0)
+        start = time.perf_counter()
+        out = _flat(model.predict(x, verbose=0))
+        elapsed = time.perf_counter() - start
+        diff = max(float(np.max(np.abs(a - b))) for a, b in zip(out, ys))
+        good = diff <= 1e-4
+        ok &= good
+        print(f"{name} ({what}, {model.count_params()} parameters): batch of {len(_flat(x)[0])} in "
+              f"{elapsed * 1e3:.2f} ms; largest difference from Keras's predictions {diff:.2e} "
+              f"{'(ok)' if good else '(TOO LARGE)'}")
+    return ok
+
+
 def _demo(threads: Optional[int], batch: int) -> int:
     import klayers
     from klayers import layers
 
     if threads:
         klayers.set_num_threads(threads)
+    real_ok = _demo_real_models()
     klayers.utils.set_random_seed(0)
     inputs = klayers.Input((64,), name="features")
     hidden = layers.Dense(256, activation="relu", name="hidden")(inputs)
@@ -54,21 +108,296 @@ def _demo(threads: Optional[int], batch: int) -> int:
     again.set_weights(model.get_weights())
     same = np.allclose(again.predict(x[:64], verbose=0), y[:64])
     print(f"config round trip reproduces predictions: {same}")
-    return 0 if same and np.allclose(y.sum(axis=1), 1, atol=1e-5) else 1
+    return 0 if real_ok and same and np.allclose(y.sum(axis=1), 1, atol=1e-5) else 1
+
+
+# -- model commands ------------------------------------------------------------------------------
+def _load(path: str, unsafe: bool) -> Any:
+    from klayers.models import load_model
+
+    return load_model(path, safe_mode=not unsafe)
+
+
+def _read_inputs(path: str, model: Any) -> Any:
+    """Arrays from .npy (one input) or .npz (by input name, or in order)."""
+    if not os.path.exists(path):
+        raise UsageError(f"No such input file: '{path}'.")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise UsageError(f"'{path}' is not a NumPy .npy/.npz file ({e}).") from e
+    if isinstance(data, np.ndarray):
+        arrays = [data]
+    else:
+        with data:
+            names = list(data.files)
+            if all(n in names for n in model.input_names):
+                arrays = [data[n] for n in model.input_names]
+            elif len(names) == len(model.inputs):
+                arrays = [data[n] for n in sorted(names, key=_natural)]
+            else:
+                raise UsageError(
+                    f"'{path}' holds arrays {names}; the model has {len(model.inputs)} input(s) named "
+                    f"{model.input_names}. Name the arrays after the inputs."
+                )
+    if len(arrays) != len(model.inputs):
+        raise UsageError(f"The model has {len(model.inputs)} inputs ({model.input_names}); '{path}' holds one array. Use an .npz file.")
+    for arr, t, name in zip(arrays, model.inputs, model.input_names):
+        want = tuple(t.shape)
+        if arr.ndim != len(want) or any(w is not None and w != d for w, d in zip(want, arr.shape)):
+            raise UsageError(f"Input '{name}' must have shape {_shape_str(want)}; '{path}' holds shape {arr.shape}.")
+    return arrays if len(arrays) > 1 else arrays[0]
+
+
+def _natural(name: str) -> Any:
+    digits = "".join(c for c in name if c.isdigit())
+    return (int(digits) if digits else -1, name)
+
+
+def _shape_str(shape: Any) -> str:
+    return "(" + ", ".join("batch" if d is None else str(d) for d in shape) + ")"
+
+
+def _summary(args: argparse.Namespace) -> int:
+    _load(args.model, args.unsafe).summary()
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import klayers
+
+    if not args.threads:
+        return _predict_run(args)
+    klayers.set_num_threads(args.threads)
+    try:
+        return _predict_run(args)
+    finally:
+        klayers.set_num_threads(None)
+
+
+def _predict_run(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be a positive integer. Received {args.batch_size}.")
+    model = _load(args.model, args.unsafe)
+    x = _read_inputs(args.input, model)
+    start = time.perf_counter()
+    y = _flat(model.predict(x, batch_size=args.batch_size, verbose="auto"))
+    elapsed = time.perf_counter() - start
+    n = len(_flat(x)[0])
+    names = list(model.output_names)
+    if args.output:
+        if args.output.endswith(".npy"):
+            if len(y) != 1:
+                raise UsageError(f"The model has {len(y)} outputs; write them to an .npz file.")
+            np.save(args.output, y[0])
+        else:
+            np.savez(args.output, **{name: arr for name, arr in zip(names, y)})
+        print(f"{n} samples in {elapsed:.3f} s; wrote {', '.join(names)} to {args.output}")
+    else:
+        for name, arr in zip(names, y):
+            print(f"{name}: shape {arr.shape}, first row {np.array2string(np.asarray(arr[0]).ravel()[:8], precision=4)}")
+        print(f"{n} samples in {elapsed:.3f} s")
+    return 0
+
+
+def _random_inputs(model: Any, batch: int = 4) -> List[np.ndarray]:
+    from klayers.saving.keras3_config import _all_layers
+
+    rng = np.random.default_rng(0)
+    vocab = [int(layer.input_dim) for layer in _all_layers(model)
+             if type(layer).__name__ == "Embedding" and getattr(layer, "input_dim", None)]
+    out = []
+    for t in model.inputs:
+        shape = tuple(batch if d is None else d for d in t.shape)
+        if np.dtype(t.dtype).kind in "iu":
+            out.append(rng.integers(0, min(vocab) if vocab else 10, size=shape).astype(t.dtype))
+        else:
+            out.append(rng.standard_normal(shape).astype(t.dtype))
+    return out
+
+
+_VERIFY_SCRIPT = r"""
+import json, sys, numpy as np
+path, inputs, out, which, unsafe = sys.argv[1:6]
+if which == "keras3":
+    import keras
+    model = keras.saving.load_model(path, compile=False, safe_mode=unsafe != "1")
+else:
+    import tf_keras as keras
+    model = keras.models.load_model(path, compile=False, safe_mode=unsafe != "1")
+with np.load(inputs) as z:
+    xs = [z[f"x{i}"] for i in range(len(z.files))]
+y = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
+y = y if isinstance(y, list) else [y]
+np.savez(out, **{f"y{i}": np.asarray(a) for i, a in enumerate(y)})
+print(json.dumps({"keras": keras.__version__}))
+"""
+
+
+def _file_dialect(path: str) -> str:
+    from klayers.saving.file_utils import sniff
+
+    if sniff(path) == "zip":
+        import zipfile
+
+        with zipfile.ZipFile(path) as zf:
+            try:
+                meta = json.loads(zf.read("metadata.json"))
+            except (KeyError, ValueError):
+                meta = {}
+        return "keras2" if str(meta.get("keras_version", "3")).startswith("2") else "keras3"
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        version = f.attrs.get("keras_version", b"2")
+    version = version.decode() if isinstance(version, bytes) else str(version)
+    return "keras3" if version.startswith("3") else "keras2"
+
+
+def _verify(args: argparse.Namespace) -> int:
+    model = _load(args.model, args.unsafe)
+    x = _read_inputs(args.input, model) if args.input else _random_inputs(model)
+    xs = _flat(x)
+    ours = _flat(model.predict(x, verbose=0))
+    which = _file_dialect(args.model)
+    module = "keras" if which == "keras3" else "tf_keras"
+    python = args.keras_python or sys.executable
+    check = subprocess.run([python, "-c", f"import {module}"], capture_output=True)
+    if check.returncode != 0:
+        install = ("pip install keras tensorflow" if which == "keras3" else "pip install tensorflow tf-keras")
+        print(f"klayers verify: {args.model} was written by {'Keras 3' if which == 'keras3' else 'tf-keras (Keras 2)'}, "
+              f"which is not installed for {python}. Install it with `{install}` (or point --keras-python "
+              "at a Python that has it) and run klayers verify again.")
+        return 2
+    with tempfile.TemporaryDirectory(prefix="klayers-verify-") as tmp:
+        inputs, outputs = os.path.join(tmp, "x.npz"), os.path.join(tmp, "y.npz")
+        np.savez(inputs, **{f"x{i}": a for i, a in enumerate(xs)})
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+        env.setdefault("KERAS_BACKEND", "tensorflow")
+        proc = subprocess.run([python, "-c", _VERIFY_SCRIPT, os.path.abspath(args.model), inputs, outputs, which,
+                               "1" if args.unsafe else "0"], capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "no message"
+            print(f"klayers verify: {module} could not run {args.model}: {last}")
+            return 1
+        version = json.loads(proc.stdout.strip().splitlines()[-1])["keras"]
+        with np.load(outputs) as z:
+            theirs = [z[f"y{i}"] for i in range(len(z.files))]
+    worst = 0.0
+    print(f"klayers vs {module} {version} on {len(xs[0])} samples:")
+    for name, a, b in zip(model.output_names, ours, theirs):
+        abs_err = float(np.max(np.abs(a - b))) if a.size else 0.0
+        rel_err = abs_err / max(float(np.max(np.abs(b))), 1e-12) if b.size else 0.0
+        worst = max(worst, rel_err)
+        print(f"  {name}: shape {a.shape}, max abs error {abs_err:.3e}, max rel error {rel_err:.3e}")
+    good = worst <= args.rtol
+    print("agree" if good else f"DISAGREE (relative error above {args.rtol:g})")
+    return 0 if good else 1
+
+
+def _bench(args: argparse.Namespace) -> int:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = os.path.join(root, "benchmarks", "compare_keras.py")
+    if not os.path.exists(script):
+        raise UsageError("klayers bench runs benchmarks/compare_keras.py from a klayers source checkout; "
+                         "it is not part of an installed package (clone the repository and run it there).")
+    python = args.python or sys.executable
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    names = args.names or [None]
+    status, rows = 0, []
+    with tempfile.TemporaryDirectory(prefix="klayers-bench-") as tmp:
+        for i, name in enumerate(names):
+            cmd = [python, script, "--threads", str(args.threads), "--repeats", str(args.repeats), "--json", os.path.join(tmp, f"{i}.json")]
+            if name:
+                cmd += ["--family", name.lower()] if name.lower() == name and name.isalpha() else ["--workload", name]
+            if not args.vs_keras:
+                cmd += ["--engines", "klayers"]
+            status |= subprocess.run(cmd, env=env).returncode
+            if os.path.exists(os.path.join(tmp, f"{i}.json")):
+                with open(os.path.join(tmp, f"{i}.json")) as f:
+                    rows += json.load(f).get("rows", [])
+    if args.plot:
+        _plot(rows, args.plot)
+    return status
+
+
+def _plot(rows: List[Dict[str, Any]], path: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise UsageError("--plot needs matplotlib (pip install matplotlib).") from e
+    names, ratios = [], []
+    for row in rows:
+        engines = row.get("engines", {})
+        mine = engines.get("klayers", {}).get("median_s")
+        peers = [v.get("median_s") for k, v in engines.items() if k != "klayers" and v.get("median_s")]
+        if mine and peers:
+            names.append(row["workload"])
+            ratios.append(mine / min(peers))
+    if not ratios:
+        raise UsageError("--plot needs peers to compare with: run with --vs-keras where TensorFlow is installed.")
+    fig, ax = plt.subplots(figsize=(max(6, 0.4 * len(names)), 4))
+    ax.bar(range(len(names)), ratios, color=["tab:green" if r <= 1 else "tab:red" for r in ratios])
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=70, ha="right", fontsize=7)
+    ax.set_ylabel("klayers time / fastest peer")
+    fig.tight_layout()
+    fig.savefig(path)
+    print(f"wrote {path}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="klayers", description="Keras layers on CPUs, without TensorFlow.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("info", help="build and runtime facts")
+    demo = sub.add_parser("demo", help="load the shipped Keras models and run a small model end to end")
+    demo.add_argument("--threads", type=int, default=None)
+    demo.add_argument("--batch", type=int, default=4096)
+    unsafe = {"action": "store_true", "help": "allow Lambda layers holding Python code (runs code from the file)"}
+    summary = sub.add_parser("summary", help="print the model's summary")
+    summary.add_argument("model")
+    summary.add_argument("--unsafe", **unsafe)
+    predict = sub.add_parser("predict", help="run a model on arrays from .npy/.npz")
+    predict.add_argument("model")
+    predict.add_argument("--input", required=True, help=".npy (one input) or .npz (arrays named after the inputs)")
+    predict.add_argument("--output", help=".npz (arrays named after the outputs) or .npy (one output)")
+    predict.add_argument("--batch-size", type=int, default=32)
+    predict.add_argument("--threads", type=int, default=None)
+    predict.add_argument("--unsafe", **unsafe)
+    verify = sub.add_parser("verify", help="compare klayers with the Keras that wrote the file")
+    verify.add_argument("model")
+    verify.add_argument("--input", help=".npy/.npz inputs (default: random inputs of the model's shapes)")
+    verify.add_argument("--keras-python", help="a Python with tf-keras / Keras 3 installed (default: this one)")
+    verify.add_argument("--rtol", type=float, default=1e-4, help="largest relative error accepted")
+    verify.add_argument("--unsafe", **unsafe)
+    bench = sub.add_parser("bench", help="benchmark table (benchmarks/compare_keras.py)")
+    bench.add_argument("names", nargs="*", help="families (dense, conv ...) or workload name patterns")
+    bench.add_argument("--vs-keras", action="store_true", help="also time tf-keras and ONNX Runtime when installed")
+    bench.add_argument("--plot", help="write a bar chart of klayers / fastest peer to this .png")
+    bench.add_argument("--threads", type=int, default=2)
+    bench.add_argument("--repeats", type=int, default=7)
+    bench.add_argument("--python", help="the Python to run the benchmark in (one with TensorFlow for --vs-keras)")
+    return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``klayers`` console script."""
-    parser = argparse.ArgumentParser(prog="klayers", description="Keras layers on CPUs, without TensorFlow.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("info", help="build and runtime facts")
-    demo = sub.add_parser("demo", help="run a small model end to end")
-    demo.add_argument("--threads", type=int, default=None)
-    demo.add_argument("--batch", type=int, default=4096)
-    args = parser.parse_args(argv)
-    if args.command == "info":
-        return _info()
-    return _demo(args.threads, args.batch)
+    args = _parser().parse_args(argv)
+    commands = {"summary": _summary, "predict": _predict, "verify": _verify, "bench": _bench}
+    try:
+        if args.command == "info":
+            return _info()
+        if args.command == "demo":
+            return _demo(args.threads, args.batch)
+        return commands[args.command](args)
+    except (UsageError, FileNotFoundError, FileExistsError, PermissionError, ValueError, TypeError) as e:
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"klayers {args.command}: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

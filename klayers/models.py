@@ -38,4 +38,27 @@ def model_from_json(json_string: str, custom_objects: Optional[Mapping[str, Any]
     return model_from_config(config, custom_objects=custom_objects)
 
 
-__all__ = ["Model", "Sequential", "model_from_config", "model_from_json"]
+def load_model(filepath: Any, custom_objects: Optional[Mapping[str, Any]] = None, compile: bool = False,
+               safe_mode: bool = True) -> Functional:
+    """Load a model saved by Keras (tf-keras 2.x ``.h5``, Keras 3 ``.keras`` or ``.h5``) or klayers.
+
+    See :func:`klayers.saving.saving_api.load_model`. Nothing in the file is executed unless
+    ``safe_mode=False`` (Lambda layers holding Python code).
+
+    Raises:
+        FileNotFoundError; ValueError (``klayers.saving.file_utils.ModelFileError``) naming the
+        file for anything unreadable, unsupported or unsafe.
+    """
+    from klayers.saving.saving_api import load_model as _load
+
+    return _load(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
+
+
+def save_model(model: Functional, filepath: Any, overwrite: bool = True, save_format: Optional[str] = None) -> None:
+    """Save ``model`` as ``.keras`` (read by Keras 3) or ``.h5`` (read by tf-keras)."""
+    from klayers.saving.saving_api import save_model as _save
+
+    _save(model, filepath, overwrite=overwrite, save_format=save_format)
+
+
+__all__ = ["Model", "Sequential", "load_model", "model_from_config", "model_from_json", "save_model"]

@@ -94,6 +94,8 @@ def reconstruct_from_config(config: Dict[str, Any], custom_objects: Optional[Dic
                 if not isinstance(node_data, list):
                     raise ValueError(f"Malformed model config: inbound node of {layer.name!r} is {node_data!r}.")
                 inputs, kwargs = [], {}
+                if node_data and isinstance(node_data[0], str):  # tf-keras TFOpLambda: one bare entry
+                    node_data = [node_data]
                 for entry in node_data:
                     if not isinstance(entry, (list, tuple)) or len(entry) not in (3, 4):
                         raise ValueError(f"Malformed model config: improperly formatted node entry {entry!r} of layer {layer.name!r}.")

@@ -1,0 +1,143 @@
+"""tf-keras's ``TFOpLambda``: TensorFlow functions called on symbolic tensors in a functional
+model (``x * 2.0``, ``tf.nn.relu(x)``, ``tf.concat([a, b], -1)``) are saved as layers
+``{"class_name": "TFOpLambda", "config": {"function": "math.multiply", ...}}``.
+
+klayers maps the commonest of these names to NumPy (the table below); the function is looked
+up by name in that table only, never imported. Loaders pass the class as a custom object for
+files in the Keras 2 dialect; a name missing from the table is refused with an error naming it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict
+
+import numpy as np
+
+from klayers.engine.base_layer import Layer
+from klayers.engine.keras_tensor import KerasTensor
+from klayers.engine.node import flatten, map_structure
+
+
+def _reduce(fn: Callable) -> Callable:
+    def op(x, axis=None, keepdims=False, **_):
+        return fn(x, axis=tuple(axis) if isinstance(axis, list) else axis, keepdims=bool(keepdims))
+    return op
+
+
+def _softmax(x, axis=-1, **_):
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _cast_like(fn: Callable) -> Callable:
+    def op(x, y, **_):
+        out = fn(x, y)
+        if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating):
+            return out.astype(x.dtype, copy=False)
+        return out
+    return op
+
+
+#: tf-keras's TFOpLambda ``function`` names -> NumPy implementations (TensorFlow's semantics).
+FUNCTIONS: Dict[str, Callable] = {
+    "math.add": _cast_like(np.add), "__operators__.add": _cast_like(np.add),
+    "math.subtract": _cast_like(np.subtract), "__operators__.sub": _cast_like(np.subtract),
+    "math.multiply": _cast_like(np.multiply), "__operators__.mul": _cast_like(np.multiply),
+    "math.truediv": _cast_like(np.true_divide), "math.divide": _cast_like(np.true_divide),
+    "__operators__.truediv": _cast_like(np.true_divide),
+    "math.maximum": _cast_like(np.maximum), "math.minimum": _cast_like(np.minimum),
+    "math.pow": _cast_like(np.power), "math.squared_difference": _cast_like(lambda x, y: np.square(x - y)),
+    "math.negative": lambda x, **_: -x, "__operators__.neg": lambda x, **_: -x,
+    "math.abs": lambda x, **_: np.abs(x), "math.exp": lambda x, **_: np.exp(x),
+    "math.log": lambda x, **_: np.log(x), "math.sqrt": lambda x, **_: np.sqrt(x),
+    "math.rsqrt": lambda x, **_: 1.0 / np.sqrt(x), "math.square": lambda x, **_: np.square(x),
+    "math.tanh": lambda x, **_: np.tanh(x), "nn.tanh": lambda x, **_: np.tanh(x),
+    "math.sigmoid": lambda x, **_: 1.0 / (1.0 + np.exp(-x)), "nn.sigmoid": lambda x, **_: 1.0 / (1.0 + np.exp(-x)),
+    "nn.relu": lambda x, **_: np.maximum(x, 0), "nn.relu6": lambda x, **_: np.clip(x, 0, 6),
+    "nn.softmax": _softmax, "math.softmax": _softmax,
+    "math.reduce_mean": _reduce(np.mean), "math.reduce_sum": _reduce(np.sum),
+    "math.reduce_max": _reduce(np.max), "math.reduce_min": _reduce(np.min), "math.reduce_prod": _reduce(np.prod),
+    "concat": lambda values, axis, **_: np.concatenate(values, axis=axis),
+    "stack": lambda values, axis=0, **_: np.stack(values, axis=axis),
+    "reshape": lambda tensor, shape, **_: np.reshape(tensor, shape),
+    "expand_dims": lambda input, axis, **_: np.expand_dims(input, axis),  # noqa: A002 - TF's name
+    "squeeze": lambda input, axis=None, **_: np.squeeze(input, axis=tuple(axis) if isinstance(axis, list) else axis),  # noqa: A002
+    "compat.v1.squeeze": lambda input, axis=None, **_: np.squeeze(input, axis=tuple(axis) if isinstance(axis, list) else axis),  # noqa: A002
+    "transpose": lambda a, perm=None, **_: np.transpose(a, perm),
+    "identity": lambda input, **_: np.asarray(input),  # noqa: A002
+}
+#: The name of each function's first argument in TensorFlow (how tf-keras passes the tensor).
+_FIRST_ARG = {"concat": "values", "stack": "values", "reshape": "tensor", "expand_dims": "input", "squeeze": "input",
+              "compat.v1.squeeze": "input", "transpose": "a", "identity": "input"}
+
+
+class TFOpLambda(Layer):
+    """A TensorFlow function node of a tf-keras functional model, computed with NumPy.
+
+    Raises:
+        ValueError: ``function`` is not in :data:`FUNCTIONS` (the message names it).
+    """
+
+    def __init__(self, function: str, **kwargs: Any):
+        kwargs.pop("dtype", None)
+        super().__init__(**kwargs)
+        if function not in FUNCTIONS:
+            raise ValueError(
+                f"TFOpLambda {self.name!r}: the TensorFlow function tf.{function} is not supported by klayers "
+                f"(supported: {', '.join('tf.' + k for k in sorted(FUNCTIONS))})."
+            )
+        self.function = function
+        self._fn = FUNCTIONS[function]
+        self._next_shape: Any = None
+
+    def call(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        kwargs.pop("name", None)
+        kwargs.pop("training", None)
+        kwargs.pop("mask", None)
+        first = _FIRST_ARG.get(self.function)
+        if first is not None:
+            kwargs[first] = inputs
+            return self._fn(*args, **kwargs)
+        return self._fn(inputs, *args, **kwargs)
+
+    def _convert_inputs(self, inputs: Any) -> Any:
+        return map_structure(lambda x: np.asarray(x) if x is not None else None, inputs)
+
+    def _symbolic_call(self, inputs: Any, args: tuple, kwargs: Dict[str, Any]) -> Any:
+        # The output shape depends on the call's arguments (axis, keepdims, shape ...): run the
+        # function once on small arrays of the symbolic shapes (unknown dimensions set to 2).
+        def dummy(t):
+            if isinstance(t, KerasTensor):
+                return np.ones(tuple(2 if d is None else d for d in t.shape), dtype=t.dtype)
+            return t
+
+        out = self.call(map_structure(dummy, inputs), *map_structure(dummy, list(args)), **map_structure(dummy, dict(kwargs)))
+        out = np.asarray(out)
+        batch_unknown = any(isinstance(t, KerasTensor) and t.shape and t.shape[0] is None for t in flatten((inputs, args, kwargs)))
+        shape = tuple(out.shape)
+        if batch_unknown and shape:
+            shape = (None,) + shape[1:]
+        self._next_shape = shape
+        self._next_dtype = str(out.dtype)
+        return super()._symbolic_call(inputs, args, kwargs)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        if self._next_shape is not None:
+            return self._next_shape
+        return super().compute_output_shape(input_shape)
+
+    def _output_dtype(self, inputs: Any) -> str:
+        return getattr(self, "_next_dtype", None) or self._dtype
+
+    def get_config(self) -> Dict[str, Any]:
+        return {"name": self.name, "trainable": self.trainable, "dtype": self._dtype, "function": self.function}
+
+    def get_build_config(self):
+        return None
+
+
+TFOpLambda._keras_module = "tf_keras.src.layers.core.tf_op_layer"
+TFOpLambda._keras_registered_name = "TFOpLambda"
+
+#: Keras 2 graph-node classes by class name, for the loaders' custom objects.
+KERAS2_OPS: Dict[str, type] = {"TFOpLambda": TFOpLambda}

@@ -1,0 +1,66 @@
+"""Keras 3 operations that appear as nodes of saved functional graphs.
+
+Keras 3 records calls of ``keras.ops`` inside a functional model as graph nodes of their own
+(``{"module": "keras.src.ops.numpy", "class_name": "NotEqual", ...}``). The commonest is the
+one Keras 3 inserts itself: ``Embedding(mask_zero=True)`` in a functional model becomes
+``not_equal(tokens, 0)``, whose output is passed as the ``mask`` of the next layers. klayers
+rebuilds these nodes as small layers (no weights); the loaders pass them as custom objects
+when a file is in the Keras 3 dialect.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import numpy as np
+
+from klayers.engine.base_layer import Layer
+
+
+class _Op(Layer):
+    """A weightless elementwise operation of a Keras 3 graph."""
+
+    _fn: Any = None
+    _bool_output = False
+
+    def __init__(self, name: str = None, **kwargs: Any):
+        kwargs.pop("dtype", None)
+        super().__init__(name=name, trainable=False, **kwargs)
+
+    def call(self, x: Any, y: Any = None) -> Any:
+        return type(self)._fn(x, y)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return tuple(input_shape)
+
+    def _output_dtype(self, inputs: Any) -> str:
+        return "bool" if self._bool_output else getattr(inputs, "dtype", self._dtype)
+
+    def get_config(self) -> Dict[str, Any]:
+        return {"name": self.name}
+
+    def get_build_config(self):
+        return None
+
+
+class NotEqual(_Op):
+    """``keras.ops.not_equal(x, y)``."""
+
+    _fn = staticmethod(np.not_equal)
+    _bool_output = True
+
+
+class Equal(_Op):
+    """``keras.ops.equal(x, y)``."""
+
+    _fn = staticmethod(np.equal)
+    _bool_output = True
+
+
+#: Keras 3 op classes by class name, for the loaders' custom objects.
+KERAS3_OPS: Dict[str, type] = {"NotEqual": NotEqual, "Equal": Equal}
+
+NotEqual._keras_module = "keras.src.ops.numpy"
+NotEqual._keras_registered_name = "NotEqual"
+Equal._keras_module = "keras.src.ops.numpy"
+Equal._keras_registered_name = "Equal"
