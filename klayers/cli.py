@@ -178,6 +178,8 @@ def _predict(args: argparse.Namespace) -> int:
 def _predict_run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be a positive integer. Received {args.batch_size}.")
+    if args.dask:
+        return _predict_dask(args)
     model = _load(args.model, args.unsafe)
     x = _read_inputs(args.input, model)
     start = time.perf_counter()
@@ -197,6 +199,55 @@ def _predict_run(args: argparse.Namespace) -> int:
         for name, arr in zip(names, y):
             print(f"{name}: shape {arr.shape}, first row {np.array2string(np.asarray(arr[0]).ravel()[:8], precision=4)}")
         print(f"{n} samples in {elapsed:.3f} s")
+    return 0
+
+
+def _dask_client(address: str, threads: Optional[int]) -> Any:
+    """``local:N`` starts a local cluster of N single-threaded worker processes; anything else is a
+    scheduler address (``tcp://host:8786``)."""
+    try:
+        import distributed
+    except ImportError as e:
+        raise UsageError('--dask needs Dask: pip install "klayers[dask]"') from e
+    if address.startswith("local:"):
+        try:
+            n = int(address.split(":", 1)[1])
+        except ValueError as e:
+            raise UsageError(f"--dask local:N needs a number of workers. Received {address!r}.") from e
+        if n < 1:
+            raise UsageError(f"--dask local:N needs at least one worker. Received {address!r}.")
+        cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=threads or 1, processes=True,
+                                           dashboard_address=":0", silence_logs=40)
+        return distributed.Client(cluster), cluster
+    return distributed.Client(address), None
+
+
+def _predict_dask(args: argparse.Namespace) -> int:
+    """Stream a memory-mapped .npy through a Dask cluster into memory-mapped .npy outputs."""
+    from klayers.dask import predict_npy_to_npy
+
+    if not args.input.endswith(".npy") or not os.path.exists(args.input):
+        raise UsageError(f"--dask streams one .npy input file; '{args.input}' is not one.")
+    model = _load(args.model, args.unsafe)
+    names = list(model.output_names)
+    if not args.output:
+        raise UsageError("--dask writes its results to files: give --output (a .npy, or a folder for several outputs).")
+    if len(names) == 1 and args.output.endswith(".npy"):
+        paths = [args.output]
+    else:
+        os.makedirs(args.output, exist_ok=True)
+        paths = [os.path.join(args.output, f"{name}.npy") for name in names]
+    client, cluster = _dask_client(args.dask, args.threads)
+    start = time.perf_counter()
+    try:
+        n = predict_npy_to_npy(client, args.model, args.input, paths, chunk_size=args.chunk_size,
+                               batch_size=args.batch_size, threads_per_worker=args.threads or 1,
+                               safe_mode=not args.unsafe)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    print(f"{n} samples in {time.perf_counter() - start:.3f} s over Dask ({args.dask}); wrote {', '.join(paths)}")
     return 0
 
 
@@ -368,6 +419,8 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch-size", type=int, default=32)
     predict.add_argument("--threads", type=int, default=None)
     predict.add_argument("--unsafe", **unsafe)
+    predict.add_argument("--dask", metavar="ADDRESS", help="run on a Dask cluster: a scheduler address, or local:N for N local worker processes")
+    predict.add_argument("--chunk-size", type=int, default=1024, help="samples per Dask chunk (with --dask)")
     verify = sub.add_parser("verify", help="compare klayers with the Keras that wrote the file")
     verify.add_argument("model")
     verify.add_argument("--input", help=".npy/.npz inputs (default: random inputs of the model's shapes)")

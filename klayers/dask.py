@@ -28,7 +28,7 @@ try:
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError('klayers.dask needs Dask: pip install "klayers[dask]" (dask[array] and distributed).') from e
 
-__all__ = ["is_dask_collection", "predict"]
+__all__ = ["is_dask_collection", "npy_array", "predict", "predict_npy_to_npy"]
 
 _CACHE_LOCK = threading.Lock()
 _MODEL_CACHE: Dict[Tuple[str, float, int], Any] = {}
@@ -178,3 +178,59 @@ def predict(model_or_path: Union[Any, str, os.PathLike], x: Any, batch_size: Opt
         results.append(da.Array(graph, out_name, chunks, dtype=dtype))
     n_outputs = len(getattr(local, "outputs", None) or [0])
     return results[0] if n_outputs == 1 and len(results) == 1 else results
+
+
+def _read_rows(path: str, start: int, stop: int) -> np.ndarray:
+    """Run on a worker: rows ``start:stop`` of a ``.npy`` file, read through a memory map."""
+    return np.array(np.load(path, mmap_mode="r")[start:stop])
+
+
+def npy_array(path: str, chunk_size: int) -> da.Array:
+    """A Dask array over a ``.npy`` file whose chunks (``chunk_size`` samples each) are read by the
+    workers themselves through a memory map: nothing of the file passes through the client.
+    The path must be readable by every worker (a local cluster, or a shared filesystem)."""
+    header = np.load(path, mmap_mode="r")
+    n = header.shape[0]
+    token = tokenize(os.path.abspath(path), os.path.getmtime(path), chunk_size)
+    name = f"klayers-npy-{token}"
+    bounds = [(s, min(n, s + chunk_size)) for s in range(0, n, chunk_size)] or [(0, 0)]
+    dsk = {(name, i) + (0,) * (header.ndim - 1): (_read_rows, os.path.abspath(path), s, e) for i, (s, e) in enumerate(bounds)}
+    chunks = (tuple(e - s for s, e in bounds),) + tuple((d,) for d in header.shape[1:])
+    return da.Array(HighLevelGraph.from_collections(name, dsk, dependencies=[]), name, chunks, dtype=header.dtype)
+
+
+def predict_npy_to_npy(client: Any, model_path: str, input_path: str, output_paths: Sequence[str],
+                       chunk_size: int = 1024, batch_size: Optional[int] = None,
+                       threads_per_worker: Optional[int] = None, safe_mode: bool = True) -> int:
+    """Stream a ``.npy`` input through the cluster of ``client`` into ``.npy`` outputs (one per
+    model output), chunk by chunk: neither the input nor the outputs are ever whole in the
+    client's memory (outputs are written into memory-mapped files as chunks arrive).
+
+    Returns the number of samples written. Raises ValueError naming a failing chunk.
+    """
+    from distributed import as_completed
+
+    from klayers import models
+
+    model = models.load_model(model_path, safe_mode=safe_mode)
+    if len(model.inputs) != 1:
+        raise ValueError(f"Streaming from one .npy file needs a single-input model; {model_path} has {len(model.inputs)} inputs.")
+    x = npy_array(input_path, chunk_size)
+    outs = predict(model_path, x, batch_size=batch_size, threads_per_worker=threads_per_worker, safe_mode=safe_mode)
+    outs = outs if isinstance(outs, list) else [outs]
+    if len(outs) != len(output_paths):
+        raise ValueError(f"The model has {len(outs)} outputs; give as many output paths (got {len(output_paths)}).")
+    targets = [np.lib.format.open_memmap(p, mode="w+", dtype=o.dtype, shape=o.shape) for p, o in zip(output_paths, outs)]
+    starts = np.concatenate([[0], np.cumsum(x.chunks[0])[:-1]]).astype(int)
+    futures = {}
+    for j, out in enumerate(outs):
+        for i, block in enumerate(out.to_delayed().ravel()):
+            futures[client.compute(block)] = (j, i)
+    for future in as_completed(list(futures)):
+        j, i = futures.pop(future)
+        block = future.result()
+        targets[j][starts[i]:starts[i] + block.shape[0]] = block
+        future.release()
+    for t in targets:
+        t.flush()
+    return int(x.shape[0])

@@ -115,3 +115,62 @@ def test_stateful_model_is_refused():
     with pytest.raises(ValueError, match="stateful"):
         klayers.dask.predict(model, [da.zeros((4, 6), chunks=2), da.zeros((4, 4), chunks=2)])
 
+
+
+# -- every layer family pickles; model files; the CLI --------------------------------------------
+FILES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conformance", "references", "keras2", "files")
+FIXTURES = sorted(f[:-3] for f in os.listdir(FILES) if f.endswith(".h5") and not f.endswith((".w.h5", ".weights.h5")))
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_real_keras_models_pickle_to_equal_models(name):
+    """The tf-keras fixtures span every layer family (CNN, text model with Bidirectional LSTM,
+    merges, wrappers, CuDNN, locally-connected, MobileNetV2 ...)."""
+    model = klayers.models.load_model(os.path.join(FILES, name + ".h5"), safe_mode=False)
+    if any(getattr(layer, "stateful", False) for layer in model.layers):
+        with pytest.raises(TypeError, match="stateful"):
+            pickle.dumps(model)
+        return
+    again = pickle.loads(pickle.dumps(model))
+    assert again.get_config() == model.get_config() or name == "python_lambda"
+    with np.load(os.path.join(FILES, name + ".npz")) as refs:
+        xs = [refs[k] for k in sorted(k for k in refs.files if k.startswith("x"))]
+    x = xs if len(xs) > 1 else xs[0]
+    for a, b in zip(_flat(model.predict(x, verbose=0)), _flat(again.predict(x, verbose=0))):
+        np.testing.assert_array_equal(a, b)
+
+
+def _flat(x):
+    return x if isinstance(x, list) else [x]
+
+
+def test_workers_load_the_model_from_a_path(client, tmp_path):
+    model = _multi_io_model()
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    rng = np.random.default_rng(5)
+    xa, xb = rng.standard_normal((90, 6)).astype("float32"), rng.standard_normal((90, 4)).astype("float32")
+    lazy = klayers.dask.predict(path, [da.from_array(xa, chunks=32), da.from_array(xb, chunks=32)])
+    graph = dict(lazy[0].__dask_graph__())
+    assert not any(isinstance(getattr(v, "value", v), klayers.Model) for v in graph.values())  # only the path travels
+    for g, w in zip(client.compute(lazy, sync=True), model.predict([xa, xb], verbose=0)):
+        np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6)
+
+
+def test_cli_streams_a_memory_mapped_npy_through_a_local_cluster(tmp_path):
+    from klayers.cli import main
+
+    inp = klayers.Input((8,))
+    model = klayers.Model(inp, layers.Dense(3, activation="softmax")(layers.Dense(16, activation="relu")(inp)))
+    model.save(str(tmp_path / "m.h5"))
+    x = np.random.default_rng(0).standard_normal((3000, 8)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    code = main(["predict", str(tmp_path / "m.h5"), "--input", str(tmp_path / "x.npy"), "--output",
+                 str(tmp_path / "y.npy"), "--dask", "local:2", "--chunk-size", "700"])
+    assert code == 0
+    y = np.load(tmp_path / "y.npy", mmap_mode="r")
+    assert y.shape == (3000, 3)
+    np.testing.assert_allclose(y, model.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
+    bad = main(["predict", str(tmp_path / "m.h5"), "--input", str(tmp_path / "x.npy"), "--dask", "local:0",
+                "--output", str(tmp_path / "z.npy")])
+    assert bad == 2
