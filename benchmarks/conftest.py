@@ -13,7 +13,7 @@ from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 import pytest
-from engines import build_klayers_layer, klayers_missing_reason
+from engines import build_klayers_layer, first_input, klayers_missing_reason
 from workloads import Workload
 
 #: (workload, threads label, median seconds) of every timed test, for the summary.
@@ -36,7 +36,8 @@ def bench_layer(benchmark: Any, threads: Optional[int]) -> Callable[[Workload], 
 
     Skips when klayers does not have the layer yet. The layer is built from the workload's
     Keras config with ``klayers.layers.deserialize``, called once, given seeded weights, then
-    timed under ``klayers.num_threads(threads)``. Returns the output of the timed call after
+    timed under ``klayers.num_threads(threads)``; a workload with several inputs calls the
+    layer on the list of arrays. Returns the output of the timed call after
     checking its batch size, dtype and finiteness.
     """
 
@@ -58,7 +59,7 @@ def bench_layer(benchmark: Any, threads: Optional[int]) -> Callable[[Workload], 
             out = np.asarray(benchmark(layer, x))
         if benchmark.stats is not None:
             _RESULTS.append((workload, _threads_label(threads), benchmark.stats.stats.median))
-        assert out.shape[0] == x.shape[0]
+        assert out.shape[0] == first_input(x).shape[0]
         assert out.dtype == np.dtype(workload.dtype)
         assert np.isfinite(out).all()
         return out

@@ -5,6 +5,10 @@ zero-argument callable that takes the NumPy input and returns the layer's output
 the path a user's code takes. Only klayers is required; the others are used when their
 packages import, and :func:`available_engines` says which.
 
+A workload may declare several inputs (a merge layer): ``case.x`` is then a list of arrays,
+klayers and tf-keras eager call the layer on that list, ``tf.function`` is traced with one
+``TensorSpec`` per input, and the ONNX graph tf2onnx exports has one input per array.
+
 Thread counts are set once per process, before any computation, by each engine's
 constructor (TensorFlow refuses changes after its first op).
 """
@@ -19,7 +23,7 @@ import os
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from workloads import Workload, random_weights
+from workloads import LayerInput, Workload, random_weights
 
 Runner = Callable[[], np.ndarray]
 
@@ -30,13 +34,14 @@ class Case:
 
     Attributes:
         workload: what is run.
-        x: the input array (``workload.input_shape``, ``workload.dtype``).
+        x: the input array (``workload.input_shape``, ``workload.dtype``), or the list of
+            input arrays of a layer with several inputs.
         weights: the layer's weights in Keras order, drawn by :func:`workloads.random_weights`.
         keras_layer: the tf-keras layer, built and holding ``weights``; None without TF.
     """
 
     workload: Workload
-    x: np.ndarray
+    x: LayerInput
     weights: List[np.ndarray]
     keras_layer: Any = None
 
@@ -60,13 +65,23 @@ def klayers_missing_reason(class_name: str) -> Optional[str]:
     return None
 
 
-def build_klayers_layer(workload: Workload, x: np.ndarray,
+def input_shapes(x: LayerInput) -> Any:
+    """``x.shape``, or the list of shapes of a list of inputs (what ``Layer.build`` takes)."""
+    return [a.shape for a in x] if isinstance(x, (list, tuple)) else x.shape
+
+
+def first_input(x: LayerInput) -> np.ndarray:
+    """The array itself, or the first of a list of inputs."""
+    return x[0] if isinstance(x, (list, tuple)) else x
+
+
+def build_klayers_layer(workload: Workload, x: LayerInput,
                         weights: Optional[Sequence[np.ndarray]] = None) -> Tuple[Any, List[np.ndarray]]:
     """Deserialize the workload's layer in klayers, build it by calling it once on ``x``, set weights.
 
     Args:
         workload: the layer's config comes from ``workload.keras_config()``.
-        x: an input; the first call builds the layer.
+        x: an input (a list of arrays for several inputs); the first call builds the layer.
         weights: Keras-ordered weights to set; None draws them with :func:`random_weights`.
 
     Returns:
@@ -139,7 +154,7 @@ def make_case(workload: Workload, tf_keras: Any = None, klayers_ok: bool = True)
     x = workload.make_input()
     if tf_keras is not None:
         layer = tf_keras.layers.deserialize(workload.keras_config())
-        layer.build(x.shape)
+        layer.build(input_shapes(x))
         weights = random_weights([w.shape for w in layer.get_weights()], workload.dtype)
         layer.set_weights(weights)
         return Case(workload, x, weights, layer)
@@ -172,10 +187,22 @@ class KerasEagerEngine:
 
 
 def keras_function(case: Case, tf: Any) -> Any:
-    """The case's tf-keras layer traced as a ``tf.function`` with the input's exact signature."""
-    spec = tf.TensorSpec(case.x.shape, case.x.dtype, name="x")
+    """The case's tf-keras layer as a ``tf.function`` with the input's exact signature.
+
+    One ``TensorSpec`` per input: ``x`` for a single input, ``x0``, ``x1`` ... for a list
+    (then the function takes them as positional arguments and calls the layer on the list).
+    """
     layer = case.keras_layer
+    if isinstance(case.x, (list, tuple)):
+        specs = [tf.TensorSpec(a.shape, a.dtype, name=f"x{i}") for i, a in enumerate(case.x)]
+        return tf.function(lambda *ts: layer(list(ts)), input_signature=specs)
+    spec = tf.TensorSpec(case.x.shape, case.x.dtype, name="x")
     return tf.function(lambda t: layer(t), input_signature=[spec])
+
+
+def call_args(x: LayerInput) -> Tuple[np.ndarray, ...]:
+    """The positional arguments of :func:`keras_function`'s function for input ``x``."""
+    return tuple(x) if isinstance(x, (list, tuple)) else (x,)
 
 
 class KerasFunctionEngine(KerasEagerEngine):
@@ -185,9 +212,9 @@ class KerasFunctionEngine(KerasEagerEngine):
 
     def prepare(self, case: Case) -> Runner:
         """A runner of the traced layer."""
-        fn, x = keras_function(case, self.tf), case.x
-        fn(x)  # trace now, not in the timed loop
-        return lambda: fn(x).numpy()
+        fn, args = keras_function(case, self.tf), call_args(case.x)
+        fn(*args)  # trace now, not in the timed loop
+        return lambda: fn(*args).numpy()
 
 
 class OnnxRuntimeEngine:
@@ -223,7 +250,14 @@ class OnnxRuntimeEngine:
         opts.graph_optimization_level = self.ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         sess = self.ort.InferenceSession(proto.SerializeToString(), opts,
                                          providers=["CPUExecutionProvider"])
-        feed = {sess.get_inputs()[0].name: case.x}
+        # graph inputs are named after the specs ("x0:0" ...); match them by name, not order
+        by_name = {sp.name: a for sp, a in zip(spec, call_args(case.x))}
+        feed = {}
+        for inp in sess.get_inputs():
+            key = inp.name.split(":")[0]
+            if key not in by_name:
+                raise RuntimeError(f"ONNX input {inp.name!r} matches none of {sorted(by_name)}")
+            feed[inp.name] = by_name[key]
         return lambda: sess.run(None, feed)[0]
 
 

@@ -1,5 +1,6 @@
-"""Core-family benchmarks (BatchNormalization, Embedding, Softmax): klayers alone, each workload
-at one thread and at all threads."""
+"""Core-family benchmarks (Dense, BatchNormalization, LayerNormalization, Embedding, Softmax,
+Concatenate, Add; see ``workloads_core.py``): klayers alone, each workload at one thread and at
+all threads."""
 
 from __future__ import annotations
 

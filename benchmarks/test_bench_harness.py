@@ -108,3 +108,48 @@ def test_time_interleaved_takes_every_sample():
     samples = time_interleaved({n: runner(n) for n in calls}, TimingPlan(7, 3, 0.0, 0.0))
     assert {n: len(v) for n, v in samples.items()} == {"a": 7, "b": 7}
     assert all(t >= 0 for v in samples.values() for t in v) and calls["a"] >= 7
+
+
+def test_multi_input_workload_shapes_and_inputs():
+    w = Workload("m", "core", {"class_name": "Add", "config": {}}, [[2, 3], (2, 3)], bytes_moved=1)
+    assert w.multi_input and w.input_shape == ((2, 3), (2, 3)) and w.batch == 2
+    assert w.input_shapes == [(2, 3), (2, 3)]
+    xs, again = w.make_input(), w.make_input()
+    assert isinstance(xs, list) and [x.shape for x in xs] == [(2, 3), (2, 3)]
+    assert not np.array_equal(xs[0], xs[1])  # one generator, drawn in order
+    np.testing.assert_array_equal(xs[1], again[1])
+    single = select(family="dense")[0]
+    assert not single.multi_input and single.input_shapes == [single.input_shape]
+    assert isinstance(single.make_input(), np.ndarray)
+
+
+def test_engine_helpers_take_lists():
+    from engines import call_args, first_input, input_shapes
+
+    a, b = np.zeros((2, 3)), np.ones((2, 4))
+    assert input_shapes([a, b]) == [(2, 3), (2, 4)] and input_shapes(a) == (2, 3)
+    assert first_input([a, b]) is a and first_input(a) is a
+    assert call_args([a, b]) == (a, b) and call_args(a) == (a,)
+
+
+def test_core_family_has_every_issue_3_target_at_batch_1_and_64():
+    names = [w.name for w in select(family="core")]
+    for layer in ("dense", "batchnorm", "layernorm", "embedding", "softmax", "concatenate", "add"):
+        for batch in (1, 64):
+            assert any(n.startswith(f"{layer}-b{batch}-") for n in names), (layer, batch)
+    assert all(w.multi_input for w in select(r"^(concatenate|add)-", family="core"))
+
+
+@pytest.mark.skipif(klayers_missing_reason("Concatenate") is not None,
+                    reason=str(klayers_missing_reason("Concatenate")))
+def test_compare_keras_runs_a_multi_input_workload(tmp_path):
+    import klayers
+
+    out = tmp_path / "r.json"
+    try:
+        status = main(["--workload", "concatenate-b1-", "--engines", "klayers", "--repeats", "2",
+                       "--min-sample-ms", "0.1", "--cooldown-ms", "0", "--no-ceilings", "--json", str(out)])
+    finally:
+        klayers.set_num_threads(None)
+    assert status == 0
+    assert json.loads(out.read_text())["rows"][0]["engines"]["klayers"]["median_s"] > 0

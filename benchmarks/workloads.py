@@ -21,6 +21,11 @@ Adding a layer family is adding a table here, then a five-line ``test_bench_<fam
 
     register(*_conv2d_workloads())
 
+A layer with several inputs (a merge layer) declares them as a list of shapes:
+``input_shape=[(64, 16, 16, 32), (64, 16, 16, 32)]``; :meth:`Workload.make_input` then gives a
+list of arrays, and every engine calls the layer on that list (tf.function and ONNX Runtime
+get one graph input per array).
+
 Weights are not part of a workload: every runner draws them with :func:`random_weights`
 (seeded) for the shapes the built layer reports, in the layer's own weight order.
 """
@@ -30,11 +35,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 LayerConfig = Dict[str, Any]
+Shape = Tuple[int, ...]
+#: What a layer is called on: one array, or a list of arrays for a layer with several inputs.
+LayerInput = Union[np.ndarray, List[np.ndarray]]
 
 #: Seed for inputs and weights, so every engine and every run sees the same numbers.
 SEED = 1234
@@ -52,7 +60,8 @@ class Workload:
         family: the layer family (``"dense"``, ``"conv2d"`` ...); ``select(family=...)``.
         config: ``{"class_name": ..., "config": {...}}`` without ``dtype``; :meth:`keras_config`
             adds it.
-        input_shape: full input shape, batch first.
+        input_shape: full input shape, batch first; for a layer with several inputs, a list
+            (or tuple) of such shapes, stored as a tuple of tuples.
         dtype: ``"float32"`` or ``"float64"``: the layer's dtype and the input's.
         flops: floating-point operations of one call (a multiply-add counts 2), or None.
         bytes_moved: bytes one call must read and write at least (inputs, weights, outputs),
@@ -63,13 +72,18 @@ class Workload:
     name: str
     family: str
     config: LayerConfig
-    input_shape: Tuple[int, ...]
+    input_shape: Union[Shape, Tuple[Shape, ...]]
     dtype: str = "float32"
     flops: Optional[int] = None
     bytes_moved: Optional[int] = None
     bound: str = "compute"
 
     def __post_init__(self) -> None:
+        shape = self.input_shape
+        if len(shape) and isinstance(shape[0], (list, tuple)):
+            object.__setattr__(self, "input_shape", tuple(tuple(int(d) for d in s) for s in shape))
+        else:
+            object.__setattr__(self, "input_shape", tuple(int(d) for d in shape))
         if self.bound not in ("compute", "memory"):
             raise ValueError(f"bound must be 'compute' or 'memory'. Received bound={self.bound!r}")
         if self.flops is None and self.bytes_moved is None:
@@ -86,10 +100,29 @@ class Workload:
         """The Keras class name (``"Dense"``)."""
         return str(self.config["class_name"])
 
-    def make_input(self, seed: int = SEED) -> np.ndarray:
-        """The input array: standard normal values of ``input_shape`` and ``dtype``, seeded."""
+    @property
+    def multi_input(self) -> bool:
+        """True when the layer takes a list of inputs (``input_shape`` is a list of shapes)."""
+        return bool(self.input_shape) and isinstance(self.input_shape[0], tuple)
+
+    @property
+    def input_shapes(self) -> List[Shape]:
+        """Every input's shape, as a list (one element for a single-input layer)."""
+        if self.multi_input:
+            return list(self.input_shape)  # type: ignore[arg-type]
+        return [self.input_shape]  # type: ignore[list-item]
+
+    @property
+    def batch(self) -> int:
+        """The batch size (the first input's first axis)."""
+        return int(self.input_shapes[0][0])
+
+    def make_input(self, seed: int = SEED) -> LayerInput:
+        """The input: standard normal values of ``input_shape`` and ``dtype``, seeded; a list
+        of arrays (drawn in order from one generator) for a layer with several inputs."""
         rng = np.random.default_rng(seed)
-        return rng.standard_normal(self.input_shape).astype(self.dtype)
+        arrays = [rng.standard_normal(s).astype(self.dtype) for s in self.input_shapes]
+        return arrays if self.multi_input else arrays[0]
 
     def rate(self, seconds: float) -> Tuple[float, str]:
         """The headline rate of one call that took ``seconds``: (value, unit).

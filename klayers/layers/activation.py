@@ -15,6 +15,7 @@ import numpy as np
 from klayers import activations, backend, constraints, initializers, regularizers
 from klayers.engine.base_layer import Layer
 from klayers.engine.input_spec import InputSpec
+from klayers.ops.softmax import softmax as _softmax_op
 
 __all__ = ["ELU", "LeakyReLU", "PReLU", "ReLU", "Softmax", "ThresholdedReLU"]
 
@@ -207,6 +208,9 @@ class Softmax(_Elementwise):
     Masked positions (mask False / 0) get ``-1e9`` added before the softmax, so their
     probability is 0; ``robust_masking=True`` replaces them by ``-1e9`` instead (the mask is
     ``mask > 0.5`` when not boolean). The mask broadcasts against the input from the last axis.
+
+    One axis runs in the compiled kernel (``klayers.ops.softmax``); several axes in NumPy. As
+    tf-keras on CPU, a slice holding NaN or +inf comes out all NaN, and a -inf entry gets 0.
     """
 
     def __init__(self, axis: Any = -1, robust_masking: bool = False, **kwargs: Any):
@@ -217,14 +221,16 @@ class Softmax(_Elementwise):
         elif isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
             raise ValueError(f"Softmax {self.name!r}: `axis` must be an int or a list of ints. Received: axis={axis!r}")
         self.axis = axis
+        # a one-element list is the same softmax as its int (tf-keras: backend.softmax(axis[0]))
+        if isinstance(axis, (list, tuple)):
+            self._axes: Any = int(axis[0]) if len(axis) == 1 else tuple(int(a) for a in axis)
+        else:
+            self._axes = int(axis)
         self.robust_masking = bool(robust_masking)
+        self._where = f"Softmax {self.name!r}"
 
     def call(self, inputs: np.ndarray, mask: Any = None) -> np.ndarray:
         x = inputs if inputs.dtype.kind == "f" else inputs.astype(self._dtype)
-        axis = tuple(self.axis) if isinstance(self.axis, (list, tuple)) else self.axis
-        for a in axis if isinstance(axis, tuple) else (axis,):
-            if not -x.ndim <= a < x.ndim:
-                raise ValueError(f"Softmax {self.name!r}: axis {a} is out of range for an input of shape {x.shape}.")
         if mask is not None:
             mask = np.asarray(mask)
             if mask.ndim > x.ndim:
@@ -239,12 +245,9 @@ class Softmax(_Elementwise):
                 x = np.where(keep, x, big_negative)
             else:
                 x = x + (x.dtype.type(1.0) - mask.astype(x.dtype)) * big_negative
-        if isinstance(axis, tuple) and len(axis) == 1:
-            axis = axis[0]
-        out = x - np.max(x, axis=axis, keepdims=True)
-        np.exp(out, out=out)
-        out /= np.sum(out, axis=axis, keepdims=True)
-        return out
+        # the compiled kernel (one axis) or the NumPy reference (several axes, float16);
+        # both check the axes against the input's rank
+        return _softmax_op(x, self._axes, where=self._where)
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()

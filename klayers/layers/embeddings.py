@@ -12,6 +12,18 @@ from klayers.layers.core import positive_int
 
 __all__ = ["Embedding"]
 
+_UNSIGNED = {4: np.dtype(np.uint32), 8: np.dtype(np.uint64)}
+
+
+def _float_bits_limit(input_dim: int, ftype: type) -> np.unsignedinteger:
+    """The bit pattern (as an unsigned integer of the float's width) of the largest float of
+    ``ftype`` that is at most ``input_dim``: a float ``x >= +0`` whose bits are below it is
+    below ``input_dim``."""
+    f = ftype(input_dim)
+    if int(f) > input_dim:  # rounded up (input_dim beyond 2**24 in float32)
+        f = np.nextafter(f, ftype(0))
+    return np.array(f, dtype=ftype).view(_UNSIGNED[np.dtype(ftype).itemsize])[()]
+
 
 class Embedding(Layer):
     """Looks up rows of ``embeddings`` (``(input_dim, output_dim)``): ``out[..., :] = embeddings[index]``.
@@ -74,6 +86,7 @@ class Embedding(Layer):
         self.supports_masking = self.mask_zero
         self.input_length = input_length
         self.sparse = False
+        self._float_limits = {np.dtype(f): _float_bits_limit(self.input_dim, f) for f in (np.float32, np.float64)}
 
     def build(self, input_shape: Any = None) -> None:
         self.embeddings = self.add_weight(
@@ -83,28 +96,46 @@ class Embedding(Layer):
         self.built = True
 
     def _indices(self, inputs: Any) -> np.ndarray:
-        x = np.asarray(inputs)
+        """The indices as an integer array, checked to lie in ``[0, input_dim)``.
+
+        One pass on the hot path: the maximum of the values seen as unsigned integers of their
+        width. For integers a negative index becomes a huge one; for float32/float64 the bits
+        of floats >= +0 keep their order while a sign bit, inf or NaN land above the limit.
+        Floats that fail it (a negative zero or fraction in (-1, 0), which tf.cast truncates to
+        row 0, included) get the exact check ``-1 < x < input_dim`` (NaN fails it), so the
+        cast never wraps around; only a failing input pays for naming the culprit.
+        """
+        x = inputs if type(inputs) is np.ndarray else np.asarray(inputs)
+        kind = x.dtype.kind
+        if kind == "f":
+            if x.size:
+                limit = self._float_limits.get(x.dtype)
+                # one pass: as unsigned integers the bit patterns of floats >= +0 keep their
+                # order, and anything negative (sign bit), inf or NaN compares above the limit
+                if limit is None or x.view(limit.dtype).max() >= limit:
+                    # exact check: -1 < x < input_dim (NaN fails both), so the cast cannot wrap
+                    # and (-1, 0) truncates to row 0 as tf.cast does
+                    if not (x.min() > -1 and x.max() < self.input_dim):
+                        self._raise_bad_index(x)
+            return x.astype(np.int32)
+        if kind not in "iub":
+            raise TypeError(f"Embedding {self.name}: indices must be integers or floats, got dtype {x.dtype}.")
+        if x.dtype.itemsize < 4 or kind == "b":
+            x = x.astype(np.intp)  # every value fits: checked below like any int64
+        unsigned = x if x.dtype.kind == "u" else x.view(_UNSIGNED[x.dtype.itemsize])
+        if x.size and unsigned.max() >= self.input_dim:
+            self._raise_bad_index(x)
+        # checked values fit (below input_dim); a wide unsigned array is cast after the check
+        return x if x.dtype.kind == "i" else x.astype(np.intp)
+
+    def _raise_bad_index(self, x: np.ndarray) -> None:
         if x.dtype.kind == "f":
             if np.isnan(x).any():
                 raise ValueError(f"Embedding {self.name}: NaN in the indices.")
-            # checked before the cast: a huge float would wrap around in int32
-            if x.size and (x.min() <= -1 or x.max() >= self.input_dim):
-                bad = x.min() if x.min() <= -1 else x.max()
-                raise ValueError(f"Embedding {self.name}: index {bad} is not in [0, {self.input_dim}) (input_dim={self.input_dim}).")
-            x = x.astype(np.int32)
-        elif x.dtype.kind not in "iub":
-            raise TypeError(f"Embedding {self.name}: indices must be integers or floats, got dtype {x.dtype}.")
-        elif x.dtype.kind != "i" or x.dtype.itemsize < 4:
-            x = x.astype(np.int32)
-        if x.size:
-            lo, hi = int(x.min()), int(x.max())
-            if lo < 0 or hi >= self.input_dim:
-                bad = lo if lo < 0 else hi
-                raise ValueError(
-                    f"Embedding {self.name}: index {bad} is not in [0, {self.input_dim}) "
-                    f"(input_dim={self.input_dim})."
-                )
-        return x
+            bad = x.min() if x.min() <= -1 else x.max()
+        else:
+            bad = x.min() if x.min() < 0 else x.max()
+        raise ValueError(f"Embedding {self.name}: index {bad} is not in [0, {self.input_dim}) (input_dim={self.input_dim}).")
 
     def call(self, inputs: Any) -> np.ndarray:
         return np.take(self.embeddings.value, self._indices(inputs), axis=0)

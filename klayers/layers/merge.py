@@ -85,6 +85,16 @@ class _Merge(Layer):
         self._check_shapes(input_shape)
         self.built = True
 
+    #: the input shapes of the last call that passed ``_check_shapes`` (a speed cache only:
+    #: the checks depend on nothing but the shapes and the layer's fixed config)
+    _checked_shapes: Optional[tuple] = None
+
+    def _check_shapes_once(self, inputs: Sequence[np.ndarray]) -> None:
+        shapes = tuple([x.shape for x in inputs])
+        if shapes != self._checked_shapes:
+            self._check_shapes(list(shapes))
+            self._checked_shapes = shapes
+
     def _merge_function(self, inputs: List[np.ndarray]) -> np.ndarray:
         raise NotImplementedError
 
@@ -94,7 +104,7 @@ class _Merge(Layer):
                 f"{self._where()}: a merge layer should be called on a list of inputs. "
                 f"Received: inputs of shape {np.shape(inputs)} (not a list of tensors)"
             )
-        self._check_shapes([x.shape for x in inputs])
+        self._check_shapes_once(inputs)
         ndims = [x.ndim for x in inputs]
         if len(set(ndims)) > 1:
             top = max(ndims)
@@ -232,7 +242,7 @@ class Concatenate(_Merge):
                 f"A `Concatenate` layer should be called on a list of inputs. Received: inputs of shape "
                 f"{np.shape(inputs)} (layer {self.name!r})"
             )
-        self._check_shapes([x.shape for x in inputs])
+        self._check_shapes_once(inputs)
         return np.concatenate(inputs, axis=self.axis)
 
     def compute_output_shape(self, input_shape: Any) -> tuple:

@@ -11,6 +11,7 @@ import numpy as np
 from klayers import backend, constraints, initializers, regularizers
 from klayers.engine.base_layer import Layer
 from klayers.engine.input_spec import InputSpec
+from klayers.ops.normalization import channel_affine, layer_norm
 
 __all__ = ["BatchNormalization", "LayerNormalization", "Normalization", "Rescaling"]
 
@@ -47,17 +48,25 @@ def _check_axis_arg(axis: Any, layer: str) -> Any:
     return int(axis)
 
 
+def _affine_coefficients(dtype: np.dtype, mean: np.ndarray, variance: np.ndarray, offset: Optional[np.ndarray],
+                         scale: Optional[np.ndarray], epsilon: float) -> tuple:
+    """``(inv, shift)`` of ``tf.nn.batch_normalization``: ``inv = scale / sqrt(variance + epsilon)``,
+    ``shift = offset - mean * inv``, in ``dtype``."""
+    t = dtype.type
+    inv = (t(1.0) / np.sqrt(variance.astype(dtype, copy=False) + t(epsilon))).astype(dtype, copy=False)
+    if scale is not None:
+        inv = inv * scale.astype(dtype, copy=False)
+    shift = -mean.astype(dtype, copy=False) * inv
+    if offset is not None:
+        shift = shift + offset.astype(dtype, copy=False)
+    return inv, shift
+
+
 def _batch_norm(x: np.ndarray, mean: np.ndarray, variance: np.ndarray, offset: Optional[np.ndarray],
                 scale: Optional[np.ndarray], epsilon: float) -> np.ndarray:
     """``tf.nn.batch_normalization``: ``x * inv + (offset - mean * inv)`` with
     ``inv = scale / sqrt(variance + epsilon)``; every statistic broadcasts against ``x``."""
-    t = x.dtype.type
-    inv = (t(1.0) / np.sqrt(variance.astype(x.dtype, copy=False) + t(epsilon))).astype(x.dtype, copy=False)
-    if scale is not None:
-        inv = inv * scale.astype(x.dtype, copy=False)
-    shift = -mean.astype(x.dtype, copy=False) * inv
-    if offset is not None:
-        shift = shift + offset.astype(x.dtype, copy=False)
+    inv, shift = _affine_coefficients(x.dtype, mean, variance, offset, scale, epsilon)
     out = np.multiply(x, inv)
     out += shift
     return out
@@ -175,6 +184,14 @@ class BatchNormalization(Layer):
     def call(self, inputs: np.ndarray, training: Any = None, mask: Any = None) -> np.ndarray:
         x = inputs if inputs.dtype == np.dtype(self._dtype) else inputs.astype(self._dtype)
         ndim = x.ndim
+        if len(self.axis) == 1 and not (training and self.trainable):
+            # inference over one channel axis: per-channel coefficients (as tf.nn.batch_normalization
+            # computes them), then one fused pass over x in the compiled kernel
+            inv, shift = _affine_coefficients(
+                x.dtype, self.moving_mean.value, self.moving_variance.value,
+                None if self.beta is None else self.beta.value,
+                None if self.gamma is None else self.gamma.value, self.epsilon)
+            return channel_affine(x, self.axis[0], inv, shift, where=f"BatchNormalization {self.name!r}")
         gamma = self._broadcast(self.gamma.value if self.gamma is not None else None, ndim)
         beta = self._broadcast(self.beta.value if self.beta is not None else None, ndim)
         if not (training and self.trainable):
@@ -300,6 +317,13 @@ class LayerNormalization(Layer):
     def call(self, inputs: np.ndarray) -> np.ndarray:
         x = inputs if inputs.dtype == np.dtype(self._dtype) else inputs.astype(self._dtype)
         ndim = x.ndim
+        k = len(self.axis)
+        if self.axis == list(range(ndim - k, ndim)):
+            # trailing axes in order (the usual axis=-1): the compiled row kernel, where
+            # gamma/beta flatten in the input's own layout
+            return layer_norm(x, k, None if self.gamma is None else self.gamma.value,
+                              None if self.beta is None else self.beta.value, self.epsilon,
+                              where=f"LayerNormalization {self.name!r}")
         axes = tuple(self.axis)
         shape = [1] * ndim
         for a in self.axis:

@@ -1,0 +1,308 @@
+# cython: language_level=3
+"""Softmax over one axis: ``out = exp(x - max) / sum(exp(x - max))``.
+
+Level 2 of the kernel pattern (see DESIGN.md): const IN views, caller-allocated OUT views,
+shapes checked here before the GIL is released, ``n_threads`` for the OpenMP split. Two
+layouts, both C-contiguous:
+
+- ``softmax_rows``: ``x (R, N)``, softmax along N (the last-axis case). Each row is three
+  passes (max; exp and sum; scale), all in L1 for rows up to several thousand values. Rows
+  are split over threads with ``prange``.
+- ``softmax_strided``: ``x (P, N, Q)``, softmax along N with Q > 1 (any other axis). The
+  work is split into (p, column block) tasks; each task runs the same three passes over a
+  block of up to ``_QBLOCK`` contiguous columns, so every inner loop is a contiguous,
+  vectorisable loop over columns.
+
+The elementwise exp is written in C (the verbatim block below) because it must vectorise:
+glibc's ``expf`` is a scalar call, so the float32 path uses a branch-free Cephes-style
+``expf`` (range reduction by ln 2, degree-6 polynomial, about 1 ulp), and the row loops are
+compiled three times (AVX-512, AVX2+FMA, baseline x86-64) and picked once by
+``__builtin_cpu_supports``, so a baseline build still uses the vectors of the CPU it runs on
+(the AVX-512 float32 row, the hot case, is written in intrinsics: vrndscaleps, vscalefps).
+float64 uses libm's ``exp`` (accuracy first; no float64 peer is benchmarked).
+
+Special values follow tf-keras on CPU (TensorFlow's Eigen kernel; NumPy's
+``exp(x - max) / sum`` gives the same): a row holding NaN or +inf is all NaN, a row of only
+-inf is all NaN, a -inf entry among finite ones gets 0. Results do not depend on the thread
+count (one row or block is always computed by one thread with the same code).
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+
+cdef extern from *:
+    """
+    #include <math.h>
+    #include <stdint.h>
+    #include <string.h>
+    #include <stddef.h>
+
+    /* exp(t) for t <= 0, -inf or NaN (t = x - max). Below -87 the result (< 1.7e-38) is 0,
+       which also gives exp(-inf) = 0: there the reduction below yields garbage bits, which
+       the final mask clears. NaN stays NaN (NaN < -87 is false, and the polynomial of NaN
+       is NaN). Written with an integer mask instead of ?: because GCC does not if-convert
+       (so does not vectorise) a conditional float multiply under its default
+       -ftrapping-math. Cephes's expf: Cody-Waite reduction by ln 2, degree-6 polynomial. */
+    static inline float ksm_expf(float t) {
+        union { float f; uint32_t u; } v, y;
+        uint32_t under = (uint32_t)0 - (uint32_t)(t < -87.0f);
+        float n = (t * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  /* round(t/ln2) */
+        float r = t - n * 0.693359375f;
+        r = r - n * -2.12194440e-4f;
+        float p = 1.9875691500e-4f;
+        p = p * r + 1.3981999507e-3f;
+        p = p * r + 8.3334519073e-3f;
+        p = p * r + 4.1665795894e-2f;
+        p = p * r + 1.6666665459e-1f;
+        p = p * r + 5.0000001201e-1f;
+        p = p * r * r + r + 1.0f;
+        v.f = n + 8388735.0f;  /* n + 127 sits in the low mantissa bits of n + 2^23 + 127 */
+        v.u <<= 23;            /* 2^n for -126 <= n <= 0 */
+        y.f = p * v.f;
+        y.u &= ~under;
+        return y.f;
+    }
+
+    #if defined(_OPENMP)
+    #define KSM_SIMD_MAX _Pragma("omp simd reduction(max:m)")
+    #define KSM_SIMD_SUM _Pragma("omp simd reduction(+:s)")
+    #define KSM_SIMD _Pragma("omp simd")
+    #else
+    #define KSM_SIMD_MAX
+    #define KSM_SIMD_SUM
+    #define KSM_SIMD
+    #endif
+
+    /* One row of n values. The max ignores NaN (NaN > m is false); a NaN then makes the sum
+       NaN and with it the whole row, as +inf does (inf - inf) and an all -inf row does. */
+    #define KSM_ROW_BODY(T, EXP, NEG_INF)                                      \\
+        T m = NEG_INF;                                                         \\
+        KSM_SIMD_MAX                                                           \\
+        for (ptrdiff_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;             \\
+        T s = 0;                                                               \\
+        KSM_SIMD_SUM                                                           \\
+        for (ptrdiff_t i = 0; i < n; i++) { T e = EXP(x[i] - m); out[i] = e; s += e; } \\
+        T inv = (T)1 / s;                                                      \\
+        KSM_SIMD                                                               \\
+        for (ptrdiff_t i = 0; i < n; i++) out[i] *= inv;
+
+    /* Columns [0, q) of a (n, ld) block: softmax along n for each column; m and s are
+       scratch of q values. */
+    #define KSM_COLS_BODY(T, EXP, NEG_INF)                                     \\
+        KSM_SIMD                                                               \\
+        for (ptrdiff_t j = 0; j < q; j++) { m[j] = NEG_INF; s[j] = 0; }       \\
+        for (ptrdiff_t k = 0; k < n; k++) {                                    \\
+            const T* xr = x + k * ld;                                          \\
+            KSM_SIMD                                                           \\
+            for (ptrdiff_t j = 0; j < q; j++) m[j] = xr[j] > m[j] ? xr[j] : m[j]; \\
+        }                                                                      \\
+        for (ptrdiff_t k = 0; k < n; k++) {                                    \\
+            const T* xr = x + k * ld; T* orow = out + k * ld;                  \\
+            KSM_SIMD                                                           \\
+            for (ptrdiff_t j = 0; j < q; j++) { T e = EXP(xr[j] - m[j]); orow[j] = e; s[j] += e; } \\
+        }                                                                      \\
+        KSM_SIMD                                                               \\
+        for (ptrdiff_t j = 0; j < q; j++) s[j] = (T)1 / s[j];                 \\
+        for (ptrdiff_t k = 0; k < n; k++) {                                    \\
+            T* orow = out + k * ld;                                            \\
+            KSM_SIMD                                                           \\
+            for (ptrdiff_t j = 0; j < q; j++) orow[j] *= s[j];                 \\
+        }
+
+    #define KSM_DEFINE_ROW_F32(SUFFIX, ATTR)                                           \\
+        ATTR static void ksm_row_f32_##SUFFIX(const float* x, float* out, ptrdiff_t n) \\
+        { KSM_ROW_BODY(float, ksm_expf, -INFINITY) }
+    #define KSM_DEFINE(SUFFIX, ATTR)                                                   \\
+        ATTR static void ksm_row_f64_##SUFFIX(const double* x, double* out, ptrdiff_t n) \\
+        { KSM_ROW_BODY(double, exp, -INFINITY) }                                       \\
+        ATTR static void ksm_cols_f32_##SUFFIX(const float* x, float* out, ptrdiff_t n, \\
+                                               ptrdiff_t q, ptrdiff_t ld, float* m, float* s) \\
+        { KSM_COLS_BODY(float, ksm_expf, -INFINITY) }                                  \\
+        ATTR static void ksm_cols_f64_##SUFFIX(const double* x, double* out, ptrdiff_t n, \\
+                                               ptrdiff_t q, ptrdiff_t ld, double* m, double* s) \\
+        { KSM_COLS_BODY(double, exp, -INFINITY) }
+
+    KSM_DEFINE_ROW_F32(base, )
+    KSM_DEFINE(base, )
+    #if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(__i386__))
+    #define KSM_MULTIVERSION 1
+    #include <immintrin.h>
+    #define KSM_AVX512 __attribute__((target("avx512f,avx512dq,avx2,fma")))
+    KSM_DEFINE_ROW_F32(avx2, __attribute__((target("avx2,fma"))))
+    KSM_DEFINE(avx2, __attribute__((target("avx2,fma"))))
+    KSM_DEFINE(avx512, KSM_AVX512)
+
+    /* The float32 row, the hot case, in AVX-512 intrinsics: the same algorithm and constants
+       as ksm_expf, with vrndscaleps for the rounding and vscalefps for p * 2^n (about 12 %
+       fewer instructions than what GCC makes of the portable code). Masked loads and stores
+       take the tail; the max pass fills masked lanes with -inf. */
+    KSM_AVX512 static inline __m512 ksm_exp512(__m512 t) {
+        __mmask16 keep = _mm512_cmp_ps_mask(t, _mm512_set1_ps(-87.0f), _CMP_NLT_UQ);  /* NaN kept */
+        __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), t);
+        r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+        __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+        p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+        return _mm512_maskz_scalef_ps(keep, p, n);  /* 0 below -87, so exp(-inf) = 0 */
+    }
+
+    KSM_AVX512 static void ksm_row_f32_avx512(const float* x, float* out, ptrdiff_t n) {
+        const __m512 neg_inf = _mm512_set1_ps(-INFINITY);
+        ptrdiff_t i, full = n & ~(ptrdiff_t)15;
+        __mmask16 tail = (__mmask16)((1u << (n & 15)) - 1u);
+        /* max ignores NaN (vmaxps returns its second operand then); the sum below is NaN */
+        __m512 vm = neg_inf;
+        for (i = 0; i < full; i += 16) vm = _mm512_max_ps(_mm512_loadu_ps(x + i), vm);
+        if (tail) vm = _mm512_max_ps(_mm512_mask_loadu_ps(neg_inf, tail, x + i), vm);
+        __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(vm));
+        __m512 vs = _mm512_setzero_ps();
+        for (i = 0; i < full; i += 16) {
+            __m512 e = ksm_exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), m));
+            _mm512_storeu_ps(out + i, e);
+            vs = _mm512_add_ps(vs, e);
+        }
+        if (tail) {
+            __m512 e = ksm_exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, x + i), m));
+            _mm512_mask_storeu_ps(out + i, tail, e);
+            vs = _mm512_mask_add_ps(vs, tail, vs, e);
+        }
+        __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vs));
+        for (i = 0; i < full; i += 16) _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_loadu_ps(out + i), inv));
+        if (tail) _mm512_mask_storeu_ps(out + i, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, out + i), inv));
+    }
+    #else
+    #define KSM_MULTIVERSION 0
+    #endif
+
+    typedef void (*ksm_row_f32_t)(const float*, float*, ptrdiff_t);
+    typedef void (*ksm_row_f64_t)(const double*, double*, ptrdiff_t);
+    typedef void (*ksm_cols_f32_t)(const float*, float*, ptrdiff_t, ptrdiff_t, ptrdiff_t, float*, float*);
+    typedef void (*ksm_cols_f64_t)(const double*, double*, ptrdiff_t, ptrdiff_t, ptrdiff_t, double*, double*);
+    static ksm_row_f32_t ksm_row_f32 = ksm_row_f32_base;
+    static ksm_row_f64_t ksm_row_f64 = ksm_row_f64_base;
+    static ksm_cols_f32_t ksm_cols_f32 = ksm_cols_f32_base;
+    static ksm_cols_f64_t ksm_cols_f64 = ksm_cols_f64_base;
+    static const char* ksm_isa = "baseline";
+
+    /* Pick the widest variant the CPU has; level 0 forces the baseline (for tests). */
+    static const char* ksm_select(int max_level) {
+        ksm_row_f32 = ksm_row_f32_base; ksm_row_f64 = ksm_row_f64_base;
+        ksm_cols_f32 = ksm_cols_f32_base; ksm_cols_f64 = ksm_cols_f64_base;
+        ksm_isa = "baseline";
+    #if KSM_MULTIVERSION
+        __builtin_cpu_init();
+        if (max_level >= 2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")) {
+            ksm_row_f32 = ksm_row_f32_avx512; ksm_row_f64 = ksm_row_f64_avx512;
+            ksm_cols_f32 = ksm_cols_f32_avx512; ksm_cols_f64 = ksm_cols_f64_avx512;
+            ksm_isa = "avx512";
+        } else if (max_level >= 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+            ksm_row_f32 = ksm_row_f32_avx2; ksm_row_f64 = ksm_row_f64_avx2;
+            ksm_cols_f32 = ksm_cols_f32_avx2; ksm_cols_f64 = ksm_cols_f64_avx2;
+            ksm_isa = "avx2";
+        }
+    #endif
+        return ksm_isa;
+    }
+    """
+    void ksm_row_f32(const float* x, float* out, Py_ssize_t n) noexcept nogil
+    void ksm_row_f64(const double* x, double* out, Py_ssize_t n) noexcept nogil
+    void ksm_cols_f32(const float* x, float* out, Py_ssize_t n, Py_ssize_t q, Py_ssize_t ld,
+                      float* m, float* s) noexcept nogil
+    void ksm_cols_f64(const double* x, double* out, Py_ssize_t n, Py_ssize_t q, Py_ssize_t ld,
+                      double* m, double* s) noexcept nogil
+    const char* ksm_select(int max_level) noexcept nogil
+    float ksm_expf(float t) noexcept nogil
+
+# Columns per task of the strided kernel: scratch of 2 x 256 values lives on the stack.
+cdef enum:
+    _QBLOCK = 256
+
+
+def select_isa(int max_level=2):
+    """Choose the widest vector variant up to ``max_level`` (0 baseline, 1 AVX2+FMA,
+    2 AVX-512) that this CPU supports; returns its name. Called once at import."""
+    return ksm_select(max_level).decode()
+
+
+ISA = select_isa()
+
+
+def expf(const float[::1] t, float[::1] out):
+    """The kernel's float32 exp on ``t <= 0`` (or -inf / NaN), for tests; ``out`` same length."""
+    if out.shape[0] != t.shape[0]:
+        raise ValueError("expf: out must have the length of t")
+    cdef Py_ssize_t i
+    for i in range(t.shape[0]):
+        out[i] = ksm_expf(t[i])
+
+
+cdef inline void _row(const floating* x, floating* out, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        ksm_row_f32(x, out, n)
+    else:
+        ksm_row_f64(x, out, n)
+
+
+def softmax_rows(const floating[:, ::1] x__rn, floating[:, ::1] out__rn, int n_threads):
+    """out__rn[r] = softmax(x__rn[r]) for every row r.
+
+    Shapes (checked by the caller, again here): x and out (R, N). ``n_threads`` > 1 splits
+    the rows over threads (the caller keeps small inputs on one thread).
+    """
+    cdef Py_ssize_t R = x__rn.shape[0], N = x__rn.shape[1], r
+    if out__rn.shape[0] != R or out__rn.shape[1] != N:
+        raise ValueError(f"softmax_rows: shape mismatch x=({R}, {N}) out=({out__rn.shape[0]}, {out__rn.shape[1]})")
+    if R == 0 or N == 0:
+        return
+    cdef const floating* xp = &x__rn[0, 0]
+    cdef floating* op = &out__rn[0, 0]
+    cdef int nt = <int>max(1, min(<Py_ssize_t>n_threads, R))
+    with nogil:
+        if nt == 1:
+            for r in range(R):
+                _row(xp + r * N, op + r * N, N)
+        else:
+            for r in prange(R, num_threads=nt, schedule="static"):
+                _row(xp + r * N, op + r * N, N)
+
+
+cdef inline void _cols_task(const floating* x, floating* out, Py_ssize_t t, Py_ssize_t nblocks,
+                            Py_ssize_t N, Py_ssize_t Q) noexcept nogil:
+    cdef floating m[_QBLOCK]
+    cdef floating s[_QBLOCK]
+    cdef Py_ssize_t p = t // nblocks, j0 = (t % nblocks) * _QBLOCK
+    cdef Py_ssize_t q = min(<Py_ssize_t>_QBLOCK, Q - j0)
+    cdef Py_ssize_t off = p * N * Q + j0
+    if floating is float:
+        ksm_cols_f32(x + off, out + off, N, q, Q, m, s)
+    else:
+        ksm_cols_f64(x + off, out + off, N, q, Q, m, s)
+
+
+def softmax_strided(const floating[:, :, ::1] x__pnq, floating[:, :, ::1] out__pnq, int n_threads):
+    """out__pnq[p, :, q] = softmax(x__pnq[p, :, q]) for every p and q (softmax along axis 1).
+
+    Shapes (checked by the caller, again here): x and out (P, N, Q).
+    """
+    cdef Py_ssize_t P = x__pnq.shape[0], N = x__pnq.shape[1], Q = x__pnq.shape[2], t
+    if out__pnq.shape[0] != P or out__pnq.shape[1] != N or out__pnq.shape[2] != Q:
+        raise ValueError(f"softmax_strided: shape mismatch x=({P}, {N}, {Q}) "
+                         f"out=({out__pnq.shape[0]}, {out__pnq.shape[1]}, {out__pnq.shape[2]})")
+    if P == 0 or N == 0 or Q == 0:
+        return
+    cdef const floating* xp = &x__pnq[0, 0, 0]
+    cdef floating* op = &out__pnq[0, 0, 0]
+    cdef Py_ssize_t nblocks = (Q + _QBLOCK - 1) // _QBLOCK, tasks = P * nblocks
+    cdef int nt = <int>max(1, min(<Py_ssize_t>n_threads, tasks))
+    with nogil:
+        if nt == 1:
+            for t in range(tasks):
+                _cols_task(xp, op, t, nblocks, N, Q)
+        else:
+            for t in prange(tasks, num_threads=nt, schedule="static"):
+                _cols_task(xp, op, t, nblocks, N, Q)

@@ -1,0 +1,143 @@
+"""Layer normalization over the trailing axes: ``(x - mean) / sqrt(var + eps) * gamma + beta``."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+
+from klayers._ext import norm as _norm
+from klayers._threads import get_num_threads
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_EMPTY = {d: np.empty(0, dtype=d) for d in _FLOATS}
+
+#: Below this many values the layer-norm kernel runs on one thread: waking a second OpenMP
+#: thread (passive wait) costs about 10 us, more on a loaded machine.
+PARALLEL_MIN_SIZE = 1 << 17
+
+#: The same for :func:`channel_affine`, a pure stream (one multiply-add per value) where one
+#: core nearly saturates memory: measured on 2 shared cores, 64K values took 6 us on one
+#: thread and 17 us on two, 256K values 25 and 35 us.
+AFFINE_PARALLEL_MIN_SIZE = 1 << 19
+
+
+def _check(x: np.ndarray, n_axes: int, gamma: Optional[np.ndarray], beta: Optional[np.ndarray],
+           where: str) -> tuple:
+    if not 1 <= n_axes <= x.ndim:
+        raise ValueError(f"{where}: cannot normalize the last {n_axes} axes of an input of shape {x.shape}.")
+    norm_shape = x.shape[x.ndim - n_axes:]
+    for name, v in (("gamma", gamma), ("beta", beta)):
+        if v is not None and v.shape != norm_shape:
+            raise ValueError(f"{where}: {name} has shape {v.shape}, expected {norm_shape} (the normalized axes).")
+    return norm_shape
+
+
+def layer_norm_reference(x: np.ndarray, n_axes: int, gamma: Optional[np.ndarray], beta: Optional[np.ndarray],
+                         epsilon: float, n_threads: Optional[int] = None, where: str = "layer_norm") -> np.ndarray:
+    """NumPy twin of :func:`layer_norm` (the readable oracle); same signature and result."""
+    _check(x, n_axes, gamma, beta, where)
+    axes = tuple(range(x.ndim - n_axes, x.ndim))
+    t = x.dtype.type
+    mean = np.mean(x, axis=axes, keepdims=True)
+    variance = np.mean(np.square(x - mean), axis=axes, keepdims=True)
+    out = (x - mean) * (t(1) / np.sqrt(variance + t(epsilon)))
+    if gamma is not None:
+        out = out * gamma.astype(x.dtype, copy=False)
+    if beta is not None:
+        out = out + beta.astype(x.dtype, copy=False)
+    return out.astype(x.dtype, copy=False)
+
+
+def layer_norm(x: np.ndarray, n_axes: int, gamma: Optional[np.ndarray], beta: Optional[np.ndarray],
+               epsilon: float, n_threads: Optional[int] = None, where: str = "layer_norm") -> np.ndarray:
+    """Normalize ``x`` over its last ``n_axes`` axes (each such slice separately).
+
+    Args:
+        x: ``(..., *norm_shape)``; float32 / float64 use the compiled kernel, other dtypes
+            the reference.
+        n_axes: how many trailing axes form one normalized slice (``norm_shape``).
+        gamma, beta: ``norm_shape`` arrays, or None (``scale`` / ``center`` off).
+        epsilon: added to the (biased) variance.
+        n_threads: threads for large inputs (default ``klayers.get_num_threads()``); inputs
+            under :data:`PARALLEL_MIN_SIZE` values run on one thread.
+        where: the layer name for error messages.
+
+    Returns:
+        A new array of ``x``'s shape and dtype.
+
+    Raises:
+        ValueError: ``n_axes`` outside ``[1, x.ndim]`` or gamma/beta of the wrong shape.
+    """
+    norm_shape = _check(x, n_axes, gamma, beta, where)
+    dtype = x.dtype
+    if dtype not in _FLOATS or x.size == 0:
+        return layer_norm_reference(x, n_axes, gamma, beta, epsilon, n_threads, where)
+    n = math.prod(norm_shape)
+    rows = x.size // n
+    x2 = x.reshape(rows, n) if x.flags.c_contiguous else np.ascontiguousarray(x).reshape(rows, n)
+
+    def vec(v: Optional[np.ndarray]) -> np.ndarray:
+        if v is None:
+            return _EMPTY[dtype]
+        return np.ascontiguousarray(v, dtype=dtype).reshape(n)
+
+    out = np.empty(x.shape, dtype=dtype)
+    nt = 1 if x.size < PARALLEL_MIN_SIZE else (n_threads or get_num_threads())
+    _norm.layer_norm_rows(x2, vec(gamma), vec(beta), out.reshape(rows, n), gamma is not None,
+                          beta is not None, float(epsilon), nt)
+    return out
+
+
+def _check_affine(x: np.ndarray, axis: int, scale: np.ndarray, shift: np.ndarray, where: str) -> int:
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"{where}: axis {axis} is out of range for an input of shape {x.shape}.")
+    axis %= x.ndim
+    for name, v in (("scale", scale), ("shift", shift)):
+        if v.shape != (x.shape[axis],):
+            raise ValueError(f"{where}: {name} has shape {v.shape}, expected ({x.shape[axis]},) (axis {axis}).")
+    return axis
+
+
+def channel_affine_reference(x: np.ndarray, axis: int, scale: np.ndarray, shift: np.ndarray,
+                             n_threads: Optional[int] = None, where: str = "channel_affine") -> np.ndarray:
+    """NumPy twin of :func:`channel_affine` (the readable oracle); same signature and result."""
+    axis = _check_affine(x, axis, scale, shift, where)
+    shape = [1] * x.ndim
+    shape[axis] = x.shape[axis]
+    out = np.multiply(x, scale.astype(x.dtype, copy=False).reshape(shape))
+    out += shift.astype(x.dtype, copy=False).reshape(shape)
+    return out
+
+
+def channel_affine(x: np.ndarray, axis: int, scale: np.ndarray, shift: np.ndarray,
+                   n_threads: Optional[int] = None, where: str = "channel_affine") -> np.ndarray:
+    """``x * scale + shift`` with ``scale`` and ``shift`` indexed by ``x``'s ``axis``: the
+    inference pass of BatchNormalization (``scale = gamma / sqrt(var + eps)``,
+    ``shift = beta - mean * scale``), one read and one write of ``x``.
+
+    Args:
+        x: any shape; float32 / float64 use the compiled kernel, other dtypes the reference.
+        axis: the channel axis (negative counts from the end).
+        scale, shift: ``(x.shape[axis],)``.
+        n_threads: threads for large inputs (default ``klayers.get_num_threads()``); inputs
+            under :data:`AFFINE_PARALLEL_MIN_SIZE` values run on one thread.
+        where: the layer name for error messages.
+
+    Returns:
+        A new array of ``x``'s shape and dtype.
+    """
+    axis = _check_affine(x, axis, scale, shift, where)
+    dtype = x.dtype
+    if dtype not in _FLOATS or x.size == 0:
+        return channel_affine_reference(x, axis, scale, shift, n_threads, where)
+    c = x.shape[axis]
+    p = math.prod(x.shape[:axis])
+    q = math.prod(x.shape[axis + 1:])
+    x3 = (x if x.flags.c_contiguous else np.ascontiguousarray(x)).reshape(p, c, q)
+    out = np.empty(x.shape, dtype=dtype)
+    nt = 1 if x.size < AFFINE_PARALLEL_MIN_SIZE else (n_threads or get_num_threads())
+    _norm.channel_affine(x3, np.ascontiguousarray(scale, dtype=dtype), np.ascontiguousarray(shift, dtype=dtype),
+                         out.reshape(p, c, q), nt)
+    return out
