@@ -300,6 +300,9 @@ class Functional(Layer):
     def output_shape(self) -> Any:
         if self._is_graph_network:
             shapes = [t.shape for t in self.outputs]
+            nested = self._nested_outputs
+            if isinstance(nested, list) and any(isinstance(o, (list, tuple)) for o in nested):
+                return pack_as(nested, shapes)  # tf-keras nests as the outputs are nested
             return shapes[0] if len(shapes) == 1 else shapes
         return super().output_shape
 
@@ -351,7 +354,9 @@ class Functional(Layer):
                 x = x.astype(want)
             if x.ndim == len(ref.shape) - 1 and ref.shape[-1] == 1:
                 x = x[..., None]
-            if x.ndim != len(ref.shape) or any(r is not None and r != d for r, d in zip(ref.shape, x.shape)):
+            # tf-keras's model input_spec drops the batch size (shape_with_no_batch_size): a model
+            # whose Input fixes it (stateful RNNs) still predicts several batches in one call.
+            if x.ndim != len(ref.shape) or any(r is not None and r != d for r, d in zip(ref.shape[1:], x.shape[1:])):
                 raise ValueError(
                     f'Input {i} of layer "{self.name}" is incompatible with the layer: expected '
                     f"shape={ref.shape}, found shape={x.shape}"
@@ -576,6 +581,8 @@ class Functional(Layer):
                 out.append([layer.name, conversion.get(key, 0), tensor_index])
             if isinstance(nested, dict):
                 return {k: v for k, v in zip(sorted(nested), out)}
+            if isinstance(nested, (list, tuple)) and any(isinstance(v, (list, tuple)) for v in nested):
+                return pack_as(list(nested), out)  # tf-keras keeps a nested output's nesting
             return out
 
         config["input_layers"] = coords(self._input_coordinates, self._nested_inputs)

@@ -160,8 +160,11 @@ def reconstruct_from_config(config: Dict[str, Any], custom_objects: Optional[Dic
             raise ValueError(f"Malformed model config: missing {key!r}.")
         if _is_ref(spec):  # Keras 3 writes a single triple for one endpoint
             spec = [spec]
+        def refs_ok(v):  # tf-keras nests the endpoints of a nested output (a stacked cell's states)
+            return _is_ref(v) or (isinstance(v, list) and bool(v) and all(refs_ok(u) for u in v))
+
         items = spec.items() if isinstance(spec, dict) else enumerate(spec) if isinstance(spec, list) else None
-        if items is None or not all(_is_ref(v) for _, v in items):
+        if items is None or not all(refs_ok(v) for _, v in items):
             raise ValueError(f"Malformed model config: {key!r} must hold [layer_name, node_index, tensor_index] triples, got {spec!r}.")
         def ref(v):
             # Keras 3 numbers a nested functional model's endpoint nodes from 1 (its creation
@@ -174,7 +177,10 @@ def reconstruct_from_config(config: Dict[str, Any], custom_objects: Optional[Dic
         try:
             if isinstance(spec, dict):
                 return {k: tensor(ref(v), config_is_k3) for k, v in spec.items()}
-            return [tensor(ref(v), config_is_k3) for v in spec]
+            def nested(v):
+                return tensor(ref(v), config_is_k3) if _is_ref(v) else [nested(u) for u in v]
+
+            return [nested(v) for v in spec]
         except _Pending as e:
             raise ValueError(f"Malformed model config: {key} refers to a node that does not exist.") from e
 

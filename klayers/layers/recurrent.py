@@ -413,7 +413,13 @@ class StackedRNNCells(Layer):
 
 
 def _build_cell(cell: Any, step_shape: Tuple[Any, ...]) -> None:
-    if isinstance(cell, Layer):
+    if isinstance(cell, Layer) and not type(cell).__module__.startswith("klayers."):
+        # tf-keras's RNN.build calls a user cell's build() directly: the cell records a
+        # build_config (its config then carries one) only if its build() calls Layer.build.
+        if not cell.built:
+            cell.build(tuple(step_shape))
+            cell.built = True
+    elif isinstance(cell, Layer):
         cell._maybe_build_from_shape(tuple(step_shape))
     elif hasattr(cell, "build") and not getattr(cell, "built", False):
         cell.build(tuple(step_shape))

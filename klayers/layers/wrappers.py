@@ -125,12 +125,18 @@ class TimeDistributed(Wrapper):
         return np.asarray(y).reshape((B, T) + np.shape(y)[1:])
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
-        if mask is None:
-            return None
         x = np.asarray(inputs) if not isinstance(inputs, KerasTensor) else None
         if x is None:
             return mask
         B, T = x.shape[:2]
+        if mask is None:
+            # tf-keras asks the inner layer even without an input mask: a wrapped
+            # Embedding(mask_zero=True) or Masking makes its own (batch, time, ...) mask
+            out = self.layer.compute_mask(x.reshape((B * T,) + x.shape[2:]), None)
+            if out is None:
+                return None
+            out = np.asarray(out)
+            return out.reshape((B, T) + out.shape[1:])
         m = np.asarray(mask)
         inner_mask = m.reshape((B * T,) + m.shape[2:])
         out = None
