@@ -111,6 +111,9 @@ class Layer:
     """
 
     _keras_module = "keras.layers"
+    #: Whether a float layer casts integer and boolean inputs to its dtype (as it casts other
+    #: floats); layers that consume indices or user code (Embedding, Lambda) keep them.
+    _cast_integer_inputs = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -513,10 +516,17 @@ class Layer:
                     f"Layer {self.name}: inputs must be real numbers (boolean, integer or floating "
                     f"arrays); received an array of dtype {x.dtype}."
                 )
-            if self._autocast and x.dtype.kind == "f" and x.dtype.name != self._dtype and np.dtype(self._dtype).kind == "f":
-                x = x.astype(self._dtype)
+            if self._autocast and x.dtype.name != self._dtype and self._np_dtype.kind == "f":
+                # Integer and boolean arrays are numbers to a float layer: NumPy's bool and
+                # fixed-width int arithmetic (True + True == True, int8 wrap-around) would
+                # silently give another answer than the float path.
+                if x.dtype.kind == "f" or self._cast_integer_inputs:
+                    x = x.astype(self._dtype)
             return x
 
+        if isinstance(inputs, (list, tuple)) and _is_number_tree(inputs):
+            # nested Python numbers are one array (a batch), not a list of scalar inputs
+            return convert(inputs)
         return map_structure(convert, inputs)
 
     def _maybe_build_from_shape(self, input_shape: Any) -> None:
@@ -558,8 +568,14 @@ class Layer:
         kwargs = dict(kwargs) if kwargs else {}
         inputs = self._convert_inputs(inputs)
         input_spec_lib.assert_input_compatibility(self.input_spec, inputs, self.name)
-        self._maybe_build(inputs)
-        outputs = self._call_with_context(inputs, *args, training=training, mask=mask, **kwargs)
+        try:
+            self._maybe_build(inputs)
+            outputs = self._call_with_context(inputs, *args, training=training, mask=mask, **kwargs)
+        except (ValueError, TypeError, IndexError) as e:
+            named = _error_naming_layer(e, self)
+            if named is None:
+                raise
+            raise named from e
         if self.activity_regularizer is not None:
             losses = []
             for o in flatten(outputs):
@@ -594,7 +610,34 @@ class Layer:
         else:
             outputs = _map_shapes(make, output_shapes)
         Node(self, call_args=(inputs,) + tuple(args), call_kwargs=kwargs, outputs=outputs)
+        self._set_symbolic_masks(inputs, outputs, kwargs.get("mask"))
         return outputs
+
+    def _set_symbolic_masks(self, inputs: Any, outputs: Any, explicit_mask: Any = None) -> None:
+        """Attach ``_keras_mask`` to symbolic outputs, as tf-keras's ``_set_mask_metadata`` does:
+        which outputs carry a mask and its shape (the output's leading axes). Found by asking
+        ``compute_mask`` about zeros of the inputs' shapes (unknown sizes taken as 2)."""
+        if not self.supports_masking:
+            return
+        flat_out = flatten(outputs)
+        in_masks = map_structure(lambda t: getattr(t, "_keras_mask", None), inputs)
+        if explicit_mask is not None:
+            in_masks = explicit_mask
+        dummy_mask = None
+        if any(m is not None for m in flatten(in_masks)):
+            dummy_mask = map_structure(lambda m: None if m is None else np.ones(_concrete(m.shape), bool), in_masks)
+        try:
+            dummy = map_structure(lambda t: np.zeros(_concrete(t.shape), dtype=t.dtype), inputs)
+            out_mask = self._symbolic_mask_probe(dummy, dummy_mask)
+        except Exception:  # noqa: BLE001 - a mask that cannot be probed is left unknown
+            return
+        masks = [out_mask] if len(flat_out) == 1 else (list(out_mask) if isinstance(out_mask, (list, tuple)) else [out_mask] * len(flat_out))
+        for t, m in zip(flat_out, masks):
+            if m is not None and hasattr(m, "ndim"):
+                t._keras_mask = KerasTensor(t.shape[: m.ndim], dtype="bool")
+
+    def _symbolic_mask_probe(self, dummy_inputs: Any, dummy_mask: Any) -> Any:
+        return self.compute_mask(dummy_inputs, dummy_mask)
 
     def _output_dtype(self, inputs: Any) -> str:
         return self._dtype
@@ -714,6 +757,35 @@ class Layer:
         classes = {type(layer).__name__: type(layer) for layer in [self] + _all_sublayers(self)}
         weights = self.get_weights() if self.built else None
         return (_restore_layer, (type(self), self.get_config(), self._build_input_shape, weights, classes))
+
+
+def _concrete(shape: Any) -> Tuple[int, ...]:
+    return tuple(2 if d is None else int(d) for d in shape)
+
+
+def _is_number_tree(x: Any) -> bool:
+    """Whether a non-empty list / tuple holds Python or NumPy scalars (at its first leaf)."""
+    while isinstance(x, (list, tuple)):
+        if not x:
+            return False
+        x = x[0]
+    return isinstance(x, (int, float, bool, complex, np.generic))
+
+
+def _error_naming_layer(error: BaseException, layer: Layer) -> Optional[BaseException]:
+    """A copy of a plain ValueError / TypeError from ``build`` or ``call`` whose message names
+    ``layer`` (issue 10: every error on bad input names the layer); None when it already does,
+    or when the exception is of another class (its constructor may take other arguments).
+    An IndexError (an input of the wrong rank or size reaching NumPy indexing) becomes a
+    ValueError: it is a bad input, not a missing key."""
+    msg = str(error)
+    if type(error) is IndexError:
+        return ValueError(f'Layer "{layer.name}" ({type(layer).__name__}): {msg}')
+    if type(error) not in (ValueError, TypeError):
+        return None
+    if re.search(rf"(?<![\w]){re.escape(layer.name)}(?![\w])", msg):
+        return None
+    return type(error)(f'Layer "{layer.name}" ({type(layer).__name__}): {msg}')
 
 
 def _all_sublayers(layer: Layer) -> List[Layer]:

@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from klayers.engine import fusion
 from klayers.engine.base_layer import Layer, _shape_to_list, unique_object_name
 from klayers.engine.input_layer import InputLayer
 from klayers.engine.keras_tensor import KerasTensor
@@ -391,12 +392,28 @@ class Functional(Layer):
         for t, x, m in zip(self.inputs, flat, masks_in):
             values[id(t)] = x
             masks[id(t)] = m
-        for depth in sorted(self._nodes_by_depth, reverse=True):
-            for node in self._nodes_by_depth[depth]:
-                if node.is_input:
+        plan = self.__dict__.get("_inference_plan")
+        if plan is None or plan.key is not self._nodes_by_depth:
+            plan = self._inference_plan = fusion.build_plan(self)
+        for step in plan.fused if not training and fusion.enabled() else plan.steps:
+            kind = step.kind
+            if kind == fusion.FUSED:
+                if masks.get(step.in_id) is None:
+                    values[step.out_id] = step.run(values[step.in_id])
+                    masks[step.out_id] = None
                     continue
-                if any(id(t) not in values for t in node.keras_inputs):
-                    continue  # a node of a shared layer that belongs to another graph
+                todo = step.steps  # a mask reached the chain: run its layers one by one
+            else:
+                todo = (step,)
+            for step in todo:
+                if step.kind == fusion.SIMPLE:
+                    in_mask = masks.get(step.in_id)
+                    out, out_mask = step.layer._eager_call(values[step.in_id], (), None, training, in_mask,
+                                                           in_mask is not None or step.want_mask)
+                    values[step.out_id] = out
+                    masks[step.out_id] = out_mask
+                    continue
+                node = step.node
 
                 def value(t):
                     return values[id(t)] if isinstance(t, KerasTensor) else t
@@ -482,7 +499,17 @@ class Functional(Layer):
         outs = [KerasTensor(s, dtype=t.dtype) for s, t in zip(flat_shapes, self.outputs)]
         outputs = pack_as(self._nested_outputs, outs)
         Node(self, call_args=(inputs,) + tuple(args), call_kwargs=kwargs, outputs=outputs)
+        self._set_symbolic_masks(inputs, outputs, kwargs.get("mask"))
         return outputs
+
+    def _symbolic_mask_probe(self, dummy_inputs: Any, dummy_mask: Any) -> Any:
+        if not self._is_graph_network:
+            return super()._symbolic_mask_probe(dummy_inputs, dummy_mask)
+        if dummy_mask is None:  # the masks the model makes by itself were found when it was built
+            masks = [None if getattr(t, "_keras_mask", None) is None else np.ones(_probe_shape(t._keras_mask.shape), bool)
+                     for t in self.outputs]
+            return masks[0] if len(masks) == 1 else masks
+        return self._run_internal_graph(dummy_inputs, mask=dummy_mask)[1]
 
     def predict(self, x: Any, batch_size: Optional[int] = 32, verbose: Any = "auto", steps: Optional[int] = None, **kwargs: Any) -> Any:
         """Run the model on ``x`` (an array, a list of arrays, or a dict by input name) in
@@ -646,6 +673,10 @@ class Functional(Layer):
 
         print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn,
                       expand_nested=expand_nested, show_trainable=show_trainable)
+
+
+def _probe_shape(shape: Any) -> tuple:
+    return tuple(2 if d is None else int(d) for d in shape)
 
 
 def _holds_dask_array(x: Any) -> bool:

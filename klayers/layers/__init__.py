@@ -62,6 +62,11 @@ def _layer_classes() -> Dict[str, type]:
             table[name] = obj
     table["Functional"] = Functional
     table["Model"] = Functional
+    # Keras 3 records some keras.ops calls as graph nodes (the mask of Masking / Embedding):
+    # any Keras 3 model config may name them, not only the ones the file loaders read.
+    from klayers.saving.keras3_ops import KERAS3_OPS
+
+    table.update(KERAS3_OPS)
     return table
 
 

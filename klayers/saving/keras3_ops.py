@@ -57,10 +57,43 @@ class Equal(_Op):
     _bool_output = True
 
 
+class AnyOp(_Op):
+    """``keras.ops.any(x, axis, keepdims)``: Keras 3 writes Masking's mask as
+    ``any(not_equal(x, mask_value), axis=-1)``."""
+
+    _bool_output = True
+
+    def __init__(self, axis: Any = None, keepdims: bool = False, name: str = None, **kwargs: Any):
+        super().__init__(name=name, **kwargs)
+        if axis is not None and not isinstance(axis, (int, list, tuple)):
+            raise ValueError(f"Any {self.name}: axis must be an int, a list of ints or None. Received axis={axis!r}")
+        self.axis = [axis] if isinstance(axis, int) else (list(axis) if axis is not None else None)
+        self.keepdims = bool(keepdims)
+
+    def call(self, x: Any) -> Any:
+        axis = tuple(self.axis) if self.axis is not None else None
+        return np.any(x, axis=axis, keepdims=self.keepdims)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        shape = list(input_shape)
+        axes = range(len(shape)) if self.axis is None else [a % len(shape) for a in self.axis]
+        if self.keepdims:
+            return tuple(1 if i in axes else d for i, d in enumerate(shape))
+        return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+    def get_config(self) -> Dict[str, Any]:
+        axis = self.axis[0] if self.axis is not None and len(self.axis) == 1 else self.axis
+        return {"axis": axis, "keepdims": self.keepdims, "name": self.name}
+
+
 #: Keras 3 op classes by class name, for the loaders' custom objects.
-KERAS3_OPS: Dict[str, type] = {"NotEqual": NotEqual, "Equal": Equal}
+# Keras 3 names the class ``Any``; klayers's name keeps typing.Any usable in this module.
+AnyOp.__name__ = AnyOp.__qualname__ = "Any"
+KERAS3_OPS: Dict[str, type] = {"NotEqual": NotEqual, "Equal": Equal, "Any": AnyOp}
 
 NotEqual._keras_module = "keras.src.ops.numpy"
 NotEqual._keras_registered_name = "NotEqual"
 Equal._keras_module = "keras.src.ops.numpy"
 Equal._keras_registered_name = "Equal"
+AnyOp._keras_module = "keras.src.ops.numpy"
+AnyOp._keras_registered_name = "Any"
