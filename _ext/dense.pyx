@@ -7,7 +7,6 @@ released. The GEMM is one BLAS call and BLAS threads it (DESIGN principle 3: one
 parallelism at a time); ``n_threads`` is accepted for the common kernel signature.
 """
 from cython cimport floating
-from libc.math cimport fmax, fmin
 
 from _blas cimport gemm, gemv_t
 
@@ -61,9 +60,10 @@ def dense_forward(const floating[:, ::1] x__bi, const floating[:, ::1] w__io,
             for r in range(b):
                 row = &out__bo[r, 0]
                 for c in range(o):
-                    row[c] = fmax(row[c], 0)
+                    # NaN stays NaN, as np.maximum and tf.nn.relu (fmax would give 0)
+                    row[c] = 0 if row[c] < 0 else row[c]
         elif act == 2:
             for r in range(b):
                 row = &out__bo[r, 0]
                 for c in range(o):
-                    row[c] = fmin(fmax(row[c], 0), 6)
+                    row[c] = 0 if row[c] < 0 else (6 if row[c] > 6 else row[c])

@@ -19,7 +19,6 @@ from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
-from libc.math cimport fmax, fmin
 
 from _blas cimport gemm, gemv_t
 from _windows cimport window_taps
@@ -168,10 +167,11 @@ def local_forward(const floating[:, ::1] x__bi, const floating[:, :, ::1] w__pfo
                         v = ybuf[b * O + o]
                         if use_bias:
                             v = v + bias__po[p, o]
+                        # NaN stays NaN, as np.maximum / np.clip (fmax would give 0)
                         if act == 1:
-                            v = fmax(v, 0)
+                            v = 0 if v < 0 else v
                         elif act == 2:
-                            v = fmin(fmax(v, 0), 6)
+                            v = 0 if v < 0 else (6 if v > 6 else v)
                         dst[o * of] = v
         finally:
             free(patch)

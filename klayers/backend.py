@@ -628,7 +628,8 @@ def relu(
     if alpha != 0.0:
         negative_part = np.maximum(-x + t(threshold), t(0)) if threshold != 0 else np.maximum(-x, t(0))
     if threshold != 0:
-        out = np.where(x > t(threshold), x, t(0))
+        # NaN stays NaN (tf-keras computes x * cast(x > threshold), and NaN * 0 is NaN)
+        out = np.where(x <= t(threshold), t(0), x)
     else:
         out = np.maximum(x, t(0))
     if max_value is not None:

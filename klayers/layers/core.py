@@ -176,6 +176,8 @@ class Lambda(Layer):
     marshalled code, which is only loaded with ``safe_mode=False``.
     """
 
+    _cast_integer_inputs = False  # user code sees the dtype it was given, as in tf-keras
+
     def __init__(self, function: Callable, output_shape: Any = None, mask: Any = None,
                  arguments: Optional[Dict[str, Any]] = None, **kwargs: Any):
         super().__init__(**kwargs)
@@ -446,7 +448,8 @@ class Flatten(Layer):
         x = inputs
         if self.data_format == "channels_first" and x.ndim > 2:
             x = np.moveaxis(x, 1, -1)
-        return x.reshape(x.shape[0], -1) if x.ndim != 1 else x[:, None]
+        # explicit sizes: reshape(0, -1) is ambiguous for an empty batch
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:], dtype=np.int64))) if x.ndim != 1 else x[:, None]
 
     def compute_output_shape(self, input_shape: Any) -> tuple:
         input_shape = tuple(input_shape)

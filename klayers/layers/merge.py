@@ -301,7 +301,9 @@ def batch_dot(x: np.ndarray, y: np.ndarray, axes: Sequence[int]) -> np.ndarray:
     y = np.moveaxis(y, a1, 1)
     mid, trail = x.shape[1:-1], y.shape[2:]
     b, k = x.shape[0], x.shape[-1]
-    out = np.matmul(x.reshape(b, -1, k), y.reshape(b, k, -1)).reshape((b,) + mid + trail)
+    # explicit sizes, not -1: an empty batch cannot infer them
+    m, n = int(np.prod(mid, dtype=np.int64)), int(np.prod(trail, dtype=np.int64))
+    out = np.matmul(x.reshape(b, m, k), y.reshape(b, k, n)).reshape((b,) + mid + trail)
     if x_ndim == 2:
         out = out.reshape(out.shape[:1] + out.shape[2:])
     elif y_ndim == 2:

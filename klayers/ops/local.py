@@ -173,6 +173,12 @@ def _plan(x_shape: Tuple[int, ...], k_shape: Tuple[int, ...], b_shape: Optional[
                          f"received kernel_size={kernel_size}, strides={strides}")
     if len(x_shape) != rank + 2:
         raise ValueError(f"{where}: expected an input of rank {rank + 2}, received shape {x_shape}")
+    if min(kernel_size) < 1 or min(strides) < 1 or max(max(kernel_size), max(strides)) > shapes.MAX_DIM:
+        raise ValueError(f"{where}: kernel_size and strides must be integers in [1, {shapes.MAX_DIM}]; "
+                         f"received kernel_size={kernel_size}, strides={strides}")
+    if padding not in ("valid", "same") or data_format not in ("channels_last", "channels_first"):
+        raise ValueError(f"{where}: padding must be 'valid' or 'same' and data_format 'channels_last' or "
+                         f"'channels_first'; received padding={padding!r}, data_format={data_format!r}")
     cf = data_format == "channels_first"
     in_spatial = tuple(x_shape[2:]) if cf else tuple(x_shape[1:-1])
     cin = int(x_shape[1] if cf else x_shape[-1])

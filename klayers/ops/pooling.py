@@ -53,6 +53,9 @@ def pool_geometry(spatial: Sequence[int], pool_size: Sequence[int], strides: Seq
         raise ValueError(f"{where}: `padding` must be 'valid' or 'same'. Received: padding={padding!r}")
     if any(s < 1 for s in strides):
         raise ValueError(f"{where}: `strides` must be positive integers to run. Received: strides={tuple(strides)}")
+    if any(v < 1 or v > shapes.MAX_DIM for v in tuple(pool_size) + tuple(strides)):
+        raise ValueError(f"{where}: `pool_size` and `strides` must be integers in [1, {shapes.MAX_DIM}]. "
+                         f"Received: pool_size={tuple(pool_size)}, strides={tuple(strides)}")
     if padding == "valid":
         for n, k in zip(spatial, pool_size):
             if n < k:

@@ -11,6 +11,10 @@ from typing import Any, Optional, Sequence, Tuple
 
 from klayers import backend
 
+#: The largest size, stride, dilation or padding klayers accepts on one axis: larger values
+#: cannot describe an array in memory, and would overflow the kernels' 64-bit index arithmetic.
+MAX_DIM = 2**31 - 1
+
 
 def normalize_tuple(value: Any, n: int, name: str, allow_zero: bool = False) -> Tuple[int, ...]:
     """An int or an iterable of ``n`` ints as a tuple of ``n`` positive ints.
@@ -37,6 +41,12 @@ def normalize_tuple(value: Any, n: int, name: str, allow_zero: bool = False) -> 
                 )
         values = tuple(int(v) for v in values)
     bad = [v for v in values if v < 0] if allow_zero else [v for v in values if v <= 0]
+    huge = [v for v in values if v > MAX_DIM]
+    if huge:
+        raise ValueError(
+            f"The `{name}` argument must be a tuple of {n} integers. Received {name}={value!r} including "
+            f"{{{', '.join(str(b) for b in huge)}}} that does not satisfy the requirement `<= {MAX_DIM}`."
+        )
     if bad:
         req = ">= 0" if allow_zero else "> 0"
         raise ValueError(
