@@ -4,9 +4,13 @@
 Level 2 of the kernel pattern (see DESIGN.md): IN arrays are const views, the OUT array is
 allocated by the caller (klayers.ops.dense), shapes are checked again here before the GIL is
 released. The GEMM is one BLAS call and BLAS threads it (DESIGN principle 3: one level of
-parallelism at a time); ``n_threads`` is accepted for the common kernel signature.
+parallelism at a time). One exception: a large batch-1 product (a GEMV, memory-bound) is
+split by output units over ``n_threads`` OpenMP threads, each streaming its own slice of the
+kernel with single-threaded BLAS (the caller holds BLAS to one thread then): each core keeps
+its slice hot in its own cache, as DESIGN.md's notes on batch-1 recurrent steps describe.
 """
 from cython cimport floating
+from cython.parallel cimport prange
 
 from _blas cimport gemm, gemv_t
 
@@ -34,6 +38,7 @@ def dense_forward(const floating[:, ::1] x__bi, const floating[:, ::1] w__io,
     cdef Py_ssize_t r, c
     cdef floating* row
     cdef floating beta = 0
+    cdef Py_ssize_t t, c0, cw, blk, nblk
     with nogil:
         # The bias is written first and the GEMM accumulates onto it (beta = 1): one pass less.
         if use_bias:
@@ -47,6 +52,14 @@ def dense_forward(const floating[:, ::1] x__bi, const floating[:, ::1] w__io,
                 for r in range(b):
                     for c in range(o):
                         out__bo[r, c] = 0
+        elif b == 1 and n_threads > 1 and o >= 64 * n_threads:
+            # Units split across threads; blocks are multiples of 16 columns (64-byte lines).
+            blk = ((o + n_threads - 1) // n_threads + 15) // 16 * 16
+            nblk = (o + blk - 1) // blk
+            for t in prange(nblk, num_threads=n_threads, schedule="static"):
+                c0 = t * blk
+                cw = o - c0 if o - c0 < blk else blk
+                gemv_t(<int>i, <int>cw, <floating>1.0, &w__io[0, c0], <int>o, &x__bi[0, 0], beta, &out__bo[0, c0])
         elif b == 1:
             # One row is a vector-matrix product: GEMV streams the kernel once, where a
             # one-row GEMM pays its packing overhead (about 10x slower at batch 1).

@@ -87,3 +87,20 @@ def test_results_do_not_depend_on_thread_count():
     with klayers.num_threads(2):
         two = ops.dense(x, w, b, ops.ACT_RELU)
     np.testing.assert_allclose(one, two, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("units", [4096, 4100, 1027 * 4])
+def test_batch1_gemv_split_by_units_matches_reference(dtype, units):
+    """A large batch-1 product is split by output units over the threads (ragged last block too)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 300)).astype(dtype)
+    w = rng.standard_normal((300, units)).astype(dtype)
+    b = rng.standard_normal(units).astype(dtype)
+    assert w.size >= 1 << 20
+    with klayers.num_threads(2):
+        got = ops.dense(x, w, b, ops.ACT_RELU)
+    want = ops.dense_reference(x, w, b, ops.ACT_RELU)
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * float(np.abs(want).max()))
+    assert not np.shares_memory(got, x)

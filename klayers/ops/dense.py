@@ -8,7 +8,7 @@ from typing import Optional
 import numpy as np
 
 from klayers._ext import dense as _dense
-from klayers._threads import get_num_threads
+from klayers._threads import blas_single_threaded, get_num_threads
 
 ACT_LINEAR = _dense.ACT_LINEAR
 ACT_RELU = _dense.ACT_RELU
@@ -16,6 +16,8 @@ ACT_RELU6 = _dense.ACT_RELU6
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _EMPTY = {d: np.empty(0, dtype=d) for d in _FLOATS}
+#: Kernels at least this large (elements) make a batch-1 product worth splitting over threads.
+_SPLIT_GEMV_MIN = 1 << 20
 
 
 def _check(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], where: str) -> None:
@@ -76,5 +78,11 @@ def dense(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: in
     else:
         b = bias if bias.flags.c_contiguous and bias.dtype == dtype else np.ascontiguousarray(bias, dtype=dtype)
     out = np.empty((x2.shape[0], w.shape[1]), dtype=dtype)
-    _dense.dense_forward(x2, w, b, out, bias is not None, act, n_threads or get_num_threads())
+    threads = n_threads or get_num_threads()
+    if x2.shape[0] == 1 and threads > 1 and w.size >= _SPLIT_GEMV_MIN:
+        # a large batch-1 GEMV: split by units over OpenMP threads, BLAS on one thread each
+        with blas_single_threaded():
+            _dense.dense_forward(x2, w, b, out, bias is not None, act, threads)
+    else:
+        _dense.dense_forward(x2, w, b, out, bias is not None, act, 1)
     return out if x.ndim == 2 else out.reshape(lead + (w.shape[1],))
