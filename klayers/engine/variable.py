@@ -7,6 +7,9 @@ from typing import Any, Callable, Optional
 import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
+#: Bumped by every ``Variable.value`` assignment anywhere: a cheap "did any weight change" test.
+_WEIGHTS_VERSION = [0]
+
 
 class Variable(NDArrayOperatorsMixin):
     """A layer weight: ``value`` (a NumPy array) plus Keras's ``name``, ``trainable``,
@@ -24,11 +27,25 @@ class Variable(NDArrayOperatorsMixin):
         constraint: Optional[Callable] = None,
         regularizer: Optional[Callable] = None,
     ):
+        self._version = 0
         self.value = value
         self.name = name
         self.trainable = trainable
         self.constraint = constraint
         self.regularizer = regularizer
+
+    @property
+    def value(self) -> np.ndarray:
+        """The weight's array."""
+        return self._value
+
+    @value.setter
+    def value(self, value: np.ndarray) -> None:
+        # every assignment (set_weights, assign, load_weights, a training-mode BatchNorm) bumps
+        # the versions that the fused inference plans (klayers.engine.fusion) check
+        self._value = value
+        self._version += 1
+        _WEIGHTS_VERSION[0] += 1
 
     @property
     def shape(self):

@@ -1,0 +1,147 @@
+"""Inference plan and BatchNormalization / ReLU folding (klayers.engine.fusion): fused runs give
+the unfused layers' results up to float rounding, pick up weight changes, and leave training,
+masks, weights and configs alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import klayers
+from klayers import layers as L
+from klayers.engine import fusion
+
+
+def _randomize(model, seed=0):
+    rng = np.random.default_rng(seed)
+    values = []
+    for w in model.weights:
+        shape = w.shape
+        if "variance" in w.name or "gamma" in w.name:
+            values.append(rng.uniform(0.5, 1.5, shape))
+        else:
+            values.append(rng.normal(0.0, 0.5, shape))
+    model.set_weights(values)
+
+
+def _n_fused(model):
+    return sum(1 for s in model._inference_plan.fused if s.kind == fusion.FUSED)
+
+
+def _every_pattern(dtype):
+    x_in = klayers.Input((10, 10, 3), dtype=dtype)
+    h = L.Conv2D(6, 3, padding="same", use_bias=False, dtype=dtype)(x_in)
+    h = L.BatchNormalization(dtype=dtype)(h)
+    h = L.ReLU(6.0, dtype=dtype)(h)                                    # conv + BN + relu6
+    h = L.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2, dtype=dtype)(h)
+    h = L.BatchNormalization(epsilon=1e-3, dtype=dtype)(h)
+    h = L.ReLU(dtype=dtype)(h)                                         # depthwise + BN + relu
+    h = L.Conv2D(5, 1, dtype=dtype)(h)
+    h = L.BatchNormalization(center=False, scale=False, dtype=dtype)(h)  # conv + BN, no activation
+    h = L.Activation("relu", dtype=dtype)(h)                           # ... + Activation(relu)
+    h = L.Reshape((25, 5), dtype=dtype)(h)
+    h = L.Conv1D(4, 3, dtype=dtype)(h)
+    h = L.BatchNormalization(dtype=dtype)(h)                           # conv1d + BN
+    h = L.Flatten(dtype=dtype)(h)
+    h = L.Dense(7, dtype=dtype)(h)
+    h = L.BatchNormalization(dtype=dtype)(h)
+    h = L.Activation("relu", dtype=dtype)(h)                           # dense + BN + relu
+    out = L.Dense(3, dtype=dtype)(h)
+    model = klayers.Model(x_in, out)
+    _randomize(model)
+    return model
+
+
+@pytest.mark.parametrize("dtype,tol", [("float32", 2e-5), ("float64", 1e-12)])
+def test_fused_matches_unfused(dtype, tol):
+    model = _every_pattern(dtype)
+    x = np.random.default_rng(1).standard_normal((4, 10, 10, 3)).astype(dtype)
+    fused = model.predict(x, verbose=0)
+    assert _n_fused(model) == 5
+    with fusion.disabled():
+        plain = model.predict(x, verbose=0)
+    assert fused.dtype == plain.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(fused, plain, rtol=tol, atol=tol * np.abs(plain).max())
+    np.testing.assert_allclose(model(x), plain, rtol=tol, atol=tol * np.abs(plain).max())
+
+
+def test_weights_changed_after_predict_are_used():
+    model = _every_pattern("float64")
+    x = np.random.default_rng(2).standard_normal((2, 10, 10, 3))
+    before = model.predict(x, verbose=0)
+    bn = next(layer for layer in model.layers if isinstance(layer, L.BatchNormalization))
+    rng = np.random.default_rng(3)
+    bn.set_weights([rng.uniform(0.5, 1.5, w.shape) for w in bn.get_weights()])
+    conv = next(layer for layer in model.layers if isinstance(layer, L.DepthwiseConv2D))
+    conv.depthwise_kernel.assign(conv.depthwise_kernel.value * -2.0)
+    after = model.predict(x, verbose=0)
+    with fusion.disabled():
+        plain = model.predict(x, verbose=0)
+    assert not np.allclose(after, before)
+    np.testing.assert_allclose(after, plain, rtol=1e-12, atol=1e-12 * np.abs(plain).max())
+
+
+def test_weights_and_config_untouched():
+    model = _every_pattern("float32")
+    weights, config = model.get_weights(), model.get_config()
+    model.predict(np.ones((1, 10, 10, 3), "float32"), verbose=0)
+    assert model.get_config() == config
+    for a, b in zip(model.get_weights(), weights):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_training_path_is_unfused():
+    model = _every_pattern("float64")
+    x = np.random.default_rng(4).standard_normal((3, 10, 10, 3))
+    a = model(x, training=True)
+    model2 = _every_pattern("float64")  # same seed, same weights
+    with fusion.disabled():
+        b = model2(x, training=True)
+    np.testing.assert_allclose(a, b, rtol=1e-12)
+    for w1, w2 in zip(model.get_weights(), model2.get_weights()):  # moving statistics updated alike
+        np.testing.assert_allclose(w1, w2, rtol=1e-12)
+
+
+def test_shared_intermediate_is_not_folded():
+    x_in = klayers.Input((6, 6, 2))
+    c = L.Conv2D(3, 3)(x_in)
+    b = L.BatchNormalization()(c)
+    out = L.Add()([L.ReLU()(b), L.Conv2D(3, 1)(c)])  # c has two consumers: no fold
+    model = klayers.Model(x_in, [out, b])             # b is an output too
+    _randomize(model, 5)
+    x = np.random.default_rng(6).standard_normal((2, 6, 6, 2)).astype("float32")
+    fused = model.predict(x, verbose=0)
+    assert _n_fused(model) == 0
+    with fusion.disabled():
+        plain = model.predict(x, verbose=0)
+    for p, q in zip(fused, plain):
+        np.testing.assert_array_equal(p, q)
+
+
+def test_sequential_and_graph_change():
+    model = klayers.Sequential([L.Input((8,)), L.Dense(6), L.BatchNormalization(), L.ReLU()])
+    _randomize(model, 7)
+    x = np.random.default_rng(8).standard_normal((5, 8)).astype("float32")
+    y = model.predict(x, verbose=0)
+    assert _n_fused(model) == 1
+    model.add(L.Dense(2))  # a new graph: a new plan
+    _randomize(model, 7)
+    y2 = model.predict(x, verbose=0)
+    assert y2.shape == (5, 2) and y.shape == (5, 6)
+    with fusion.disabled():
+        np.testing.assert_allclose(model.predict(x, verbose=0), y2, rtol=2e-5, atol=1e-5)
+
+
+def test_masks_pass_through_plan():
+    tokens = klayers.Input((5,), dtype="int32")
+    h = L.Embedding(10, 4, mask_zero=True)(tokens)
+    h = L.Dense(4)(h)
+    h = L.BatchNormalization()(h)
+    out = L.LSTM(3)(h)
+    model = klayers.Model(tokens, out)
+    _randomize(model, 9)
+    x = np.array([[1, 2, 3, 0, 0], [4, 5, 6, 7, 8]], "int32")
+    fused = model.predict(x, verbose=0)
+    with fusion.disabled():
+        plain = model.predict(x, verbose=0)
+    np.testing.assert_allclose(fused, plain, rtol=1e-5, atol=1e-6)
