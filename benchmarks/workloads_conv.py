@@ -33,11 +33,17 @@ def _workloads():
     yield _conv2d(8, 56, 64, 64, 3)
     yield _conv2d(1, 28, 256, 64, 1)
     yield _conv2d(1, 56, 64, 128, 3, stride=2)
+    # a narrow map (rows shorter than the implicit-GEMM kernel wants: the im2col path)
+    yield _conv2d(1, 14, 256, 256, 3)
     itemsize = np.dtype(F32).itemsize
     n, hw, c = 1, 112, 32
     yield _conv("dwconv2d-b1-112x112x32-k3-f32", "DepthwiseConv2D",
                 {"kernel_size": 3, "padding": "same", "activation": "relu6"}, (n, hw, hw, c),
                 2 * n * hw * hw * 9 * c, 2 * n * hw * hw * c * itemsize, bound="memory")
+    # MobileNet's downsampling depthwise: stride 2, 64 channels (input read once, output 1/4)
+    yield _conv("dwconv2d-b1-112x112x64-k3s2-f32", "DepthwiseConv2D",
+                {"kernel_size": 3, "strides": 2, "padding": "same", "activation": "relu6"}, (1, 112, 112, 64),
+                2 * 56 * 56 * 9 * 64, (112 * 112 + 56 * 56) * 64 * itemsize, bound="memory")
     yield _conv("sepconv2d-b1-56x56x64-k3-128-f32", "SeparableConv2D",
                 {"filters": 128, "kernel_size": 3, "padding": "same", "activation": "relu"}, (1, 56, 56, 64),
                 2 * 56 * 56 * (9 * 64 + 64 * 128))

@@ -41,11 +41,18 @@ def _close(got, want, dtype):
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(1.0, float(np.abs(want).max(initial=0))))
 
 
+@pytest.fixture(params=["direct", "im2col"])
+def conv_path(request, monkeypatch):
+    """Run a conv test through the implicit-GEMM kernel (wherever it applies) or through im2col."""
+    monkeypatch.setattr(C, "DIRECT_MIN_WIDTH", 1 if request.param == "direct" else 10**9)
+    return request.param
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("case", CONV, ids=[c[0] for c in CONV])
-def test_conv_matches_reference(case, fmt, threads, dtype):
+def test_conv_matches_reference(case, fmt, threads, dtype, conv_path):
     _, rank, spatial, k, s, pad, d, g = case
     rng = np.random.default_rng(len(case[0]))
     cin, filters = 4, 6 if g != 4 else 8
@@ -89,6 +96,137 @@ def test_depthwise_matches_reference(case, fmt, threads, dtype):
         _close(got, C.depthwise_conv_reference(x, w, bias, s, pad, d, fmt, act), dtype)
 
 
+# wider rows and channel counts that are not a multiple of any vector tile: interior outputs
+# (register-tiled loop), border outputs (per-tap sweep), channel tails, several blocks per row
+DW_WIDE = [
+    ("2d-same-k3", 2, (5, 40), 3, 1, "same", 1, 1),
+    ("2d-valid-k5-s2", 2, (6, 41), 5, 2, "valid", 1, 1),
+    ("2d-same-dil3", 2, (4, 33), 3, 1, "same", 3, 1),
+    ("1d-causal-like-same-k4", 1, (50,), 4, 1, "same", 1, 1),
+    ("3d-same", 3, (3, 4, 20), 3, 1, "same", 1, 1),
+    ("2d-mult2", 2, (4, 30), 3, 1, "same", 1, 2),
+]
+
+
+@pytest.mark.parametrize("isa", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("cin", [37, 53, 64])
+@pytest.mark.parametrize("case", DW_WIDE, ids=[c[0] for c in DW_WIDE])
+def test_depthwise_tiles_and_isa_variants(case, cin, dtype, isa, monkeypatch):
+    """Every instruction-set variant of the tiled loop this CPU has (a level the CPU lacks falls
+    back to the widest it has), small blocks (several per row), 1 and 2 threads."""
+    _, rank, spatial, k, s, pad, d, mult = case
+    rng = np.random.default_rng(cin)
+    x = _x(rng, 2, spatial, cin, "channels_last", dtype)
+    w = rng.standard_normal((k,) * rank + (cin, mult)).astype(dtype)
+    b = rng.standard_normal(cin * mult).astype(dtype)
+    try:
+        _conv.depthwise_isa(isa)
+        for block_bytes in (C.DW_BLOCK_BYTES, 1):
+            monkeypatch.setattr(C, "DW_BLOCK_BYTES", block_bytes)
+            for threads, act, bias in [(1, C.ACT_RELU6, b), (2, C.ACT_RELU, None), (1, C.ACT_LINEAR, None)]:
+                with klayers.num_threads(threads):
+                    got = C.depthwise_conv(x, w, bias, s, pad, d, "channels_last", act)
+                _close(got, C.depthwise_conv_reference(x, w, bias, s, pad, d, "channels_last", act), dtype)
+    finally:
+        _conv.depthwise_isa()
+
+
+def test_depthwise_isa_names():
+    try:
+        assert _conv.depthwise_isa(0) == "baseline"
+        assert _conv.depthwise_isa(1) in ("baseline", "avx2")
+    finally:
+        assert _conv.depthwise_isa() in ("baseline", "avx2", "avx512")
+
+
+def _geometry(rng, cf, depthwise=False):
+    """A random, consistent conv geometry (any padding, even one larger than the window)."""
+    ins, outs, k, s, d, p = [], [], [], [], [], []
+    for _ in range(3):
+        ki, si, di = int(rng.integers(1, 4)), int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        n = int(rng.integers(1, 9))
+        pi = int(rng.integers(0, 6))
+        span = (ki - 1) * di + 1
+        o = max(1, (n + pi + int(rng.integers(0, 4)) - span) // si + 1)
+        for lst, v in ((ins, n), (outs, o), (k, ki), (s, si), (d, di), (p, pi)):
+            lst.append(v)
+    if cf:
+        s[2] = 1
+    groups = int(rng.choice([1, 2]))
+    cin, cout = groups * int(rng.integers(1, 4)), groups * int(rng.integers(1, 4))
+    if depthwise:  # channels that fill vector tiles and leave tails; multiplier 1 or 2
+        cin = int(rng.choice([1, 5, 16, 24, 37, 53]))
+        groups, cout = cin, cin * int(rng.choice([1, 1, 2]))
+    n = int(rng.integers(1, 3))
+    geo = np.array([n, cin, cout, groups, int(cf)] + ins + outs + k + s + d + p, dtype=np.intp)
+    return geo, n * cin * int(np.prod(ins)), n * cout * int(np.prod(outs)), int(np.prod(k)) * cin // groups * cout
+
+
+@pytest.mark.parametrize("cf", [0, 1], ids=FORMATS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_direct_kernel_matches_im2col_kernel_on_random_geometries(cf, dtype):
+    """The implicit-GEMM kernel against the im2col one on geometries no layer produces
+    (padding wider than the window, rows where no tap is in range, odd segment sizes)."""
+    rng = np.random.default_rng(100 + cf)
+    for trial in range(60):
+        geo, nx, ny, nw = _geometry(rng, cf)
+        x = rng.standard_normal(nx).astype(dtype)
+        w = rng.standard_normal(nw).astype(dtype)
+        b = rng.standard_normal(geo[2]).astype(dtype)
+        act = trial % 3
+        want = np.empty(ny, dtype)
+        _conv.conv_forward(x, w, b, want, geo, trial % 2, act, 5, 1)
+        for seg, threads in [(1, 2), (3, 1), (1000, 2)]:
+            got = np.full(ny, np.nan, dtype)
+            _conv.conv_direct_forward(x, w, b, got, geo, trial % 2, act, seg, threads)
+            np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == "float32" else 1e-12,
+                                       atol=1e-5 if dtype == "float32" else 1e-12, err_msg=str(geo))
+
+
+@pytest.mark.parametrize("cf", [0, 1], ids=FORMATS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_depthwise_kernel_matches_grouped_im2col_on_random_geometries(cf, dtype):
+    """depthwise_forward (every ISA variant, several block sizes) against the grouped im2col
+    kernel with groups == channels on geometries no layer produces: padding wider than the
+    window, border outputs with no tap in range, rows with no valid window at all."""
+    rng = np.random.default_rng(200 + cf)
+    try:
+        for trial in range(40):
+            geo, nx, ny, nw = _geometry(rng, cf, depthwise=True)
+            x = rng.standard_normal(nx).astype(dtype)
+            w = rng.standard_normal(nw).astype(dtype)
+            b = rng.standard_normal(geo[2]).astype(dtype)
+            act, use_bias = trial % 3, trial % 2
+            want = np.empty(ny, dtype)
+            _conv.conv_forward(x, w, b, want, geo, use_bias, act, 7, 1)
+            for isa in (0, 1, 2):
+                _conv.depthwise_isa(isa)
+                for blk, threads in [(1, 2), (3, 1), (1000, 2)]:
+                    got = np.full(ny, np.nan, dtype)
+                    _conv.depthwise_forward(x, w, b, got, geo, use_bias, act, blk, threads)
+                    np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == "float32" else 1e-12,
+                                               atol=1e-5 if dtype == "float32" else 1e-12, err_msg=f"{geo} isa={isa}")
+    finally:
+        _conv.depthwise_isa()
+
+
+def test_direct_path_with_many_segments(monkeypatch):
+    """Rows split into many segments (small-GEMM row caps, or DIRECT_SEG_BYTES where those do not
+    apply) and rank 1, where a row is the whole sequence and only segments give the threads work."""
+    rng = np.random.default_rng(12)
+    for xs, ws, pad in [((2, 9, 37, 8), (3, 3, 8, 16), "same"), ((1, 300, 5), (5, 5, 7), "causal")]:
+        x = rng.standard_normal(xs).astype("float32")
+        w = rng.standard_normal(ws).astype("float32")
+        want = C.conv_reference(x, w, None, 1, pad)
+        for small_macs, seg_bytes in [(1, 1), (8 * 16 * 20, C.DIRECT_SEG_BYTES), (C.SMALL_GEMM_MACS, C.DIRECT_SEG_BYTES)]:
+            monkeypatch.setattr(C, "SMALL_GEMM_MACS", small_macs)
+            monkeypatch.setattr(C, "DIRECT_SEG_BYTES", seg_bytes)
+            for threads in (1, 2):
+                with klayers.num_threads(threads):
+                    _close(C.conv(x, w, None, 1, pad), want, "float32")
+
+
 TR = [
     ("1d-valid", 1, (5,), 3, 1, "valid", None, 1),
     ("1d-same-s2-op", 1, (6,), 4, 3, "same", 2, 1),
@@ -118,40 +256,81 @@ def test_conv_transpose_matches_reference(case, fmt, threads, dtype):
         _close(got, C.conv_transpose_reference(x, w, bias, s, pad, op, d, fmt, act), dtype)
 
 
+SEP = [
+    ("1d", (9,), 3, 2, 6, 4),
+    ("1d-long", (70,), 5, 1, 37, 9),
+    ("2d", (6, 19), 3, 1, 5, 7),
+    ("2d-mult2", (5, 17), (3, 2), 2, 3, 8),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_separable_matches_reference(fmt):
+@pytest.mark.parametrize("case", SEP, ids=[c[0] for c in SEP])
+def test_separable_matches_reference(case, fmt, threads, dtype, monkeypatch):
+    """channels_last runs the fused kernel (also with one pixel per block), channels_first the
+    depthwise + pointwise pair."""
+    _, spatial, k, mult, cin, filters = case
+    rank = len(spatial)
     rng = np.random.default_rng(5)
-    x = _x(rng, 2, (9,), 3, fmt, "float32")
-    dw = rng.standard_normal((3, 3, 2)).astype("float32")
-    pw = rng.standard_normal((1, 6, 4)).astype("float32")
-    b = rng.standard_normal(4).astype("float32")
-    for pad, s, d in [("causal", 1, 2), ("same", 2, 1), ("valid", 1, 1)]:
-        with klayers.num_threads(2):
-            got = C.separable_conv(x, dw, pw, b, s, pad, d, fmt, C.ACT_RELU)
-        _close(got, C.separable_conv_reference(x, dw, pw, b, s, pad, d, fmt, C.ACT_RELU), "float32")
+    x = _x(rng, 2, spatial, cin, fmt, dtype)
+    ks = (k,) * rank if isinstance(k, int) else k
+    dw = rng.standard_normal(ks + (cin, mult)).astype(dtype)
+    pw = rng.standard_normal((1,) * rank + (cin * mult, filters)).astype(dtype)
+    b = rng.standard_normal(filters).astype(dtype)
+    pads = [("causal", 1, 2), ("same", 2, 1), ("valid", 1, 1), ("same", 1, 2)] if rank == 1 else \
+        [("same", 2, 1), ("valid", 1, 1), ("same", 1, 2)]
+    for block_bytes in (C.SEPARABLE_BLOCK_BYTES, 1):
+        monkeypatch.setattr(C, "SEPARABLE_BLOCK_BYTES", block_bytes)
+        for (pad, s, d), (act, bias) in zip(pads, [(C.ACT_RELU, b), (C.ACT_LINEAR, None), (C.ACT_RELU6, b),
+                                                   (C.ACT_LINEAR, b)]):
+            with klayers.num_threads(threads):
+                got = C.separable_conv(x, dw, pw, bias, s, pad, d, fmt, act)
+            _close(got, C.separable_conv_reference(x, dw, pw, bias, s, pad, d, fmt, act), dtype)
 
 
-def test_chunked_path_with_many_chunks_and_threads():
-    """Many im2col chunks (small CHUNK_BYTES) give the same result as one."""
+def test_separable_rejects_bad_weights():
+    x = np.zeros((1, 6, 6, 3), "f4")
+    dw = np.zeros((3, 3, 3, 2), "f4")
+    with pytest.raises(ValueError, match="pointwise kernel"):
+        C.separable_conv(x, dw, np.zeros((1, 1, 5, 4), "f4"), None)
+    with pytest.raises(ValueError, match="bias"):
+        C.separable_conv(x, dw, np.zeros((1, 1, 6, 4), "f4"), np.zeros(3, "f4"))
+    g = _geo(cin=3, cout=6, groups=3, ins=(1, 1, 4), outs=(1, 1, 2), k=(1, 1, 3))
+    xs, dws, mid = np.zeros(12, "f4"), np.zeros(18, "f4"), np.zeros(12, "f4")
+    _conv.separable_forward(xs, dws, np.zeros(24, "f4"), np.zeros(4, "f4"), mid, np.zeros(8, "f4"), g, 1, 0, 1, 1)
+    for pw, out, bias, match in [(np.zeros(25, "f4"), np.zeros(8, "f4"), np.zeros(4, "f4"), "pointwise"),
+                                 (np.zeros(24, "f4"), np.zeros(7, "f4"), np.zeros(4, "f4"), "output has"),
+                                 (np.zeros(24, "f4"), np.zeros(8, "f4"), np.zeros(3, "f4"), "bias")]:
+        with pytest.raises(ValueError, match=match):
+            _conv.separable_forward(xs, dws, pw, bias, mid, out, g, 1, 0, 1, 1)
+    with pytest.raises(ValueError, match="channels_last only"):
+        _conv.separable_forward(xs, dws, np.zeros(24, "f4"), np.zeros(4, "f4"), mid, np.zeros(8, "f4"),
+                                _geo(cin=3, cout=6, groups=3, cf=1, ins=(1, 1, 4), outs=(1, 1, 2), k=(1, 1, 3)),
+                                1, 0, 1, 1)
+
+
+def test_chunked_path_with_many_chunks_and_threads(monkeypatch):
+    """Many im2col chunks (small CHUNK_BYTES) give the same result as one; so do 1x1 chunks
+    sized for small GEMMs."""
     rng = np.random.default_rng(11)
     x = rng.standard_normal((3, 23, 19, 8)).astype("float32")
     w = rng.standard_normal((3, 3, 8, 16)).astype("float32")
     want = C.conv_reference(x, w, None, 1, "same")
-    old = C.CHUNK_BYTES
-    try:
-        C.CHUNK_BYTES = 1000
-        with klayers.num_threads(2):
-            _close(C.conv(x, w, None, 1, "same"), want, "float32")
-    finally:
-        C.CHUNK_BYTES = old
-    old = C.TRANSPOSE_CHUNK_BYTES
-    try:
-        C.TRANSPOSE_CHUNK_BYTES = 1
-        wt = rng.standard_normal((4, 4, 5, 8)).astype("float32")
-        with klayers.num_threads(2):
-            _close(C.conv_transpose(x, wt, None, 2, "same"), C.conv_transpose_reference(x, wt, None, 2, "same"), "float32")
-    finally:
-        C.TRANSPOSE_CHUNK_BYTES = old
+    monkeypatch.setattr(C, "DIRECT_MIN_WIDTH", 10**9)
+    for chunk_bytes, small_macs in [(1000, C.SMALL_GEMM_MACS), (C.CHUNK_BYTES, 1), (C.CHUNK_BYTES, 3000)]:
+        monkeypatch.setattr(C, "CHUNK_BYTES", chunk_bytes)
+        monkeypatch.setattr(C, "SMALL_GEMM_MACS", small_macs)
+        for threads in (1, 2):
+            with klayers.num_threads(threads):
+                _close(C.conv(x, w, None, 1, "same"), want, "float32")
+                w1 = w[1:2, 1:2]
+                _close(C.conv(x, w1, None), C.conv_reference(x, w1, None), "float32")
+    monkeypatch.setattr(C, "TRANSPOSE_CHUNK_BYTES", 1)
+    wt = rng.standard_normal((4, 4, 5, 8)).astype("float32")
+    with klayers.num_threads(2):
+        _close(C.conv_transpose(x, wt, None, 2, "same"), C.conv_transpose_reference(x, wt, None, 2, "same"), "float32")
 
 
 def test_results_do_not_depend_on_thread_count():
@@ -228,7 +407,7 @@ def test_kernels_check_geometry_before_releasing_the_gil():
     with pytest.raises(ValueError, match="entries"):
         _conv.conv_forward(x, w, b, out, _geo()[:5], 1, 0, 4, 1)
     with pytest.raises(ValueError, match="groups"):
-        _conv.depthwise_forward(x, np.zeros(9, "f4"), b, out, _geo(), 1, 0, 1)
+        _conv.depthwise_forward(x, np.zeros(9, "f4"), b, out, _geo(), 1, 0, 4, 1)
     with pytest.raises(ValueError, match="kernel has"):
         _conv.conv_transpose_forward(x, np.zeros(17, "f4"), b, out, _geo(), 1, 0, 1, 1)
     with pytest.raises(ValueError):  # mixed dtypes match no fused specialization
@@ -239,6 +418,17 @@ def test_conv_rejects_bad_chunk_and_block():
     x, w, out, b = np.zeros(8, "f4"), np.zeros(18, "f4"), np.zeros(6, "f4"), np.zeros(3, "f4")
     with pytest.raises(ValueError, match="chunk_rows"):
         _conv.conv_forward(x, w, b, out, _geo(), 1, 0, 0, 1)
+    with pytest.raises(ValueError, match="seg"):
+        _conv.conv_direct_forward(x, w, b, out, _geo(), 1, 0, 0, 1)
+    with pytest.raises(ValueError, match="channels_first needs stride 1"):
+        _conv.conv_direct_forward(x, w, b, out, _geo(cf=1, s=(1, 1, 2)), 1, 0, 4, 1)
+    with pytest.raises(ValueError, match="input has"):
+        _conv.conv_direct_forward(np.zeros(7, "f4"), w, b, out, _geo(), 1, 0, 4, 1)
+    with pytest.raises(ValueError, match="bias"):
+        _conv.conv_direct_forward(x, w, np.zeros(2, "f4"), out, _geo(), 1, 0, 4, 1)
+    with pytest.raises(ValueError, match="blk"):
+        _conv.depthwise_forward(x, np.zeros(6, "f4"), np.zeros(2, "f4"), np.zeros(4, "f4"),
+                                _geo(groups=2, cout=2), 1, 0, 0, 1)
     geo = _geo(ins=(2, 1, 1), outs=(4, 1, 1))
     with pytest.raises(ValueError, match="block"):
         _conv.conv_transpose_forward(np.zeros(4, "f4"), np.zeros(18, "f4"), b, np.zeros(12, "f4"), geo, 1, 0, 0, 1)
@@ -251,3 +441,5 @@ def test_zero_batch():
     assert y.shape == (0, 3, 4)
     y = C.conv_transpose(np.zeros((0, 5, 2), "f4"), np.ones((3, 4, 2), "f4"), None, 2)
     assert y.shape == (0, 11, 4)
+    y = C.separable_conv(np.zeros((0, 5, 2), "f4"), np.ones((3, 2, 1), "f4"), np.ones((1, 2, 3), "f4"), None)
+    assert y.shape == (0, 3, 3)

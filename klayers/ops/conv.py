@@ -14,6 +14,8 @@ Output size per axis: ``ceil((n - k_eff + 1) / s)`` for "valid", ``ceil(n / s)``
 
 from __future__ import annotations
 
+from functools import lru_cache
+from math import prod
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -27,10 +29,45 @@ ACT_RELU = _conv.ACT_RELU
 ACT_RELU6 = _conv.ACT_RELU6
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-#: Bytes of im2col scratch per OpenMP task: the column block stays in a core's L2.
-CHUNK_BYTES = 1 << 20
-#: Bytes of GEMM output per transposed-conv task.
-TRANSPOSE_CHUNK_BYTES = 2 << 20
+#: Bytes of im2col scratch per OpenMP task. Not sized to L2: OpenBLAS blocks the GEMM for its
+#: caches itself, but repacks the whole kernel (K x N, e.g. 590 KB for 3x3 128->128) on every
+#: call, so fewer, larger chunks win: on one core 4 MB gave 200-206 GFLOP/s where 1 MB gave
+#: 183-186 and 256 KB 145 (3x3 128->128 at 28x28 and 56x56).
+CHUNK_BYTES = 4 << 20
+#: Implicit GEMM (``conv_direct_forward``: one GEMM per tap and output-row segment, no im2col)
+#: when the output rows (the GEMMs' M) are at least this long and the per-group input channels
+#: (their K) at least this many. Measured on one core (SkylakeX OpenBLAS, noisy shared machine):
+#: with at most 64 filters per group, or 64->128, direct beat im2col for every K from 3 to 256
+#: on rows of 16 or more by 15-50 % (3x3 64->64 56x56: 245 against 180 GFLOP/s; cin 3: 100
+#: against 82; 128->64: 251 against 173; 256->64: 247 against 164; 64->128: 246 against 207);
+#: it tied at width 7 and lost at 14 (185 against 210), where one im2col GEMM over several rows
+#: amortises the per-call cost better. With 128 or more filters per group and a tap of more
+#: than DIRECT_MAX_TAP_WEIGHTS weights (K x N), im2col's one large GEMM won by 3-8 % in most
+#: runs (3x3 128->128 at 28x28: 194 against 180; 64->256: 220 against 213).
+DIRECT_MIN_WIDTH = 16
+DIRECT_MIN_CIN = 1
+DIRECT_MAX_TAP_WEIGHTS = 8192
+#: Bytes of output per direct-conv segment (its accumulation over the taps stays in L2).
+DIRECT_SEG_BYTES = 256 << 10
+#: OpenBLAS (0.3.x, SkylakeX kernels) runs GEMMs of at most 1e6 multiply-adds through its
+#: packing-free small-matrix kernels, and those are faster here than any large GEMM: with
+#: K = 256, N = 64 on one core, M = 28-56 ran at 240-250 GFLOP/s, M = 784 at 219, and just
+#: past the limit (M = 64-128) at 155-165. So row blocks are sized to stay under it where that
+#: leaves at least SMALL_GEMM_MIN_ROWS rows (1x1 28x28x256->64: 105 against 120 us;
+#: Conv1D 1000x64 k5: five GEMMs of 1000 rows became 5 x 5 of 200). Elsewhere (the
+#: Haswell kernels) small GEMMs cost about what large ones do.
+SMALL_GEMM_MACS = 950_000
+SMALL_GEMM_MIN_ROWS = 16
+#: Bytes of output per depthwise block (stays in L1 across the taps).
+DW_BLOCK_BYTES = 16 << 10
+#: Bytes of depthwise output per fused separable block (the pointwise GEMM's A, still in cache).
+SEPARABLE_BLOCK_BYTES = 32 << 10
+#: Below this many multiply-adds one thread wins: waking a second one costs more.
+SERIAL_MACS = 1 << 18
+#: Bytes of GEMM output per transposed-conv task. Larger than L2 on purpose: a task recomputes
+#: the (k - 1) / s input rows it shares with the next one, and on one core 4 MB beat 2 MB by
+#: 10-12 % (Conv2DTranspose 28x28x64 k4 s2: 0.59 against 0.66 ms) and 1 MB by 20 %.
+TRANSPOSE_CHUNK_BYTES = 4 << 20
 
 __all__ = [
     "ACT_LINEAR", "ACT_RELU", "ACT_RELU6",
@@ -85,13 +122,20 @@ def _pad3(t: Sequence[int], fill: int) -> list:
 
 
 def _geo(n: int, cin: int, cout: int, groups: int, cf: bool, ins: Sequence[int], outs: Sequence[int],
-         k: Sequence[int], s: Sequence[int], d: Sequence[int], p: Sequence[int]) -> np.ndarray:
-    """The kernel's geometry vector (see ``_ext/conv.pyx``); rank < 3 embeds in leading axes."""
+         k: Sequence[int], s: Sequence[int], d: Sequence[int], p: Sequence[int], last: bool = False) -> np.ndarray:
+    """The kernel's geometry vector (see ``_ext/conv.pyx``); rank < 3 embeds in the leading axes,
+    or with ``last`` in the trailing ones (a rank-1 length L is ``(1, 1, L)``), which the
+    kernels that sweep whole rows of the last axis want."""
+    pad = _lead if last else _pad3
     return np.array(
-        [n, cin, cout, groups, int(cf)] + _pad3(ins, 1) + _pad3(outs, 1) + _pad3(k, 1) + _pad3(s, 1)
-        + _pad3(d, 1) + _pad3(p, 0),
+        [n, cin, cout, groups, int(cf)] + pad(ins, 1) + pad(outs, 1) + pad(k, 1) + pad(s, 1)
+        + pad(d, 1) + pad(p, 0),
         dtype=np.intp,
     )
+
+
+def _lead(t: Sequence[int], fill: int) -> list:
+    return [fill] * (3 - len(t)) + list(t)
 
 
 def _dtype_of(x: np.ndarray, kernel: np.ndarray) -> np.dtype:
@@ -149,28 +193,48 @@ def conv_transpose_output_shape(x_shape: Sequence[Optional[int]], kernel_size: S
 
 # ---------------------------------------------------------------------------------------------
 # conv
-def _conv_setup(x, kernel, bias, strides, padding, dilation_rate, groups, data_format, where):
-    rank = kernel.ndim - 2
+def _key(value):
+    """A hashable form of an int-or-sequence argument (the plan caches key on it)."""
+    return tuple(value) if isinstance(value, (list, tuple, np.ndarray)) else value
+
+
+@lru_cache(maxsize=1024)
+def _conv_plan(x_shape, k_shape, strides, padding, dilation_rate, groups, data_format, where):
+    """Validated geometry of a forward convolution, and the kernel's ``geo`` vector (read-only).
+    Cached: a layer calls with the same shapes every time, and this arithmetic in Python cost
+    about as much as a small convolution itself."""
+    rank = len(k_shape) - 2
     if rank not in (1, 2, 3):
-        raise ValueError(f"{where}: kernel must have rank 3-5 (k..., cin // groups, filters), got shape {kernel.shape}")
-    _check_input(x, rank, where)
+        raise ValueError(f"{where}: kernel must have rank 3-5 (k..., cin // groups, filters), got shape {k_shape}")
+    if len(x_shape) != rank + 2:
+        raise ValueError(f"{where}: expected an input of rank {rank + 2}, got shape {x_shape}")
     s, d = _tuple(strides, rank, "strides"), _tuple(dilation_rate, rank, "dilation_rate")
-    k = tuple(kernel.shape[:rank])
-    n, spatial, cin = _split(x.shape, rank, data_format)
-    filters = kernel.shape[-1]
+    k = tuple(k_shape[:rank])
+    n, spatial, cin = _split(x_shape, rank, data_format)
+    filters = k_shape[-1]
     if groups < 1 or cin % groups or filters % groups:
         raise ValueError(f"{where}: groups={groups} must divide the input channels ({cin}) and filters ({filters})")
-    if kernel.shape[-2] * groups != cin:
+    if k_shape[-2] * groups != cin:
         raise ValueError(
-            f"{where}: the input has {cin} channels but the kernel expects {kernel.shape[-2] * groups} "
-            f"(kernel shape {kernel.shape}, groups={groups})"
+            f"{where}: the input has {cin} channels but the kernel expects {k_shape[-2] * groups} "
+            f"(kernel shape {k_shape}, groups={groups})"
         )
-    if bias is not None and bias.shape != (filters,):
-        raise ValueError(f"{where}: bias must have shape ({filters},), got {bias.shape}")
     if padding == "causal" and rank != 1:
         raise ValueError(f"{where}: causal padding is only supported for rank-1 convolutions")
-    out = _out_sizes(spatial, k, padding, s, d, where, x.shape)
-    return rank, s, d, k, n, spatial, cin, filters, out
+    out = _out_sizes(spatial, k, padding, s, d, where, x_shape)
+    pads = _pads(spatial, k, padding, s, d)
+    geo = _geo(n, cin, filters, groups, data_format == "channels_first", spatial, out, k, s, d, pads, last=True)
+    geo.setflags(write=False)
+    return rank, s, d, k, n, spatial, cin, filters, out, pads, geo
+
+
+def _conv_setup(x, kernel, bias, strides, padding, dilation_rate, groups, data_format, where):
+    plan = _conv_plan(tuple(x.shape), tuple(kernel.shape), _key(strides), padding, _key(dilation_rate),
+                      groups, data_format, where)
+    filters = plan[7]
+    if bias is not None and bias.shape != (filters,):
+        raise ValueError(f"{where}: bias must have shape ({filters},), got {bias.shape}")
+    return plan
 
 
 def conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], strides: int | Sequence[int] = 1,
@@ -193,19 +257,65 @@ def conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], strides:
 
         y = conv(np.ones((1, 5, 5, 3), "float32"), np.ones((3, 3, 3, 8), "float32"), None)  # (1, 3, 3, 8)
     """
-    rank, s, d, k, n, spatial, cin, filters, out = _conv_setup(
+    rank, s, d, k, n, spatial, cin, filters, out, pads, geo = _conv_setup(
         x, kernel, bias, strides, padding, dilation_rate, groups, data_format, where)
     dtype = _dtype_of(x, kernel)
     cf = data_format == "channels_first"
     y = np.empty(_join(n, out, filters, data_format), dtype=dtype)
-    pads = _pads(spatial, k, padding, s, d)
-    geo = _geo(n, cin, filters, groups, cf, spatial, out, k, s, d, pads)
-    threads = _threads(n_threads)
-    taps = int(np.prod(k))
-    kc = taps * (cin // groups)
-    p_out = int(np.prod(out))
-    rows = max(8, CHUNK_BYTES // max(1, kc * dtype.itemsize))
-    # enough tasks for every thread, but chunks no smaller than the GEMM likes
+    taps = prod(k)
+    cg = cin // groups
+    p_out = prod(out)
+    threads = _serial_if_small(_threads(n_threads), n * p_out * taps * cg * (filters // groups))
+    pointwise = taps == 1 and groups == 1 and all(si == 1 for si in s) and not any(pads)
+    fg = filters // groups
+    if (not pointwise and cg >= DIRECT_MIN_CIN and out[-1] >= DIRECT_MIN_WIDTH
+            and (fg <= 64 or cg * fg <= DIRECT_MAX_TAP_WEIGHTS) and (not cf or s[-1] == 1)):
+        cap = _small_gemm_rows(cg, fg) or DIRECT_SEG_BYTES // (filters * dtype.itemsize)
+        kernel_fn, block = _conv.conv_direct_forward, _segment(n * p_out // out[-1], out[-1], cap, threads)
+    else:
+        kernel_fn, block = _conv.conv_forward, _im2col_rows(
+            n, p_out, taps * cg * dtype.itemsize, threads, _small_gemm_rows(taps * cg, fg))
+    args = (_flat(x, dtype), _flat(kernel, dtype), _bias_arg(bias, dtype), y.reshape(-1), geo,
+            bias is not None, int(act), int(block), threads)
+    if threads == 1:
+        kernel_fn(*args)
+    else:
+        with blas_single_threaded():
+            kernel_fn(*args)
+    return y
+
+
+def _serial_if_small(threads: int, macs: int) -> int:
+    return 1 if macs < SERIAL_MACS else threads
+
+
+def _small_gemm_rows(k: int, n: int) -> int:
+    """The most GEMM rows (M) that keep ``M * k * n`` within ``SMALL_GEMM_MACS``, or 0 when
+    fewer than ``SMALL_GEMM_MIN_ROWS`` would, or when the small kernels are not the faster side
+    (more than 64 columns and more than DIRECT_MAX_TAP_WEIGHTS weights: 1x1 128->128 ran at
+    178 GFLOP/s in blocks of 57 rows and 212 in one GEMM; 64->128 at 201 against 184)."""
+    if n > 64 and k * n > DIRECT_MAX_TAP_WEIGHTS:
+        return 0
+    rows = SMALL_GEMM_MACS // max(1, k * n)
+    return rows if rows >= SMALL_GEMM_MIN_ROWS else 0
+
+
+def _segment(rows: int, width: int, cap: int, threads: int) -> int:
+    """Outputs per task along the last axis: whole rows of at most ``cap``, split further when
+    there are too few rows to give every thread a few tasks."""
+    nseg = -(-width // max(16, cap))
+    if threads > 1 and rows * nseg < 4 * threads:
+        nseg = max(nseg, -(-4 * threads // max(rows, 1)))
+    return max(1, -(-width // nseg))
+
+
+def _im2col_rows(n: int, p_out: int, row_bytes: int, threads: int, small_rows: int = 0) -> int:
+    """Output pixels per im2col (or 1x1) chunk: the column block fits ``CHUNK_BYTES`` and, when
+    ``small_rows``, the chunk's GEMM stays small (see ``SMALL_GEMM_MACS``); enough tasks for
+    every thread but chunks no smaller than the GEMM likes."""
+    rows = max(8, CHUNK_BYTES // max(1, row_bytes))
+    if small_rows:
+        rows = min(rows, small_rows)
     tasks_wanted = 2 * threads
     if n * -(-p_out // rows) < tasks_wanted:
         rows = max(16, -(-p_out * n // tasks_wanted))
@@ -216,14 +326,7 @@ def conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], strides:
         while (n * per_sample) % threads and per_sample < p_out:
             per_sample += 1
         rows = -(-p_out // per_sample)
-    args = (_flat(x, dtype), _flat(kernel, dtype), _bias_arg(bias, dtype), y.reshape(-1), geo,
-            bias is not None, int(act), int(rows), threads)
-    if threads == 1:
-        _conv.conv_forward(*args)
-    else:
-        with blas_single_threaded():
-            _conv.conv_forward(*args)
-    return y
+    return rows
 
 
 def conv_reference(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], strides: int | Sequence[int] = 1,
@@ -232,7 +335,7 @@ def conv_reference(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray]
                    where: str = "conv") -> np.ndarray:
     """NumPy twin of :func:`conv`: zero-pad, then one tensordot per kernel tap and group."""
     rank, s, d, k, n, spatial, cin, filters, out = _conv_setup(
-        x, kernel, bias, strides, padding, dilation_rate, groups, data_format, where)
+        x, kernel, bias, strides, padding, dilation_rate, groups, data_format, where)[:9]
     dtype = _dtype_of(x, kernel)
     xl = np.asarray(x, dtype=dtype)
     if data_format == "channels_first":
@@ -256,23 +359,36 @@ def conv_reference(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray]
 
 # ---------------------------------------------------------------------------------------------
 # depthwise
-def _depthwise_setup(x, kernel, bias, strides, padding, dilation_rate, data_format, where):
-    rank = kernel.ndim - 2
+@lru_cache(maxsize=1024)
+def _depthwise_plan(x_shape, k_shape, strides, padding, dilation_rate, data_format, where):
+    """Validated geometry of a depthwise convolution and its ``geo`` (cached as :func:`_conv_plan`)."""
+    rank = len(k_shape) - 2
     if rank not in (1, 2, 3):
-        raise ValueError(f"{where}: depthwise kernel must have rank 3-5 (k..., cin, multiplier), got shape {kernel.shape}")
-    _check_input(x, rank, where)
+        raise ValueError(f"{where}: depthwise kernel must have rank 3-5 (k..., cin, multiplier), got shape {k_shape}")
+    if len(x_shape) != rank + 2:
+        raise ValueError(f"{where}: expected an input of rank {rank + 2}, got shape {x_shape}")
     s, d = _tuple(strides, rank, "strides"), _tuple(dilation_rate, rank, "dilation_rate")
-    k = tuple(kernel.shape[:rank])
-    n, spatial, cin = _split(x.shape, rank, data_format)
-    if kernel.shape[-2] != cin:
-        raise ValueError(f"{where}: the input has {cin} channels but the depthwise kernel has {kernel.shape[-2]} (shape {kernel.shape})")
-    mult = kernel.shape[-1]
+    k = tuple(k_shape[:rank])
+    n, spatial, cin = _split(x_shape, rank, data_format)
+    if k_shape[-2] != cin:
+        raise ValueError(f"{where}: the input has {cin} channels but the depthwise kernel has {k_shape[-2]} (shape {k_shape})")
+    mult = k_shape[-1]
     if mult < 1:
-        raise ValueError(f"{where}: depth multiplier must be >= 1, got kernel shape {kernel.shape}")
-    if bias is not None and bias.shape != (cin * mult,):
-        raise ValueError(f"{where}: bias must have shape ({cin * mult},), got {bias.shape}")
-    out = _out_sizes(spatial, k, padding, s, d, where, x.shape)
-    return rank, s, d, k, n, spatial, cin, mult, out
+        raise ValueError(f"{where}: depth multiplier must be >= 1, got kernel shape {k_shape}")
+    out = _out_sizes(spatial, k, padding, s, d, where, x_shape)
+    geo = _geo(n, cin, cin * mult, cin, data_format == "channels_first", spatial, out, k, s, d,
+               _pads(spatial, k, padding, s, d), last=True)
+    geo.setflags(write=False)
+    return rank, s, d, k, n, spatial, cin, mult, out, geo
+
+
+def _depthwise_setup(x, kernel, bias, strides, padding, dilation_rate, data_format, where):
+    plan = _depthwise_plan(tuple(x.shape), tuple(kernel.shape), _key(strides), padding, _key(dilation_rate),
+                           data_format, where)
+    cm = plan[6] * plan[7]
+    if bias is not None and bias.shape != (cm,):
+        raise ValueError(f"{where}: bias must have shape ({cm},), got {bias.shape}")
+    return plan
 
 
 def depthwise_conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], strides: int | Sequence[int] = 1,
@@ -290,14 +406,18 @@ def depthwise_conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray]
     Returns:
         ``(batch, *out, cin * multiplier)`` (or channels_first).
     """
-    rank, s, d, k, n, spatial, cin, mult, out = _depthwise_setup(
+    rank, s, d, k, n, spatial, cin, mult, out, geo = _depthwise_setup(
         x, kernel, bias, strides, padding, dilation_rate, data_format, where)
     dtype = _dtype_of(x, kernel)
+    cf = data_format == "channels_first"
     y = np.empty(_join(n, out, cin * mult, data_format), dtype=dtype)
-    geo = _geo(n, cin, cin * mult, cin, data_format == "channels_first", spatial, out, k, s, d,
-               _pads(spatial, k, padding, s, d))
+    p_out = prod(out)
+    threads = _serial_if_small(_threads(n_threads), n * p_out * cin * mult * prod(k) // 4)
+    rows = n * (p_out // out[-1]) * (cin * mult if cf else 1)
+    per_out = dtype.itemsize * (1 if cf else cin * mult)
+    blk = _segment(rows, out[-1], DW_BLOCK_BYTES // per_out, threads)
     _conv.depthwise_forward(_flat(x, dtype), _flat(kernel, dtype), _bias_arg(bias, dtype), y.reshape(-1), geo,
-                            bias is not None, int(act), _threads(n_threads))
+                            bias is not None, int(act), int(blk), threads)
     return y
 
 
@@ -308,7 +428,7 @@ def depthwise_conv_reference(x: np.ndarray, kernel: np.ndarray, bias: Optional[n
                              where: str = "depthwise_conv") -> np.ndarray:
     """NumPy twin of :func:`depthwise_conv` (zero-pad, one broadcast multiply-add per tap)."""
     rank, s, d, k, n, spatial, cin, mult, out = _depthwise_setup(
-        x, kernel, bias, strides, padding, dilation_rate, data_format, where)
+        x, kernel, bias, strides, padding, dilation_rate, data_format, where)[:9]
     dtype = _dtype_of(x, kernel)
     xl = np.asarray(x, dtype=dtype)
     if data_format == "channels_first":
@@ -334,7 +454,12 @@ def separable_conv(x: np.ndarray, depthwise_kernel: np.ndarray, pointwise_kernel
                    bias: Optional[np.ndarray], strides: int | Sequence[int] = 1, padding: str = "valid",
                    dilation_rate: int | Sequence[int] = 1, data_format: str = "channels_last",
                    act: int = ACT_LINEAR, n_threads: Optional[int] = None, where: str = "separable_conv") -> np.ndarray:
-    """``act(pointwise(depthwise(x)) + bias)``; pointwise kernel ``(1, ..., cin * multiplier, filters)``."""
+    """``act(pointwise(depthwise(x)) + bias)``; pointwise kernel ``(1, ..., cin * multiplier, filters)``.
+
+    channels_last runs one fused kernel (``separable_forward``: each block of depthwise outputs
+    goes through its pointwise GEMM while still in cache); channels_first runs the depthwise
+    and 1x1 ops in turn.
+    """
     if padding == "causal":
         rank = depthwise_kernel.ndim - 2
         _check_input(x, rank, where)
@@ -343,9 +468,35 @@ def separable_conv(x: np.ndarray, depthwise_kernel: np.ndarray, pointwise_kernel
         widths = [(0, 0)] * x.ndim
         widths[axis] = (keff - 1, 0)
         x, padding = np.pad(x, widths), "valid"
-    mid = depthwise_conv(x, depthwise_kernel, None, strides, padding, dilation_rate, data_format,
-                         ACT_LINEAR, n_threads, where)
-    return conv(mid, pointwise_kernel, bias, 1, "valid", 1, 1, data_format, act, n_threads, where)
+    if data_format == "channels_first":
+        mid = depthwise_conv(x, depthwise_kernel, None, strides, padding, dilation_rate, data_format,
+                             ACT_LINEAR, n_threads, where)
+        return conv(mid, pointwise_kernel, bias, 1, "valid", 1, 1, data_format, act, n_threads, where)
+    # channels_last: one fused kernel (depthwise block -> pointwise GEMM while it is in cache)
+    rank, s, d, k, n, spatial, cin, mult, out, geo = _depthwise_setup(
+        x, depthwise_kernel, None, strides, padding, dilation_rate, data_format, where)
+    cm = cin * mult
+    filters = pointwise_kernel.shape[-1]
+    if pointwise_kernel.shape != (1,) * rank + (cm, filters):
+        raise ValueError(f"{where}: pointwise kernel must have shape {(1,) * rank + (cm, '<filters>')}, "
+                         f"got {pointwise_kernel.shape}")
+    if bias is not None and bias.shape != (filters,):
+        raise ValueError(f"{where}: bias must have shape ({filters},), got {bias.shape}")
+    dtype = _dtype_of(x, depthwise_kernel)
+    p_out = prod(out)
+    mid = np.empty(n * p_out * cm, dtype=dtype)
+    y = np.empty(_join(n, out, filters, data_format), dtype=dtype)
+    threads = _serial_if_small(_threads(n_threads), n * p_out * cm * (filters + prod(k)))
+    cap = SEPARABLE_BLOCK_BYTES // (cm * dtype.itemsize)
+    blk = _segment(n * (p_out // out[-1]), out[-1], min(cap, _small_gemm_rows(cm, filters) or cap), threads)
+    args = (_flat(x, dtype), _flat(depthwise_kernel, dtype), _flat(pointwise_kernel, dtype), _bias_arg(bias, dtype),
+            mid, y.reshape(-1), geo, bias is not None, int(act), int(blk), threads)
+    if threads == 1:
+        _conv.separable_forward(*args)
+    else:
+        with blas_single_threaded():
+            _conv.separable_forward(*args)
+    return y
 
 
 def separable_conv_reference(x: np.ndarray, depthwise_kernel: np.ndarray, pointwise_kernel: np.ndarray,
@@ -415,12 +566,14 @@ def conv_transpose(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray]
     y = np.empty(_join(n, out, filters, data_format), dtype=dtype)
     geo = _geo(n, cin, filters, 1, data_format == "channels_first", spatial, out, k, s, d, pads)
     threads = _threads(n_threads)
-    plane_in = int(np.prod(spatial[1:])) if rank > 1 else 1
-    row_bytes = plane_in * int(np.prod(k)) * filters * dtype.itemsize
+    plane_in = prod(spatial[1:]) if rank > 1 else 1
+    row_bytes = plane_in * prod(k) * filters * dtype.itemsize
     in_rows = max(1, TRANSPOSE_CHUNK_BYTES // max(1, row_bytes))
     block = max(1, in_rows * s[0])
-    if n * -(-out[0] // block) < 2 * threads:
-        block = max(1, -(-out[0] * n // (2 * threads)))
+    # a block recomputes the input rows it shares with its neighbours ((k - 1) / s of them):
+    # split for the threads, but only as far as they need (one block per thread)
+    if threads > 1 and n * -(-out[0] // block) < threads:
+        block = max(1, -(-out[0] * n // threads))
     args = (_flat(x, dtype), _flat(kernel, dtype), _bias_arg(bias, dtype), y.reshape(-1), geo,
             bias is not None, int(act), int(block), threads)
     if threads == 1:
