@@ -1,6 +1,6 @@
 """Scale-out benchmark: MobileNetV2(alpha=0.35) inference over a Dask array, 1 vs 2 workers.
 
-    python benchmarks/dask_scaling.py [--samples 4096] [--chunk 256] [--repeats 3] [--markdown]
+    python benchmarks/dask_scaling.py [--samples 4096] [--chunk 512] [--repeats 3] [--markdown]
 
 Measures samples per second of
   * local ``model.predict`` with 1 and 2 threads, and
@@ -39,7 +39,7 @@ def main(argv: List[str] | None = None) -> int:
     """Run the benchmark; print the table; return 0."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=4096)
-    parser.add_argument("--chunk", type=int, default=256)
+    parser.add_argument("--chunk", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--markdown", action="store_true")
