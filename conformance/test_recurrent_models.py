@@ -46,17 +46,11 @@ def _known_gaps() -> Dict[str, str]:
         gaps["nested_cell_states"] = (
             "RNN(StackedRNNCells, return_state=True): tf-keras nests the states per cell ([y, [h, c], h2]); "
             "klayers returns them flat ([y, h, c, h2])")
-    # klayers's TimeDistributed follows tf-keras whatever the config's dialect: it derives a mask
-    # from the wrapped layer (TimeDistributed(Embedding(mask_zero=True))). Keras 3's TimeDistributed
-    # sets supports_masking=False and has no compute_mask: the words' mask is never made there.
-    gaps["keras3_td_inner_mask"] = (
-        "Keras 3 TimeDistributed makes no mask from its wrapped layer (no compute_mask, "
-        "supports_masking=False); klayers's TimeDistributed.compute_mask does, as tf-keras does")
     return gaps
 
 
 GAPS = _known_gaps()
-K3_GAPS = {"td_hierarchical_text": "keras3_td_inner_mask"}
+K3_GAPS: Dict[str, str] = {}
 
 
 def _xfail(gap: str) -> Any:

@@ -116,8 +116,13 @@ def deserialize(config: Mapping[str, Any], custom_objects: Optional[Mapping[str,
             inner = _translate_keras3(cls, inner)
         params = inspect.signature(cls.from_config).parameters
         if "custom_objects" in params:
-            return cls.from_config(inner, custom_objects=custom_objects)
-        return cls.from_config(inner)
+            obj = cls.from_config(inner, custom_objects=custom_objects)
+        else:
+            obj = cls.from_config(inner)
+        if dialect == 3:
+            # the few layers whose behaviour (not only config) differs in Keras 3 read this
+            obj._keras_dialect = 3
+        return obj
 
     safe_scope = SafeModeScope(safe_mode) if safe_mode is not None else None
     with dialect_scope(dialect), CustomObjectScope(custom_objects):

@@ -125,6 +125,11 @@ class TimeDistributed(Wrapper):
         return np.asarray(y).reshape((B, T) + np.shape(y)[1:])
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        if getattr(self, "_keras_dialect", 2) == 3:
+            # Keras 3's TimeDistributed has no compute_mask: an input mask goes on unchanged and
+            # the wrapped layer never makes one (recorded: a wrapped Embedding(mask_zero=True)
+            # masks nothing there). A config from Keras 3 keeps that meaning.
+            return mask
         x = np.asarray(inputs) if not isinstance(inputs, KerasTensor) else None
         if x is None:
             return mask
