@@ -6,13 +6,15 @@ applies after each update. Norms use :func:`klayers.backend.epsilon` as tf-keras
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from klayers import backend
-from klayers.saving.serialization import deserialize_keras_object, serialize_keras_object
+from klayers.saving.serialization import (
+    deserialize_keras_object,
+    serialize_typed_object,
+)
 
 __all__ = [
     "Constraint",
@@ -195,18 +197,7 @@ ALL_OBJECTS: Dict[str, type] = {
 def serialize(constraint: Optional[Constraint], use_legacy_format: bool = False) -> Optional[Dict[str, Any]]:
     """``{"module": "keras.constraints", "class_name", "config", "registered_name": None}``
     for built-ins (custom classes carry their module and registered name); None for None."""
-    if constraint is None:
-        return None
-    if not isinstance(constraint, Constraint):
-        warnings.warn(
-            "The `klayers.constraints.serialize()` API should only be used for objects of type "
-            f"`klayers.constraints.Constraint`. Found an instance of type {type(constraint)}, "
-            "which may lead to improper serialization."
-        )
-    config = serialize_keras_object(constraint)
-    if use_legacy_format and isinstance(config, dict):
-        return {"class_name": config["class_name"], "config": config["config"]}
-    return config
+    return serialize_typed_object(constraint, Constraint, "constraints", use_legacy_format)
 
 
 def deserialize(

@@ -22,7 +22,10 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Unio
 import numpy as np
 
 from klayers import backend
-from klayers.saving.serialization import deserialize_keras_object, serialize_keras_object
+from klayers.saving.serialization import (
+    deserialize_keras_object,
+    serialize_typed_object,
+)
 
 __all__ = [
     "Constant",
@@ -515,18 +518,7 @@ def serialize(initializer: Optional[Initializer], use_legacy_format: bool = Fals
     """``{"module": "keras.initializers", "class_name", "config", "registered_name": None}``
     for a built-in initializer (custom ones carry their module and registered name); None
     for None. ``use_legacy_format=True`` gives ``{"class_name", "config"}``."""
-    if initializer is None:
-        return None
-    if not isinstance(initializer, Initializer):
-        warnings.warn(
-            "The `klayers.initializers.serialize()` API should only be used for objects of type "
-            f"`klayers.initializers.Initializer`. Found an instance of type {type(initializer)}, "
-            "which may lead to improper serialization."
-        )
-    config = serialize_keras_object(initializer)
-    if use_legacy_format and isinstance(config, dict):
-        return {"class_name": config["class_name"], "config": config["config"]}
-    return config
+    return serialize_typed_object(initializer, Initializer, "initializers", use_legacy_format)
 
 
 def deserialize(

@@ -9,13 +9,15 @@ tf-keras does, so ``get_config`` gives tf-keras's float32-rounded floats
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any, Callable, Dict, Mapping, Optional, Union
 
 import numpy as np
 
 from klayers import backend
-from klayers.saving.serialization import deserialize_keras_object, serialize_keras_object
+from klayers.saving.serialization import (
+    deserialize_keras_object,
+    serialize_typed_object,
+)
 
 __all__ = [
     "L1",
@@ -215,18 +217,7 @@ ALL_OBJECTS: Dict[str, Any] = {
 def serialize(regularizer: Optional[Regularizer], use_legacy_format: bool = False) -> Optional[Dict[str, Any]]:
     """``{"module": "keras.regularizers", "class_name", "config", "registered_name": None}``
     for built-ins (custom classes carry their module and registered name); None for None."""
-    if regularizer is None:
-        return None
-    if not isinstance(regularizer, Regularizer):
-        warnings.warn(
-            "The `klayers.regularizers.serialize()` API should only be used for objects of type "
-            f"`klayers.regularizers.Regularizer`. Found an instance of type {type(regularizer)}, "
-            "which may lead to improper serialization."
-        )
-    config = serialize_keras_object(regularizer)
-    if use_legacy_format and isinstance(config, dict):
-        return {"class_name": config["class_name"], "config": config["config"]}
-    return config
+    return serialize_typed_object(regularizer, Regularizer, "regularizers", use_legacy_format)
 
 
 def deserialize(

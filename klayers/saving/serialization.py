@@ -110,6 +110,26 @@ def serialize_keras_object(obj: Any) -> Any:
     return out
 
 
+def serialize_typed_object(obj: Any, base: type, module: str, use_legacy_format: bool = False) -> Any:
+    """``serialize`` of klayers.initializers / regularizers / constraints: None for None, a warning
+    when ``obj`` is not a ``base`` (Keras warns too), ``{"class_name", "config"}`` when
+    ``use_legacy_format``, else :func:`serialize_keras_object`'s four-key dict."""
+    if obj is None:
+        return None
+    if not isinstance(obj, base):
+        import warnings
+
+        warnings.warn(
+            f"The `klayers.{module}.serialize()` API should only be used for objects of type "
+            f"`klayers.{module}.{base.__name__}`. Found an instance of type {type(obj)}, "
+            "which may lead to improper serialization."
+        )
+    config = serialize_keras_object(obj)
+    if use_legacy_format and isinstance(config, dict):
+        return {"class_name": config["class_name"], "config": config["config"]}
+    return config
+
+
 def _lookup(name: Optional[str], custom_objects, module_objects) -> Any:
     if name is None:
         return None
