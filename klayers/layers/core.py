@@ -31,6 +31,17 @@ def positive_int(value: Any, arg: str, layer: str, allow_zero: bool = False) -> 
     return value
 
 
+def weight_args_config(layer: Layer, prefixes: Any = ("kernel", "bias")) -> Dict[str, Any]:
+    """The serialized ``<prefix>_initializer`` / ``_regularizer`` / ``_constraint`` arguments of a
+    layer plus its ``activity_regularizer``, in tf-keras's key order (the block every Dense-like
+    layer's config repeats)."""
+    config = {f"{p}_initializer": initializers.serialize(getattr(layer, f"{p}_initializer")) for p in prefixes}
+    config.update({f"{p}_regularizer": regularizers.serialize(getattr(layer, f"{p}_regularizer")) for p in prefixes})
+    config["activity_regularizer"] = regularizers.serialize(layer.activity_regularizer)
+    config.update({f"{p}_constraint": constraints.serialize(getattr(layer, f"{p}_constraint")) for p in prefixes})
+    return config
+
+
 class Dense(Layer):
     """``activation(dot(input, kernel) + bias)`` over the last axis of the input.
 
@@ -130,13 +141,7 @@ class Dense(Layer):
                 "units": self.units,
                 "activation": activations.serialize(self.activation),
                 "use_bias": self.use_bias,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-                "activity_regularizer": regularizers.serialize(self.activity_regularizer),
-                "kernel_constraint": constraints.serialize(self.kernel_constraint),
-                "bias_constraint": constraints.serialize(self.bias_constraint),
+                **weight_args_config(self),
             }
         )
         return config
