@@ -298,3 +298,32 @@ def test_bidirectional_runs_both_directions_in_one_call(threads, monkeypatch):
     np.testing.assert_allclose(out[0], np.concatenate([fwd[0], bwd[0][:, ::-1]], -1), atol=1e-6)
     for got, want in zip(out[1:], fwd[1:] + bwd[1:]):
         np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_stacked_cells_return_state_nests_states_per_cell():
+    # tf-keras: [y, [h, c], h2] eagerly and symbolically; compute_output_shape stays flat
+    x = np.random.RandomState(0).rand(4, 5, 2).astype("float32")
+    rnn = L.RNN(L.StackedRNNCells([L.LSTMCell(3), L.GRUCell(2)]), return_state=True)
+    y, hc, h2 = rnn(x)
+    assert y.shape == (4, 2) and [s.shape for s in hc] == [(4, 3), (4, 3)] and h2.shape == (4, 2)
+    again = rnn(x, initial_state=[hc, h2])  # nested initial_state, as tf-keras takes it
+    flat = rnn(x, initial_state=[hc[0], hc[1], h2])  # flat still accepted
+    np.testing.assert_allclose(again[0], flat[0])
+    assert rnn.compute_output_shape((None, 5, 2)) == [(None, 2), (None, 3), (None, 3), (None, 2)]
+    inp = klayers.Input((5, 2))
+    out = rnn(inp)
+    assert isinstance(out[1], list) and len(out) == 3
+    assert rnn.output_shape == [(None, 2), [(None, 3), (None, 3)], (None, 2)]
+    assert rnn.output_mask == [None, None, None]
+    model = klayers.Model(inp, out)
+    got = model.predict(x, verbose=0)
+    assert isinstance(got[1], list)
+    np.testing.assert_allclose(got[1][1], rnn(x)[1][1], rtol=1e-6)
+    stateful = L.RNN(L.StackedRNNCells([L.LSTMCell(3), L.GRUCell(2)]), stateful=True)
+    assert stateful.states == [[None, None], None]
+    stateful(x)
+    assert [s.shape for s in stateful.states[0]] == [(4, 3), (4, 3)]
+    bidi = L.Bidirectional(L.RNN(L.StackedRNNCells([L.LSTMCell(3), L.GRUCell(2)]), return_state=True))
+    t = bidi(inp)
+    assert len(t) == 5 and isinstance(t[1], list) and isinstance(t[3], list)
+    assert len(bidi(x)) == 5 and bidi.output_mask == [None] * 5

@@ -438,7 +438,10 @@ class Functional(Layer):
                 elif len(flat_out) == 1:
                     flat_masks = [out_mask]
                 else:
-                    flat_masks = list(out_mask) if isinstance(out_mask, (list, tuple)) else [out_mask] * len(flat_out)
+                    flat_masks = flatten(out_mask) if isinstance(out_mask, (list, tuple)) else [out_mask] * len(flat_out)
+                    # tf-keras zips flat outputs with flat masks: outputs past the masks (an RNN's
+                    # [y, [h, c], h2] with masks [m, None, None]) have none
+                    flat_masks += [None] * (len(flat_out) - len(flat_masks))
                 for t, v, m in zip(flat_out, flat_values, flat_masks):
                     values[id(t)] = v
                     masks[id(t)] = m

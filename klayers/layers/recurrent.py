@@ -42,6 +42,19 @@ def _flat_sizes(state_size: Any) -> List[Any]:
     return [state_size]
 
 
+def _pack_states(state_size: Any, flat: Sequence[Any]) -> Any:
+    """Flat states in ``state_size``'s nesting (``tf.nest.pack_sequence_as``), nests as lists:
+    a StackedRNNCells of [LSTMCell, GRUCell] packs ``[h, c, h2]`` as ``[[h, c], h2]``."""
+    it = iter(flat)
+
+    def take(size: Any) -> Any:
+        if isinstance(size, (list, tuple)) and not getattr(size, "_is_shape", False):
+            return [take(s) for s in size]
+        return next(it)
+
+    return take(state_size)
+
+
 def _size_tuple(size: Any) -> Tuple[int, ...]:
     return (int(size),) if isinstance(size, (int, np.integer)) else tuple(size)
 
@@ -316,7 +329,9 @@ class _ForgetBias:
 class StackedRNNCells(Layer):
     """Several cells run as one: each step feeds one cell's output to the next.
 
-    ``state_size`` is the cells' state sizes in order; states are passed flat.
+    ``state_size`` is the cells' state sizes in order. ``call`` takes the states flat or nested
+    per cell and returns them nested per cell (``[[h, c], h2]`` for ``[LSTMCell, GRUCell]``), as
+    tf-keras does; an ``RNN`` over it returns its states (``return_state``, ``states``) so nested.
     """
 
     def __init__(self, cells: Sequence[Any], **kwargs: Any):
@@ -367,7 +382,7 @@ class StackedRNNCells(Layer):
             pos += n
             x, ns = _cell_step(cell, x, cell_states, training)
             new_states.extend(flatten(ns) if isinstance(ns, (list, tuple)) else [ns])
-        return x, new_states
+        return x, _pack_states(self.state_size, new_states)
 
     def _sequence(self, x, states, mask, go_backwards, zero_output, return_sequences):
         if not all(hasattr(c, "_sequence") for c in self.cells):
@@ -497,13 +512,24 @@ class RNN(Layer):
     # -- states ---------------------------------------------------------------------------
     @property
     def states(self) -> List[Any]:
+        """The kept states (None before a stateful layer is built); a StackedRNNCells's
+        nested per cell (``[[h, c], h2]``), as tf-keras's."""
         if self._states is None:
-            return [None for _ in _flat_sizes(self.cell.state_size)]
-        return self._states
+            return self._nest_states([None for _ in _flat_sizes(self.cell.state_size)])
+        return self._nest_states(self._states)
 
     @states.setter
     def states(self, states: Any) -> None:
+        if states is not None and isinstance(self.cell, StackedRNNCells):
+            states = list(flatten(states))
         self._states = states
+
+    def _nest_states(self, flat: List[Any]) -> List[Any]:
+        """Flat states (or their shapes) as tf-keras structures them after the output:
+        nested per cell for a StackedRNNCells (``[[h, c], h2]``), flat for any other cell."""
+        if isinstance(self.cell, StackedRNNCells):
+            return _pack_states(self.cell.state_size, flat)
+        return flat
 
     def reset_states(self, states: Any = None) -> None:
         """Zero the kept states of a stateful layer (or set them to ``states``).
@@ -668,7 +694,7 @@ class RNN(Layer):
         if self.return_sequences and self.time_major:
             output = np.ascontiguousarray(np.swapaxes(output, 0, 1))
         if self.return_state:
-            return [output] + list(final)
+            return [output] + self._nest_states(list(final))
         return output
 
     def call(self, inputs: Any, mask: Any = None, training: Any = None, initial_state: Any = None,
@@ -757,16 +783,33 @@ class RNN(Layer):
         else:
             out = (batch,) + dims
         if self.return_state:
+            # flat, as tf-keras's (its symbolic outputs nest a StackedRNNCells's states: _symbolic_call)
             return [out] + [(batch,) + _size_tuple(s) for s in _flat_sizes(self.cell.state_size)]
         return out
+
+    def _symbolic_call(self, inputs: Any, args: tuple, kwargs: Dict[str, Any]) -> Any:
+        outputs = super()._symbolic_call(inputs, args, kwargs)
+        if self.return_state and isinstance(self.cell, StackedRNNCells) and isinstance(outputs, list):
+            # tf-keras's layer.output: [y, [h, c], h2]; the tensors keep their flat indices
+            nested = [outputs[0]] + self._nest_states(outputs[1:])
+            self._inbound_nodes[-1].outputs = nested
+            return nested
+        return outputs
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         if isinstance(mask, (list, tuple)):
             mask = mask[0] if mask else None
         out_mask = mask if self.return_sequences else None
-        if self.return_state:
-            return [out_mask] + [None for _ in _flat_sizes(self.cell.state_size)]
+        if self.return_state:  # one per top-level state entry (a stacked cell's [h, c] is one)
+            return [out_mask] + [None for _ in self.states]
         return out_mask
+
+    def get_output_mask_at(self, node_index: int) -> Any:
+        # tf-keras: one mask per top-level output; a nested entry (a stacked cell's [h, c]) has none
+        output = self.get_output_at(node_index)
+        if isinstance(output, list):
+            return [getattr(x, "_keras_mask", None) for x in output]
+        return getattr(output, "_keras_mask", None)
 
     def _base_rnn_config(self) -> Dict[str, Any]:
         config = Layer.get_config(self)

@@ -343,6 +343,26 @@ class Bidirectional(Wrapper):
         self.forward_layer.reset_states(states[:half])
         self.backward_layer.reset_states(states[half:])
 
+    def _symbolic_call(self, inputs: Any, args: tuple, kwargs: Dict[str, Any]) -> Any:
+        outputs = super()._symbolic_call(inputs, args, kwargs)
+        nest = getattr(self.forward_layer, "_nest_states", None)
+        if self.return_state and nest is not None and isinstance(outputs, list):
+            # each direction's states as its RNN nests them (a StackedRNNCells's per cell), as tf-keras's
+            k = 2 if self.merge_mode is None else 1
+            states = outputs[k:]
+            half = len(states) // 2
+            nested = outputs[:k] + list(nest(states[:half])) + list(nest(states[half:]))
+            self._inbound_nodes[-1].outputs = nested
+            return nested
+        return outputs
+
+    def get_output_mask_at(self, node_index: int) -> Any:
+        # tf-keras: one mask per top-level output; a nested entry (a stacked cell's [h, c]) has none
+        output = self.get_output_at(node_index)
+        if isinstance(output, list):
+            return [getattr(x, "_keras_mask", None) for x in output]
+        return getattr(output, "_keras_mask", None)
+
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         if isinstance(mask, list):
             mask = mask[0]
