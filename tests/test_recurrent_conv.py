@@ -1,5 +1,8 @@
 """ConvLSTM behaviour beyond the recorded Keras cases: the compiled point-wise update against
-NumPy (float32/float64, 1 and 2 threads), the layer against a plain NumPy step loop, errors."""
+NumPy (float32/float64, 1 and 2 threads), the layer against a plain NumPy step loop, errors;
+the compiled time loop (``klayers.ops.recurrent_conv.convlstm_sequence``) against its NumPy
+twin (ranks 1-3, masks, go_backwards, zero_output) and, through the layers, against the Python
+step loop (``compiled_loop = False``) in both data formats."""
 
 import numpy as np
 import pytest
@@ -95,3 +98,105 @@ def test_convlstm_in_a_functional_model_with_symbolic_initial_state():
     layer = model.layers[-1]
     np.testing.assert_allclose(model.predict([x] + s, verbose=0), layer(x, initial_state=s), atol=1e-6)
     assert not np.allclose(layer(x, initial_state=s), layer(x))
+
+
+# -- the compiled time loop (klayers._ext.convlstm) against its references -----------------------
+from klayers.layers.recurrent_conv import _ConvLSTMCell  # noqa: E402
+from klayers.ops import recurrent_conv as RC  # noqa: E402
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("out,k", [((9,), (4,)), ((7, 6), (3, 3)), ((16, 20), (3, 5)), ((4, 3, 5), (2, 3, 3))])
+def test_convlstm_sequence_matches_numpy(out, k, dtype, threads):
+    rng = np.random.default_rng(len(out) * 100 + k[-1] * 10 + threads)
+    B, T, F = 3, 5, 4
+    zx = rng.standard_normal((B, T) + out + (4 * F,)).astype(dtype)
+    U = (rng.standard_normal(k + (F, 4 * F)) * 0.3).astype(dtype)
+    h = rng.standard_normal((B,) + out + (F,)).astype(dtype)
+    c = rng.standard_normal(h.shape).astype(dtype)
+    mask = rng.random((B, T)) > 0.4
+    mask[0, 0] = False  # a sample masked at its first step outputs zeros until its first unmasked one
+    tol = 2e-6 if dtype == "float32" else 1e-12
+    cases = [(None, False, False), (mask, False, False), (mask, True, False), (mask, True, True), (None, True, True)]
+    for m, backwards, zero_output in cases:
+        for ract in (R.ACT_HARD_SIGMOID, R.ACT_SIGMOID):
+            got = RC.convlstm_sequence(zx, U, h, c, m, R.ACT_TANH, ract, backwards, zero_output, True,
+                                       n_threads=threads)
+            want = RC.convlstm_sequence_reference(zx, U, h, c, m, R.ACT_TANH, ract, backwards, zero_output, True)
+            for g, w in zip([got[0], got[1]] + got[2], [want[0], want[1]] + want[2]):
+                assert g.dtype == np.dtype(dtype) and g.shape == w.shape
+                np.testing.assert_allclose(g, w, atol=tol, rtol=tol)
+    last, seq, _ = RC.convlstm_sequence(zx, U, h, c, None, R.ACT_TANH, R.ACT_SIGMOID, n_threads=threads)
+    assert seq is None and last.shape == h.shape
+
+
+def test_convlstm_sequence_errors():
+    z = np.zeros((2, 3, 5, 5, 8), "float32")
+    U = np.zeros((3, 3, 2, 8), "float32")
+    h = np.zeros((2, 5, 5, 2), "float32")
+    with pytest.raises(ValueError, match="recurrent kernel"):
+        RC.convlstm_sequence(z, np.zeros((3, 3, 2, 7), "float32"), h, h, None, 1, 2)
+    with pytest.raises(ValueError, match="gates"):
+        RC.convlstm_sequence(z[..., :4], U, h, h, None, 1, 2)
+    with pytest.raises(ValueError, match="states"):
+        RC.convlstm_sequence(z, U, h[:1], h, None, 1, 2)
+    with pytest.raises(ValueError, match="mask"):
+        RC.convlstm_sequence(z, U, h, h, np.ones((2, 4), bool), 1, 2)
+    from klayers._ext import convlstm as _cl
+    geo = np.array([1, 5, 5, 1, 3, 3, 0, 1, 1], np.intp)
+    args = [z.reshape(2, 3, 25, 8), U.reshape(18, 8), geo, None, h.reshape(2, 25, 2), h.reshape(2, 25, 2).copy(),
+            np.zeros((2, 25, 2), "float32"), None, False, False, 1, 2, 4, 1]
+    _cl.convlstm_run(*args)
+    with pytest.raises(ValueError, match="recurrent kernel"):
+        _cl.convlstm_run(*(args[:1] + [U.reshape(18, 8)[:9]] + args[2:]))
+    with pytest.raises(ValueError, match="P = o1"):
+        _cl.convlstm_run(*(args[:2] + [np.array([1, 5, 4, 1, 3, 3, 0, 1, 1], np.intp)] + args[3:]))
+
+
+def _run_layer(cls, x, mask, compiled, initial_state, **kw):
+    layer = cls(**kw)
+    layer(x)
+    rng = np.random.default_rng(11)
+    layer.set_weights([(rng.standard_normal(w.shape) * 0.4).astype(x.dtype) for w in layer.get_weights()])
+    layer.cell.compiled_loop = compiled
+    return layer(x, mask=mask, initial_state=initial_state)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_compiled_loop_matches_the_python_loop(data_format, dtype, threads):
+    rng = np.random.default_rng(3)
+    B, T = 3, 4
+    mask = rng.random((B, T)) > 0.3
+    mask[1, 0] = False
+    cases = [(L.ConvLSTM1D, (9,), 3), (L.ConvLSTM2D, (7, 6), (3, 2)), (L.ConvLSTM3D, (4, 5, 3), 2)]
+    tol = 2e-6 if dtype == "float32" else 1e-12
+    for cls, spatial, k in cases:
+        shape = (B, T, 2) + spatial if data_format == "channels_first" else (B, T) + spatial + (2,)
+        x = rng.standard_normal(shape).astype(dtype)
+        for m, backwards, padding, init in [(None, False, "same", False), (mask, True, "valid", True),
+                                            (mask, False, "same", True)]:
+            kw = dict(filters=3, kernel_size=k, padding=padding, data_format=data_format, go_backwards=backwards,
+                      return_sequences=True, return_state=True, dtype=dtype,
+                      recurrent_activation="sigmoid" if backwards else "hard_sigmoid")
+            state = None
+            if init:
+                probe = cls(**kw)
+                st = probe(x)[1].shape
+                state = [rng.standard_normal(st).astype(dtype) for _ in range(2)]
+            with klayers.num_threads(threads):
+                got = _run_layer(cls, x, m, True, state, **kw)
+            want = _run_layer(cls, x, m, False, state, **kw)
+            for g, w in zip(got, want):
+                assert g.shape == w.shape and g.dtype == w.dtype
+                np.testing.assert_allclose(g, w, atol=tol, rtol=tol)
+
+
+def test_custom_activation_runs_the_python_loop():
+    x = np.random.default_rng(1).standard_normal((2, 3, 5, 5, 2)).astype("float32")
+    a = L.ConvLSTM2D(2, 3, padding="same", activation=lambda v: np.tanh(v) * 0.5)
+    out = a(x)
+    assert out.shape == (2, 5, 5, 2) and np.isfinite(out).all()
+    assert _ConvLSTMCell.compiled_loop

@@ -9,9 +9,13 @@ Keras 2's ``hard_sigmoid``. Masks, ``go_backwards``, ``initial_state``, ``statef
 ``return_state`` follow :class:`klayers.layers.RNN`.
 
 Compute: the input convolution of every step is one :func:`klayers.ops.conv.conv` call (time
-folded into the batch); each step then runs one recurrent convolution and the compiled LSTM
-point-wise update (``klayers._ext.recurrent.lstm_pointwise``). The step loop itself is Python
-(one convolution per step dominates its cost).
+folded into the batch); then every step (recurrent convolution as im2col + GEMM, fused LSTM
+update, masks) runs in one compiled call, :func:`klayers.ops.recurrent_conv.convlstm_sequence`
+(``klayers._ext.convlstm``), with no Python per step. channels_first layers run it on
+transposed copies of the gates and states (and transpose the outputs back). Custom
+(non-fused) activations, and cells with ``compiled_loop = False``, run the Python step loop
+(one ``klayers.ops.conv`` call and one ``lstm_pointwise`` update per step), which the tests
+use as the reference.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from klayers.layers.recurrent import RNN, _rate, checked_from_config
 from klayers.ops import recurrent as rec_ops
 from klayers.ops import shapes
 from klayers.ops.conv import conv
+from klayers.ops.recurrent_conv import convlstm_sequence
 
 __all__ = ["ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "ConvLSTM1DCell", "ConvLSTM2DCell", "ConvLSTM3DCell"]
 
@@ -43,6 +48,8 @@ class _ConvLSTMCell(Layer):
     """
 
     rank = 2
+    #: Run the time loop in one compiled call (False: the Python step loop, the reference).
+    compiled_loop = True
 
     def __init__(self, filters: int, kernel_size: Any, strides: Any = 1, padding: str = "valid",
                  data_format: Optional[str] = None, dilation_rate: Any = 1, activation: Any = "tanh",
@@ -183,16 +190,46 @@ class _ConvLSTMCell(Layer):
 
     def _sequence(self, x: np.ndarray, states: List[np.ndarray], mask: Optional[np.ndarray], go_backwards: bool,
                   zero_output: bool, return_sequences: bool):
-        """The whole sequence ``(batch, time, ...)``: ``(last, outputs or None, [h, c])``."""
+        """The whole sequence ``(batch, time, ...)``: ``(last, outputs or None, [h, c])``.
+
+        The input convolution of every step is one convolution (time folded into the batch);
+        the steps then run in one compiled call (:func:`klayers.ops.recurrent_conv.convlstm_sequence`)
+        when both activations are fused ones and ``compiled_loop`` is set, else in the Python
+        step loop :meth:`_python_loop` (the reference the tests compare against). Both work
+        channels_last: channels_first inputs, states and outputs are transposed copies."""
         B, T = x.shape[:2]
         dtype = self.kernel.value.dtype
         zx = self._last(self._input_conv(np.asarray(x, dtype).reshape((B * T,) + x.shape[2:])))
         out_spatial = zx.shape[1:-1]
         F = self.filters
-        P = int(np.prod(out_spatial))
-        zx = np.ascontiguousarray(zx).reshape(B, T, P * 4 * F)
+        zx = np.ascontiguousarray(zx).reshape((B, T) + tuple(out_spatial) + (4 * F,))
         h = np.ascontiguousarray(self._last(np.asarray(states[0], dtype)))
-        c = np.ascontiguousarray(self._last(np.asarray(states[1], dtype))).reshape(B * P, F)
+        c = np.ascontiguousarray(self._last(np.asarray(states[1], dtype)))
+        act = rec_ops.activation_code(self.activation)
+        ract = rec_ops.activation_code(self.recurrent_activation)
+        if self.compiled_loop and act >= 0 and ract >= 0 and dtype in (np.float32, np.float64):
+            last, seq, (h, c) = convlstm_sequence(zx, self.recurrent_kernel.value, h, c, mask, act, ract,
+                                                  go_backwards, zero_output, return_sequences,
+                                                  where=self._where())
+        else:
+            last, seq, h, c = self._python_loop(zx, h, c, mask, go_backwards, zero_output, return_sequences)
+        if self.data_format == "channels_first":
+            last = np.ascontiguousarray(self._first(last))
+            seq = np.ascontiguousarray(np.moveaxis(seq, -1, 2)) if seq is not None else None
+            h, c = np.ascontiguousarray(self._first(h)), np.ascontiguousarray(self._first(c))
+        return last, seq, [h, c]
+
+    def _python_loop(self, zx: np.ndarray, h: np.ndarray, c: np.ndarray, mask: Optional[np.ndarray],
+                     go_backwards: bool, zero_output: bool, return_sequences: bool):
+        """The step loop in Python (channels_last ``zx (B, T, *out, 4F)``, ``h``, ``c``): one
+        recurrent convolution and one point-wise update per step. Returns ``(last, seq, h, c)``."""
+        B, T = zx.shape[:2]
+        dtype = zx.dtype
+        out_spatial = zx.shape[2:-1]
+        F = self.filters
+        P = int(np.prod(out_spatial))
+        zx = zx.reshape(B, T, P * 4 * F)
+        c = c.reshape(B * P, F)
         last = np.zeros((B,) + tuple(out_spatial) + (F,), dtype)
         seq = np.empty((B, T) + tuple(out_spatial) + (F,), dtype) if return_sequences else None
         for s in range(T):
@@ -211,12 +248,7 @@ class _ConvLSTMCell(Layer):
                 last = h
             if seq is not None:
                 seq[:, s] = last
-        c = c.reshape(h.shape)
-        if self.data_format == "channels_first":
-            last = np.ascontiguousarray(self._first(last))
-            seq = np.ascontiguousarray(np.moveaxis(seq, -1, 2)) if seq is not None else None
-            h, c = np.ascontiguousarray(self._first(h)), np.ascontiguousarray(self._first(c))
-        return last, seq, [h, c]
+        return last, seq, h, c.reshape(h.shape)
 
     def call(self, inputs: np.ndarray, states: Any, training: Any = None) -> Tuple[np.ndarray, List[np.ndarray]]:
         """One step: ``(h, [h, c])`` for ``inputs (batch, *spatial, channels)``."""
