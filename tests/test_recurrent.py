@@ -327,3 +327,54 @@ def test_stacked_cells_return_state_nests_states_per_cell():
     t = bidi(inp)
     assert len(t) == 5 and isinstance(t[1], list) and isinstance(t[3], list)
     assert len(bidi(x)) == 5 and bidi.output_mask == [None] * 5
+
+
+# -- training-mode dropout follows tf-keras per implementation -------------------------------------
+def _cell_layer(kind, implementation, **kw):
+    from klayers import layers as L
+
+    if kind == "lstm":
+        return L.LSTM(4, implementation=implementation, return_sequences=True, **kw)
+    return L.GRU(4, implementation=implementation, return_sequences=True, reset_after=(kind == "gru"), **kw)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "gru_before"])
+def test_implementation_2_drops_nothing_on_the_state(kind):
+    x = np.random.default_rng(0).standard_normal((3, 5, 2)).astype("float32")
+    layer = _cell_layer(kind, 2, recurrent_dropout=0.5, seed=1)
+    layer(x)
+    np.testing.assert_allclose(layer(x, training=True), layer(x), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "gru_before"])
+def test_implementation_1_uses_one_mask_per_gate(kind, monkeypatch):
+    x = np.random.default_rng(1).standard_normal((3, 5, 2)).astype("float32")
+    one = _cell_layer(kind, 1, dropout=0.4, recurrent_dropout=0.3, seed=2)
+    one(x)
+    cell = one.cell
+    dp, rdp = cell._make_dropout_masks(x[:, 0], np.zeros((3, 4), "float32"), True)
+    assert len(dp) == len(rdp) == cell._gates
+    assert not all(np.array_equal(dp[0], m) for m in dp[1:])
+    # With every gate given the same masks, the per-gate step must equal the fused step fed the
+    # masked inputs and state: this checks its gate maths against the reference kernel.
+    same_dp, same_h = [dp[0]] * cell._gates, [rdp[0]] * cell._gates
+    if kind != "lstm":  # a GRU blends the unmasked state back in: the fused path cannot mask h for it
+        same_h = [np.ones_like(rdp[0])] * cell._gates
+    monkeypatch.setattr(type(cell), "_make_dropout_masks", lambda self, *a: (same_dp, same_h))
+    got = one(x, training=True)
+    monkeypatch.undo()
+    h = np.zeros((3, 4), "float32")
+    states = [h, h.copy()] if kind == "lstm" else [h]
+    outs = []
+    for t in range(x.shape[1]):
+        kind_, k, r, b = cell._plain_weights()
+        hin = [states[0] * same_h[0]] + states[1:]
+        from klayers.ops import recurrent as rec_ops
+
+        last, _, states = rec_ops.rnn_sequence_reference(kind_, (x[:, t] * same_dp[0])[:, None, :], k, r, b, hin,
+                                                         None, cell.activation, cell.recurrent_activation)
+        if kind == "lstm":
+            states = [states[0], states[1]]
+        outs.append(last)
+    want = np.stack(outs, axis=1)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -171,19 +171,29 @@ class _Cell(Layer):
                 self.bias.value if self.bias is not None else None)
 
     def _make_dropout_masks(self, inputs: np.ndarray, h: np.ndarray, training: Any) -> Tuple[Any, Any]:
-        """Keras's dropout masks (one per call, reused at every step) when ``training``."""
+        """Keras's dropout masks for one call (reused at every step) when ``training``.
+
+        As tf-keras: SimpleRNN draws one input and one state mask whenever a rate is non-zero;
+        LSTM / GRU draw one mask per gate (4 / 3) and use them only when ``0 < rate < 1`` --
+        every gate's with ``implementation=1``, the first input mask alone with
+        ``implementation=2`` (which drops nothing on the state)."""
         if not training or (self.dropout == 0 and self.recurrent_dropout == 0):
             return None, None
         rng = np.random.default_rng(self._seed)
+        gated = self._gates > 1
 
-        def mask(shape, rate):
-            if rate == 0:
+        def masks(shape, rate):
+            if rate == 0 or (gated and rate >= 1):
                 return None
+            n = self._gates if gated else 1
             if rate >= 1:
-                return np.zeros(shape, inputs.dtype)
-            return (rng.random(shape) >= rate).astype(inputs.dtype) / (1 - rate)
+                return [np.zeros(shape, inputs.dtype)]
+            return [(rng.random(shape) >= rate).astype(inputs.dtype) / (1 - rate) for _ in range(n)]
 
-        return mask(inputs.shape, self.dropout), mask(h.shape, self.recurrent_dropout)
+        dp, rdp = masks(inputs.shape, self.dropout), masks(h.shape, self.recurrent_dropout)
+        if gated and getattr(self, "implementation", 2) != 1:
+            dp, rdp = (dp[:1] if dp else None), None
+        return dp, rdp
 
     def reset_dropout_mask(self) -> None:
         self._dropout_masks = None
@@ -195,17 +205,55 @@ class _Cell(Layer):
             self._dropout_masks = self._make_dropout_masks(inputs, flat[0], training)
         dp, rdp = self._dropout_masks
         kind, kernel, rkernel, bias = self._plain_weights()
-        x = inputs if dp is None else inputs * dp
         h_in = [np.asarray(v, kernel.dtype) for v in flat]
-        if rdp is not None and kind in ("simple", "lstm"):
-            # h only enters through its product with the recurrent kernel there; tf-keras's
-            # GRU (implementation 2) leaves the recurrent product undropped
-            h_in[0] = h_in[0] * rdp
-        last, _, new = rec_ops.rnn_sequence_reference(kind, np.asarray(x, kernel.dtype)[:, None, :], kernel, rkernel,
-                                                      bias, h_in, None, self.activation, self.recurrent_activation)
+        if (dp is not None and len(dp) > 1) or (rdp is not None and len(rdp) > 1):
+            last, new = self._per_gate_step(np.asarray(inputs, kernel.dtype), h_in, dp, rdp)
+        else:
+            x = inputs if dp is None else inputs * dp[0]
+            if rdp is not None:  # SimpleRNN only: LSTM / GRU draw no state mask here
+                h_in[0] = h_in[0] * rdp[0]
+            last, _, new = rec_ops.rnn_sequence_reference(kind, np.asarray(x, kernel.dtype)[:, None, :], kernel, rkernel,
+                                                          bias, h_in, None, self.activation, self.recurrent_activation)
         if len(new) == 1:
             return last, [new[0]] if isinstance(states, (list, tuple)) else new[0]
         return last, new
+
+    def _per_gate_step(self, x: np.ndarray, h_in: List[np.ndarray], dp: Any, rdp: Any) -> Tuple[np.ndarray, List[np.ndarray]]:
+        """tf-keras's ``implementation=1`` step with one dropout mask per gate (training only)."""
+        kind, kernel, rkernel, bias = self._plain_weights()
+        g, u = self._gates, self.units
+        act, ract = self.activation, self.recurrent_activation
+        h = h_in[0]
+        xs = [x * dp[k] if dp is not None else x for k in range(g)]
+        hs = [h * rdp[k] if rdp is not None else h for k in range(g)]
+        b_in = b_rec = None
+        if bias is not None:
+            b_in, b_rec = (bias[0], bias[1]) if bias.ndim == 2 else (bias, None)
+
+        def proj(k, with_bias=True):
+            z = xs[k] @ kernel[:, k * u:(k + 1) * u]
+            return z + b_in[k * u:(k + 1) * u] if (with_bias and b_in is not None) else z
+
+        def rec(k, hk):
+            r = hk @ rkernel[:, k * u:(k + 1) * u]
+            return r + b_rec[k * u:(k + 1) * u] if b_rec is not None else r
+
+        if kind == "lstm":
+            c = h_in[1]
+            i = ract(proj(0) + rec(0, hs[0]))
+            f = ract(proj(1) + rec(1, hs[1]))
+            c = f * c + i * act(proj(2) + rec(2, hs[2]))
+            o = ract(proj(3) + rec(3, hs[3]))
+            h_new = o * act(c)
+            return h_new, [h_new, c]
+        z = ract(proj(0) + rec(0, hs[0]))
+        r = ract(proj(1) + rec(1, hs[1]))
+        if kind == "gru":  # reset_after
+            hh = act(proj(2) + r * rec(2, hs[2]))
+        else:
+            hh = act(proj(2) + (r * hs[2]) @ rkernel[:, 2 * u:])
+        h_new = z * h + (1 - z) * hh
+        return h_new, [h_new]
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
