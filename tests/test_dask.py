@@ -174,3 +174,21 @@ def test_cli_streams_a_memory_mapped_npy_through_a_local_cluster(tmp_path):
     bad = main(["predict", str(tmp_path / "m.h5"), "--input", str(tmp_path / "x.npy"), "--dask", "local:0",
                 "--output", str(tmp_path / "z.npy")])
     assert bad == 2
+
+
+@pytest.mark.parametrize("name", ["small_cnn", "text_model", "functional_multi_io_shared"])
+def test_cluster_predictions_of_real_keras_models(client, name):
+    """A CNN, the Embedding -> Bidirectional(LSTM) text model and a multi-input / multi-output
+    model saved by tf-keras: cluster results equal local predict, with a ragged last chunk."""
+    path = os.path.join(FILES, name + ".h5")
+    model = klayers.models.load_model(path)
+    with np.load(os.path.join(FILES, name + ".npz")) as refs:
+        xs = [refs[k] for k in sorted(k for k in refs.files if k.startswith("x"))]
+    reps = -(-23 // xs[0].shape[0])  # at least 23 samples, chunks of 5: a ragged last chunk
+    xs = [np.concatenate([x] * reps)[:23] for x in xs]
+    lazy = klayers.dask.predict(path, [da.from_array(x, chunks=5) for x in xs] if len(xs) > 1 else da.from_array(xs[0], chunks=5),
+                                threads_per_worker=1)
+    got = client.compute(lazy, sync=True)
+    want = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
+    for g, w in zip(_flat(got), _flat(want)):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
