@@ -52,6 +52,16 @@ def _fused(activation: Any) -> int:
     return -1
 
 
+
+def _depth_multiplier(value: Any) -> int:
+    """The ``depth_multiplier`` of depthwise and separable convolutions, validated."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(
+            "Invalid value for argument `depth_multiplier`. Expected a strictly positive integer. "
+            f"Received depth_multiplier={value}"
+        )
+    return int(value)
+
 class Conv(Layer):
     """N-D convolution ``activation(conv(inputs, kernel) + bias)`` (Keras's ``Conv`` base).
 
@@ -297,12 +307,7 @@ class DepthwiseConv(Conv):
             bias_initializer=bias_initializer, bias_regularizer=bias_regularizer,
             activity_regularizer=activity_regularizer, bias_constraint=bias_constraint, **kwargs,
         )
-        if isinstance(depth_multiplier, bool) or not isinstance(depth_multiplier, (int, np.integer)) or depth_multiplier < 1:
-            raise ValueError(
-                "Invalid value for argument `depth_multiplier`. Expected a strictly positive integer. "
-                f"Received depth_multiplier={depth_multiplier}"
-            )
-        self.depth_multiplier = int(depth_multiplier)
+        self.depth_multiplier = _depth_multiplier(depth_multiplier)
         self.depthwise_initializer = initializers.get(depthwise_initializer)
         self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
         self.depthwise_constraint = constraints.get(depthwise_constraint)
@@ -404,12 +409,7 @@ class SeparableConv(Conv):
             bias_initializer=bias_initializer, bias_regularizer=bias_regularizer,
             activity_regularizer=activity_regularizer, bias_constraint=bias_constraint, **kwargs,
         )
-        if isinstance(depth_multiplier, bool) or not isinstance(depth_multiplier, (int, np.integer)) or depth_multiplier < 1:
-            raise ValueError(
-                "Invalid value for argument `depth_multiplier`. Expected a strictly positive integer. "
-                f"Received depth_multiplier={depth_multiplier}"
-            )
-        self.depth_multiplier = int(depth_multiplier)
+        self.depth_multiplier = _depth_multiplier(depth_multiplier)
         self.depthwise_initializer = initializers.get(depthwise_initializer)
         self.pointwise_initializer = initializers.get(pointwise_initializer)
         self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
