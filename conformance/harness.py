@@ -9,7 +9,7 @@ from typing import Any, Dict
 import numpy as np
 
 import klayers
-from klayers.saving.dialect import dialect_scope
+from klayers.serialization import dialect_scope
 
 
 def assert_config_equal(ours: Any, theirs: Any, path: str = "config", rel: float = 1e-6) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 
 import klayers
 from conformance.harness import assert_close, assert_config_equal
-from klayers.saving.dialect import dialect_scope
+from klayers.serialization import dialect_scope
 
 
 def _calls(layer: Any, meta: Dict[str, Any], arrays: Dict[str, np.ndarray], what: str) -> None:

@@ -8,7 +8,7 @@ import pytest
 from conformance import refs
 from klayers import activations
 from klayers.saving import dialect_scope, register_keras_serializable
-from klayers.saving.object_registration import get_custom_objects
+from klayers.serialization import get_custom_objects
 
 DIALECTS = {"keras2": 2, "keras3": 3}
 
@@ -93,9 +93,9 @@ def test_custom_function_serialization_matches_tf_keras():
         assert activations.get(api["custom_registered"]) is my_custom_activation
     finally:
         get_custom_objects().pop("KlayersTest>my_custom_activation")
-        from klayers.saving import object_registration
+        from klayers.serialization import registry
 
-        object_registration._GLOBAL_CUSTOM_NAMES.pop(my_custom_activation, None)
+        registry._GLOBAL_CUSTOM_NAMES.pop(my_custom_activation, None)
 
     def unregistered_activation(x):
         return x

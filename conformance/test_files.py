@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from conformance import refs
+from klayers.layers.keras3_ops import _Op
 from klayers.models import load_model
 from klayers.saving.file_utils import ModelFileError
-from klayers.saving.keras3_ops import _Op
 
 TOL = 2e-5
 

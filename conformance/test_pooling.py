@@ -11,7 +11,7 @@ import pytest
 import klayers
 from conformance import refs
 from conformance.harness import assert_config_equal, replay_layer_case
-from klayers.saving.dialect import dialect_scope
+from klayers.serialization import dialect_scope
 
 # The shared harness scales its tolerance by max|output|, NaN or inf in the NaN cases: the
 # element-wise checks below are the real ones there.

@@ -27,13 +27,13 @@ IDS = [c[0] for c in K2]
 def _known_gaps() -> Dict[str, str]:
     """Keras behaviour klayers lacks today, as strict expected failures that lift themselves
     (the marker goes away) once klayers gains it."""
-    from klayers.saving.keras3_ops import KERAS3_OPS
+    from klayers.layers.keras3_ops import KERAS3_OPS
 
     gaps = {}
     if "Any" not in KERAS3_OPS:
         gaps["keras3_any_op"] = (
             "Keras 3 writes Masking's mask as op nodes not_equal -> any(axis=-1) (class_name 'Any', "
-            "module keras.src.ops.numpy); klayers.saving.keras3_ops has no 'Any'")
+            "module keras.src.ops.numpy); klayers.layers.keras3_ops has no 'Any'")
     probe = klayers.layers.Masking()(klayers.Input((2, 3)))
     if getattr(probe, "_keras_mask", None) is None:
         gaps["symbolic_masks"] = (
@@ -117,10 +117,6 @@ def _load(name: str, meta: Dict[str, Any], dialect: str = "keras2"):
     custom = {k: CUSTOM[v] for k, v in (meta.get("custom") or {}).items()}
     custom.update({v: CUSTOM[v] for v in (meta.get("custom") or {}).values()})
     objects = dict(custom)
-    if dialect == "keras3":  # the op nodes Keras 3 writes for masks, as klayers's loaders pass them
-        from klayers.saving.keras3_ops import KERAS3_OPS
-
-        objects.update(KERAS3_OPS)
     model = klayers.models.model_from_json(json.dumps(meta["json"]), custom_objects=objects or None)
     model.set_weights([arrays[f"w{i}"] for i in range(meta["n_weights"])])
     return model, arrays, objects

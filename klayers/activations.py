@@ -13,7 +13,7 @@ Two Keras dialects. A few names mean different things in Keras 2 (tf-keras) and 
   in Keras 3 (same maths).
 
 The module-level functions are the Keras 2 ones. :func:`get` / :func:`deserialize` return the
-Keras 3 objects while ``klayers.saving.dialect.get_dialect() == 3`` (loaders of Keras 3
+Keras 3 objects while ``klayers.serialization.get_dialect() == 3`` (loaders of Keras 3
 configs set it with ``dialect_scope(3)``). The Keras 3 objects are reachable directly as
 ``klayers.activations.keras3.<name>`` and serialize back to the same names
 (``serialize(keras3.hard_sigmoid) == "hard_sigmoid"``). Names that exist only in Keras 3
@@ -29,9 +29,12 @@ import numpy as np
 from scipy import special as _special
 
 from klayers import backend
-from klayers.saving import object_registration
-from klayers.saving.dialect import get_dialect
-from klayers.saving.serialization import deserialize_keras_object, serialize_keras_object
+from klayers.serialization import (
+    deserialize_keras_object,
+    get_dialect,
+    registry,
+    serialize_keras_object,
+)
 
 __all__ = [
     "celu",
@@ -414,7 +417,7 @@ def serialize(activation: Callable, use_legacy_format: bool = False) -> Union[st
         return {
             "module": "builtins",
             "class_name": "function",
-            "config": object_registration.get_registered_name(activation),
+            "config": registry.get_registered_name(activation),
             "registered_name": "function",
         }
     try:

@@ -28,6 +28,14 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from klayers import layers, models
+from klayers._threads import get_num_threads, set_num_threads
+from klayers._version import __version__
+from klayers.backend import set_random_seed
+from klayers.engine import Input, Model
+from klayers.saving.file_utils import sniff
+from klayers.saving.keras3_config import _all_layers
+
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
 
@@ -36,14 +44,13 @@ class UsageError(Exception):
 
 
 def _info() -> int:
-    import klayers
     from klayers._ext import info
     from klayers._threads import _blas
 
-    print(f"klayers {klayers.__version__}")
+    print(f"klayers {__version__}")
     print(f"numpy {np.__version__}")
     print(f"OpenMP kernels: {'yes' if info.openmp_enabled() else 'no (serial build)'}")
-    print(f"threads: {klayers.get_num_threads()}")
+    print(f"threads: {get_num_threads()}")
     for lib in _blas().info():
         print(f"{lib.get('user_api')}: {lib.get('internal_api')} {lib.get('version') or ''} ({lib.get('prefix')}), {lib.get('num_threads')} threads")
     return 0
@@ -55,8 +62,6 @@ def _flat(x: Any) -> List[Any]:
 
 def _demo_real_models() -> bool:
     """Load the shipped Keras files, predict, print the largest difference from Keras."""
-    from klayers.models import load_model
-
     ok = True
     shipped = [("demo_cnn.h5", "tf-keras 2.21 .h5"), ("demo_text.keras", "Keras 3.15 .keras")]
     for name, what in shipped:
@@ -65,7 +70,7 @@ def _demo_real_models() -> bool:
         if not (os.path.exists(path) and os.path.exists(ref)):
             print(f"{name}: not shipped with this install (skipped)")
             continue
-        model = load_model(path)
+        model = models.load_model(path)
         with np.load(ref, allow_pickle=False) as z:
             xs = [z[k] for k in sorted(z.files) if k.startswith("x")]
             ys = [z[k] for k in sorted(z.files) if k.startswith("y")]
@@ -84,27 +89,24 @@ def _demo_real_models() -> bool:
 
 
 def _demo(threads: Optional[int], batch: int) -> int:
-    import klayers
-    from klayers import layers
-
     if threads:
-        klayers.set_num_threads(threads)
+        set_num_threads(threads)
     real_ok = _demo_real_models()
-    klayers.utils.set_random_seed(0)
-    inputs = klayers.Input((64,), name="features")
+    set_random_seed(0)
+    inputs = Input((64,), name="features")
     hidden = layers.Dense(256, activation="relu", name="hidden")(inputs)
     hidden = layers.Dense(256, activation="gelu", name="hidden_2")(hidden)
     outputs = layers.Dense(10, activation="softmax", name="probabilities")(hidden)
-    model = klayers.Model(inputs, outputs, name="demo_mlp")
+    model = Model(inputs, outputs, name="demo_mlp")
     model.summary()
     x = np.random.default_rng(0).standard_normal((batch, 64)).astype("float32")
     model.predict(x[:8], verbose=0)
     start = time.perf_counter()
     y = model.predict(x, batch_size=256, verbose=0)
     elapsed = time.perf_counter() - start
-    print(f"predict: {batch} samples in {elapsed * 1e3:.1f} ms ({batch / elapsed:,.0f} samples/s, {klayers.get_num_threads()} threads)")
+    print(f"predict: {batch} samples in {elapsed * 1e3:.1f} ms ({batch / elapsed:,.0f} samples/s, {get_num_threads()} threads)")
     print(f"first row: {np.array2string(y[0], precision=3)} (sums to {y[0].sum():.4f})")
-    again = klayers.models.model_from_json(model.to_json())
+    again = models.model_from_json(model.to_json())
     again.set_weights(model.get_weights())
     same = np.allclose(again.predict(x[:64], verbose=0), y[:64])
     print(f"config round trip reproduces predictions: {same}")
@@ -113,9 +115,7 @@ def _demo(threads: Optional[int], batch: int) -> int:
 
 # -- model commands ------------------------------------------------------------------------------
 def _load(path: str, unsafe: bool) -> Any:
-    from klayers.models import load_model
-
-    return load_model(path, safe_mode=not unsafe)
+    return models.load_model(path, safe_mode=not unsafe)
 
 
 def _read_inputs(path: str, model: Any) -> Any:
@@ -164,15 +164,13 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    import klayers
-
     if not args.threads:
         return _predict_run(args)
-    klayers.set_num_threads(args.threads)
+    set_num_threads(args.threads)
     try:
         return _predict_run(args)
     finally:
-        klayers.set_num_threads(None)
+        set_num_threads(None)
 
 
 def _predict_run(args: argparse.Namespace) -> int:
@@ -252,8 +250,6 @@ def _predict_dask(args: argparse.Namespace) -> int:
 
 
 def _random_inputs(model: Any, batch: int = 4) -> List[np.ndarray]:
-    from klayers.saving.keras3_config import _all_layers
-
     rng = np.random.default_rng(0)
     vocab = [int(layer.input_dim) for layer in _all_layers(model)
              if type(layer).__name__ == "Embedding" and getattr(layer, "input_dim", None)]
@@ -286,8 +282,6 @@ print(json.dumps({"keras": keras.__version__}))
 
 
 def _file_dialect(path: str) -> str:
-    from klayers.saving.file_utils import sniff
-
     if sniff(path) == "zip":
         import zipfile
 

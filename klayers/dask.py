@@ -28,6 +28,9 @@ try:
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError('klayers.dask needs Dask: pip install "klayers[dask]" (dask[array] and distributed).') from e
 
+from klayers import models
+from klayers._threads import get_num_threads, set_num_threads
+
 __all__ = ["is_dask_collection", "npy_array", "predict", "predict_npy_to_npy"]
 
 _CACHE_LOCK = threading.Lock()
@@ -45,8 +48,6 @@ def is_dask_collection(x: Any) -> bool:
 
 def _load_model_cached(path: str, custom_objects: Optional[Dict[str, Any]], safe_mode: bool) -> Any:
     """One model per (file, mtime) per worker process."""
-    from klayers import models
-
     key = (os.path.abspath(path), os.path.getmtime(path), id(custom_objects) if custom_objects else 0)
     with _CACHE_LOCK:
         model = _MODEL_CACHE.get(key)
@@ -59,10 +60,8 @@ def _load_model_cached(path: str, custom_objects: Optional[Dict[str, Any]], safe
 def _predict_block(model: Any, blocks: List[np.ndarray], batch_size: Optional[int], threads: Optional[int],
                    index: int, start: int, custom_objects: Optional[Dict[str, Any]], safe_mode: bool) -> Tuple[np.ndarray, ...]:
     """Run on a worker: predictions of one chunk, as a tuple (one array per model output)."""
-    import klayers
-
-    if threads is not None and klayers.get_num_threads() != threads:
-        klayers.set_num_threads(threads)
+    if threads is not None and get_num_threads() != threads:
+        set_num_threads(threads)
     if isinstance(model, str):
         model = _load_model_cached(model, custom_objects, safe_mode)
     stop = start + (blocks[0].shape[0] if blocks else 0)
@@ -143,8 +142,6 @@ def predict(model_or_path: Union[Any, str, os.PathLike], x: Any, batch_size: Opt
     """
     if isinstance(model_or_path, (str, os.PathLike)):
         path = os.fspath(model_or_path)
-        from klayers import models
-
         local = models.load_model(path, custom_objects=custom_objects, safe_mode=safe_mode)  # shapes, and fail early
         model_ref: Any = path
         model_key: Any = path
@@ -209,8 +206,6 @@ def predict_npy_to_npy(client: Any, model_path: str, input_path: str, output_pat
     Returns the number of samples written. Raises ValueError naming a failing chunk.
     """
     from distributed import as_completed
-
-    from klayers import models
 
     model = models.load_model(model_path, safe_mode=safe_mode)
     if len(model.inputs) != 1:

@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Unio
 import numpy as np
 
 from klayers import backend
-from klayers.saving.serialization import (
+from klayers.serialization import (
     deserialize_keras_object,
     serialize_typed_object,
 )
@@ -188,7 +188,7 @@ class _RandomInitializer(Initializer):
 
     def __init__(self, seed: Any = None):
         self.seed = _seed_value(seed)
-        self._draw_seed = self.seed if self.seed is not None else int(backend._RNG.integers(2**31 - 1))
+        self._draw_seed = self.seed if self.seed is not None else int(backend.random_generator().integers(2**31 - 1))
         self._used = False
 
     def _rng(self) -> np.random.Generator:

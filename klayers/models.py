@@ -6,7 +6,9 @@ import json
 from typing import Any, Dict, Mapping, Optional
 
 from klayers.engine.functional import Functional, Model
+from klayers.engine.layer_serialization import deserialize_model
 from klayers.engine.sequential import Sequential
+from klayers.saving import saving_api
 
 
 def model_from_config(config: Mapping[str, Any], custom_objects: Optional[Mapping[str, Any]] = None) -> Functional:
@@ -15,14 +17,7 @@ def model_from_config(config: Mapping[str, Any], custom_objects: Optional[Mappin
     Raises:
         ValueError: not a model config, or a malformed one.
     """
-    from klayers.layers import deserialize
-
-    if not isinstance(config, Mapping) or "class_name" not in config:
-        raise ValueError(f"model_from_config expects a dict with 'class_name' and 'config'. Received: {type(config).__name__}")
-    model = deserialize(config, custom_objects=custom_objects)
-    if not isinstance(model, Functional):
-        raise ValueError(f"model_from_config: the config describes a {type(model).__name__}, not a model.")
-    return model
+    return deserialize_model(config, custom_objects=custom_objects)
 
 
 def model_from_json(json_string: str, custom_objects: Optional[Mapping[str, Any]] = None) -> Functional:
@@ -49,16 +44,12 @@ def load_model(filepath: Any, custom_objects: Optional[Mapping[str, Any]] = None
         FileNotFoundError; ValueError (``klayers.saving.file_utils.ModelFileError``) naming the
         file for anything unreadable, unsupported or unsafe.
     """
-    from klayers.saving.saving_api import load_model as _load
-
-    return _load(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
+    return saving_api.load_model(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
 
 
 def save_model(model: Functional, filepath: Any, overwrite: bool = True, save_format: Optional[str] = None) -> None:
     """Save ``model`` as ``.keras`` (read by Keras 3) or ``.h5`` (read by tf-keras)."""
-    from klayers.saving.saving_api import save_model as _save
-
-    _save(model, filepath, overwrite=overwrite, save_format=save_format)
+    saving_api.save_model(model, filepath, overwrite=overwrite, save_format=save_format)
 
 
 __all__ = ["Model", "Sequential", "load_model", "model_from_config", "model_from_json", "save_model"]

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Union
 import numpy as np
 
 from klayers import backend
-from klayers.saving.serialization import (
+from klayers.serialization import (
     deserialize_keras_object,
     serialize_typed_object,
 )

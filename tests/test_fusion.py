@@ -1,4 +1,4 @@
-"""Inference plan and BatchNormalization / ReLU folding (klayers.engine.fusion): fused runs give
+"""Inference plan and BatchNormalization / ReLU folding (klayers.inference): fused runs give
 the unfused layers' results up to float rounding, pick up weight changes, and leave training,
 masks, weights and configs alone."""
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import klayers
+from klayers import inference
 from klayers import layers as L
-from klayers.engine import fusion
 
 
 def _randomize(model, seed=0):
@@ -25,7 +25,7 @@ def _randomize(model, seed=0):
 
 
 def _n_fused(model):
-    return sum(1 for s in model._inference_plan.fused if s.kind == fusion.FUSED)
+    return sum(1 for s in model._inference_plan.lowered if isinstance(s, inference.FusedStep))
 
 
 def _every_pattern(dtype):
@@ -58,7 +58,7 @@ def test_fused_matches_unfused(dtype, tol):
     x = np.random.default_rng(1).standard_normal((4, 10, 10, 3)).astype(dtype)
     fused = model.predict(x, verbose=0)
     assert _n_fused(model) == 5
-    with fusion.disabled():
+    with inference.disabled():
         plain = model.predict(x, verbose=0)
     assert fused.dtype == plain.dtype == np.dtype(dtype)
     np.testing.assert_allclose(fused, plain, rtol=tol, atol=tol * np.abs(plain).max())
@@ -75,7 +75,7 @@ def test_weights_changed_after_predict_are_used():
     conv = next(layer for layer in model.layers if isinstance(layer, L.DepthwiseConv2D))
     conv.depthwise_kernel.assign(conv.depthwise_kernel.value * -2.0)
     after = model.predict(x, verbose=0)
-    with fusion.disabled():
+    with inference.disabled():
         plain = model.predict(x, verbose=0)
     assert not np.allclose(after, before)
     np.testing.assert_allclose(after, plain, rtol=1e-12, atol=1e-12 * np.abs(plain).max())
@@ -95,7 +95,7 @@ def test_training_path_is_unfused():
     x = np.random.default_rng(4).standard_normal((3, 10, 10, 3))
     a = model(x, training=True)
     model2 = _every_pattern("float64")  # same seed, same weights
-    with fusion.disabled():
+    with inference.disabled():
         b = model2(x, training=True)
     np.testing.assert_allclose(a, b, rtol=1e-12)
     for w1, w2 in zip(model.get_weights(), model2.get_weights()):  # moving statistics updated alike
@@ -112,7 +112,7 @@ def test_shared_intermediate_is_not_folded():
     x = np.random.default_rng(6).standard_normal((2, 6, 6, 2)).astype("float32")
     fused = model.predict(x, verbose=0)
     assert _n_fused(model) == 0
-    with fusion.disabled():
+    with inference.disabled():
         plain = model.predict(x, verbose=0)
     for p, q in zip(fused, plain):
         np.testing.assert_array_equal(p, q)
@@ -128,7 +128,7 @@ def test_sequential_and_graph_change():
     _randomize(model, 7)
     y2 = model.predict(x, verbose=0)
     assert y2.shape == (5, 2) and y.shape == (5, 6)
-    with fusion.disabled():
+    with inference.disabled():
         np.testing.assert_allclose(model.predict(x, verbose=0), y2, rtol=2e-5, atol=1e-5)
 
 
@@ -142,6 +142,6 @@ def test_masks_pass_through_plan():
     _randomize(model, 9)
     x = np.array([[1, 2, 3, 0, 0], [4, 5, 6, 7, 8]], "int32")
     fused = model.predict(x, verbose=0)
-    with fusion.disabled():
+    with inference.disabled():
         plain = model.predict(x, verbose=0)
     np.testing.assert_allclose(fused, plain, rtol=1e-5, atol=1e-6)

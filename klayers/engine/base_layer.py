@@ -10,22 +10,19 @@ from __future__ import annotations
 import inspect
 import re
 import threading
-from collections import defaultdict
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from klayers import backend, constraints, initializers, regularizers
 from klayers.engine import input_spec as input_spec_lib
 from klayers.engine.keras_tensor import KerasTensor
 from klayers.engine.node import Node, flatten, map_structure, pack_as
 from klayers.engine.variable import Variable
+from klayers.serialization import CustomObjectScope, SafeModeScope, register_builtins
 
-# ---------------------------------------------------------------------------------------------
+
 # Names: "dense", "dense_1", ... per snake-case class name, as Keras's unique_object_name.
-_NAME_LOCK = threading.Lock()
-_NAME_UIDS: Dict[str, int] = defaultdict(int)
-
-
 def to_snake_case(name: str) -> str:
     """``"Conv2DTranspose"`` -> ``"conv2d_transpose"`` (Keras's rule)."""
     intermediate = re.sub("(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
@@ -36,27 +33,18 @@ def to_snake_case(name: str) -> str:
 
 
 def unique_object_name(base: str, zero_based: bool = True) -> str:
-    """``base`` the first time (``zero_based``), then ``base_1``, ``base_2`` ..."""
-    with _NAME_LOCK:
-        n = _NAME_UIDS[base]
-        _NAME_UIDS[base] += 1
+    """``base`` the first time (``zero_based``), then ``base_1``, ``base_2`` ... (counters in
+    :func:`klayers.backend.get_uid`, reset by ``clear_session``)."""
+    n = backend.get_uid(base)
     if zero_based:
         return base if n == 0 else f"{base}_{n}"
     return f"{base}_{n + 1}"
-
-
-def reset_uids() -> None:
-    """Forget every generated name (``klayers.backend.clear_session``)."""
-    with _NAME_LOCK:
-        _NAME_UIDS.clear()
 
 
 # ---------------------------------------------------------------------------------------------
 def normalize_dtype(dtype: Any) -> str:
     """A dtype name from a NumPy dtype, a string, or a Keras 2/3 dtype-policy config."""
     if dtype is None:
-        from klayers import backend
-
         return backend.floatx()
     if isinstance(dtype, dict):
         cfg = dtype.get("config", {}) or {}
@@ -147,8 +135,6 @@ class Layer:
         elif not isinstance(name, str):
             raise TypeError(f"Layer name must be a string. Received name={name!r}")
         self.name = name
-        from klayers import regularizers
-
         self.activity_regularizer = regularizers.get(kwargs.pop("activity_regularizer", None))
         self._autocast = kwargs.get("autocast", True)
         if "input_dim" in kwargs and "input_shape" not in kwargs:
@@ -226,8 +212,6 @@ class Layer:
         (etc.) take: names, config dicts, instances or callables. The default initializer is
         ``glorot_uniform`` for floating weights, as in Keras.
         """
-        from klayers import constraints, initializers, regularizers
-
         for k in kwargs:
             if k not in ("use_resource", "synchronization", "aggregation", "partitioner", "caching_device", "getter", "experimental_autocast"):
                 raise TypeError(f"Unknown keyword argument: {k!r} (add_weight of layer {self.name})")
@@ -799,9 +783,6 @@ def _all_sublayers(layer: Layer) -> List[Layer]:
 def _restore_layer(cls, config, build_shape, weights, classes):
     """Unpickle: rebuild from the config, build, set the weights. Pickle already executes code
     by design, so marshalled Lambda functions in the config are accepted here."""
-    from klayers.saving.object_registration import CustomObjectScope
-    from klayers.saving.serialization import SafeModeScope
-
     with CustomObjectScope(classes), SafeModeScope(False):
         params = inspect.signature(cls.from_config).parameters
         layer = cls.from_config(config, custom_objects=classes) if "custom_objects" in params else cls.from_config(config)
@@ -845,4 +826,6 @@ def _shape_to_tuple(shape: Any) -> Any:
     return shape
 
 
-__all__ = ["Layer", "normalize_dtype", "pack_as", "reset_uids", "to_snake_case", "unique_object_name"]
+__all__ = ["Layer", "normalize_dtype", "pack_as", "to_snake_case", "unique_object_name"]
+
+register_builtins("layer", globals(), ["Layer"])

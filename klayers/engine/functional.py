@@ -10,105 +10,16 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from klayers.engine import fusion
+from klayers.engine import hooks
+from klayers.engine import plan as plan_lib
 from klayers.engine.base_layer import Layer, _shape_to_list, unique_object_name
+from klayers.engine.functional_config import reconstruct_from_config
+from klayers.engine.graph import map_graph_network, node_key, should_skip_first_node
 from klayers.engine.input_layer import InputLayer
 from klayers.engine.keras_tensor import KerasTensor
 from klayers.engine.node import Node, flatten, map_structure, pack_as
-
-
-def _node_key(layer_name: str, node_index: int) -> str:
-    return f"{layer_name}_ib-{node_index}"
-
-
-def _should_skip_first_node(layer: Layer) -> bool:
-    """A nested functional model's config numbers its nodes from 1 (Keras 2's convention)."""
-    if isinstance(layer, Functional) and layer._is_graph_network:
-        tracked = layer._tracked_layers()
-        return bool(tracked) and isinstance(tracked[0], InputLayer)
-    return isinstance(layer, Functional) and not layer._is_graph_network
-
-
-def _build_map(outputs: List[KerasTensor]):
-    finished, in_progress = set(), set()
-    ordered: List[Node] = []
-    layer_indices: Dict[Layer, int] = {}
-
-    def visit(tensor: KerasTensor) -> None:
-        layer, node_index, _ = tensor._keras_history
-        node = layer._inbound_nodes[node_index]
-        if node in finished:
-            return
-        if node in in_progress:
-            raise ValueError(f'Tensor {tensor} from layer "{layer.name}" is part of a cycle.')
-        if layer not in layer_indices:
-            layer_indices[layer] = len(layer_indices)
-        in_progress.add(node)
-        if not node.is_input:
-            for t in node.keras_inputs:
-                visit(t)
-        finished.add(node)
-        in_progress.remove(node)
-        ordered.append(node)
-
-    for out in outputs:
-        visit(out)
-    return ordered, layer_indices
-
-
-def map_graph_network(inputs: List[KerasTensor], outputs: List[KerasTensor]):
-    """Topology of a graph exactly as tf-keras's ``_map_graph_network`` orders it.
-
-    Returns ``(network_nodes, nodes_by_depth, layers, layers_by_depth)``; raises ValueError for a
-    disconnected graph or duplicate layer names.
-    """
-    ordered, layer_indices = _build_map(outputs)
-    network_nodes = {_node_key(n.layer.name, n.layer._inbound_nodes.index(n)) for n in ordered}
-    nodes_depths: Dict[Node, int] = {}
-    layers_depths: Dict[Layer, int] = {}
-    for node in reversed(ordered):
-        depth = nodes_depths.setdefault(node, 0)
-        depth = max(depth, layers_depths.get(node.layer, 0))
-        layers_depths[node.layer] = depth
-        nodes_depths[node] = depth
-        for parent in node.parent_nodes:
-            nodes_depths[parent] = max(depth + 1, nodes_depths.get(parent, 0))
-    for t in inputs:
-        input_layer = t._keras_history.layer
-        if input_layer not in layers_depths:
-            layers_depths[input_layer] = 0
-            layer_indices[input_layer] = -1
-            nodes_depths[input_layer._inbound_nodes[0]] = 0
-            network_nodes.add(_node_key(input_layer.name, 0))
-    nodes_by_depth: Dict[int, List[Node]] = collections.defaultdict(list)
-    for node, depth in nodes_depths.items():
-        nodes_by_depth[depth].append(node)
-    layers_by_depth: Dict[int, List[Layer]] = collections.defaultdict(list)
-    for layer, depth in layers_depths.items():
-        layers_by_depth[depth].append(layer)
-    layers: List[Layer] = []
-    for depth in sorted(layers_by_depth, reverse=True):
-        layers.extend(sorted(layers_by_depth[depth], key=lambda x: layer_indices[x]))
-    computable = {id(x) for x in inputs}
-    done: List[str] = []
-    for depth in sorted(nodes_by_depth, reverse=True):
-        for node in nodes_by_depth[depth]:
-            if node.is_input:
-                continue
-            for x in node.keras_inputs:
-                if id(x) not in computable:
-                    raise ValueError(
-                        f'Graph disconnected: cannot obtain value for tensor {x} at layer "{node.layer.name}". '
-                        f"The following previous layers were accessed without issue: {done}"
-                    )
-            for x in flatten(node.outputs):
-                computable.add(id(x))
-            done.append(node.layer.name)
-    names = [layer.name for layer in layers]
-    for name in names:
-        if names.count(name) != 1:
-            raise ValueError(f'The name "{name}" is used {names.count(name)} times in the model. All layer names should be unique.')
-    return network_nodes, nodes_by_depth, layers, layers_by_depth
+from klayers.engine.summary import print_summary
+from klayers.serialization import json_default, register_builtins, serialize_keras_object
 
 
 class _Progbar:
@@ -394,10 +305,10 @@ class Functional(Layer):
             masks[id(t)] = m
         plan = self.__dict__.get("_inference_plan")
         if plan is None or plan.key is not self._nodes_by_depth:
-            plan = self._inference_plan = fusion.build_plan(self)
-        for step in plan.fused if not training and fusion.enabled() else plan.steps:
+            plan = self._inference_plan = plan_lib.build_plan(self)
+        for step in plan.lowered if not training and plan_lib.enabled() else plan.steps:
             kind = step.kind
-            if kind == fusion.FUSED:
+            if kind == plan_lib.LOWERED:
                 if masks.get(step.in_id) is None:
                     values[step.out_id] = step.run(values[step.in_id])
                     masks[step.out_id] = None
@@ -406,7 +317,7 @@ class Functional(Layer):
             else:
                 todo = (step,)
             for step in todo:
-                if step.kind == fusion.SIMPLE:
+                if step.kind == plan_lib.SIMPLE:
                     in_mask = masks.get(step.in_id)
                     out, out_mask = step.layer._eager_call(values[step.in_id], (), None, training, in_mask,
                                                            in_mask is not None or step.want_mask)
@@ -521,10 +432,9 @@ class Functional(Layer):
 
         ``verbose``: 0 silent, 1 progress bar, "auto" a progress bar only on runs over 1 s.
         """
-        if _holds_dask_array(x):
-            from klayers.dask import predict as dask_predict
-
-            return dask_predict(self, x, batch_size=batch_size)
+        handler = hooks.array_handler(x)
+        if handler is not None:  # Dask arrays (klayers.dask): lazy outputs
+            return handler(self, x, batch_size=batch_size)
         unused = set(kwargs) - {"callbacks", "max_queue_size", "workers", "use_multiprocessing"}
         if unused:
             raise TypeError(f"predict() got unexpected keyword arguments {sorted(unused)}")
@@ -581,14 +491,12 @@ class Functional(Layer):
         """Keras 2's functional config: layers with their ``inbound_nodes``, input and output layers."""
         if not self._is_graph_network:
             return super().get_config()
-        from klayers.saving.serialization import serialize_keras_object
-
         config: Dict[str, Any] = {"name": self.name, "trainable": self.trainable}
         conversion: Dict[str, int] = {}
         for layer in self.layers:
-            kept = 1 if _should_skip_first_node(layer) else 0
+            kept = 1 if should_skip_first_node(layer) else 0
             for i, _node in enumerate(layer._inbound_nodes):
-                key = _node_key(layer.name, i)
+                key = node_key(layer.name, i)
                 if key in self._network_nodes:
                     conversion[key] = kept
                     kept += 1
@@ -596,8 +504,8 @@ class Functional(Layer):
         for layer in self.layers:
             inbound = []
             for i, node in enumerate(layer._inbound_nodes):
-                if _node_key(layer.name, i) in self._network_nodes and not node.is_input:
-                    inbound.append(node.serialize(_node_key, conversion))
+                if node_key(layer.name, i) in self._network_nodes and not node.is_input:
+                    inbound.append(node.serialize(node_key, conversion))
             layer_config = serialize_keras_object(layer)
             layer_config["name"] = layer.name
             layer_config["inbound_nodes"] = inbound
@@ -607,7 +515,7 @@ class Functional(Layer):
         def coords(coordinates, nested):
             out = []
             for layer, node_index, tensor_index in coordinates:
-                key = _node_key(layer.name, node_index)
+                key = node_key(layer.name, node_index)
                 out.append([layer.name, conversion.get(key, 0), tensor_index])
             if isinstance(nested, dict):
                 return {k: v for k, v in zip(sorted(nested), out)}
@@ -628,52 +536,40 @@ class Functional(Layer):
     @classmethod
     def from_config(cls, config: Dict[str, Any], custom_objects: Optional[Dict[str, Any]] = None) -> Functional:
         """Rebuild a functional model from :meth:`get_config` output (Keras 2 or Keras 3)."""
-        from klayers.engine.functional_config import reconstruct_from_config
-
         if "layers" not in config:
             raise ValueError(f"Model config has no 'layers': keys are {sorted(config)}")
         inputs, outputs, _ = reconstruct_from_config(config, custom_objects=custom_objects)
         return cls(inputs=inputs, outputs=outputs, name=config.get("name"), trainable=config.get("trainable", True))
 
-    # -- files (klayers.saving.saving_api) ------------------------------------------------------
+    # -- files (klayers.saving installs these) ----------------------------------------------------
     def save(self, filepath: Any, overwrite: bool = True, save_format: Optional[str] = None) -> None:
         """Save the model: ``.keras`` (Keras 3 reads it) or ``.h5`` (tf-keras reads it)."""
-        from klayers.saving.saving_api import save_model
-
-        save_model(self, filepath, overwrite=overwrite, save_format=save_format)
+        hooks.call("save_model", self, filepath, overwrite=overwrite, save_format=save_format)
 
     def save_weights(self, filepath: Any, overwrite: bool = True) -> None:
         """Save the weights: ``*.weights.h5`` (object paths) or ``*.h5`` (legacy layer_names)."""
-        from klayers.saving.saving_api import save_weights
-
-        save_weights(self, filepath, overwrite=overwrite)
+        hooks.call("save_weights", self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath: Any, by_name: bool = False, skip_mismatch: bool = False) -> None:
         """Load weights from a ``.h5``, ``.weights.h5`` or ``.keras`` file (by order, or by layer
         name with ``by_name=True`` for legacy .h5 files)."""
-        from klayers.saving.saving_api import load_weights
-
-        load_weights(self, filepath, by_name=by_name, skip_mismatch=skip_mismatch)
+        hooks.call("load_weights", self, filepath, by_name=by_name, skip_mismatch=skip_mismatch)
 
     def to_json(self, **kwargs: Any) -> str:
         """The model's config as tf-keras's ``to_json`` writes it."""
-        from klayers import __version__  # noqa: F401
-
         model_config = {
             "class_name": type(self).__name__ if type(self).__name__ != "Model" else "Functional",
             "config": self.get_config(),
             "keras_version": "2.21.0",
             "backend": "tensorflow",
         }
-        return json.dumps(model_config, default=_json_default, **kwargs)
+        return json.dumps(model_config, default=json_default, **kwargs)
 
     # -- summary ----------------------------------------------------------------------------
     def summary(self, line_length: Optional[int] = None, positions: Optional[Sequence[float]] = None,
                 print_fn: Any = None, expand_nested: bool = False, show_trainable: bool = False,
                 layer_range: Any = None) -> None:
         """Print a table of layers, output shapes and parameter counts (Keras 2's layout)."""
-        from klayers.engine.summary import print_summary
-
         print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn,
                       expand_nested=expand_nested, show_trainable=show_trainable)
 
@@ -682,27 +578,8 @@ def _probe_shape(shape: Any) -> tuple:
     return tuple(2 if d is None else int(d) for d in shape)
 
 
-def _holds_dask_array(x: Any) -> bool:
-    """A Dask array (or a list/dict of them), recognised without importing Dask."""
-    if isinstance(x, (list, tuple)):
-        return any(_holds_dask_array(v) for v in x)
-    if isinstance(x, dict):
-        return any(_holds_dask_array(v) for v in x.values())
-    return type(x).__module__.startswith("dask.array")
-
-
 def _looks_like_shape(x: Any) -> bool:
     return isinstance(x, (tuple, list)) and all(d is None or isinstance(d, (int, np.integer)) for d in x)
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, tuple):
-        return list(obj)
-    raise TypeError(f"Not JSON serializable: {obj!r}")
 
 
 # tf-keras 2.21 writes a nested functional model under its implementation module.
@@ -711,3 +588,5 @@ Functional._keras_registered_name = "Functional"
 
 #: ``klayers.Model`` is the functional model class; subclass it for a model with its own ``call``.
 Model = Functional
+
+register_builtins("layer", globals(), ["Functional", "Model"])

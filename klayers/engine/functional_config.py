@@ -12,7 +12,9 @@ from __future__ import annotations
 import collections
 from typing import Any, Dict, List, Optional, Tuple
 
+from klayers.engine.graph import should_skip_first_node
 from klayers.engine.input_layer import InputLayer
+from klayers.engine.layer_serialization import deserialize as deserialize_layer
 from klayers.engine.node import flatten
 
 _CONSTANT = "_CONSTANT_VALUE"
@@ -40,9 +42,6 @@ def reconstruct_from_config(config: Dict[str, Any], custom_objects: Optional[Dic
     Raises:
         ValueError: malformed config, unknown layer names, or nodes that can never be built.
     """
-    from klayers.engine.functional import _should_skip_first_node
-    from klayers.layers import deserialize as deserialize_layer
-
     created: Dict[str, Any] = collections.OrderedDict(created_layers or {})
     node_index_map: Dict[Tuple[str, int], int] = {}
     node_count: Dict[Any, int] = {}
@@ -126,7 +125,7 @@ def reconstruct_from_config(config: Dict[str, Any], custom_objects: Optional[Dic
         else:
             layer = deserialize_layer(layer_data, custom_objects=custom_objects)
             created[name] = layer
-        node_count[layer] = int(_should_skip_first_node(layer))
+        node_count[layer] = int(should_skip_first_node(layer))
         nodes = layer_data.get("inbound_nodes", [])
         if not isinstance(nodes, list):
             raise ValueError(f"Malformed model config: inbound_nodes of {name!r} must be a list.")

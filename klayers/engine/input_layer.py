@@ -7,6 +7,7 @@ from typing import Any, Dict, Optional, Sequence
 from klayers.engine.base_layer import Layer, normalize_dtype, to_snake_case, unique_object_name
 from klayers.engine.keras_tensor import KerasTensor
 from klayers.engine.node import Node
+from klayers.serialization import register_builtins
 
 
 class InputLayer(Layer):
@@ -124,3 +125,5 @@ def Input(  # noqa: N802 - Keras's name
 
 
 _ = to_snake_case
+
+register_builtins("layer", globals(), ["InputLayer"])

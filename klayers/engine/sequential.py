@@ -11,7 +11,9 @@ from klayers.engine.base_layer import Layer
 from klayers.engine.functional import Functional
 from klayers.engine.input_layer import Input, InputLayer
 from klayers.engine.keras_tensor import KerasTensor
+from klayers.engine.layer_serialization import deserialize as deserialize_layer
 from klayers.engine.node import flatten
+from klayers.serialization import register_builtins, serialize_keras_object
 
 
 class Sequential(Functional):
@@ -174,8 +176,6 @@ class Sequential(Functional):
 
     def get_config(self) -> Dict[str, Any]:
         """``{"name", "layers": [InputLayer config when built, then each layer's]}`` (tf-keras 2.21)."""
-        from klayers.saving.serialization import serialize_keras_object
-
         layers: List[Layer] = []
         if self._is_graph_network and self._input_layer is not None:
             layers.append(self._input_layer)
@@ -188,8 +188,6 @@ class Sequential(Functional):
     @classmethod
     def from_config(cls, config: Any, custom_objects: Optional[Dict[str, Any]] = None) -> Sequential:
         """Rebuild from :meth:`get_config` output (either Keras dialect)."""
-        from klayers.layers import deserialize as deserialize_layer
-
         if isinstance(config, dict) and "layers" in config:
             name, layer_configs = config.get("name"), config["layers"]
             build_input_shape = config.get("build_input_shape")
@@ -209,3 +207,5 @@ class Sequential(Functional):
 
 Sequential._keras_module = "keras"
 _unused = Input
+
+register_builtins("layer", globals(), ["Sequential"])

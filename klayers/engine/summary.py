@@ -24,9 +24,8 @@ def print_summary(model, line_length: Optional[int] = None, positions: Optional[
                   show_trainable: bool = False) -> None:
     """Print the summary of ``model`` with ``print_fn`` (default ``print``)."""
     print_fn = print_fn or print
-    from klayers.engine.sequential import Sequential
-
-    sequential_like = isinstance(model, Sequential) or not getattr(model, "_is_graph_network", False)
+    # a Sequential (it keeps its layers in _seq_layers) or a subclassed model: the short table
+    sequential_like = hasattr(model, "_seq_layers") or not getattr(model, "_is_graph_network", False)
     line_length = line_length or (65 if sequential_like else 98)
     positions = list(positions or ([0.45, 0.85, 1.0] if sequential_like else [0.33, 0.55, 0.67, 1.0]))
     if positions[-1] <= 1:

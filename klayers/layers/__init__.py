@@ -1,20 +1,17 @@
-"""The layers, and ``serialize`` / ``deserialize`` for their configs (both Keras dialects)."""
+"""The layers, and ``serialize`` / ``deserialize`` / ``get`` for their configs (both Keras
+dialects). A face: each family module defines its classes and registers them by name
+(:func:`klayers.serialization.register_builtins`); this module only hands names on."""
 
-from __future__ import annotations
-
-import inspect
-from typing import Any, Dict, Mapping, Optional
-
-from klayers.engine.base_layer import Layer
-from klayers.engine.functional import Functional, Model  # noqa: F401  (config lookup table)
-from klayers.engine.input_layer import Input, InputLayer  # noqa: F401  (public)
-from klayers.engine.input_spec import InputSpec  # noqa: F401  (public)
-from klayers.engine.sequential import Sequential  # noqa: F401  (config lookup table)
+from klayers.engine.base_layer import Layer  # noqa: F401
+from klayers.engine.input_layer import Input, InputLayer  # noqa: F401
+from klayers.engine.input_spec import InputSpec  # noqa: F401
+from klayers.engine.layer_serialization import deserialize, get, serialize  # noqa: F401
 from klayers.layers import (
     activation,
     convolutional,
     core,
     embeddings,
+    keras3_ops,
     local,
     merge,
     noise,
@@ -23,6 +20,7 @@ from klayers.layers import (
     recurrent,
     recurrent_conv,
     reshaping,
+    tf_op_layer,
     wrappers,
 )
 from klayers.layers.activation import *  # noqa: F401,F403
@@ -38,111 +36,9 @@ from klayers.layers.recurrent import *  # noqa: F401,F403
 from klayers.layers.recurrent_conv import *  # noqa: F401,F403
 from klayers.layers.reshaping import *  # noqa: F401,F403
 from klayers.layers.wrappers import *  # noqa: F401,F403
-from klayers.saving.dialect import detect_dialect, dialect_scope, get_dialect
-from klayers.saving.object_registration import CustomObjectScope
-from klayers.saving.serialization import (
-    SafeModeScope,
-    deserialize_keras_object,
-    serialize_keras_object,
-)
 
-_FAMILIES = (activation, convolutional, core, embeddings, local, merge, noise, normalization,
-             pooling, recurrent, recurrent_conv, reshaping, wrappers)
-
-# Keras 3 writes these keys on every layer it can quantize or LoRA-tune; at their defaults
-# they mean nothing for inference and are dropped, otherwise the layer is refused.
-_KERAS3_INERT_KEYS = {"quantization_config": None, "lora_rank": None}
-_KERAS3_FOLLOWERS = {"lora_alpha": "lora_rank"}
-
-
-def _layer_classes() -> Dict[str, type]:
-    table: Dict[str, type] = {}
-    for name, obj in globals().items():
-        if isinstance(obj, type) and issubclass(obj, Layer):
-            table[name] = obj
-    table["Functional"] = Functional
-    table["Model"] = Functional
-    # Keras 3 records some keras.ops calls as graph nodes (the mask of Masking / Embedding):
-    # any Keras 3 model config may name them, not only the ones the file loaders read.
-    from klayers.saving.keras3_ops import KERAS3_OPS
-
-    table.update(KERAS3_OPS)
-    return table
-
-
-def _translate_keras3(cls: type, config: Dict[str, Any]) -> Dict[str, Any]:
-    config = dict(config)
-    for key, inert in _KERAS3_INERT_KEYS.items():
-        if key in config:
-            value = config.pop(key)
-            if value != inert:
-                raise ValueError(f"Layer {cls.__name__}: the Keras 3 option {key}={value!r} is not supported by klayers.")
-    for key in _KERAS3_FOLLOWERS:
-        config.pop(key, None)
-    hook = getattr(cls, "_from_keras3_config", None)
-    if hook is not None:
-        config = hook(config)
-    return config
-
-
-def serialize(layer: Layer) -> Dict[str, Any]:
-    """``{"module", "class_name", "config", "registered_name", "build_config"}`` as tf-keras 2.21's
-    ``layers.serialize`` writes it."""
-    return serialize_keras_object(layer)
-
-
-def deserialize(config: Mapping[str, Any], custom_objects: Optional[Mapping[str, Any]] = None,
-                safe_mode: Optional[bool] = None) -> Layer:
-    """Instantiate a layer (or model) from its config, written by tf-keras 2.x or Keras 3.
-
-    The dialect is detected from the config (a Keras 3 ``DTypePolicy``, ``keras_history`` wiring
-    ...) or taken from an enclosing ``dialect_scope(3)``; names keep the meaning of the Keras
-    that wrote them. ``custom_objects`` maps names to user classes and functions.
-
-    Raises:
-        ValueError: unknown class name (named), unknown or invalid config keys, malformed config.
-    """
-    if not isinstance(config, Mapping) or "class_name" not in config:
-        raise ValueError(f"A layer config must be a dict with 'class_name' and 'config'. Received: {config!r}")
-    if not isinstance(config.get("config", {}), Mapping):
-        raise ValueError(f"Layer config of {config.get('class_name')!r}: 'config' must be a dict.")
-    dialect = 3 if get_dialect() == 3 or detect_dialect(dict(config)) == 3 else 2
-    custom_objects = dict(custom_objects or {})
-
-    def instantiate(cls: type, inner: Dict[str, Any]) -> Any:
-        if not (isinstance(cls, type) and issubclass(cls, Layer)):
-            raise ValueError(f"'{config['class_name']}' is not a layer class (got {cls!r}).")
-        if dialect == 3:
-            inner = _translate_keras3(cls, inner)
-        params = inspect.signature(cls.from_config).parameters
-        if "custom_objects" in params:
-            obj = cls.from_config(inner, custom_objects=custom_objects)
-        else:
-            obj = cls.from_config(inner)
-        if dialect == 3:
-            # the few layers whose behaviour (not only config) differs in Keras 3 read this
-            obj._keras_dialect = 3
-        return obj
-
-    safe_scope = SafeModeScope(safe_mode) if safe_mode is not None else None
-    with dialect_scope(dialect), CustomObjectScope(custom_objects):
-        if safe_scope is not None:
-            with safe_scope:
-                layer = deserialize_keras_object(dict(config), module_objects=_layer_classes(), custom_objects=custom_objects, printable_module_name="layer", instantiate=instantiate)
-        else:
-            layer = deserialize_keras_object(dict(config), module_objects=_layer_classes(), custom_objects=custom_objects, printable_module_name="layer", instantiate=instantiate)
-    build_config = config.get("build_config")
-    if isinstance(build_config, Mapping) and not layer.built and build_config.get("input_shape") is not None:
-        layer.build_from_config(dict(build_config))
-    return layer
-
-
-def get(identifier: Any) -> Layer:
-    """A layer from a layer instance (returned as is) or a config."""
-    if isinstance(identifier, Layer):
-        return identifier
-    return deserialize(identifier)
-
+_FAMILIES = (activation, convolutional, core, embeddings, keras3_ops, local, merge, noise, normalization,
+             pooling, recurrent, recurrent_conv, reshaping, tf_op_layer, wrappers)
 
 __all__ = sorted(
     {name for family in _FAMILIES for name in family.__all__}

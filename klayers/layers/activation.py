@@ -12,10 +12,11 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from klayers import activations, backend, constraints, initializers, regularizers
+from klayers import activations, backend, constraints, initializers, ops, regularizers
 from klayers.engine.base_layer import Layer
 from klayers.engine.input_spec import InputSpec
 from klayers.ops.softmax import softmax as _softmax_op
+from klayers.serialization import register_builtins
 
 __all__ = ["ELU", "LeakyReLU", "PReLU", "ReLU", "Softmax", "ThresholdedReLU"]
 
@@ -91,6 +92,15 @@ class ReLU(_Elementwise):
 
     def call(self, inputs: np.ndarray) -> np.ndarray:
         return backend.relu(inputs, alpha=self.negative_slope, max_value=self.max_value, threshold=self.threshold)
+
+    def _epilogue_code(self) -> Optional[int]:
+        """The plain rectifier (no slope or threshold, ``max_value`` None or 6) as a kernel
+        epilogue a preceding op can apply (read by the inference planner); None otherwise."""
+        if type(self) is not ReLU or self.negative_slope != 0 or self.threshold != 0:
+            return None
+        if self.max_value is None:
+            return ops.ACT_RELU
+        return ops.ACT_RELU6 if float(self.max_value) == 6.0 else None
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
@@ -261,3 +271,5 @@ class Softmax(_Elementwise):
 for _cls in (ELU, LeakyReLU, PReLU, ReLU, Softmax, ThresholdedReLU):
     activations.KERAS2_OBJECTS.setdefault(_cls.__name__, _cls)
 del _cls
+
+register_builtins("layer", globals(), __all__)

@@ -26,9 +26,12 @@ import numpy as np
 from klayers import activations, constraints, initializers, regularizers
 from klayers.engine.base_layer import Layer
 from klayers.engine.input_spec import InputSpec
+from klayers.engine.plan import FoldableOp
 from klayers.layers.core import weight_args_config
 from klayers.ops import conv as conv_ops
 from klayers.ops import shapes
+from klayers.ops.normalization import fold_affine
+from klayers.serialization import register_builtins
 
 __all__ = [
     "Conv1D", "Conv2D", "Conv3D",
@@ -220,9 +223,35 @@ class Conv(Layer):
         return self.bias.value if self.use_bias else None
 
     def _convolve(self, x: np.ndarray, act: int) -> np.ndarray:
-        return conv_ops.conv(x, self.kernel.value, self._bias_value(), self.strides, self.padding,
-                             self.dilation_rate, self.groups, self.data_format, act,
-                             where=f"{type(self).__name__} {self.name}")
+        return self._run_op(x, self.kernel.value, self._bias_value(), act)
+
+    def _run_op(self, x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: int) -> np.ndarray:
+        return conv_ops.conv(x, kernel, bias, self.strides, self.padding, self.dilation_rate, self.groups,
+                             self.data_format, act, where=f"{type(self).__name__} {self.name}")
+
+    def _fold_spec(self) -> Optional[FoldableOp]:
+        """How a BatchNormalization after this convolution folds into it at inference (read by
+        the inference planner): output channels scaled in the kernel, the shift added to the
+        bias, the same convolution run on them. None when the layer applies an activation or a
+        subclass changes the maths (overrides ``call`` or the convolution)."""
+        cls = type(self)
+        if (cls.call is not Conv.call or cls._convolve not in (Conv._convolve, DepthwiseConv._convolve)
+                or cls._run_op not in (Conv._run_op, DepthwiseConv._run_op)
+                or self.activation is not activations.linear):
+            return None
+        kernel_var = self._kernel_variable()
+        dtype = np.dtype(self._dtype)
+        channel_axes = 2 if isinstance(self, DepthwiseConv) else 1
+
+        def fold(inv: np.ndarray, shift: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+            return fold_affine(kernel_var.value, self._bias_value(), inv, shift, dtype, channel_axes)
+
+        weights = (kernel_var, self.bias) if self.use_bias else (kernel_var,)
+        channel_axis = 1 if self.data_format == "channels_first" else -1
+        return FoldableOp(channel_axis, weights, fold, self._run_op)
+
+    def _kernel_variable(self) -> Any:
+        return self.kernel
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
@@ -334,9 +363,14 @@ class DepthwiseConv(Conv):
         self._build_bias(channels * self.depth_multiplier)
 
     def _convolve(self, x: np.ndarray, act: int) -> np.ndarray:
-        return conv_ops.depthwise_conv(x, self.depthwise_kernel.value, self._bias_value(), self.strides,
-                                       self.padding, self.dilation_rate, self.data_format, act,
-                                       where=f"{type(self).__name__} {self.name}")
+        return self._run_op(x, self.depthwise_kernel.value, self._bias_value(), act)
+
+    def _run_op(self, x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: int) -> np.ndarray:
+        return conv_ops.depthwise_conv(x, kernel, bias, self.strides, self.padding, self.dilation_rate,
+                                       self.data_format, act, where=f"{type(self).__name__} {self.name}")
+
+    def _kernel_variable(self) -> Any:
+        return self.depthwise_kernel
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
@@ -572,3 +606,5 @@ SeparableConvolution1D = SeparableConv1D
 SeparableConvolution2D = SeparableConv2D
 Convolution2DTranspose = Conv2DTranspose
 Convolution3DTranspose = Conv3DTranspose
+
+register_builtins("layer", globals(), __all__)

@@ -6,14 +6,17 @@ from __future__ import annotations
 import sys
 import types
 import warnings
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
 from klayers import activations, constraints, initializers, ops, regularizers
 from klayers.engine.base_layer import Layer
 from klayers.engine.input_spec import InputSpec
+from klayers.engine.plan import FoldableOp
+from klayers.ops.normalization import fold_affine
 from klayers.ops.shapes import normalize_data_format
+from klayers.serialization import register_builtins
 
 __all__ = [
     "Activation", "ActivityRegularization", "Dense", "Dropout", "Flatten", "Lambda", "Masking",
@@ -109,21 +112,30 @@ class Dense(Layer):
             )
         self.built = True
 
-    def _fused_activation(self) -> int:
-        if self.activation is activations.linear:
-            return ops.ACT_LINEAR
-        if self.activation is activations.relu:
-            return ops.ACT_RELU
-        if self.activation is activations.relu6:
-            return ops.ACT_RELU6
-        return -1
-
     def call(self, inputs: np.ndarray) -> np.ndarray:
-        act = self._fused_activation()
+        act = _epilogue(self.activation)
         x = inputs if inputs.dtype == self.kernel.dtype else inputs.astype(self.kernel.dtype)
         y = ops.dense(x, self.kernel.value, self.bias.value if self.use_bias else None,
                       max(act, ops.ACT_LINEAR), where=f"Dense {self.name}")
         return y if act >= 0 else self.activation(y)
+
+    def _fold_spec(self) -> Optional[FoldableOp]:
+        """How a BatchNormalization after this layer folds into it at inference (read by the
+        inference planner): output units scaled in the kernel, the shift added to the bias.
+        None when the layer applies an activation or a subclass overrides ``call``."""
+        if type(self).call is not Dense.call or self.activation is not activations.linear:
+            return None
+        dtype = np.dtype(self._dtype)
+
+        def fold(inv: np.ndarray, shift: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+            bias = self.bias.value if self.use_bias else None
+            return fold_affine(self.kernel.value, bias, inv, shift, dtype)
+
+        def run(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, act: int) -> np.ndarray:
+            return ops.dense(x, kernel, bias, act, where=f"Dense {self.name}")
+
+        weights = (self.kernel, self.bias) if self.use_bias else (self.kernel,)
+        return FoldableOp(-1, weights, fold, run)
 
     def compute_output_shape(self, input_shape: Any) -> tuple:
         input_shape = tuple(input_shape)
@@ -147,6 +159,17 @@ class Dense(Layer):
         return config
 
 
+def _epilogue(activation: Any) -> int:
+    """The dense kernel's epilogue code for ``activation``, or -1 when it is applied after."""
+    if activation is activations.linear:
+        return ops.ACT_LINEAR
+    if activation is activations.relu:
+        return ops.ACT_RELU
+    if activation is activations.relu6:
+        return ops.ACT_RELU6
+    return -1
+
+
 class Activation(Layer):
     """Applies ``activation`` element-wise (a name, a config or a callable)."""
 
@@ -157,6 +180,12 @@ class Activation(Layer):
 
     def call(self, inputs: np.ndarray) -> np.ndarray:
         return self.activation(inputs)
+
+    def _epilogue_code(self) -> Optional[int]:
+        """The rectifier this layer is, as a kernel epilogue a preceding op can apply (read by
+        the inference planner); None for other activations and for subclasses."""
+        code = _epilogue(self.activation)
+        return code if type(self) is Activation and code in (ops.ACT_RELU, ops.ACT_RELU6) else None
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape
@@ -240,7 +269,7 @@ class Lambda(Layer):
     def _serialize_function(fn: Any, allow_raw: bool = False):
         """tf-keras's rule: every Python function (def or lambda) is stored as marshalled code;
         other callables by name; plain values (shapes) raw."""
-        from klayers.utils.generic import func_dump
+        from klayers.serialization.code import func_dump
 
         if isinstance(fn, types.FunctionType):
             return func_dump(fn), "lambda", fn.__module__
@@ -267,15 +296,14 @@ class Lambda(Layer):
 
     @staticmethod
     def _parse_function(config: Dict[str, Any], custom_objects, func_key: str, module_key: str, type_key: str) -> Any:
-        from klayers.saving.object_registration import get_registered_object
-        from klayers.saving.serialization import in_safe_mode
+        from klayers.serialization import get_registered_object, in_safe_mode
 
         function_type = config.pop(type_key, None)
         module = config.pop(module_key, None)
         value = config.pop(func_key, None)
         if function_type == "function":
             if isinstance(value, dict):
-                from klayers.saving.serialization import deserialize_keras_object
+                from klayers.serialization import deserialize_keras_object
 
                 return deserialize_keras_object(value, custom_objects=custom_objects, printable_module_name="function in Lambda layer")
             fn = get_registered_object(value, custom_objects)
@@ -295,7 +323,7 @@ class Lambda(Layer):
                     "saved model, you can pass `safe_mode=False` to the loading function in order to "
                     "allow Lambda layer loading."
                 )
-            from klayers.utils.generic import func_load
+            from klayers.serialization.code import func_load
 
             globs = dict(vars(sys.modules[__name__]))
             if module in sys.modules:
@@ -619,3 +647,5 @@ class Masking(Layer):
         config = super().get_config()
         config["mask_value"] = self.mask_value
         return config
+
+register_builtins("layer", globals(), __all__)

@@ -9,6 +9,7 @@ import numpy as np
 from klayers import constraints, initializers, regularizers
 from klayers.engine.base_layer import Layer
 from klayers.layers.core import positive_int
+from klayers.serialization import register_builtins
 
 __all__ = ["Embedding"]
 
@@ -174,3 +175,5 @@ class Embedding(Layer):
             }
         )
         return config
+
+register_builtins("layer", globals(), __all__)

@@ -21,6 +21,7 @@ from klayers.engine.input_spec import InputSpec
 from klayers.layers.core import positive_int, weight_args_config
 from klayers.ops import local as local_ops
 from klayers.ops import shapes
+from klayers.serialization import register_builtins
 
 __all__ = ["LocallyConnected1D", "LocallyConnected2D"]
 
@@ -263,3 +264,5 @@ class LocallyConnected2D(_LocallyConnected):
     """
 
     rank = 2
+
+register_builtins("layer", globals(), __all__)

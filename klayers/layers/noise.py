@@ -8,6 +8,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from klayers.layers.core import _check_rate, _is_training, _SeededLayer
+from klayers.serialization import register_builtins
 
 __all__ = ["AlphaDropout", "GaussianDropout", "GaussianNoise"]
 
@@ -107,3 +108,5 @@ class AlphaDropout(_SeededLayer):
         config = super().get_config()
         config.update({"rate": self.rate, "seed": self.seed})
         return config
+
+register_builtins("layer", globals(), __all__)

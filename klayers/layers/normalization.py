@@ -4,14 +4,16 @@ Rescaling and Normalization (tf-keras 2.21 semantics; Keras 3 configs are read t
 from __future__ import annotations
 
 import warnings
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from klayers import backend, constraints, initializers, regularizers
 from klayers.engine.base_layer import Layer
 from klayers.engine.input_spec import InputSpec
-from klayers.ops.normalization import channel_affine, layer_norm
+from klayers.engine.plan import ChannelAffine
+from klayers.ops.normalization import batch_norm, batch_norm_affine, channel_affine, layer_norm
+from klayers.serialization import register_builtins
 
 __all__ = ["BatchNormalization", "LayerNormalization", "Normalization", "Rescaling"]
 
@@ -46,30 +48,6 @@ def _check_axis_arg(axis: Any, layer: str) -> Any:
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
         raise TypeError(f"{layer}: expected an int or a list/tuple of ints for the argument 'axis', but received: {axis!r}")
     return int(axis)
-
-
-def _affine_coefficients(dtype: np.dtype, mean: np.ndarray, variance: np.ndarray, offset: Optional[np.ndarray],
-                         scale: Optional[np.ndarray], epsilon: float) -> tuple:
-    """``(inv, shift)`` of ``tf.nn.batch_normalization``: ``inv = scale / sqrt(variance + epsilon)``,
-    ``shift = offset - mean * inv``, in ``dtype``."""
-    t = dtype.type
-    inv = (t(1.0) / np.sqrt(variance.astype(dtype, copy=False) + t(epsilon))).astype(dtype, copy=False)
-    if scale is not None:
-        inv = inv * scale.astype(dtype, copy=False)
-    shift = -mean.astype(dtype, copy=False) * inv
-    if offset is not None:
-        shift = shift + offset.astype(dtype, copy=False)
-    return inv, shift
-
-
-def _batch_norm(x: np.ndarray, mean: np.ndarray, variance: np.ndarray, offset: Optional[np.ndarray],
-                scale: Optional[np.ndarray], epsilon: float) -> np.ndarray:
-    """``tf.nn.batch_normalization``: ``x * inv + (offset - mean * inv)`` with
-    ``inv = scale / sqrt(variance + epsilon)``; every statistic broadcasts against ``x``."""
-    inv, shift = _affine_coefficients(x.dtype, mean, variance, offset, scale, epsilon)
-    out = np.multiply(x, inv)
-    out += shift
-    return out
 
 
 class BatchNormalization(Layer):
@@ -181,13 +159,28 @@ class BatchNormalization(Layer):
         shape[self.axis[0]] = v.shape[0]
         return v.reshape(shape)
 
+    def _affine_spec(self) -> Optional[ChannelAffine]:
+        """At inference this layer is ``x * inv + shift`` along its axis: the declaration the
+        inference planner reads to fold it into a preceding convolution or Dense. None for
+        subclasses (they may change the maths)."""
+        if type(self) is not BatchNormalization:
+            return None
+
+        def affine() -> Tuple[np.ndarray, np.ndarray]:
+            return batch_norm_affine(np.dtype(np.float64), self.moving_mean.value, self.moving_variance.value,
+                                     None if self.beta is None else self.beta.value,
+                                     None if self.gamma is None else self.gamma.value, self.epsilon)
+
+        weights = tuple(v for v in (self.gamma, self.beta, self.moving_mean, self.moving_variance) if v is not None)
+        return ChannelAffine(tuple(self.axis), weights, affine)
+
     def call(self, inputs: np.ndarray, training: Any = None, mask: Any = None) -> np.ndarray:
         x = inputs if inputs.dtype == np.dtype(self._dtype) else inputs.astype(self._dtype)
         ndim = x.ndim
         if len(self.axis) == 1 and not (training and self.trainable):
             # inference over one channel axis: per-channel coefficients (as tf.nn.batch_normalization
             # computes them), then one fused pass over x in the compiled kernel
-            inv, shift = _affine_coefficients(
+            inv, shift = batch_norm_affine(
                 x.dtype, self.moving_mean.value, self.moving_variance.value,
                 None if self.beta is None else self.beta.value,
                 None if self.gamma is None else self.gamma.value, self.epsilon)
@@ -197,7 +190,7 @@ class BatchNormalization(Layer):
         if not (training and self.trainable):
             mean = self._broadcast(self.moving_mean.value, ndim)
             variance = self._broadcast(self.moving_variance.value, ndim)
-            return _batch_norm(x, mean, variance, beta, gamma, self.epsilon)
+            return batch_norm(x, mean, variance, beta, gamma, self.epsilon)
         reduction = tuple(i for i in range(ndim) if i not in self.axis)
         if self.fused and mask is not None:
             warnings.warn("Masking is not supported with `fused=True`: the mask is ignored for the normalization (as in tf-keras).")
@@ -216,7 +209,7 @@ class BatchNormalization(Layer):
             count = None
         mean = mean.astype(x.dtype)
         variance = variance.astype(x.dtype)
-        out = _batch_norm(x, mean, variance, beta, gamma, self.epsilon)
+        out = batch_norm(x, mean, variance, beta, gamma, self.epsilon)
         keep = len(self.axis) > 1
         new_mean = mean if keep else mean.reshape(self._param_shape)
         new_variance = variance if keep else variance.reshape(self._param_shape)
@@ -334,7 +327,7 @@ class LayerNormalization(Layer):
 
         mean = np.mean(x, axis=axes, keepdims=True)
         variance = np.mean(np.square(x - mean), axis=axes, keepdims=True)
-        return _batch_norm(x, mean, variance, bcast(self.beta), bcast(self.gamma), self.epsilon)
+        return batch_norm(x, mean, variance, bcast(self.beta), bcast(self.gamma), self.epsilon)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape
@@ -508,3 +501,5 @@ class Normalization(Layer):
             {"axis": self.axis, "invert": self.invert, "mean": _listify(self.input_mean), "variance": _listify(self.input_variance)}
         )
         return config
+
+register_builtins("layer", globals(), __all__)

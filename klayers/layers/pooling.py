@@ -17,6 +17,7 @@ from klayers.engine.base_layer import Layer
 from klayers.engine.input_spec import InputSpec
 from klayers.ops import pooling as pooling_ops
 from klayers.ops import shapes
+from klayers.serialization import register_builtins
 
 __all__ = [
     "AveragePooling1D", "AveragePooling2D", "AveragePooling3D",
@@ -299,3 +300,5 @@ GlobalMaxPool3D = GlobalMaxPooling3D
 GlobalAvgPool1D = GlobalAveragePooling1D
 GlobalAvgPool2D = GlobalAveragePooling2D
 GlobalAvgPool3D = GlobalAveragePooling3D
+
+register_builtins("layer", globals(), __all__)

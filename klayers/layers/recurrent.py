@@ -21,6 +21,7 @@ from klayers.engine.keras_tensor import KerasTensor
 from klayers.engine.node import flatten
 from klayers.layers.core import positive_int
 from klayers.ops import recurrent as rec_ops
+from klayers.serialization import register_builtins
 
 __all__ = [
     "RNN", "SimpleRNN", "SimpleRNNCell", "GRU", "GRUCell", "LSTM", "LSTMCell",
@@ -457,7 +458,7 @@ class StackedRNNCells(Layer):
         return last, seq if return_sequences else None, finals
 
     def get_config(self) -> Dict[str, Any]:
-        from klayers.saving.serialization import serialize_keras_object
+        from klayers.serialization import serialize_keras_object
 
         config = super().get_config()
         config["cells"] = [serialize_keras_object(c) for c in self.cells]
@@ -876,7 +877,7 @@ class RNN(Layer):
         return config
 
     def get_config(self) -> Dict[str, Any]:
-        from klayers.saving.serialization import serialize_keras_object
+        from klayers.serialization import serialize_keras_object
 
         config = self._base_rnn_config()
         config["cell"] = serialize_keras_object(self.cell)
@@ -1182,3 +1183,5 @@ class CuDNNLSTM(_CuDNNRNN):
     ``kernel (input_dim, 4u)``, ``recurrent_kernel (u, 4u)``, ``bias (8u,)``."""
 
     _gates = 4
+
+register_builtins("layer", globals(), __all__)

@@ -35,6 +35,7 @@ from klayers.ops import recurrent as rec_ops
 from klayers.ops import shapes
 from klayers.ops.conv import conv
 from klayers.ops.recurrent_conv import convlstm_sequence
+from klayers.serialization import register_builtins
 
 __all__ = ["ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "ConvLSTM1DCell", "ConvLSTM2DCell", "ConvLSTM3DCell"]
 
@@ -481,3 +482,5 @@ class ConvLSTM3D(_ConvLSTM):
     """3D convolutional LSTM: inputs ``(batch, time, d1, d2, d3, channels)`` (channels_last)."""
 
     _cell_class = ConvLSTM3DCell
+
+register_builtins("layer", globals(), __all__)

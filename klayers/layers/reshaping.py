@@ -15,6 +15,7 @@ import numpy as np
 from klayers.engine.base_layer import Layer
 from klayers.engine.input_spec import InputSpec
 from klayers.ops import shapes
+from klayers.serialization import register_builtins
 
 __all__ = [
     "Cropping1D", "Cropping2D", "Cropping3D",
@@ -293,3 +294,5 @@ class UpSampling3D(_UpSampling):
 
     def __init__(self, size: Any = (2, 2, 2), data_format: Optional[str] = None, **kwargs: Any):
         super().__init__(3, size, data_format, **kwargs)
+
+register_builtins("layer", globals(), __all__)

@@ -13,12 +13,13 @@ from klayers.engine.base_layer import Layer
 from klayers.engine.keras_tensor import KerasTensor
 from klayers.engine.node import flatten
 from klayers.ops.recurrent import run_rnn_jobs
+from klayers.serialization import register_builtins
 
 __all__ = ["Bidirectional", "TimeDistributed"]
 
 
 def _serialize(layer: Layer) -> Dict[str, Any]:
-    from klayers.saving.serialization import serialize_keras_object
+    from klayers.serialization import serialize_keras_object
 
     return serialize_keras_object(layer)
 
@@ -407,3 +408,5 @@ class Bidirectional(Wrapper):
                 if name.startswith(prefix):
                     inner["config"]["name"] = name[len(prefix):]
         return config
+
+register_builtins("layer", globals(), __all__)

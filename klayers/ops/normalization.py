@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -141,3 +141,52 @@ def channel_affine(x: np.ndarray, axis: int, scale: np.ndarray, shift: np.ndarra
     _norm.channel_affine(x3, np.ascontiguousarray(scale, dtype=dtype), np.ascontiguousarray(shift, dtype=dtype),
                          out.reshape(p, c, q), nt)
     return out
+
+
+def batch_norm_affine(dtype: np.dtype, mean: np.ndarray, variance: np.ndarray, offset: Optional[np.ndarray],
+                         scale: Optional[np.ndarray], epsilon: float) -> tuple:
+    """``(inv, shift)`` of ``tf.nn.batch_normalization``: ``inv = scale / sqrt(variance + epsilon)``,
+    ``shift = offset - mean * inv``, computed in ``dtype``. The one place these coefficients are
+    made: BatchNormalization's inference pass computes them in its dtype, the inference
+    planner's fold into a preceding convolution in float64 (rounded once afterwards)."""
+    t = dtype.type
+    inv = (t(1.0) / np.sqrt(variance.astype(dtype, copy=False) + t(epsilon))).astype(dtype, copy=False)
+    if scale is not None:
+        inv = inv * scale.astype(dtype, copy=False)
+    shift = -mean.astype(dtype, copy=False) * inv
+    if offset is not None:
+        shift = shift + offset.astype(dtype, copy=False)
+    return inv, shift
+
+
+def batch_norm(x: np.ndarray, mean: np.ndarray, variance: np.ndarray, offset: Optional[np.ndarray],
+                scale: Optional[np.ndarray], epsilon: float) -> np.ndarray:
+    """``tf.nn.batch_normalization``: ``x * inv + (offset - mean * inv)`` with
+    ``inv = scale / sqrt(variance + epsilon)``; every statistic broadcasts against ``x``."""
+    inv, shift = batch_norm_affine(x.dtype, mean, variance, offset, scale, epsilon)
+    out = np.multiply(x, inv)
+    out += shift
+    return out
+
+
+def fold_affine(kernel: np.ndarray, bias: Optional[np.ndarray], inv: np.ndarray, shift: np.ndarray,
+                dtype: np.dtype, channel_axes: int = 1) -> Tuple[np.ndarray, np.ndarray]:
+    """The kernel and bias of ``affine(op(x))`` for a linear ``op`` (convolution, dense) and an
+    affine map ``y * inv + shift`` over its output channels: ``kernel * inv`` and
+    ``bias * inv + shift`` (``shift`` alone without a bias), computed in float64 and rounded
+    once to ``dtype``.
+
+    Args:
+        kernel: the op's kernel; its last ``channel_axes`` axes index the output channels
+            (1 for convolutions and Dense; 2 for a depthwise kernel ``(..., cin, multiplier)``).
+        bias: ``(channels,)`` or None.
+        inv, shift: ``(channels,)``, from :func:`batch_norm_affine`.
+        dtype: the dtype of the returned arrays.
+
+    Returns:
+        ``(kernel, bias)``, C-contiguous, in ``dtype``.
+    """
+    f64 = np.float64
+    folded = kernel.astype(f64) * inv.reshape(kernel.shape[kernel.ndim - channel_axes:])
+    new_bias = shift if bias is None else bias.astype(f64) * inv + shift
+    return np.ascontiguousarray(folded, dtype=dtype), np.ascontiguousarray(new_bias, dtype=dtype)

@@ -15,9 +15,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+import warnings
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+
+from klayers.engine.layer_serialization import deserialize_model, layer_classes
+from klayers.serialization import (
+    SafeModeScope,
+    detect_dialect,
+    dialect_scope,
+    get_registered_object,
+)
 
 logger = logging.getLogger("klayers")
 
@@ -173,8 +182,6 @@ def read_dataset(group: Any, key: str, expected_shape: Optional[Sequence[int]], 
 # -- which Keras wrote a file ------------------------------------------------------------------
 def dialect_of_version(version: Any, config: Any = None) -> int:
     """3 for a ``keras_version`` of 3.x, 2 for 2.x (tf-keras); else guessed from ``config``."""
-    from klayers.saving.dialect import detect_dialect
-
     if isinstance(version, bytes):
         version = version.decode("utf-8", errors="replace")
     if isinstance(version, str) and version[:2] in ("2.", "1."):
@@ -220,10 +227,7 @@ def iter_layer_configs(config: Any) -> Iterator[Tuple[str, Optional[str], Mappin
 def check_supported(config: Any, where: str, custom_objects: Optional[Mapping[str, Any]] = None) -> None:
     """Raise one error listing every layer class of ``config`` that klayers does not implement
     (and the caller did not pass in ``custom_objects`` or register)."""
-    from klayers.layers import _layer_classes
-    from klayers.saving.object_registration import get_registered_object
-
-    known = _layer_classes()
+    known = layer_classes()
     missing: Dict[str, List[str]] = {}
     seen = set()
     for class_name, layer_name, cfg in iter_layer_configs(config):
@@ -231,7 +235,7 @@ def check_supported(config: Any, where: str, custom_objects: Optional[Mapping[st
             continue
         seen.add(id(cfg))
         registered = cfg.get("registered_name")
-        if class_name in known or class_name in ("Functional", "Model", "Sequential"):
+        if class_name in known:
             continue
         if get_registered_object(class_name, custom_objects) is not None:
             continue
@@ -244,3 +248,60 @@ def check_supported(config: Any, where: str, custom_objects: Optional[Mapping[st
             f"'{where}' uses {len(missing)} layer class{'es' if len(missing) > 1 else ''} that klayers "
             f"does not implement: {listing}. Pass custom layers in `custom_objects`."
         )
+
+
+def find_lambdas(config: Any) -> List[str]:
+    """Names of the Lambda layers in a model config that hold marshalled Python code."""
+    names = []
+    for class_name, name, cfg in iter_layer_configs(config):
+        inner = cfg.get("config")
+        if class_name != "Lambda" or not isinstance(inner, dict):
+            continue
+        fn = inner.get("function")
+        if inner.get("function_type") == "lambda" or (isinstance(fn, dict) and fn.get("class_name") == "__lambda__"):
+            names.append(name or "?")
+    return names
+
+
+def model_from_file_config(config: Dict[str, Any], dialect: int, where: str,
+                            custom_objects: Optional[Mapping[str, Any]], compile: bool, safe_mode: bool) -> Any:
+    custom_objects = dict(custom_objects or {})
+    check_supported(config, where, custom_objects)
+    if safe_mode:
+        lambdas = find_lambdas(config)
+        if lambdas:
+            raise ModelFileError(
+                f"'{where}': Lambda layer{'s' if len(lambdas) > 1 else ''} {', '.join(repr(n) for n in lambdas)} "
+                f"hold{'' if len(lambdas) > 1 else 's'} marshalled Python code (a `lambda`). Loading it would run code from the file, "
+                "which is refused by default. If you trust the file, pass safe_mode=False."
+            )
+    for key in ("compile_config", "training_config"):
+        if config.get(key):
+            note = f"'{where}': the {key.replace('_', ' ')} is ignored (klayers runs inference only)."
+            logger.info(note)
+            if compile:
+                warnings.warn(note, stacklevel=4)
+    config = {k: v for k, v in config.items() if k not in ("compile_config", "build_config")}
+    with dialect_scope(dialect), SafeModeScope(safe_mode):
+        try:
+            return deserialize_model(config, custom_objects=custom_objects)
+        except ModelFileError:
+            raise
+        except (ValueError, TypeError, KeyError) as e:
+            raise ModelFileError(f"'{where}': cannot rebuild the model from its config: {e}") from e
+
+
+def write_h5(path: str, fill: Callable[[Any], None]) -> None:
+    """Create the HDF5 file ``path`` and let ``fill(f)`` write into it."""
+    # Written to a temporary name first, so a failure never leaves half a file behind.
+    tmp = f"{path}.klayers-tmp"
+    try:
+        f = open_h5(tmp, tmp, mode="w")
+        try:
+            fill(f)
+        finally:
+            f.close()
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

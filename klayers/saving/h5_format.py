@@ -17,22 +17,25 @@ layout on the way in, as tf-keras does (``_convert_rnn_weights``).
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from klayers.engine.sequential import Sequential
 from klayers.saving.file_utils import (
     ModelFileError,
     decode_attr,
     dialect_of_version,
     logger,
-    open_h5,
+    model_from_file_config,
     parse_json,
     read_dataset,
     string_list_attr,
+    write_h5,
 )
+from klayers.saving.keras3_config import keras3_lambdas_to_keras2, to_keras2_config
+from klayers.serialization import json_default
 
 #: The Keras version klayers writes into .h5 files: the dialect of the configs it writes.
 WRITTEN_KERAS_VERSION = "2.21.0"
@@ -58,16 +61,13 @@ def load_model_from_h5(f: Any, where: str, custom_objects: Optional[Mapping[str,
     config = parse_json(raw, "the model config", where)
     if not isinstance(config, dict) or "class_name" not in config:
         raise ModelFileError(f"'{where}': the model config is not a Keras model config.")
-    from klayers.saving.keras3_config import keras3_lambdas_to_keras2
-    from klayers.saving.keras_archive import _model_from_file_config
-
     dialect = dialect_of_version(decode_attr(f.attrs.get("keras_version")), config)
     if "training_config" in f.attrs or "optimizer_weights" in f:
         note = f"'{where}': the training configuration and optimizer state are ignored (klayers runs inference only)."
         logger.info(note)
         if compile:
             warnings.warn(note, stacklevel=3)
-    model = _model_from_file_config(keras3_lambdas_to_keras2(config), dialect, where, custom_objects, compile, safe_mode)
+    model = model_from_file_config(keras3_lambdas_to_keras2(config), dialect, where, custom_objects, compile, safe_mode)
     if "model_weights" not in f:
         raise ModelFileError(f"'{where}' has a model config but no 'model_weights' group.")
     load_weights_from_h5_group(f["model_weights"], model, where)
@@ -260,15 +260,11 @@ def convert_rnn_weights(layer: Any, weights: List[np.ndarray], where: str = "") 
 def legacy_model_config(model: Any) -> Dict[str, Any]:
     """``{"class_name", "config"}`` as tf-keras writes it into .h5 files: layer entries without
     ``module`` / ``registered_name`` / ``build_config`` (``use_legacy_config``)."""
-    from klayers.saving.keras3_config import to_keras2_config
-
     config = {"class_name": _model_class_name(model), "config": model.get_config()}
     return to_keras2_config(_strip_entries(config))
 
 
 def _model_class_name(model: Any) -> str:
-    from klayers.engine.sequential import Sequential
-
     if isinstance(model, Sequential):
         return "Sequential"
     return "Functional" if type(model).__name__ in ("Functional", "Model") else type(model).__name__
@@ -365,33 +361,16 @@ def save_model_to_h5(model: Any, path: str) -> None:
     """Write ``model`` as tf-keras 2.x ``model.save("m.h5")`` does (config and weights; no
     optimizer). Refuses a model whose meaning tf-keras would change (see ``to_keras2_config``)."""
     config = legacy_model_config(model)
-    _write_h5(path, lambda f: _fill_model_file(f, model, config))
+    write_h5(path, lambda f: _fill_model_file(f, model, config))
 
 
 def _fill_model_file(f: Any, model: Any, config: Dict[str, Any]) -> None:
-    from klayers.engine.functional import _json_default
-
     f.attrs["keras_version"] = WRITTEN_KERAS_VERSION
     f.attrs["backend"] = "tensorflow"
-    f.attrs["model_config"] = json.dumps(config, default=_json_default)
+    f.attrs["model_config"] = json.dumps(config, default=json_default)
     save_weights_to_h5_group(f.create_group("model_weights"), model)
 
 
 def save_weights_to_h5(model: Any, path: str) -> None:
     """``model.save_weights("w.h5")`` in tf-keras's legacy layout."""
-    _write_h5(path, lambda f: save_weights_to_h5_group(f, model))
-
-
-def _write_h5(path: str, fill) -> None:
-    # Written to a temporary name first, so a failure never leaves half a file behind.
-    tmp = f"{path}.klayers-tmp"
-    try:
-        f = open_h5(tmp, tmp, mode="w")
-        try:
-            fill(f)
-        finally:
-            f.close()
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_h5(path, lambda f: save_weights_to_h5_group(f, model))

@@ -14,10 +14,15 @@ readers need.
 from __future__ import annotations
 
 import copy
-import types
 from typing import Any, Dict, List, Optional
 
 import numpy as np
+
+from klayers import activations
+from klayers.engine.graph import node_key
+from klayers.engine.sequential import Sequential
+from klayers.saving.keras3_keys import KERAS3_CONFIG_KEYS
+from klayers.serialization import serialize_keras_object
 
 _K3_POLICIES = ("DTypePolicy", "FloatDTypePolicy")
 #: Layer classes Keras 3 does not have: a model holding them can be written only as .h5.
@@ -66,12 +71,10 @@ def _all_layers(model: Any) -> List[Any]:
 def check_meanings(model: Any, target: int, path: str) -> None:
     """Refuse to write ``model`` for Keras ``target`` (2 or 3) when an activation it holds would
     be read back with other maths (``hard_sigmoid``), or a layer class does not exist there."""
-    from klayers import activations
-
     wrong = activations.hard_sigmoid if target == 3 else activations.KERAS3_OBJECTS["hard_sigmoid"]
     bad = []
     for layer in _all_layers(model):
-        if target == 2 and type(layer).__module__ == "klayers.saving.keras3_ops":
+        if target == 2 and str(type(layer).__dict__.get("_keras_module", "")).startswith("keras.src.ops"):
             raise ValueError(
                 f"Cannot save '{path}' for tf-keras: node {layer.name} is the Keras 3 operation "
                 f"{type(layer).__name__}, which tf-keras files cannot hold. Save as .keras instead."
@@ -134,8 +137,6 @@ def fix_config_for_keras3(class_name: str, config: Dict[str, Any], owner: str = 
     Raises:
         ValueError: a Keras 2 option Keras 3 has no equivalent for (named, with the layer).
     """
-    from klayers.saving.keras3_keys import KERAS3_CONFIG_KEYS
-
     config = dict(config)
     where = config.get("name") or owner
     if "dtype" in config:
@@ -180,8 +181,6 @@ _NOT_LISTED = object()
 
 def keras3_layer_config(layer: Any) -> Dict[str, Any]:
     """The layer's config as Keras 3 writes it."""
-    from klayers.saving.serialization import serialize_keras_object
-
     config = {k: serialize_keras_object(v) for k, v in layer.get_config().items()}
     cls = type(layer).__name__
     if cls == "InputLayer":
@@ -208,8 +207,6 @@ def _is_model(layer: Any) -> bool:
 
 def keras3_model_config(model: Any) -> Dict[str, Any]:
     """``model`` serialized as Keras 3.x ``serialize_keras_object(model)`` (config.json)."""
-    from klayers.engine.sequential import Sequential
-
     if isinstance(model, Sequential):
         layers = []
         if model._is_graph_network and model._input_layer is not None:
@@ -247,13 +244,11 @@ def _k3_entry(layer: Any) -> Dict[str, Any]:
 
 
 def _k3_functional_config(model: Any) -> Dict[str, Any]:
-    from klayers.engine.functional import _node_key
-
     own = model._network_nodes
 
     def arg_index(layer: Any, node_index: int) -> int:
         # Keras 3 numbers a layer's nodes from 0, counting only the nodes of this model.
-        return sum(1 for i in range(node_index) if _node_key(layer.name, i) in own)
+        return sum(1 for i in range(node_index) if node_key(layer.name, i) in own)
 
     def io_index(layer: Any, node_index: int) -> int:
         # input_layers / output_layers keep Keras's node_reindexing_map: a nested functional
@@ -279,7 +274,7 @@ def _k3_functional_config(model: Any) -> Dict[str, Any]:
     for layer in model.layers:
         nodes = []
         for i, node in enumerate(layer._inbound_nodes):
-            if _node_key(layer.name, i) in own and not node.is_input:
+            if node_key(layer.name, i) in own and not node.is_input:
                 nodes.append({"args": ser(list(node.call_args)), "kwargs": ser(dict(node.call_kwargs or {}))})
         entry = _k3_entry(layer)
         entry["name"] = layer.name
@@ -332,19 +327,3 @@ def keras3_lambdas_to_keras2(config: Any) -> Any:
     return config
 
 
-def find_lambdas(config: Any) -> List[str]:
-    """Names of the Lambda layers in a model config that hold marshalled Python code."""
-    from klayers.saving.file_utils import iter_layer_configs
-
-    names = []
-    for class_name, name, cfg in iter_layer_configs(config):
-        inner = cfg.get("config")
-        if class_name != "Lambda" or not isinstance(inner, dict):
-            continue
-        fn = inner.get("function")
-        if inner.get("function_type") == "lambda" or (isinstance(fn, dict) and fn.get("class_name") == "__lambda__"):
-            names.append(name or "?")
-    return names
-
-
-_ = types

@@ -34,17 +34,25 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
+from klayers._version import __version__
+from klayers.engine.base_layer import Layer, to_snake_case
 from klayers.saving.file_utils import (
     MAX_JSON_BYTES,
     ModelFileError,
-    check_supported,
     decode_attr,
     dialect_of_version,
-    logger,
+    model_from_file_config,
     open_h5,
     parse_json,
     read_dataset,
+    write_h5,
 )
+from klayers.saving.keras3_config import (
+    check_meanings,
+    keras3_lambdas_to_keras2,
+    keras3_model_config,
+)
+from klayers.serialization import json_default
 
 CONFIG = "config.json"
 METADATA = "metadata.json"
@@ -63,8 +71,6 @@ _RNN_CLASSES = ("SimpleRNN", "GRU", "LSTM", "ConvLSTM1D", "ConvLSTM2D", "ConvLST
 
 # -- object paths ------------------------------------------------------------------------------
 def _snake(name: str) -> str:
-    from klayers.engine.base_layer import to_snake_case
-
     return to_snake_case(name)
 
 
@@ -81,8 +87,6 @@ def _name_key(name: str) -> str:
 
 
 def _is_layer(x: Any) -> bool:
-    from klayers.engine.base_layer import Layer
-
     return isinstance(x, Layer)
 
 
@@ -237,9 +241,7 @@ def save_object_weights_to(f: Any, model: Any) -> None:
 
 def save_object_weights(model: Any, path: str) -> None:
     """``model.save_weights("w.weights.h5")`` as Keras 3 writes it."""
-    from klayers.saving.h5_format import _write_h5
-
-    _write_h5(path, lambda f: save_object_weights_to(f, model))
+    write_h5(path, lambda f: save_object_weights_to(f, model))
 
 
 # -- archives ----------------------------------------------------------------------------------
@@ -290,8 +292,6 @@ def _extract_weights(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> 
 def load_keras_archive(path: str, custom_objects: Optional[Mapping[str, Any]] = None,
                        compile: bool = False, safe_mode: bool = True) -> Any:
     """The model in a ``.keras`` archive written by Keras 3 (or tf-keras's own writer)."""
-    from klayers.saving.keras3_config import keras3_lambdas_to_keras2
-
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as e:
@@ -319,7 +319,7 @@ def load_keras_archive(path: str, custom_objects: Optional[Mapping[str, Any]] = 
                 raise ModelFileError(f"'{path}': corrupt archive entry {WEIGHTS} ({e}).") from e
         version = metadata.get("keras_version") if isinstance(metadata, dict) else None
         dialect = dialect_of_version(version, config)
-        model = _model_from_file_config(keras3_lambdas_to_keras2(config), dialect, path, custom_objects, compile, safe_mode)
+        model = model_from_file_config(keras3_lambdas_to_keras2(config), dialect, path, custom_objects, compile, safe_mode)
         f = open_h5(tmp, f"{path}:{WEIGHTS}")
         try:
             load_object_weights(f, model, f"{path}:{WEIGHTS}")
@@ -331,49 +331,8 @@ def load_keras_archive(path: str, custom_objects: Optional[Mapping[str, Any]] = 
             os.remove(tmp)
 
 
-def _model_from_file_config(config: Dict[str, Any], dialect: int, where: str,
-                            custom_objects: Optional[Mapping[str, Any]], compile: bool, safe_mode: bool) -> Any:
-    from klayers.models import model_from_config
-    from klayers.saving.dialect import dialect_scope
-    from klayers.saving.keras3_config import find_lambdas
-    from klayers.saving.serialization import SafeModeScope
-
-    if dialect == 3:
-        from klayers.saving.keras3_ops import KERAS3_OPS as ops
-    else:
-        from klayers.saving.keras2_ops import KERAS2_OPS as ops
-    custom_objects = {**ops, **dict(custom_objects or {})}
-    check_supported(config, where, custom_objects)
-    if safe_mode:
-        lambdas = find_lambdas(config)
-        if lambdas:
-            raise ModelFileError(
-                f"'{where}': Lambda layer{'s' if len(lambdas) > 1 else ''} {', '.join(repr(n) for n in lambdas)} "
-                f"hold{'' if len(lambdas) > 1 else 's'} marshalled Python code (a `lambda`). Loading it would run code from the file, "
-                "which is refused by default. If you trust the file, pass safe_mode=False."
-            )
-    for key in ("compile_config", "training_config"):
-        if config.get(key):
-            note = f"'{where}': the {key.replace('_', ' ')} is ignored (klayers runs inference only)."
-            logger.info(note)
-            if compile:
-                warnings.warn(note, stacklevel=4)
-    config = {k: v for k, v in config.items() if k not in ("compile_config", "build_config")}
-    with dialect_scope(dialect), SafeModeScope(safe_mode):
-        try:
-            return model_from_config(config, custom_objects=custom_objects)
-        except ModelFileError:
-            raise
-        except (ValueError, TypeError, KeyError) as e:
-            raise ModelFileError(f"'{where}': cannot rebuild the model from its config: {e}") from e
-
-
 def save_keras_archive(model: Any, path: str) -> None:
     """Write ``model`` as a Keras 3 ``.keras`` archive that ``keras.saving.load_model`` reads."""
-    from klayers import __version__
-    from klayers.engine.functional import _json_default
-    from klayers.saving.keras3_config import check_meanings, keras3_model_config
-
     check_meanings(model, 3, path)
     config = keras3_model_config(model)
     metadata = {"keras_version": WRITTEN_KERAS_VERSION, "klayers_version": __version__,
@@ -388,7 +347,7 @@ def save_keras_archive(model: Any, path: str) -> None:
     try:
         with zipfile.ZipFile(tmp, "w") as zf:
             zf.writestr(METADATA, json.dumps(metadata))
-            zf.writestr(CONFIG, json.dumps(config, default=_json_default))
+            zf.writestr(CONFIG, json.dumps(config, default=json_default))
             zf.writestr(WEIGHTS, buffer.getvalue())
         os.replace(tmp, path)
     finally:

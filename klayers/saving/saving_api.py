@@ -17,9 +17,15 @@ Written: ``.keras`` (Keras 3 reads it), ``.h5`` / ``.hdf5`` (tf-keras reads it);
 from __future__ import annotations
 
 import os
+import zipfile
 from typing import Any, Mapping, Optional
 
+from klayers.engine import hooks
+from klayers.saving import h5_format, keras_archive
 from klayers.saving.file_utils import ModelFileError, check_path, not_a_model_file, open_h5, sniff
+from klayers.saving.h5_format import load_model_from_h5, save_model_to_h5, save_weights_to_h5
+from klayers.saving.keras3_config import check_meanings
+from klayers.saving.keras_archive import load_keras_archive, save_keras_archive, save_object_weights
 
 
 def _guard(path: str, fn, *args, **kwargs):
@@ -47,9 +53,6 @@ def load_model(filepath: Any, custom_objects: Optional[Mapping[str, Any]] = None
             unsupported layer classes (all listed), Lambda code in safe mode; the message
             names the file.
     """
-    from klayers.saving.h5_format import load_model_from_h5
-    from klayers.saving.keras_archive import load_keras_archive
-
     path = check_path(filepath)
     kind = sniff(path)
     if kind == "zip":
@@ -80,8 +83,6 @@ def load_weights(model: Any, filepath: Any, by_name: bool = False, skip_mismatch
     object-path files by object path. ``skip_mismatch`` skips (with a warning) layers whose
     weights do not fit instead of raising.
     """
-    from klayers.saving import h5_format, keras_archive
-
     path = check_path(filepath)
     kind = sniff(path)
     if kind == "zip":
@@ -114,9 +115,7 @@ def load_weights(model: Any, filepath: Any, by_name: bool = False, skip_mismatch
 
 
 def _load_weights_from_archive(model: Any, path: str, skip_mismatch: bool) -> None:
-    import zipfile
 
-    from klayers.saving import keras_archive
 
     with zipfile.ZipFile(path) as zf:
         infos = keras_archive._check_names(zf, path)
@@ -153,10 +152,6 @@ def save_model(model: Any, filepath: Any, overwrite: bool = True, save_format: O
         ValueError: unknown extension; a model whose meaning the target Keras would change
             (``hard_sigmoid`` of the other Keras, Keras 2-only layer classes in ``.keras``).
     """
-    from klayers.saving.h5_format import save_model_to_h5
-    from klayers.saving.keras3_config import check_meanings
-    from klayers.saving.keras_archive import save_keras_archive
-
     path = _check_target(filepath, overwrite)
     fmt = (save_format or "").lower() or _format_of(path)
     if fmt == "keras":
@@ -181,8 +176,6 @@ def save_weights(model: Any, filepath: Any, overwrite: bool = True) -> None:
     """Save the weights: ``*.weights.h5`` in the object-path layout (Keras 3 and tf-keras read
     it), any other ``*.h5`` in the legacy ``layer_names`` layout (tf-keras, Keras 3's
     ``load_weights`` of legacy files)."""
-    from klayers.saving.h5_format import save_weights_to_h5
-    from klayers.saving.keras_archive import save_object_weights
 
     path = _check_target(filepath, overwrite)
     lower = path.lower()
@@ -192,3 +185,9 @@ def save_weights(model: Any, filepath: Any, overwrite: bool = True) -> None:
         save_weights_to_h5(model, path)
     else:
         raise ValueError(f"Cannot tell the format to save weights '{path}' in: use a name ending in .weights.h5 or .h5.")
+
+
+# Model.save / save_weights / load_weights (the engine) call these.
+hooks.install("save_model", save_model)
+hooks.install("save_weights", save_weights)
+hooks.install("load_weights", load_weights)

@@ -3,19 +3,21 @@ model (``x * 2.0``, ``tf.nn.relu(x)``, ``tf.concat([a, b], -1)``) are saved as l
 ``{"class_name": "TFOpLambda", "config": {"function": "math.multiply", ...}}``.
 
 klayers maps the commonest of these names to NumPy (the table below); the function is looked
-up by name in that table only, never imported. Loaders pass the class as a custom object for
-files in the Keras 2 dialect; a name missing from the table is refused with an error naming it.
+up by name in that table only, never imported; a name missing from the table is refused with an
+error naming it. The class is registered as a layer (configs name it), but it is not part of
+``klayers.layers.__all__``: Keras does not export it either.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, List
 
 import numpy as np
 
 from klayers.engine.base_layer import Layer
 from klayers.engine.keras_tensor import KerasTensor
 from klayers.engine.node import flatten, map_structure
+from klayers.serialization import register_builtins
 
 
 def _reduce(fn: Callable) -> Callable:
@@ -138,6 +140,5 @@ class TFOpLambda(Layer):
 
 TFOpLambda._keras_module = "tf_keras.src.layers.core.tf_op_layer"
 TFOpLambda._keras_registered_name = "TFOpLambda"
-
-#: Keras 2 graph-node classes by class name, for the loaders' custom objects.
-KERAS2_OPS: Dict[str, type] = {"TFOpLambda": TFOpLambda}
+__all__: List[str] = []  # graph nodes, not public layers
+register_builtins("layer", globals(), ["TFOpLambda"])

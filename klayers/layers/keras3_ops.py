@@ -4,17 +4,18 @@ Keras 3 records calls of ``keras.ops`` inside a functional model as graph nodes 
 (``{"module": "keras.src.ops.numpy", "class_name": "NotEqual", ...}``). The commonest is the
 one Keras 3 inserts itself: ``Embedding(mask_zero=True)`` in a functional model becomes
 ``not_equal(tokens, 0)``, whose output is passed as the ``mask`` of the next layers. klayers
-rebuilds these nodes as small layers (no weights); the loaders pass them as custom objects
-when a file is in the Keras 3 dialect.
+rebuilds these nodes as small layers (no weights), registered under Keras's class names (any
+Keras 3 model config may hold them) but not part of ``klayers.layers.__all__``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import numpy as np
 
 from klayers.engine.base_layer import Layer
+from klayers.serialization import register_builtins
 
 
 class _Op(Layer):
@@ -86,10 +87,12 @@ class AnyOp(_Op):
         return {"axis": axis, "keepdims": self.keepdims, "name": self.name}
 
 
-#: Keras 3 op classes by class name, for the loaders' custom objects.
+#: Keras 3 op classes by class name.
 # Keras 3 names the class ``Any``; klayers's name keeps typing.Any usable in this module.
 AnyOp.__name__ = AnyOp.__qualname__ = "Any"
 KERAS3_OPS: Dict[str, type] = {"NotEqual": NotEqual, "Equal": Equal, "Any": AnyOp}
+__all__: List[str] = []  # graph nodes, not public layers
+register_builtins("layer", KERAS3_OPS, list(KERAS3_OPS))
 
 NotEqual._keras_module = "keras.src.ops.numpy"
 NotEqual._keras_registered_name = "NotEqual"

@@ -1,18 +1,26 @@
-"""The one registry of user objects, as in ``keras.saving`` (tf-keras 2.21 semantics).
+"""The one registry of named objects: klayers's built-in classes and the user's, as in
+``keras.saving`` (tf-keras 2.21 semantics).
 
 A config names a class or function by ``class_name`` (and, for registered user objects, by
 ``registered_name`` = ``"package>name"``). Lookups consult, in order: the ``custom_objects``
-passed to the call, the innermost :func:`custom_object_scope`, the global registry, and
-finally the module's own table of built-in objects.
+passed to the call, the innermost :func:`custom_object_scope`, the global registry of user
+objects, and finally a table of built-in objects.
+
+Built-in classes register themselves by kind (``"layer"``: every layer module registers its
+public classes with :func:`register_builtins`), so code that rebuilds objects from configs (the
+engine rebuilding a model's layers) finds a class by name without importing the module that
+defines it.
 """
 
 from __future__ import annotations
 
 import inspect
 import threading
-from typing import Any, Callable, Dict, Mapping, Optional
+from types import MappingProxyType
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional
 
 _GLOBAL_CUSTOM_OBJECTS: Dict[str, Any] = {}
+_BUILTINS: Dict[str, Dict[str, Any]] = {}
 _GLOBAL_CUSTOM_NAMES: Dict[Any, str] = {}
 _THREAD_LOCAL = threading.local()
 
@@ -100,3 +108,27 @@ def get_registered_object(
         if table and name in table:
             return table[name]
     return None
+
+
+def register_builtins(kind: str, namespace: Mapping[str, Any], names: Iterable[str]) -> None:
+    """Register the classes among ``names`` in ``namespace`` (a module's ``globals()`` and its
+    ``__all__``) as klayers's built-in objects of ``kind``, each under the name it is exported
+    as (so aliases such as ``Convolution2D`` resolve too). Functions and other values among
+    ``names`` are skipped.
+
+    Raises:
+        ValueError: a name of ``kind`` is already taken by another object.
+    """
+    table = _BUILTINS.setdefault(kind, {})
+    for name in names:
+        obj = namespace[name]
+        if not isinstance(obj, type):
+            continue
+        if table.get(name, obj) is not obj:
+            raise ValueError(f"Built-in {kind} name {name!r} is already registered to {table[name]!r}.")
+        table[name] = obj
+
+
+def builtin_objects(kind: str) -> Mapping[str, Any]:
+    """The built-in objects of ``kind`` by name (a read-only view)."""
+    return MappingProxyType(_BUILTINS.setdefault(kind, {}))

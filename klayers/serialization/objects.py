@@ -20,11 +20,13 @@ from __future__ import annotations
 import contextlib
 import threading
 import types
+import warnings
 from typing import Any, Callable, Dict, Mapping, Optional
 
 import numpy as np
 
-from klayers.saving import object_registration
+from klayers.serialization import registry
+from klayers.serialization.code import func_dump, func_load
 
 PLAIN_TYPES = (str, int, float, bool, type(None))
 _SAFE = threading.local()
@@ -76,12 +78,10 @@ def serialize_keras_object(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         return {"class_name": "__numpy__", "config": {"value": obj.tolist(), "dtype": str(obj.dtype)}}
     if isinstance(obj, types.FunctionType) and obj.__name__ == "<lambda>":
-        from klayers.utils.generic import func_dump
-
         return {"class_name": "__lambda__", "config": {"value": func_dump(obj)}}
     if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType)):
         module = getattr(obj, "_keras_module", None) or obj.__module__
-        name = object_registration.get_registered_name(obj)
+        name = registry.get_registered_name(obj)
         return {"module": module, "class_name": "function", "config": name, "registered_name": name}
     cls = type(obj)
     if hasattr(obj, "get_config"):
@@ -102,7 +102,7 @@ def serialize_keras_object(obj: Any) -> Any:
             "module": cls.__module__,
             "class_name": cls.__name__,
             "config": inner,
-            "registered_name": object_registration.get_registered_name(cls),
+            "registered_name": registry.get_registered_name(cls),
         }
     build_config = getattr(obj, "get_build_config", lambda: None)()
     if build_config is not None:
@@ -117,8 +117,6 @@ def serialize_typed_object(obj: Any, base: type, module: str, use_legacy_format:
     if obj is None:
         return None
     if not isinstance(obj, base):
-        import warnings
-
         warnings.warn(
             f"The `klayers.{module}.serialize()` API should only be used for objects of type "
             f"`klayers.{module}.{base.__name__}`. Found an instance of type {type(obj)}, "
@@ -133,7 +131,7 @@ def serialize_typed_object(obj: Any, base: type, module: str, use_legacy_format:
 def _lookup(name: Optional[str], custom_objects, module_objects) -> Any:
     if name is None:
         return None
-    return object_registration.get_registered_object(name, custom_objects, module_objects)
+    return registry.get_registered_object(name, custom_objects, module_objects)
 
 
 def deserialize_keras_object(
@@ -179,8 +177,6 @@ def deserialize_keras_object(
                 "risk of arbitrary code execution and thus it is disallowed by default. If you "
                 "trust the source of the saved model, pass `safe_mode=False` to allow it."
             )
-        from klayers.utils.generic import func_load
-
         return func_load(inner["value"])
     if class_name == "__numpy__":
         return np.array(inner["value"], dtype=inner["dtype"])
@@ -213,3 +209,18 @@ def deserialize_keras_object(
     if callable(cls) and not isinstance(cls, type):
         return cls
     raise ValueError(f"Cannot deserialize {printable_module_name} '{class_name}': it has no from_config().")
+
+
+def json_default(obj: Any) -> Any:
+    """``json.dumps(..., default=json_default)``: NumPy scalars and arrays and tuples as JSON values.
+
+    Raises:
+        TypeError: anything else (as ``json.dumps`` would).
+    """
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"Not JSON serializable: {obj!r}")

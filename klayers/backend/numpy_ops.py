@@ -1,10 +1,6 @@
-"""The Keras backend API (``from klayers import backend as K``) over NumPy.
-
-Global configuration the engine reads (``floatx``, ``epsilon``, ``image_data_format``), seeded
-random draws, and NumPy versions of the element-wise and shape helpers of
-``tf_keras.backend`` that user code (Lambda layers, custom activations) calls. Every function
-takes and returns NumPy arrays; nothing here is symbolic.
-"""
+"""NumPy versions of the element-wise, reduction and shape helpers of ``tf_keras.backend``
+that user code (Lambda layers, custom activations) calls. Every function takes and returns
+NumPy arrays; nothing here is symbolic."""
 
 from __future__ import annotations
 
@@ -12,6 +8,11 @@ from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from scipy import special as _special
+
+from klayers.backend.config import _dtype
+
+ArrayLike = Any
+Axis = Union[None, int, Sequence[int]]
 
 __all__ = [
     "abs",
@@ -21,25 +22,20 @@ __all__ = [
     "argmin",
     "batch_dot",
     "cast",
-    "cast_to_floatx",
-    "clear_session",
     "clip",
     "concatenate",
     "constant",
     "cos",
     "dot",
     "elu",
-    "epsilon",
     "equal",
     "exp",
     "expand_dims",
     "flatten",
-    "floatx",
     "gather",
     "greater",
     "greater_equal",
     "hard_sigmoid",
-    "image_data_format",
     "int_shape",
     "is_keras_tensor",
     "l2_normalize",
@@ -58,15 +54,10 @@ __all__ = [
     "permute_dimensions",
     "pow",
     "prod",
-    "random_normal",
-    "random_uniform",
     "relu",
     "repeat_elements",
     "reshape",
     "round",
-    "set_epsilon",
-    "set_floatx",
-    "set_image_data_format",
     "shape",
     "sigmoid",
     "sign",
@@ -84,7 +75,6 @@ __all__ = [
     "tanh",
     "tile",
     "transpose",
-    "truncated_normal",
     "var",
     "zeros",
     "zeros_like",
@@ -92,156 +82,6 @@ __all__ = [
 
 _builtin_abs, _builtin_max, _builtin_min, _builtin_round = abs, max, min, round
 _builtin_all, _builtin_any, _builtin_pow, _builtin_sum = all, any, pow, sum
-
-_FLOATX = "float32"
-_EPSILON = 1e-7
-_IMAGE_DATA_FORMAT = "channels_last"
-_RNG = np.random.default_rng()
-
-ArrayLike = Any
-Axis = Union[None, int, Sequence[int]]
-
-
-# ---------------------------------------------------------------- configuration
-
-
-def floatx() -> str:
-    """The default float type name, ``"float32"`` unless :func:`set_floatx` changed it."""
-    return _FLOATX
-
-
-def set_floatx(value: str) -> None:
-    """Set the default float type: one of ``"float16"``, ``"bfloat16"``, ``"float32"``,
-    ``"float64"`` (NumPy has no bfloat16; it is accepted as Keras does but arrays use float32).
-
-    Raises:
-        ValueError: any other value.
-    """
-    global _FLOATX
-    accepted = {"float16", "bfloat16", "float32", "float64"}
-    if value not in accepted:
-        raise ValueError(f"Unknown `floatx` value: {value}. Expected one of {accepted}")
-    _FLOATX = str(value)
-
-
-def epsilon() -> float:
-    """The fuzz factor used in numeric expressions (``1e-07`` by default)."""
-    return _EPSILON
-
-
-def set_epsilon(value: float) -> None:
-    """Set the fuzz factor returned by :func:`epsilon`."""
-    global _EPSILON
-    _EPSILON = float(value)
-
-
-def image_data_format() -> str:
-    """``"channels_last"`` (default) or ``"channels_first"``: the default layout of image layers."""
-    return _IMAGE_DATA_FORMAT
-
-
-def set_image_data_format(data_format: str) -> None:
-    """Set the default image layout.
-
-    Raises:
-        ValueError: ``data_format`` is not ``"channels_first"`` or ``"channels_last"``.
-    """
-    global _IMAGE_DATA_FORMAT
-    accepted = {"channels_last", "channels_first"}
-    if data_format not in accepted:
-        raise ValueError(f"Unknown `data_format`: {data_format}. Expected one of {accepted}")
-    _IMAGE_DATA_FORMAT = str(data_format)
-
-
-def clear_session() -> None:
-    """Reset generated layer names (``dense``, ``dense_1`` ... start again) and the unseeded
-    random generator, as ``keras.backend.clear_session`` does."""
-    global _RNG
-    from klayers.engine.base_layer import reset_uids
-
-    reset_uids()
-    _RNG = np.random.default_rng()
-
-
-def set_random_seed(seed: int) -> None:
-    """Seed the generator that unseeded initializers and random ops draw from."""
-    global _RNG
-    _RNG = np.random.default_rng(seed)
-
-
-def _dtype(dtype: Any) -> np.dtype:
-    name = floatx() if dtype is None else dtype
-    if name == "bfloat16":
-        name = "float32"
-    return np.dtype(name)
-
-
-def cast_to_floatx(x: ArrayLike) -> Union[np.ndarray, np.generic]:
-    """``x`` as a NumPy value of dtype :func:`floatx` (a scalar stays a NumPy scalar)."""
-    arr = np.asarray(x, dtype=_dtype(None))
-    return arr[()] if arr.ndim == 0 else arr
-
-
-# ---------------------------------------------------------------- random
-
-
-def _generator(seed: Optional[int]) -> np.random.Generator:
-    """A fresh Generator for a seed (same seed, same draws), else the module's shared one."""
-    return _RNG if seed is None else np.random.default_rng(seed)
-
-
-def random_normal(
-    shape: Sequence[int],
-    mean: float = 0.0,
-    stddev: float = 1.0,
-    dtype: Optional[str] = None,
-    seed: Optional[int] = None,
-) -> np.ndarray:
-    """Normal draws of ``shape`` with ``mean`` and ``stddev``; dtype defaults to floatx.
-    A given ``seed`` always gives the same array."""
-    rng = _generator(seed)
-    out = rng.standard_normal(tuple(shape)) * stddev + mean
-    return out.astype(_dtype(dtype), copy=False)
-
-
-def random_uniform(
-    shape: Sequence[int],
-    minval: float = 0.0,
-    maxval: float = 1.0,
-    dtype: Optional[str] = None,
-    seed: Optional[int] = None,
-) -> np.ndarray:
-    """Uniform draws in ``[minval, maxval)`` of ``shape``; dtype defaults to floatx.
-    An integer dtype draws integers in ``[minval, maxval)``."""
-    rng = _generator(seed)
-    dt = _dtype(dtype)
-    if np.issubdtype(dt, np.integer):
-        return rng.integers(int(minval), int(maxval), size=tuple(shape)).astype(dt)
-    out = rng.uniform(minval, maxval, size=tuple(shape)).astype(dt, copy=False)
-    # float32 rounding can land exactly on maxval; Keras's range is half-open
-    return np.minimum(out, np.nextafter(dt.type(maxval), dt.type(minval)), out=out) if maxval > minval else out
-
-
-def truncated_normal(
-    shape: Sequence[int],
-    mean: float = 0.0,
-    stddev: float = 1.0,
-    dtype: Optional[str] = None,
-    seed: Optional[int] = None,
-) -> np.ndarray:
-    """Normal draws with values beyond two ``stddev`` from ``mean`` re-drawn (as
-    ``tf.random.truncated_normal``), so every value lies in ``mean ± 2 stddev``."""
-    rng = _generator(seed)
-    z = rng.standard_normal(tuple(shape))
-    bad = np.abs(z) > 2.0
-    while bad.any():
-        z[bad] = rng.standard_normal(int(bad.sum()))
-        bad = np.abs(z) > 2.0
-    return (z * stddev + mean).astype(_dtype(dtype), copy=False)
-
-
-# ---------------------------------------------------------------- construction & shapes
-
 
 def constant(value: ArrayLike, dtype: Optional[str] = None, shape: Optional[Sequence[int]] = None) -> np.ndarray:
     """An array of ``value`` (broadcast to ``shape`` when given), dtype defaults to floatx."""

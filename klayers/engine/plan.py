@@ -1,0 +1,156 @@
+"""The execution plan of a functional model: its graph as a flat list of steps, built once.
+
+``Functional._run_internal_graph`` runs a :class:`Plan` instead of walking ``_nodes_by_depth``
+on every call: each node becomes a :class:`Step` that knows which tensor ids it reads and
+writes, so a call costs a loop of dictionary look-ups and layer calls. The plan is rebuilt when
+the graph changes (``_init_graph_network`` installs a new ``_nodes_by_depth``;
+``Sequential.add``/``pop`` go through it).
+
+For inference (``training`` falsy) a plan also holds ``lowered``: the same steps after the
+inference planner (:mod:`klayers.inference`, installed with :func:`install_lowering`) replaced
+chains of them by single kernel calls. The engine runs whatever it is handed and knows only
+the step protocol: a SIMPLE or GENERAL step is a node, a LOWERED step has ``in_id``,
+``out_id``, ``run(x)`` and ``steps`` (its own SIMPLE steps, run one by one instead when an
+input mask reaches it). Without a planner, ``lowered`` is ``steps``.
+
+``with klayers.inference.disabled(): ...`` (this module's :func:`disabled`) runs every model
+through its layers, unplanned: the reference the tests compare plans with.
+
+Layers declare how they lower with the small types below (:class:`FoldableOp`,
+:class:`ChannelAffine`), which they return from their ``_fold_spec`` / ``_affine_spec``
+methods; the planner reads those declarations and never names a layer class.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any, Callable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+
+import numpy as np
+
+from klayers.engine.base_layer import Layer
+from klayers.engine.keras_tensor import KerasTensor
+from klayers.engine.node import Node, flatten
+from klayers.engine.variable import Variable
+
+_STATE = threading.local()
+
+#: Step kinds.
+SIMPLE, GENERAL, LOWERED = 0, 1, 2
+
+
+def enabled() -> bool:
+    """Whether inference runs use the lowered steps (folded BatchNormalization / ReLU ...)."""
+    return getattr(_STATE, "enabled", True)
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Within this block (this thread), models run every layer, unplanned."""
+    before = enabled()
+    _STATE.enabled = False
+    try:
+        yield
+    finally:
+        _STATE.enabled = before
+
+
+class Step:
+    """One node of the graph.
+
+    ``kind`` SIMPLE: one tensor argument, no keyword arguments, one output; ``in_id`` /
+    ``out_id`` are the tensors' ids and ``want_mask`` says whether the layer may produce a mask
+    without an input mask (it overrides ``compute_mask``). GENERAL: anything else; the node
+    is run by the generic code path.
+    """
+
+    __slots__ = ("kind", "node", "layer", "in_id", "out_id", "want_mask")
+
+    def __init__(self, node: Node, simple: bool):
+        self.kind = SIMPLE if simple else GENERAL
+        self.node = node
+        self.layer = node.layer
+        self.in_id = id(node.call_args[0]) if simple else None
+        self.out_id = id(flatten(node.outputs)[0]) if simple else None
+        self.want_mask = type(node.layer).compute_mask is not Layer.compute_mask
+
+
+class Plan:
+    """The steps of one graph: ``steps`` (every node) and ``lowered`` (for inference).
+
+    ``key`` is the ``_nodes_by_depth`` object the plan was built from.
+    """
+
+    def __init__(self, key: Any, steps: List[Step], lowered: Sequence[Any]):
+        self.key = key
+        self.steps = steps
+        self.lowered = lowered
+
+
+Lowering = Callable[[List[Step], Any], List[Any]]
+_LOWERING: List[Lowering] = []
+
+
+def install_lowering(lowering: Lowering) -> None:
+    """Make ``lowering(steps, model) -> steps`` build every new plan's ``lowered`` steps (the
+    inference planner installs itself here when it is imported)."""
+    _LOWERING[:] = [lowering]
+
+
+def _is_simple(node: Node) -> bool:
+    return (len(node.call_args) == 1 and isinstance(node.call_args[0], KerasTensor)
+            and not node.call_kwargs and len(flatten(node.outputs)) == 1)
+
+
+def build_plan(model: Any) -> Plan:
+    """The plan of a graph network ``model`` (its ``_nodes_by_depth``, inputs and outputs)."""
+    known = {id(t) for t in model.inputs}
+    steps: List[Step] = []
+    for depth in sorted(model._nodes_by_depth, reverse=True):
+        for node in model._nodes_by_depth[depth]:
+            if node.is_input:
+                continue
+            if any(id(t) not in known for t in node.keras_inputs):
+                continue  # a node of a shared layer that belongs to another graph
+            steps.append(Step(node, _is_simple(node)))
+            for t in flatten(node.outputs):
+                known.add(id(t))
+    lowered = _LOWERING[0](steps, model) if _LOWERING else steps
+    return Plan(model._nodes_by_depth, steps, lowered)
+
+
+# -- what layers declare --------------------------------------------------------------------------
+class FoldableOp(NamedTuple):
+    """A linear op (convolution, dense) that an inference-time per-channel affine map after it
+    can be folded into: ``y = op(x) * inv + shift`` becomes ``op'(x)`` with a new kernel and bias.
+
+    ``channel_axis``: the output axis the affine map must act on (negative counts from the end).
+    ``variables``: the weights the folded arrays are made from (their versions are watched).
+    ``fold(inv, shift)``: the folded ``(kernel, bias)`` in the layer's dtype (float64 maths).
+    ``run(x, kernel, bias, act)``: the op on ``x`` with those arrays and epilogue ``act``.
+    """
+
+    channel_axis: int
+    variables: Tuple[Variable, ...]
+    fold: Callable[[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]
+    run: Callable[[np.ndarray, np.ndarray, np.ndarray, int], np.ndarray]
+
+
+class ChannelAffine(NamedTuple):
+    """A layer that is, at inference, ``x * inv + shift`` along one axis (BatchNormalization).
+
+    ``axes``: the axes it acts on (as configured; negative counts from the end).
+    ``variables``: the weights ``inv`` and ``shift`` come from.
+    ``affine()``: ``(inv, shift)`` in float64.
+    """
+
+    axes: Tuple[int, ...]
+    variables: Tuple[Variable, ...]
+    affine: Callable[[], Tuple[np.ndarray, np.ndarray]]
+
+
+def declared(layer: Any, method: str) -> Optional[Any]:
+    """``layer.<method>()`` when the layer declares it, else None."""
+    fn = getattr(layer, method, None)
+    return fn() if fn is not None else None

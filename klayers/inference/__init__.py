@@ -1,0 +1,14 @@
+"""The inference planner: lowers a functional model's graph to a plan of kernel calls.
+
+Importing this package installs :func:`klayers.inference.fusion.lower` as the engine's lowering
+(:func:`klayers.engine.plan.install_lowering`); ``klayers`` imports it, so every model's
+inference runs are planned. ``with klayers.inference.disabled(): ...`` runs models unplanned,
+layer by layer (the reference the tests compare plans with).
+"""
+
+from klayers.engine.plan import disabled, enabled, install_lowering
+from klayers.inference.fusion import FusedStep, lower
+
+install_lowering(lower)
+
+__all__ = ["FusedStep", "disabled", "enabled", "lower"]

@@ -1,0 +1,157 @@
+"""Folding BatchNormalization (and a following rectifier) into the op before it, at inference.
+
+Where the graph allows it, a chain
+
+    a layer declaring a :class:`~klayers.engine.plan.FoldableOp` (Conv1D/2D/3D,
+    DepthwiseConv1D/2D/3D, Dense with a linear activation)
+      -> a layer declaring a :class:`~klayers.engine.plan.ChannelAffine` on the channel axis
+         (BatchNormalization with its moving statistics)
+      -> optionally a layer declaring an epilogue code (ReLU without slope or threshold and
+         max_value None or 6, Activation(relu | relu6))
+
+runs as one call of the op's kernel with ``kernel * inv`` and ``bias * inv + shift``
+(``inv = gamma / sqrt(moving_variance + epsilon)``, ``shift = beta - moving_mean * inv``,
+computed in float64 and rounded once to the layer dtype) and the rectifier as the kernel's
+epilogue. A chain is folded only when every intermediate tensor has that one consumer in the
+graph and is not a model output, the dtypes agree and no layer has an activity regularizer;
+each layer's declaration says whether it can take part at all (a subclass overriding its maths
+declares nothing). Results differ from the unfused layers by float rounding only;
+``get_weights()``, configs and the layers are untouched. The folded arrays are recomputed when
+any of the weights they come from is assigned (``Variable.value``, which ``set_weights``,
+``assign`` and ``load_weights`` go through); writing into a weight's array in place is not
+seen. An input mask reaching a folded chain makes it run unfused.
+
+Nothing here names a layer class: the planner reads the layers' declarations
+(``_fold_spec()``, ``_affine_spec()``, ``_epilogue_code()``).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from klayers.engine.keras_tensor import KerasTensor
+from klayers.engine.node import flatten
+from klayers.engine.plan import LOWERED, SIMPLE, ChannelAffine, FoldableOp, Step
+from klayers.engine.variable import _WEIGHTS_VERSION, Variable
+from klayers.ops import ACT_LINEAR
+
+
+class FusedStep:
+    """A foldable op -> channel affine [-> rectifier] chain run as one kernel call.
+
+    ``steps`` are the chain's own SIMPLE steps, run instead when an input mask arrives.
+    """
+
+    __slots__ = ("kind", "steps", "layer", "op", "affine", "act", "in_id", "out_id", "_seen",
+                 "_global", "_kernel", "_bias", "_lock")
+
+    def __init__(self, steps: List[Step], op: FoldableOp, affine: ChannelAffine, act: int):
+        self.kind = LOWERED
+        self.steps = steps
+        self.layer = steps[0].layer
+        self.op = op
+        self.affine = affine
+        self.act = act
+        self.in_id = steps[0].in_id
+        self.out_id = steps[-1].out_id
+        self._seen: Optional[Tuple[Tuple[int, int], ...]] = None
+        self._global = -1
+        self._kernel: Optional[np.ndarray] = None
+        self._bias: Optional[np.ndarray] = None
+        self._lock = threading.Lock()
+
+    def _variables(self) -> List[Variable]:
+        return list(self.op.variables) + list(self.affine.variables)
+
+    def arrays(self) -> Tuple[np.ndarray, np.ndarray]:
+        """The folded ``(kernel, bias)``, recomputed when a weight they come from was assigned."""
+        g = _WEIGHTS_VERSION[0]
+        if g != self._global:
+            with self._lock:
+                seen = tuple((id(v), v._version) for v in self._variables())
+                if seen != self._seen:
+                    inv, shift = self.affine.affine()
+                    self._kernel, self._bias = self.op.fold(inv, shift)
+                    self._seen = seen
+                self._global = g
+        return self._kernel, self._bias  # type: ignore[return-value]
+
+    def run(self, x: Any) -> np.ndarray:
+        """The chain's output for input ``x`` (an array)."""
+        x = self.layer._convert_inputs(x)
+        kernel, bias = self.arrays()
+        return self.op.run(x, kernel, bias, self.act)
+
+
+def lower(steps: List[Step], model: Any) -> List[Any]:
+    """``steps`` with every foldable chain replaced by a :class:`FusedStep`."""
+    consumers: Dict[int, int] = {}
+    for s in steps:
+        for t in flatten((s.node.call_args, s.node.call_kwargs)):
+            if isinstance(t, KerasTensor):
+                consumers[id(t)] = consumers.get(id(t), 0) + 1
+    protected = {id(t) for t in model.outputs}
+    by_input: Dict[int, int] = {}
+    for i, s in enumerate(steps):
+        if s.kind == SIMPLE:
+            by_input.setdefault(s.in_id, i)
+
+    def only_successor(s: Step) -> Optional[Step]:
+        """The SIMPLE step that alone consumes ``s``'s output, when that output is internal."""
+        if consumers.get(s.out_id) != 1 or s.out_id in protected:
+            return None
+        j = by_input.get(s.out_id)
+        return steps[j] if j is not None else None
+
+    out: List[Any] = []
+    absorbed = set()
+    for s in steps:
+        if id(s) in absorbed:
+            continue
+        fused = _chain(s, only_successor)
+        if fused is None:
+            out.append(s)
+            continue
+        absorbed.update(id(c) for c in fused.steps)
+        out.append(fused)
+    return out
+
+
+def _declared(layer: Any, method: str) -> Any:
+    fn = getattr(layer, method, None)
+    return fn() if fn is not None else None
+
+
+def _plain(layer: Any, dtype: str) -> bool:
+    """No activity penalty to collect and the same dtype as the chain's first layer."""
+    return layer.activity_regularizer is None and layer._dtype == dtype
+
+
+def _chain(s: Step, only_successor: Any) -> Optional[FusedStep]:
+    if s.kind != SIMPLE:
+        return None
+    layer = s.layer
+    op = _declared(layer, "_fold_spec")
+    if op is None or layer.activity_regularizer is not None or np.dtype(layer._dtype).kind != "f":
+        return None
+    bn_step = only_successor(s)
+    if bn_step is None:
+        return None
+    affine = _declared(bn_step.layer, "_affine_spec")
+    if affine is None or not _plain(bn_step.layer, layer._dtype):
+        return None
+    rank = len(flatten(s.node.outputs)[0].shape)
+    axes = [int(a) + rank if int(a) < 0 else int(a) for a in affine.axes]
+    if axes != [op.channel_axis % rank]:
+        return None
+    chain, act = [s, bn_step], ACT_LINEAR
+    act_step = only_successor(bn_step)
+    if act_step is not None:
+        code = _declared(act_step.layer, "_epilogue_code")
+        if code is not None and _plain(act_step.layer, layer._dtype):
+            chain.append(act_step)
+            act = code
+    return FusedStep(chain, op, affine, act)
