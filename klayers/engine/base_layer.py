@@ -8,62 +8,33 @@ whose shapes come from ``compute_output_shape``.
 from __future__ import annotations
 
 import inspect
-import re
 import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from klayers import backend, constraints, initializers, regularizers
+from klayers import constraints, initializers, regularizers
 from klayers.engine import input_spec as input_spec_lib
 from klayers.engine.keras_tensor import KerasTensor
-from klayers.engine.node import Node, flatten, map_structure, pack_as
+from klayers.engine.layer_utils import (
+    all_sublayers,
+    concrete_shape,
+    error_naming_layer,
+    is_number_tree,
+    is_shape,
+    map_shapes,
+    normalize_dtype,
+    restore_layer,
+    shape_to_list,
+    shape_to_tuple,
+    to_snake_case,
+    unique_object_name,
+)
+from klayers.engine.node import Node, flatten, map_structure
+from klayers.engine.node_api import NodeAPI
 from klayers.engine.variable import Variable
-from klayers.serialization import CustomObjectScope, SafeModeScope, register_builtins
-
-
-# Names: "dense", "dense_1", ... per snake-case class name, as Keras's unique_object_name.
-def to_snake_case(name: str) -> str:
-    """``"Conv2DTranspose"`` -> ``"conv2d_transpose"`` (Keras's rule)."""
-    intermediate = re.sub("(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
-    insecure = re.sub("([a-z])([A-Z])", r"\1_\2", intermediate).lower()
-    if insecure[0] != "_":
-        return insecure
-    return "private" + insecure
-
-
-def unique_object_name(base: str, zero_based: bool = True) -> str:
-    """``base`` the first time (``zero_based``), then ``base_1``, ``base_2`` ... (counters in
-    :func:`klayers.backend.get_uid`, reset by ``clear_session``)."""
-    n = backend.get_uid(base)
-    if zero_based:
-        return base if n == 0 else f"{base}_{n}"
-    return f"{base}_{n + 1}"
-
-
-# ---------------------------------------------------------------------------------------------
-def normalize_dtype(dtype: Any) -> str:
-    """A dtype name from a NumPy dtype, a string, or a Keras 2/3 dtype-policy config."""
-    if dtype is None:
-        return backend.floatx()
-    if isinstance(dtype, dict):
-        cfg = dtype.get("config", {}) or {}
-        name = cfg.get("name", "float32")
-        dtype = name
-    if isinstance(dtype, str):
-        if dtype.startswith("mixed_"):
-            return dtype.split("_", 1)[1]  # compute dtype of a mixed policy
-        try:
-            return np.dtype(dtype).name
-        except TypeError as e:
-            raise ValueError(f"Unknown dtype: {dtype!r}") from e
-    if hasattr(dtype, "name") and isinstance(dtype.name, str) and not isinstance(dtype, np.dtype):
-        return normalize_dtype(dtype.name)
-    try:
-        return np.dtype(dtype).name
-    except TypeError as e:
-        raise ValueError(f"Unknown dtype: {dtype!r}") from e
-
+from klayers.engine.weights_api import WeightsAPI
+from klayers.serialization import register_builtins
 
 #: The largest single weight klayers allocates: a config asking for more is refused before any
 #: allocation (a model file is untrusted input).
@@ -81,7 +52,7 @@ def _shape_of(x: Any) -> Tuple[Optional[int], ...]:
     return tuple(x.shape)
 
 
-class Layer:
+class Layer(WeightsAPI, NodeAPI):
     """Base class of every layer (Keras 2 API).
 
     Subclasses override ``build(input_shape)`` (create weights with :meth:`add_weight`),
@@ -244,113 +215,6 @@ class Layer:
         (self._trainable_weights if trainable else self._non_trainable_weights).append(var)
         return var
 
-    def _gather(self, attr: str) -> List[Variable]:
-        out: List[Variable] = []
-        for layer in self._flatten_layers_list:
-            out.extend(getattr(layer, attr))
-        return out
-
-    @property
-    def trainable_weights(self) -> List[Variable]:
-        if not self.trainable:
-            return []
-        return self._dedup(self._trainable_weights + self._gather("trainable_weights"))
-
-    @property
-    def non_trainable_weights(self) -> List[Variable]:
-        if self.trainable:
-            own = self._non_trainable_weights + self._gather("non_trainable_weights")
-        else:
-            own = self._trainable_weights + self._non_trainable_weights + self._gather("weights")
-        return self._dedup(own)
-
-    @staticmethod
-    def _dedup(weights: List[Variable]) -> List[Variable]:
-        seen, out = set(), []
-        for w in weights:
-            if id(w) not in seen:
-                seen.add(id(w))
-                out.append(w)
-        return out
-
-    @property
-    def weights(self) -> List[Variable]:
-        """Trainable weights then non-trainable ones, as Keras orders them."""
-        return self._dedup(self.trainable_weights + self.non_trainable_weights)
-
-    @property
-    def variables(self) -> List[Variable]:
-        return self.weights
-
-    @property
-    def trainable_variables(self) -> List[Variable]:
-        return self.trainable_weights
-
-    @property
-    def non_trainable_variables(self) -> List[Variable]:
-        return self.non_trainable_weights
-
-    def get_weights(self) -> List[np.ndarray]:
-        """Copies of the weights, in Keras's order."""
-        return [w.value.copy() for w in self.weights]
-
-    def set_weights(self, weights: Sequence[Any]) -> None:
-        """Set all weights at once (Keras's order and shapes).
-
-        Raises:
-            ValueError: wrong count, shape or dtype kind; the layer is left unchanged.
-        """
-        params = self.weights
-        weights = list(weights)
-        if len(params) != len(weights):
-            raise ValueError(
-                f'You called `set_weights(weights)` on layer "{self.name}" with a weight list of '
-                f"length {len(weights)}, but the layer was expecting {len(params)} weights. "
-                f"Expected weights: {[p.name for p in params]}"
-            )
-        converted = []
-        for p, w in zip(params, weights):
-            try:
-                arr = np.asarray(w)
-            except Exception as e:  # noqa: BLE001 - a clear error for any unconvertible value
-                raise ValueError(f"Layer {self.name}: weight {p.name} could not be converted to an array: {e}") from e
-            if arr.dtype.kind not in "fiub":
-                raise ValueError(f"Layer {self.name}: weight {p.name} must be numeric, got dtype {arr.dtype}")
-            if arr.shape != p.shape:
-                raise ValueError(
-                    f"Layer {self.name} weight shape {p.shape} is not compatible with provided "
-                    f"weight shape {arr.shape} (weight {p.name})."
-                )
-            converted.append(np.array(arr, dtype=p.dtype, order="C", copy=True))
-        for p, arr in zip(params, converted):
-            p.value = arr
-
-    def count_params(self) -> int:
-        """The number of scalars in all weights.
-
-        Raises:
-            ValueError: the layer is not built yet.
-        """
-        if not self.built:
-            raise ValueError(
-                f"You tried to call `count_params` on layer {self.name}, but the layer isn't built. "
-                "You can build it manually via: `layer.build(batch_input_shape)`."
-            )
-        return int(sum(int(np.prod(w.shape)) for w in self.weights))
-
-    @property
-    def losses(self) -> List[float]:
-        """Weight regularization penalties (on current values) plus the activity penalties of
-        the last call."""
-        out: List[float] = []
-        for w in self._trainable_weights + self._non_trainable_weights:
-            if w.regularizer is not None:
-                out.append(float(w.regularizer(w.value)))
-        out.extend(self._activity_losses)
-        for layer in self._flatten_layers_list:
-            out.extend(layer.losses)
-        return out
-
     # -- the Keras hooks --------------------------------------------------------------------
     def build(self, input_shape: Any) -> None:
         """Create the weights for inputs of ``input_shape`` (a tuple, or a list of tuples)."""
@@ -411,13 +275,13 @@ class Layer:
 
     def get_build_config(self) -> Optional[Dict[str, Any]]:
         if self._build_input_shape is not None:
-            return {"input_shape": _shape_to_list(self._build_input_shape)}
+            return {"input_shape": shape_to_list(self._build_input_shape)}
         return None
 
     def build_from_config(self, config: Dict[str, Any]) -> None:
         shape = config.get("input_shape")
         if shape is not None and not self.built:
-            self._maybe_build_from_shape(_shape_to_tuple(shape))
+            self._maybe_build_from_shape(shape_to_tuple(shape))
 
     @classmethod
     def from_config(cls, config: Dict[str, Any]) -> Layer:
@@ -508,7 +372,7 @@ class Layer:
                     x = x.astype(self._dtype)
             return x
 
-        if isinstance(inputs, (list, tuple)) and _is_number_tree(inputs):
+        if isinstance(inputs, (list, tuple)) and is_number_tree(inputs):
             # nested Python numbers are one array (a batch), not a list of scalar inputs
             return convert(inputs)
         return map_structure(convert, inputs)
@@ -556,7 +420,7 @@ class Layer:
             self._maybe_build(inputs)
             outputs = self._call_with_context(inputs, *args, training=training, mask=mask, **kwargs)
         except (ValueError, TypeError, IndexError) as e:
-            named = _error_naming_layer(e, self)
+            named = error_naming_layer(e, self)
             if named is None:
                 raise
             raise named from e
@@ -589,10 +453,10 @@ class Layer:
         def make(shape):
             return KerasTensor(tuple(None if d is None else int(d) for d in shape), dtype=dtype)
 
-        if _is_shape(output_shapes):
+        if is_shape(output_shapes):
             outputs = make(output_shapes)
         else:
-            outputs = _map_shapes(make, output_shapes)
+            outputs = map_shapes(make, output_shapes)
         Node(self, call_args=(inputs,) + tuple(args), call_kwargs=kwargs, outputs=outputs)
         self._set_symbolic_masks(inputs, outputs, kwargs.get("mask"))
         return outputs
@@ -609,9 +473,9 @@ class Layer:
             in_masks = explicit_mask
         dummy_mask = None
         if any(m is not None for m in flatten(in_masks)):
-            dummy_mask = map_structure(lambda m: None if m is None else np.ones(_concrete(m.shape), bool), in_masks)
+            dummy_mask = map_structure(lambda m: None if m is None else np.ones(concrete_shape(m.shape), bool), in_masks)
         try:
-            dummy = map_structure(lambda t: np.zeros(_concrete(t.shape), dtype=t.dtype), inputs)
+            dummy = map_structure(lambda t: np.zeros(concrete_shape(t.shape), dtype=t.dtype), inputs)
             out_mask = self._symbolic_mask_probe(dummy, dummy_mask)
         except Exception:  # noqa: BLE001 - a mask that cannot be probed is left unknown
             return
@@ -626,103 +490,6 @@ class Layer:
     def _output_dtype(self, inputs: Any) -> str:
         return self._dtype
 
-    # -- the node API (Keras 2) ------------------------------------------------------------
-    @property
-    def inbound_nodes(self) -> List[Node]:
-        return self._inbound_nodes
-
-    @property
-    def outbound_nodes(self) -> List[Node]:
-        return self._outbound_nodes
-
-    def _node_attribute(self, node_index: int, attr: str, attr_name: str) -> Any:
-        if not self._inbound_nodes:
-            raise RuntimeError(f"The layer {self.name} has never been called and thus has no defined {attr_name}.")
-        if not -len(self._inbound_nodes) <= node_index < len(self._inbound_nodes) or node_index < 0:
-            raise ValueError(
-                f"Asked to get {attr_name} at node {node_index}, but the layer has only "
-                f"{len(self._inbound_nodes)} inbound nodes."
-            )
-        values = getattr(self._inbound_nodes[node_index], attr)
-        if isinstance(values, list) and len(values) == 1:
-            return values[0]
-        return values
-
-    def get_input_at(self, node_index: int) -> Any:
-        """The input tensor(s) of the layer's ``node_index``-th call."""
-        return self._node_attribute(node_index, "input_tensors", "input")
-
-    def get_output_at(self, node_index: int) -> Any:
-        """The output tensor(s) of the layer's ``node_index``-th call."""
-        return self._node_attribute(node_index, "output_tensors", "output")
-
-    def get_input_shape_at(self, node_index: int) -> Any:
-        """The input shape(s) at node ``node_index``."""
-        return self._node_attribute(node_index, "input_shapes", "input shape")
-
-    def get_output_shape_at(self, node_index: int) -> Any:
-        """The output shape(s) at node ``node_index``."""
-        return self._node_attribute(node_index, "output_shapes", "output shape")
-
-    def get_input_mask_at(self, node_index: int) -> Any:
-        inputs = self.get_input_at(node_index)
-        return map_structure(lambda t: getattr(t, "_keras_mask", None), inputs)
-
-    def get_output_mask_at(self, node_index: int) -> Any:
-        outputs = self.get_output_at(node_index)
-        return map_structure(lambda t: getattr(t, "_keras_mask", None), outputs)
-
-    @property
-    def input(self) -> Any:
-        """The input tensor(s) of node 0. AttributeError when the layer was never connected."""
-        if not self._inbound_nodes:
-            raise AttributeError(f"Layer {self.name} is not connected, no input to return.")
-        return self._node_attribute(0, "input_tensors", "input")
-
-    @property
-    def output(self) -> Any:
-        """The output tensor(s) of node 0. AttributeError when the layer has no inbound node."""
-        if not self._inbound_nodes:
-            raise AttributeError(f"Layer {self.name} has no inbound nodes.")
-        return self._node_attribute(0, "output_tensors", "output")
-
-    @property
-    def input_shape(self) -> Any:
-        """The input shape when every node agrees on it (else AttributeError)."""
-        if not self._inbound_nodes:
-            raise AttributeError(
-                f'The layer "{self.name}" has never been called and thus has no defined input shape. '
-                "Note that the `input_shape` property is only available for Functional and Sequential models."
-            )
-        shapes = {str(n.input_shapes) for n in self._inbound_nodes}
-        if len(shapes) == 1:
-            return self._inbound_nodes[0].input_shapes
-        raise AttributeError(
-            f'The layer "{self.name}" has multiple inbound nodes, with different input shapes. Hence '
-            'the notion of "input shape" is ill-defined for the layer. Use `get_input_shape_at(node_index)` instead.'
-        )
-
-    @property
-    def output_shape(self) -> Any:
-        """The output shape when every node agrees on it (else AttributeError)."""
-        if not self._inbound_nodes:
-            raise AttributeError(f'The layer "{self.name}" has never been called and thus has no defined output shape.')
-        shapes = {str(n.output_shapes) for n in self._inbound_nodes}
-        if len(shapes) == 1:
-            return self._inbound_nodes[0].output_shapes
-        raise AttributeError(
-            f'The layer "{self.name}" has multiple inbound nodes, with different output shapes. Hence '
-            'the notion of "output shape" is ill-defined for the layer. Use `get_output_shape_at(node_index)` instead.'
-        )
-
-    @property
-    def input_mask(self) -> Any:
-        return self.get_input_mask_at(0)
-
-    @property
-    def output_mask(self) -> Any:
-        return self.get_output_mask_at(0)
-
     def reset_states(self) -> None:
         for layer in self._flatten_layers_list:
             if hasattr(layer, "reset_states"):
@@ -733,99 +500,16 @@ class Layer:
 
     # -- pickling: config + weights, so a layer or model travels to another process ----------
     def __reduce__(self):
-        if any(getattr(layer, "stateful", False) for layer in [self] + _all_sublayers(self)):
+        if any(getattr(layer, "stateful", False) for layer in [self] + all_sublayers(self)):
             raise TypeError(
                 f"Layer {self.name} is (or contains) a stateful layer: its states live in this "
                 "process and cannot be pickled. Rebuild the model with stateful=False to ship it."
             )
-        classes = {type(layer).__name__: type(layer) for layer in [self] + _all_sublayers(self)}
+        classes = {type(layer).__name__: type(layer) for layer in [self] + all_sublayers(self)}
         weights = self.get_weights() if self.built else None
-        return (_restore_layer, (type(self), self.get_config(), self._build_input_shape, weights, classes))
+        return (restore_layer, (type(self), self.get_config(), self._build_input_shape, weights, classes))
 
-
-def _concrete(shape: Any) -> Tuple[int, ...]:
-    return tuple(2 if d is None else int(d) for d in shape)
-
-
-def _is_number_tree(x: Any) -> bool:
-    """Whether a non-empty list / tuple holds Python or NumPy scalars (at its first leaf)."""
-    while isinstance(x, (list, tuple)):
-        if not x:
-            return False
-        x = x[0]
-    return isinstance(x, (int, float, bool, complex, np.generic))
-
-
-def _error_naming_layer(error: BaseException, layer: Layer) -> Optional[BaseException]:
-    """A copy of a plain ValueError / TypeError from ``build`` or ``call`` whose message names
-    ``layer`` (issue 10: every error on bad input names the layer); None when it already does,
-    or when the exception is of another class (its constructor may take other arguments).
-    An IndexError (an input of the wrong rank or size reaching NumPy indexing) becomes a
-    ValueError: it is a bad input, not a missing key."""
-    msg = str(error)
-    if type(error) is IndexError:
-        return ValueError(f'Layer "{layer.name}" ({type(layer).__name__}): {msg}')
-    if type(error) not in (ValueError, TypeError):
-        return None
-    if re.search(rf"(?<![\w]){re.escape(layer.name)}(?![\w])", msg):
-        return None
-    return type(error)(f'Layer "{layer.name}" ({type(layer).__name__}): {msg}')
-
-
-def _all_sublayers(layer: Layer) -> List[Layer]:
-    out: List[Layer] = []
-    for child in layer._flatten_layers_list:
-        out.append(child)
-        out.extend(_all_sublayers(child))
-    return out
-
-
-def _restore_layer(cls, config, build_shape, weights, classes):
-    """Unpickle: rebuild from the config, build, set the weights. Pickle already executes code
-    by design, so marshalled Lambda functions in the config are accepted here."""
-    with CustomObjectScope(classes), SafeModeScope(False):
-        params = inspect.signature(cls.from_config).parameters
-        layer = cls.from_config(config, custom_objects=classes) if "custom_objects" in params else cls.from_config(config)
-    if build_shape is not None and not layer.built:
-        layer._maybe_build_from_shape(build_shape)
-    if weights is not None:
-        layer.set_weights(weights)
-    return layer
-
-
-def _is_shape(x: Any) -> bool:
-    """A shape is a tuple (or a non-empty list) of ints and Nones."""
-    if isinstance(x, list) and not x:
-        return False
-    return isinstance(x, (tuple, list)) and all(d is None or isinstance(d, (int, np.integer)) for d in x)
-
-
-def _map_shapes(fn, shapes: Any) -> Any:
-    if _is_shape(shapes):
-        return fn(shapes)
-    if isinstance(shapes, (list, tuple)):
-        return [_map_shapes(fn, s) for s in shapes]
-    if isinstance(shapes, dict):
-        return {k: _map_shapes(fn, v) for k, v in shapes.items()}
-    raise TypeError(f"compute_output_shape returned something that is not a shape: {shapes!r}")
-
-
-def _shape_to_list(shape: Any) -> Any:
-    if _is_shape(shape):
-        return [None if d is None else int(d) for d in shape]
-    if isinstance(shape, (list, tuple)):
-        return [_shape_to_list(s) for s in shape]
-    return shape
-
-
-def _shape_to_tuple(shape: Any) -> Any:
-    if isinstance(shape, (list, tuple)) and all(d is None or isinstance(d, int) for d in shape):
-        return tuple(shape)
-    if isinstance(shape, (list, tuple)):
-        return [_shape_to_tuple(s) for s in shape]
-    return shape
-
-
-__all__ = ["Layer", "normalize_dtype", "pack_as", "to_snake_case", "unique_object_name"]
 
 register_builtins("layer", globals(), ["Layer"])
+
+__all__ = ["Layer"]

@@ -12,11 +12,12 @@ import numpy as np
 
 from klayers.engine import hooks
 from klayers.engine import plan as plan_lib
-from klayers.engine.base_layer import Layer, _shape_to_list, unique_object_name
+from klayers.engine.base_layer import Layer
 from klayers.engine.functional_config import reconstruct_from_config
 from klayers.engine.graph import map_graph_network, node_key, should_skip_first_node
 from klayers.engine.input_layer import InputLayer
 from klayers.engine.keras_tensor import KerasTensor
+from klayers.engine.layer_utils import shape_to_list, unique_object_name
 from klayers.engine.node import Node, flatten, map_structure, pack_as
 from klayers.engine.summary import print_summary
 from klayers.serialization import json_default, register_builtins, serialize_keras_object
@@ -530,7 +531,7 @@ class Functional(Layer):
     def get_build_config(self):
         if self._is_graph_network:
             shapes = [t.shape for t in self.inputs]
-            return {"input_shape": _shape_to_list(shapes[0] if len(shapes) == 1 else shapes)}
+            return {"input_shape": shape_to_list(shapes[0] if len(shapes) == 1 else shapes)}
         return super().get_build_config()
 
     @classmethod

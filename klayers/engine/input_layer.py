@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Sequence
 
-from klayers.engine.base_layer import Layer, normalize_dtype, to_snake_case, unique_object_name
+from klayers.engine.base_layer import Layer
 from klayers.engine.keras_tensor import KerasTensor
+from klayers.engine.layer_utils import normalize_dtype, unique_object_name
 from klayers.engine.node import Node
 from klayers.serialization import register_builtins
 
@@ -124,6 +125,5 @@ def Input(  # noqa: N802 - Keras's name
     return layer._inbound_nodes[0].outputs
 
 
-_ = to_snake_case
 
 register_builtins("layer", globals(), ["InputLayer"])

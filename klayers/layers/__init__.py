@@ -19,6 +19,7 @@ from klayers.layers import (
     pooling,
     recurrent,
     recurrent_conv,
+    regularization,
     reshaping,
     tf_op_layer,
     wrappers,
@@ -34,11 +35,12 @@ from klayers.layers.normalization import *  # noqa: F401,F403
 from klayers.layers.pooling import *  # noqa: F401,F403
 from klayers.layers.recurrent import *  # noqa: F401,F403
 from klayers.layers.recurrent_conv import *  # noqa: F401,F403
+from klayers.layers.regularization import *  # noqa: F401,F403
 from klayers.layers.reshaping import *  # noqa: F401,F403
 from klayers.layers.wrappers import *  # noqa: F401,F403
 
 _FAMILIES = (activation, convolutional, core, embeddings, keras3_ops, local, merge, noise, normalization,
-             pooling, recurrent, recurrent_conv, reshaping, tf_op_layer, wrappers)
+             pooling, recurrent, recurrent_conv, regularization, reshaping, tf_op_layer, wrappers)
 
 __all__ = sorted(
     {name for family in _FAMILIES for name in family.__all__}

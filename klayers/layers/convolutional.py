@@ -27,7 +27,7 @@ from klayers import activations, constraints, initializers, regularizers
 from klayers.engine.base_layer import Layer
 from klayers.engine.input_spec import InputSpec
 from klayers.engine.plan import FoldableOp
-from klayers.layers.core import weight_args_config
+from klayers.layers._args import weight_args_config
 from klayers.ops import conv as conv_ops
 from klayers.ops import shapes
 from klayers.ops.normalization import fold_affine

@@ -14,35 +14,12 @@ from klayers import activations, constraints, initializers, ops, regularizers
 from klayers.engine.base_layer import Layer
 from klayers.engine.input_spec import InputSpec
 from klayers.engine.plan import FoldableOp
+from klayers.layers._args import positive_int, weight_args_config
 from klayers.ops.normalization import fold_affine
 from klayers.ops.shapes import normalize_data_format
 from klayers.serialization import register_builtins
 
-__all__ = [
-    "Activation", "ActivityRegularization", "Dense", "Dropout", "Flatten", "Lambda", "Masking",
-    "Permute", "RepeatVector", "Reshape", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
-]
-
-
-def positive_int(value: Any, arg: str, layer: str, allow_zero: bool = False) -> int:
-    """``value`` as an int, or a ValueError naming the argument and echoing the value."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float)) or (isinstance(value, float) and not value.is_integer()):
-        raise ValueError(f"{layer}: `{arg}` must be a positive integer. Received {arg}={value!r}")
-    value = int(value)
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"Received an invalid value for `{arg}`, expected a positive integer. Received: {arg}={value}")
-    return value
-
-
-def weight_args_config(layer: Layer, prefixes: Any = ("kernel", "bias")) -> Dict[str, Any]:
-    """The serialized ``<prefix>_initializer`` / ``_regularizer`` / ``_constraint`` arguments of a
-    layer plus its ``activity_regularizer``, in tf-keras's key order (the block every Dense-like
-    layer's config repeats)."""
-    config = {f"{p}_initializer": initializers.serialize(getattr(layer, f"{p}_initializer")) for p in prefixes}
-    config.update({f"{p}_regularizer": regularizers.serialize(getattr(layer, f"{p}_regularizer")) for p in prefixes})
-    config["activity_regularizer"] = regularizers.serialize(layer.activity_regularizer)
-    config.update({f"{p}_constraint": constraints.serialize(getattr(layer, f"{p}_constraint")) for p in prefixes})
-    return config
+__all__ = ["Activation", "Dense", "Flatten", "Lambda", "Masking", "Permute", "RepeatVector", "Reshape"]
 
 
 class Dense(Layer):
@@ -339,132 +316,6 @@ class Lambda(Layer):
 
 
 
-# ---------------------------------------------------------------------------------------------
-# Dropout family
-# ---------------------------------------------------------------------------------------------
-def _is_training(training: Any) -> bool:
-    """Keras's learning phase outside ``fit`` is 0: only an explicit truthy ``training`` trains."""
-    return bool(training) if training is not None else False
-
-
-def _check_rate(rate: Any, layer: str) -> float:
-    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{layer}: `rate` must be a float between 0 and 1. Received: rate={rate!r}")
-    if not 0 <= rate <= 1 or rate != rate:
-        raise ValueError(f"Invalid value {rate} received for `rate`, expected a value between 0 and 1.")
-    return rate
-
-
-class _SeededLayer(Layer):
-    """A layer that draws random numbers: one NumPy Generator per layer, seeded by ``seed``
-    (successive calls draw fresh numbers, as Keras's per-layer generator does)."""
-
-    def __init__(self, seed: Optional[int] = None, **kwargs: Any):
-        super().__init__(**kwargs)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise ValueError(f"Layer {self.name}: `seed` must be an integer or None. Received: seed={seed!r}")
-        self.seed = seed
-        self._rng = np.random.default_rng(seed)
-
-
-class Dropout(_SeededLayer):
-    """Sets a fraction ``rate`` of the inputs to 0 in training, scaling the rest by ``1/(1-rate)``.
-
-    Args:
-        rate: fraction dropped, in [0, 1].
-        noise_shape: the shape of the keep mask, broadcast against the input (``None`` entries
-            take the input's size): ``(batch, 1, features)`` drops the same features at every step.
-        seed: seeds the layer's generator.
-
-    ``training`` falsy or None: the identity (a copy-free pass-through). Any rank.
-    """
-
-    def __init__(self, rate: float, noise_shape: Any = None, seed: Optional[int] = None, **kwargs: Any):
-        super().__init__(seed=seed, **kwargs)
-        self.rate = _check_rate(rate, f"{type(self).__name__} {self.name}")
-        if noise_shape is not None:
-            if not isinstance(noise_shape, (list, tuple)):
-                raise ValueError(f"Layer {self.name}: `noise_shape` must be a tuple or None. Received: noise_shape={noise_shape!r}")
-            noise_shape = type(noise_shape)(None if d is None else int(d) for d in noise_shape)
-        self.noise_shape = noise_shape
-        self.supports_masking = True
-
-    def _get_noise_shape(self, inputs: np.ndarray) -> tuple:
-        if self.noise_shape is None:
-            return inputs.shape
-        if len(self.noise_shape) != inputs.ndim:
-            raise ValueError(
-                f"Layer {self.name}: noise_shape={tuple(self.noise_shape)} has rank {len(self.noise_shape)}, "
-                f"but the input has shape {inputs.shape}."
-            )
-        shape = tuple(s if d is None else d for d, s in zip(self.noise_shape, inputs.shape))
-        for d, s in zip(shape, inputs.shape):
-            if d != s and d != 1:
-                raise ValueError(f"Layer {self.name}: noise_shape {shape} does not broadcast to the input shape {inputs.shape}.")
-        return shape
-
-    def call(self, inputs: np.ndarray, training: Any = None) -> np.ndarray:
-        if self.rate == 0 or not _is_training(training):
-            return inputs
-        x = inputs if inputs.dtype.kind == "f" else inputs.astype(self._dtype)
-        if self.rate >= 1:
-            return np.zeros_like(x)
-        keep = self._rng.random(self._get_noise_shape(x)) >= self.rate
-        scale = x.dtype.type(1.0 / (1.0 - self.rate))
-        return x * (keep.astype(x.dtype) * scale)
-
-    def compute_output_shape(self, input_shape: Any) -> Any:
-        return tuple(input_shape)
-
-    def get_config(self) -> Dict[str, Any]:
-        config = super().get_config()
-        noise_shape = list(self.noise_shape) if isinstance(self.noise_shape, tuple) else self.noise_shape
-        config.update({"rate": self.rate, "noise_shape": noise_shape, "seed": self.seed})
-        return config
-
-
-class SpatialDropout1D(Dropout):
-    """Dropout of whole feature maps of a ``(batch, steps, channels)`` input: the mask is
-    ``(batch, 1, channels)``."""
-
-    _rank = 1
-
-    def __init__(self, rate: float, **kwargs: Any):
-        data_format = kwargs.pop("data_format", None) if self._rank > 1 else None
-        super().__init__(rate, **kwargs)
-        if self._rank > 1:
-            self.data_format = normalize_data_format(data_format)
-        self.input_spec = InputSpec(ndim=self._rank + 2)
-
-    def _get_noise_shape(self, inputs: np.ndarray) -> tuple:
-        ones = (1,) * self._rank
-        if self._rank > 1 and self.data_format == "channels_first":
-            return (inputs.shape[0], inputs.shape[1]) + ones
-        return (inputs.shape[0],) + ones + (inputs.shape[-1],)
-
-
-class SpatialDropout2D(SpatialDropout1D):
-    """Dropout of whole 2D feature maps (``data_format`` channels_last or channels_first).
-    Keras 2 does not write ``data_format`` into the config; Keras 3 does (both are read)."""
-
-    _rank = 2
-
-    def __init__(self, rate: float, data_format: Optional[str] = None, **kwargs: Any):
-        super().__init__(rate, data_format=data_format, **kwargs)
-
-
-class SpatialDropout3D(SpatialDropout1D):
-    """Dropout of whole 3D feature maps (``data_format`` channels_last or channels_first)."""
-
-    _rank = 3
-
-    def __init__(self, rate: float, data_format: Optional[str] = None, **kwargs: Any):
-        super().__init__(rate, data_format=data_format, **kwargs)
-
-
-# ---------------------------------------------------------------------------------------------
-# Shape layers
-# ---------------------------------------------------------------------------------------------
 class Flatten(Layer):
     """Flattens every axis but the batch: ``(batch, d1, ..., dn)`` -> ``(batch, d1*...*dn)``.
 
@@ -599,28 +450,6 @@ class RepeatVector(Layer):
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
         config["n"] = self.n
-        return config
-
-
-# ---------------------------------------------------------------------------------------------
-# ActivityRegularization, Masking
-# ---------------------------------------------------------------------------------------------
-class ActivityRegularization(Layer):
-    """The identity, adding ``l1 * sum|x| + l2 * sum(x^2)`` (per sample) to ``losses``."""
-
-    def __init__(self, l1: float = 0.0, l2: float = 0.0, **kwargs: Any):
-        kwargs.pop("activity_regularizer", None)
-        super().__init__(activity_regularizer=regularizers.L1L2(l1=l1, l2=l2), **kwargs)
-        self.supports_masking = True
-        self.l1 = l1
-        self.l2 = l2
-
-    def compute_output_shape(self, input_shape: Any) -> Any:
-        return input_shape
-
-    def get_config(self) -> Dict[str, Any]:
-        config = super().get_config()
-        config.update({"l1": self.l1, "l2": self.l2})
         return config
 
 

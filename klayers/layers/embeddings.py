@@ -8,7 +8,7 @@ import numpy as np
 
 from klayers import constraints, initializers, regularizers
 from klayers.engine.base_layer import Layer
-from klayers.layers.core import positive_int
+from klayers.layers._args import positive_int
 from klayers.serialization import register_builtins
 
 __all__ = ["Embedding"]

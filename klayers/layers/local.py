@@ -18,7 +18,7 @@ import numpy as np
 from klayers import activations, constraints, initializers, regularizers
 from klayers.engine.base_layer import Layer
 from klayers.engine.input_spec import InputSpec
-from klayers.layers.core import positive_int, weight_args_config
+from klayers.layers._args import positive_int, weight_args_config
 from klayers.ops import local as local_ops
 from klayers.ops import shapes
 from klayers.serialization import register_builtins

@@ -7,7 +7,8 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from klayers.layers.core import _check_rate, _is_training, _SeededLayer
+from klayers.layers._args import check_rate, is_training
+from klayers.layers.regularization import _SeededLayer
 from klayers.serialization import register_builtins
 
 __all__ = ["AlphaDropout", "GaussianDropout", "GaussianNoise"]
@@ -31,7 +32,7 @@ class GaussianNoise(_SeededLayer):
         self.stddev = stddev
 
     def call(self, inputs: np.ndarray, training: Any = None) -> np.ndarray:
-        if not _is_training(training):
+        if not is_training(training):
             return inputs
         x = _float(inputs, self._dtype)
         noise = self._rng.standard_normal(x.shape, dtype=x.dtype if x.dtype in (np.float32, np.float64) else np.float64)
@@ -52,11 +53,11 @@ class GaussianDropout(_SeededLayer):
 
     def __init__(self, rate: float, seed: Optional[int] = None, **kwargs: Any):
         super().__init__(seed=seed, **kwargs)
-        self.rate = _check_rate(rate, f"GaussianDropout {self.name!r}")
+        self.rate = check_rate(rate, f"GaussianDropout {self.name!r}")
         self.supports_masking = True
 
     def call(self, inputs: np.ndarray, training: Any = None) -> np.ndarray:
-        if not (0 < self.rate < 1 and _is_training(training)):
+        if not (0 < self.rate < 1 and is_training(training)):
             return inputs
         x = _float(inputs, self._dtype)
         stddev = np.sqrt(self.rate / (1.0 - self.rate))
@@ -81,12 +82,12 @@ class AlphaDropout(_SeededLayer):
 
     def __init__(self, rate: float, noise_shape: Any = None, seed: Optional[int] = None, **kwargs: Any):
         super().__init__(seed=seed, **kwargs)
-        self.rate = _check_rate(rate, f"AlphaDropout {self.name!r}")
+        self.rate = check_rate(rate, f"AlphaDropout {self.name!r}")
         self.noise_shape = None if noise_shape is None else tuple(noise_shape)
         self.supports_masking = True
 
     def call(self, inputs: np.ndarray, training: Any = None) -> np.ndarray:
-        if not (0 < self.rate < 1 and _is_training(training)):
+        if not (0 < self.rate < 1 and is_training(training)):
             return inputs
         x = _float(inputs, self._dtype)
         shape = x.shape if not self.noise_shape else tuple(s if d is None else d for d, s in zip(self.noise_shape, x.shape))

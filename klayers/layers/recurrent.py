@@ -19,7 +19,7 @@ from klayers import activations, constraints, initializers, regularizers
 from klayers.engine.base_layer import Layer
 from klayers.engine.keras_tensor import KerasTensor
 from klayers.engine.node import flatten
-from klayers.layers.core import positive_int
+from klayers.layers._args import positive_int
 from klayers.ops import recurrent as rec_ops
 from klayers.serialization import register_builtins
 

@@ -29,7 +29,7 @@ from klayers._ext import recurrent as _rec
 from klayers._threads import get_num_threads
 from klayers.engine.base_layer import Layer
 from klayers.engine.node import flatten
-from klayers.layers.core import positive_int
+from klayers.layers._args import positive_int
 from klayers.layers.recurrent import RNN, _rate, checked_from_config
 from klayers.ops import recurrent as rec_ops
 from klayers.ops import shapes

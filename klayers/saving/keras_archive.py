@@ -35,7 +35,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 
 from klayers._version import __version__
-from klayers.engine.base_layer import Layer, to_snake_case
+from klayers.engine.base_layer import Layer
+from klayers.engine.layer_utils import to_snake_case
 from klayers.saving.file_utils import (
     MAX_JSON_BYTES,
     ModelFileError,
