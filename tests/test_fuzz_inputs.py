@@ -31,12 +31,15 @@ class Row:
     shapes for a layer taking a list); ``call(layer, x)`` calls it (default ``layer(x)``);
     ``window``: the spatial axes (of ``shape``) that a window slides over, with the window size;
     ``ints``: the input is indices in ``[0, ints)``; ``channel_axis`` of the sample shape
-    (None: the layer takes any size there)."""
+    (None: the layer takes any size there); ``out_shape``: one sample's output shape, for a cell
+    called with its states (a cell has no ``compute_output_shape`` of its own)."""
 
     def __init__(self, make: Callable[[], Any], shape: Any, call: Optional[Callable] = None,
                  window: Optional[Dict[int, int]] = None, ints: Optional[int] = None,
-                 channel_axis: Optional[int] = -1, any_rank: bool = False, training_noise: bool = False):
+                 channel_axis: Optional[int] = -1, any_rank: bool = False, training_noise: bool = False,
+                 out_shape: Optional[Shape] = None):
         self.make = make
+        self.out_shape = out_shape
         self.shape = shape
         self.call = call or (lambda layer, x: layer(x))
         self.window = window or {}
@@ -157,17 +160,21 @@ TABLE: Dict[str, List[Row]] = {
     "CuDNNLSTM": [R(lambda: L.CuDNNLSTM(3), (4, 2))],
     "RNN": [R(lambda: L.RNN(L.SimpleRNNCell(3)), (4, 2)),
             R(lambda: L.RNN([L.LSTMCell(3), L.GRUCell(2)], return_sequences=True), (4, 2))],
-    "SimpleRNNCell": [R(lambda: L.SimpleRNNCell(3), (2,), call=_cell_call(1, 3))],
-    "GRUCell": [R(lambda: L.GRUCell(3), (2,), call=_cell_call(1, 3))],
-    "LSTMCell": [R(lambda: L.LSTMCell(3), (2,), call=_cell_call(2, 3))],
-    "StackedRNNCells": [R(lambda: L.StackedRNNCells([L.SimpleRNNCell(3), L.SimpleRNNCell(2)]), (2,), call=_stacked_call)],
+    "SimpleRNNCell": [R(lambda: L.SimpleRNNCell(3), (2,), call=_cell_call(1, 3), out_shape=(3,))],
+    "GRUCell": [R(lambda: L.GRUCell(3), (2,), call=_cell_call(1, 3), out_shape=(3,))],
+    "LSTMCell": [R(lambda: L.LSTMCell(3), (2,), call=_cell_call(2, 3), out_shape=(3,))],
+    "StackedRNNCells": [R(lambda: L.StackedRNNCells([L.SimpleRNNCell(3), L.SimpleRNNCell(2)]), (2,),
+                          call=_stacked_call, out_shape=(2,))],
     # recurrent_conv
     "ConvLSTM1D": [R(lambda: L.ConvLSTM1D(2, 3), (3, 6, 2), window={1: 3})],
     "ConvLSTM2D": [R(lambda: L.ConvLSTM2D(2, 3, padding="same", return_sequences=True), (3, 4, 4, 2))],
     "ConvLSTM3D": [R(lambda: L.ConvLSTM3D(2, 2), (2, 3, 3, 3, 1), window={1: 2, 2: 2, 3: 2})],
-    "ConvLSTM1DCell": [R(lambda: L.ConvLSTM1DCell(2, 3, padding="same"), (5, 2), call=_cell_call(2, 2, (5,)))],
-    "ConvLSTM2DCell": [R(lambda: L.ConvLSTM2DCell(2, 3, padding="same"), (4, 4, 2), call=_cell_call(2, 2, (4, 4)))],
-    "ConvLSTM3DCell": [R(lambda: L.ConvLSTM3DCell(2, 1), (2, 2, 2, 2), call=_cell_call(2, 2, (2, 2, 2)))],
+    "ConvLSTM1DCell": [R(lambda: L.ConvLSTM1DCell(2, 3, padding="same"), (5, 2), call=_cell_call(2, 2, (5,)),
+                         out_shape=(5, 2))],
+    "ConvLSTM2DCell": [R(lambda: L.ConvLSTM2DCell(2, 3, padding="same"), (4, 4, 2), call=_cell_call(2, 2, (4, 4)),
+                         out_shape=(4, 4, 2))],
+    "ConvLSTM3DCell": [R(lambda: L.ConvLSTM3DCell(2, 1), (2, 2, 2, 2), call=_cell_call(2, 2, (2, 2, 2)),
+                         out_shape=(2, 2, 2, 2))],
     # wrappers
     "Bidirectional": [R(lambda: L.Bidirectional(L.LSTM(3)), (4, 2)),
                       R(lambda: L.Bidirectional(L.GRU(2, return_sequences=True), merge_mode="sum"), (4, 2))],
@@ -270,9 +277,25 @@ def _assert_same(got: Any, want: Any, what: str) -> None:
 # -- the tests -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("name, i", ROWS)
 def test_valid_call_matches_its_output_shape(name, i):
+    """A valid float32 call gives finite arrays of the shapes ``compute_output_shape`` promises
+    for the symbolic input shape (batch unknown); a cell, called with its states, gives the
+    row's ``out_shape``."""
     row, layer, x, y = _layer(name, i)
-    for out in (y if isinstance(y, list) else [y]):
-        assert isinstance(out, np.ndarray) and out.shape[0] == 2
+    outs = y if isinstance(y, list) else [y]
+    if row.out_shape is not None:
+        expected = [(None,) + tuple(row.out_shape)]
+    else:
+        shapes = row.shape if isinstance(row.shape, list) else [row.shape]
+        symbolic = [(None,) + tuple(s) for s in shapes]
+        promised = layer.compute_output_shape(symbolic if isinstance(row.shape, list) else symbolic[0])
+        several = isinstance(promised, list) and all(isinstance(p, (list, tuple)) for p in promised)
+        expected = [tuple(p) for p in promised] if several else [tuple(promised)]
+    assert len(outs) == len(expected), f"{len(outs)} outputs, compute_output_shape promises {expected}"
+    for out, shape in zip(outs, expected):
+        assert isinstance(out, np.ndarray)
+        assert len(out.shape) == len(shape) and out.shape[0] == 2, f"output {out.shape}, promised {shape}"
+        for got, want in zip(out.shape[1:], shape[1:]):
+            assert want is None or got == want, f"output {out.shape}, compute_output_shape {shape}"
         assert np.all(np.isfinite(out)) if out.dtype.kind == "f" else True
 
 
