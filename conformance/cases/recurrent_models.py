@@ -516,7 +516,7 @@ def record_keras3(rec):
 
     masked("custom_cell_backwards_masked", "embedding",
            lambda: L.RNN(MinimalCell(3), go_backwards=True, return_sequences=True))
-    rec.cases["custom_cell_backwards_masked"]["meta"]["custom"] = {"conformance>MinimalCell": "MinimalCell"}
+    rec.annotate("custom_cell_backwards_masked", custom={"conformance>MinimalCell": "MinimalCell"})
 
     keras.backend.clear_session()
     rng = _rng("td_hierarchical_text_x")
