@@ -9,7 +9,7 @@ from typing import Any, Dict
 import numpy as np
 
 import klayers
-from klayers.saving.dialect import dialect_scope
+from conformance.internals import dialect_scope
 
 
 def assert_config_equal(ours: Any, theirs: Any, path: str = "config", rel: float = 1e-6) -> None:
@@ -33,6 +33,17 @@ def assert_config_equal(ours: Any, theirs: Any, path: str = "config", rel: float
         assert ours == theirs and type(ours) is type(theirs) or (ours == theirs and isinstance(theirs, int) and isinstance(ours, int)), (
             f"{path}: {ours!r} != {theirs!r}"
         )
+
+
+def configs_equal(a: Any, b: Any) -> bool:
+    """Dict/list equality with floats compared to 1e-7 relative (the vocabulary objects' configs)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(configs_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(configs_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isclose(a, b, rel_tol=1e-7, abs_tol=1e-12)
+    return a == b and type(a) is type(b)
 
 
 def assert_close(ours: np.ndarray, theirs: np.ndarray, what: str, rtol: float = 2e-5) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 
 import klayers
 from conformance.harness import assert_close, assert_config_equal
-from klayers.saving.dialect import dialect_scope
+from conformance.internals import dialect_scope
 
 
 def _inputs(meta: Dict[str, Any], arrays: Dict[str, np.ndarray], b: int) -> Any:

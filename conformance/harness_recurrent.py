@@ -10,7 +10,7 @@ import numpy as np
 
 import klayers
 from conformance.harness import assert_close, assert_config_equal
-from klayers.saving.dialect import dialect_scope
+from conformance.internals import dialect_scope, flatten
 
 
 def _calls(layer: Any, meta: Dict[str, Any], arrays: Dict[str, np.ndarray], what: str) -> None:
@@ -24,7 +24,7 @@ def _calls(layer: Any, meta: Dict[str, Any], arrays: Dict[str, np.ndarray], what
             kwargs["initial_state"] = [arrays[f"s{i}_{k}"] for k in range(call["n_states"])]
         outs = layer(arrays[f"x{i}"], **kwargs)
         outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
-        outs = [o for o in klayers.engine.node.flatten(outs)]
+        outs = list(flatten(outs))
         assert len(outs) == call["n_outputs"], f"{what} call {i}: {len(outs)} outputs, Keras has {call['n_outputs']}"
         for k, o in enumerate(outs):
             assert_close(o, arrays[f"y{i}_{k}"], f"{what} call {i} output {k}", rtol=1e-4)
