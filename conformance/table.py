@@ -62,7 +62,7 @@ def _layer_classes(config: Any, out: set) -> set:
 
 def layers_of_layer_case(case: Case) -> Exercised:
     """The recorded layer and the layers nested in its config (a wrapper's layer, an RNN's cell)."""
-    names = _layer_classes(case.meta["config"], {case.meta["class_name"]})
+    names = _layer_classes(case.meta.get("config"), {case.meta["class_name"]})
     return frozenset(("layer", n) for n in names)
 
 
