@@ -58,7 +58,6 @@ def load_model_from_h5(f: Any, where: str, custom_objects: Optional[Mapping[str,
     config = parse_json(raw, "the model config", where)
     if not isinstance(config, dict) or "class_name" not in config:
         raise ModelFileError(f"'{where}': the model config is not a Keras model config.")
-    from klayers.saving.keras3_config import keras3_lambdas_to_keras2
     from klayers.saving.keras_archive import _model_from_file_config
 
     dialect = dialect_of_version(decode_attr(f.attrs.get("keras_version")), config)
@@ -67,7 +66,7 @@ def load_model_from_h5(f: Any, where: str, custom_objects: Optional[Mapping[str,
         logger.info(note)
         if compile:
             warnings.warn(note, stacklevel=3)
-    model = _model_from_file_config(keras3_lambdas_to_keras2(config), dialect, where, custom_objects, compile, safe_mode)
+    model = _model_from_file_config(config, dialect, where, custom_objects, compile, safe_mode)
     if "model_weights" not in f:
         raise ModelFileError(f"'{where}' has a model config but no 'model_weights' group.")
     load_weights_from_h5_group(f["model_weights"], model, where)

@@ -290,8 +290,6 @@ def _extract_weights(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> 
 def load_keras_archive(path: str, custom_objects: Optional[Mapping[str, Any]] = None,
                        compile: bool = False, safe_mode: bool = True) -> Any:
     """The model in a ``.keras`` archive written by Keras 3 (or tf-keras's own writer)."""
-    from klayers.saving.keras3_config import keras3_lambdas_to_keras2
-
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as e:
@@ -319,7 +317,7 @@ def load_keras_archive(path: str, custom_objects: Optional[Mapping[str, Any]] = 
                 raise ModelFileError(f"'{path}': corrupt archive entry {WEIGHTS} ({e}).") from e
         version = metadata.get("keras_version") if isinstance(metadata, dict) else None
         dialect = dialect_of_version(version, config)
-        model = _model_from_file_config(keras3_lambdas_to_keras2(config), dialect, path, custom_objects, compile, safe_mode)
+        model = _model_from_file_config(config, dialect, path, custom_objects, compile, safe_mode)
         f = open_h5(tmp, f"{path}:{WEIGHTS}")
         try:
             load_object_weights(f, model, f"{path}:{WEIGHTS}")
