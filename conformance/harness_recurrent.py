@@ -9,7 +9,7 @@ from typing import Any, Dict
 import numpy as np
 
 import klayers
-from conformance.harness import assert_close, assert_config_equal
+from conformance.harness import assert_close, assert_config_equal, assert_keras3_config
 from conformance.internals import dialect_scope, flatten
 
 
@@ -60,6 +60,8 @@ def replay_rnn_case(meta: Dict[str, Any], arrays: Dict[str, np.ndarray], dialect
     if version == 2:
         assert_config_equal(layer.get_config(), meta["config"])
         assert_config_equal(klayers.layers.serialize(layer), meta["serialized"], "serialized")
+    else:
+        assert_keras3_config(layer, meta)
     again = klayers.layers.deserialize(klayers.layers.serialize(layer))
     again(np.zeros_like(x0))
     again.set_weights(weights)

@@ -21,8 +21,8 @@ from klayers.engine.node import flatten
 from klayers.saving import dialect_scope, register_keras_serializable
 from klayers.saving import object_registration as _registry
 from klayers.saving.file_utils import ModelFileError
-from klayers.saving.keras3_config import _k3_entry as keras3_entry
 from klayers.saving.keras3_config import keras3_layer_config
+from klayers.saving.keras3_config import keras3_layer_entry as keras3_entry
 from klayers.saving.keras3_ops import KERAS3_OPS, _Op
 from klayers.saving.object_registration import get_custom_objects
 
