@@ -14,7 +14,7 @@ the symbolic model's tensor has a ``_keras_mask`` and its shape (the node API's 
 The padded batches hold, in order: a full sample, pre-, mid- and post-sequence padding and a fully
 padded sample, so every mask rule meets every padding position in one call.
 
-``MinimalCell`` is a user-written cell; conformance/test_recurrent_models.py defines the same
+``MinimalCell`` is a user-written cell; conformance/checks_models.py defines the same
 cell for klayers (the maths is ours, the outputs come from Keras).
 """
 
