@@ -11,8 +11,8 @@ from typing import Any, Dict
 import numpy as np
 
 import klayers
-from conformance.harness import assert_close, assert_config_equal
-from klayers.serialization import dialect_scope
+from conformance.harness import assert_close, assert_config_equal, assert_keras3_config
+from conformance.internals import dialect_scope
 
 
 def _inputs(meta: Dict[str, Any], arrays: Dict[str, np.ndarray], b: int) -> Any:
@@ -87,6 +87,8 @@ def replay_case(meta: Dict[str, Any], arrays: Dict[str, np.ndarray], dialect: st
             layer.set_weights(weights)
             layer(_inputs(meta, arrays, batches[-1]))
             np.testing.assert_allclose(sorted(layer.losses), sorted(meta["losses"]), rtol=1e-5)
+    else:
+        assert_keras3_config(layer, meta)
     # the config round trip: klayers's own config rebuilds the same layer, with the same weights
     again = klayers.layers.deserialize(klayers.layers.serialize(layer))
     again(first)

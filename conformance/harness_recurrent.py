@@ -9,8 +9,8 @@ from typing import Any, Dict
 import numpy as np
 
 import klayers
-from conformance.harness import assert_close, assert_config_equal
-from klayers.serialization import dialect_scope
+from conformance.harness import assert_close, assert_config_equal, assert_keras3_config
+from conformance.internals import dialect_scope, flatten
 
 
 def _calls(layer: Any, meta: Dict[str, Any], arrays: Dict[str, np.ndarray], what: str) -> None:
@@ -24,7 +24,7 @@ def _calls(layer: Any, meta: Dict[str, Any], arrays: Dict[str, np.ndarray], what
             kwargs["initial_state"] = [arrays[f"s{i}_{k}"] for k in range(call["n_states"])]
         outs = layer(arrays[f"x{i}"], **kwargs)
         outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
-        outs = [o for o in klayers.engine.node.flatten(outs)]
+        outs = list(flatten(outs))
         assert len(outs) == call["n_outputs"], f"{what} call {i}: {len(outs)} outputs, Keras has {call['n_outputs']}"
         for k, o in enumerate(outs):
             assert_close(o, arrays[f"y{i}_{k}"], f"{what} call {i} output {k}", rtol=1e-4)
@@ -60,6 +60,8 @@ def replay_rnn_case(meta: Dict[str, Any], arrays: Dict[str, np.ndarray], dialect
     if version == 2:
         assert_config_equal(layer.get_config(), meta["config"])
         assert_config_equal(klayers.layers.serialize(layer), meta["serialized"], "serialized")
+    else:
+        assert_keras3_config(layer, meta)
     again = klayers.layers.deserialize(klayers.layers.serialize(layer))
     again(np.zeros_like(x0))
     again.set_weights(weights)

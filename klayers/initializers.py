@@ -349,6 +349,10 @@ class VarianceScaling(_RandomInitializer):
             return {}
         return {"input_axes": self.input_axes, "output_axes": self.output_axes}
 
+    def _to_keras3_config(self, config: Dict[str, Any]) -> Dict[str, Any]:
+        """Keras 3 always writes the fan axes (None when unset)."""
+        return {**config, "input_axes": self.input_axes, "output_axes": self.output_axes}
+
     def get_config(self) -> Dict[str, Any]:
         return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution, "seed": self.seed, **self._axes_config()}
 

@@ -24,7 +24,6 @@ tiny (a few KB of weights each). klayers is never imported here.
 from __future__ import annotations
 
 import dataclasses
-import os
 import zlib
 from typing import Any, Callable, List, Optional, Tuple
 
@@ -275,15 +274,7 @@ def _compile_and_step(keras, model, inputs):
     model.train_on_batch(inputs, outs if len(outs) > 1 else outs[0])
 
 
-def _clean(directory):
-    os.makedirs(directory, exist_ok=True)
-    for f in os.listdir(directory):
-        if f.endswith((".h5", ".keras")):
-            os.remove(os.path.join(directory, f))
-
-
 def _record(rec, keras, dialect):
-    _clean(rec.dir)
     for fx in FIXTURES:
         if not getattr(fx, dialect):
             continue
@@ -303,7 +294,7 @@ def _record(rec, keras, dialect):
         files = {}
         for key in wanted:
             files[key] = fx.name + _FORMATS[key]
-            path = os.path.join(rec.dir, files[key])
+            path = rec.path(files[key])
             if key.startswith("weights"):
                 model.save_weights(path)
             elif key == "model_h5" and dialect == "keras2":
@@ -312,7 +303,7 @@ def _record(rec, keras, dialect):
                 model.save(path)
         reference = model
         if fx.reference is not None:
-            reference = fx.reference(keras, os.path.join(rec.dir, files["model_h5"]), rng)
+            reference = fx.reference(keras, rec.path(files["model_h5"]), rng)
         outputs = _flat(reference.predict(inputs, verbose=0))
         arrays = {f"x{i}": x for i, x in enumerate(_flat(inputs))}
         arrays.update({f"y{i}": np.asarray(y) for i, y in enumerate(outputs)})

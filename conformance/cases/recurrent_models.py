@@ -14,7 +14,7 @@ the symbolic model's tensor has a ``_keras_mask`` and its shape (the node API's 
 The padded batches hold, in order: a full sample, pre-, mid- and post-sequence padding and a fully
 padded sample, so every mask rule meets every padding position in one call.
 
-``MinimalCell`` is a user-written cell; conformance/test_recurrent_models.py defines the same
+``MinimalCell`` is a user-written cell; conformance/checks_models.py defines the same
 cell for klayers (the maths is ours, the outputs come from Keras).
 """
 
@@ -516,7 +516,7 @@ def record_keras3(rec):
 
     masked("custom_cell_backwards_masked", "embedding",
            lambda: L.RNN(MinimalCell(3), go_backwards=True, return_sequences=True))
-    rec.cases["custom_cell_backwards_masked"]["meta"]["custom"] = {"conformance>MinimalCell": "MinimalCell"}
+    rec.annotate("custom_cell_backwards_masked", custom={"conformance>MinimalCell": "MinimalCell"})
 
     keras.backend.clear_session()
     rng = _rng("td_hierarchical_text_x")

@@ -79,6 +79,13 @@ class InputLayer(Layer):
             "optional": self.optional,
         }
 
+    def _to_keras3_config(self, config: Dict[str, Any]) -> Dict[str, Any]:
+        """Keras 3's InputLayer writes ``batch_shape`` and its dtype as a name, not a policy."""
+        config = dict(config)
+        config["batch_shape"] = config.pop("batch_input_shape", None)
+        config["dtype"] = self.dtype or "float32"
+        return config
+
     def get_build_config(self):
         return None
 

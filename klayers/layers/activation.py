@@ -68,6 +68,13 @@ class LeakyReLU(_Elementwise):
             config["alpha"] = config.pop("negative_slope")
         return config
 
+    def _to_keras3_config(self, config: Dict[str, Any]) -> Dict[str, Any]:
+        """Keras 3 calls tf-keras's ``alpha`` ``negative_slope``."""
+        config = dict(config)
+        if "alpha" in config:
+            config["negative_slope"] = config.pop("alpha")
+        return config
+
 
 class ReLU(_Elementwise):
     """tf-keras's rectifier: ``max_value`` for ``x >= max_value``, ``x`` for

@@ -484,6 +484,14 @@ class SeparableConv(Conv):
         )
         return config
 
+    def _to_keras3_config(self, config: Dict[str, Any]) -> Dict[str, Any]:
+        """Keras 3 has no ``kernel_*`` options on separable convolutions (tf-keras writes its
+        unused ones): the depthwise and pointwise ones are the real ones."""
+        config = dict(config)
+        for key in ("kernel_initializer", "kernel_regularizer", "kernel_constraint"):
+            config.pop(key, None)
+        return config
+
 
 class SeparableConv1D(SeparableConv):
     """1-D separable convolution (see :class:`SeparableConv`); supports "causal" padding."""
@@ -595,6 +603,12 @@ class Conv3DTranspose(ConvTranspose):
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
         config.pop("dilation_rate")
+        return config
+
+    def _to_keras3_config(self, config: Dict[str, Any]) -> Dict[str, Any]:
+        """Keras 3 writes ``dilation_rate``: the one this layer computes with."""
+        config = dict(config)
+        config["dilation_rate"] = list(self._dilation())
         return config
 
 

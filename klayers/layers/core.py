@@ -256,6 +256,45 @@ class Lambda(Layer):
             return (list(fn) if isinstance(fn, tuple) else fn), "raw", None
         raise ValueError(f"Invalid input for serialization, type: {type(fn)} ")
 
+    #: (value key, kind key, module key) of each function a Lambda config can hold
+    _FUNCTION_KEYS = (("function", "function_type", "module"),
+                      ("output_shape", "output_shape_type", "output_shape_module"),
+                      ("mask", "mask_type", "mask_module"))
+
+    def _to_keras3_config(self, config: Dict[str, Any]) -> Dict[str, Any]:
+        """Keras 3 writes marshalled code as a ``__lambda__`` object and a named function as a
+        ``function`` object, without the ``*_type`` / ``*_module`` keys; ``output_shape`` and
+        ``mask`` only when set."""
+        config = dict(config)
+        for key, kind_key, module_key in self._FUNCTION_KEYS:
+            kind = config.pop(kind_key, None)
+            config.pop(module_key, None)
+            value = config.get(key)
+            if kind == "lambda" and isinstance(value, (list, tuple)) and len(value) == 3:
+                code, defaults, closure = value
+                config[key] = {"class_name": "__lambda__", "config": {"code": code, "defaults": defaults, "closure": closure}}
+            elif kind == "function" and isinstance(value, str):
+                config[key] = {"module": "builtins", "class_name": "function", "config": value, "registered_name": "function"}
+            if key != "function" and key in config and config[key] is None:
+                config.pop(key)
+        return config
+
+    @classmethod
+    def _from_keras3_config(cls, config: Dict[str, Any]) -> Dict[str, Any]:
+        """Keras 3's forms back into tf-keras's (``[code, defaults, closure]`` with kind "lambda",
+        plain values "raw"), which :meth:`from_config` takes. The code is not run here."""
+        config = dict(config)
+        for key, kind_key, module_key in cls._FUNCTION_KEYS:
+            value = config.get(key)
+            if isinstance(value, dict) and value.get("class_name") == "__lambda__":
+                c = value.get("config") or {}
+                config[key] = [c.get("code"), c.get("defaults"), c.get("closure")]
+                config[kind_key] = "lambda"
+                config.setdefault(module_key, None)
+            elif key in config and kind_key not in config and key != "function" and not isinstance(value, dict):
+                config[kind_key] = "raw"
+        return config
+
     @classmethod
     def from_config(cls, config: Dict[str, Any], custom_objects: Optional[Dict[str, Any]] = None) -> Lambda:
         """Rebuild; a marshalled lambda needs ``safe_mode=False`` (it runs code from the config)."""

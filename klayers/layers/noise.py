@@ -110,4 +110,11 @@ class AlphaDropout(_SeededLayer):
         config.update({"rate": self.rate, "seed": self.seed})
         return config
 
+    def _to_keras3_config(self, config: Dict[str, Any]) -> Dict[str, Any]:
+        """Keras 3 writes ``noise_shape`` (tf-keras does not)."""
+        config = dict(config)
+        config["noise_shape"] = None if self.noise_shape is None else list(self.noise_shape)
+        return config
+
+
 register_builtins("layer", globals(), __all__)

@@ -245,6 +245,13 @@ class BatchNormalization(Layer):
         )
         return config
 
+    def _to_keras3_config(self, config: Dict[str, Any]) -> Dict[str, Any]:
+        """Keras 3 writes a single normalized axis as an int, not a one-element list."""
+        config = dict(config)
+        if isinstance(config.get("axis"), list) and len(config["axis"]) == 1:
+            config["axis"] = config["axis"][0]
+        return config
+
     @classmethod
     def _from_keras3_config(cls, config: Dict[str, Any]) -> Dict[str, Any]:
         """Keras 3 writes ``synchronized`` and the renorm keys; it never takes TensorFlow's fused

@@ -103,6 +103,15 @@ class SpatialDropout1D(Dropout):
             return (inputs.shape[0], inputs.shape[1]) + ones
         return (inputs.shape[0],) + ones + (inputs.shape[-1],)
 
+    def _to_keras3_config(self, config: Dict[str, Any]) -> Dict[str, Any]:
+        """Keras 3's spatial dropouts write a short config of their own: the dtype as a name, no
+        ``trainable`` or ``noise_shape``, and ``data_format`` (2D and 3D)."""
+        config = {k: v for k, v in config.items() if k not in ("trainable", "noise_shape")}
+        config["dtype"] = self.dtype
+        if self._rank > 1:
+            config["data_format"] = self.data_format
+        return config
+
 
 class SpatialDropout2D(SpatialDropout1D):
     """Dropout of whole 2D feature maps (``data_format`` channels_last or channels_first).

@@ -397,6 +397,14 @@ class Bidirectional(Wrapper):
             config["backward_layer"] = _deserialize(config["backward_layer"], custom_objects)
         return _checked(cls, config)
 
+    def _to_keras3_config(self, config: Dict[str, Any]) -> Dict[str, Any]:
+        """Keras 3 writes the forward and backward layers themselves (named forward_*/backward_*),
+        the backward one always: the layers go in as objects, for the writer to serialize."""
+        config = dict(config)
+        config["layer"] = self.forward_layer
+        config["backward_layer"] = self.backward_layer
+        return config
+
     @classmethod
     def _from_keras3_config(cls, config: Dict[str, Any]) -> Dict[str, Any]:
         # Keras 3 names the wrapped layers forward_*/backward_* and always writes backward_layer

@@ -34,7 +34,7 @@ from klayers.saving.file_utils import (
     string_list_attr,
     write_h5,
 )
-from klayers.saving.keras3_config import keras3_lambdas_to_keras2, to_keras2_config
+from klayers.saving.keras3_config import to_keras2_config
 from klayers.serialization import json_default
 
 #: The Keras version klayers writes into .h5 files: the dialect of the configs it writes.
@@ -67,7 +67,7 @@ def load_model_from_h5(f: Any, where: str, custom_objects: Optional[Mapping[str,
         logger.info(note)
         if compile:
             warnings.warn(note, stacklevel=3)
-    model = model_from_file_config(keras3_lambdas_to_keras2(config), dialect, where, custom_objects, compile, safe_mode)
+    model = model_from_file_config(config, dialect, where, custom_objects, compile, safe_mode)
     if "model_weights" not in f:
         raise ModelFileError(f"'{where}' has a model config but no 'model_weights' group.")
     load_weights_from_h5_group(f["model_weights"], model, where)

@@ -3,10 +3,12 @@ readers need.
 
 * ``.h5`` files are written for tf-keras: Keras 3 dtype policies become dtype names.
 * ``.keras`` archives are written for Keras 3 (:func:`keras3_model_config`): ``DTypePolicy``
-  dtypes, ``batch_shape`` on InputLayers, ``{"args", "kwargs"}`` node wiring with
-  ``__keras_tensor__`` references numbered from 0, lambdas as ``__lambda__`` objects. A layer
-  class may refine its own config with a ``_to_keras3_config(self, config) -> config`` method
-  (the inverse of ``_from_keras3_config``).
+  dtypes, ``{"args", "kwargs"}`` node wiring with ``__keras_tensor__`` references numbered from 0,
+  nested layers written from the objects they stand for, and the keys of Keras 3's ``get_config``
+  (``keras3_keys``). Only rules that hold for every class live here: what concerns one class
+  (``batch_shape`` on InputLayers, lambdas as ``__lambda__`` objects, LeakyReLU's
+  ``negative_slope`` ...) is that class's ``_to_keras3_config(self, config) -> config`` method, the
+  inverse of its ``_from_keras3_config`` classmethod (which the readers apply).
 * A model whose maths a name would change in the target Keras (Keras 2's ``hard_sigmoid``
   written for Keras 3 and the reverse) is refused with an error naming the layer.
 """
@@ -14,14 +16,16 @@ readers need.
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import numpy as np
 
-from klayers import activations
+from klayers import activations, constraints, initializers, regularizers
+from klayers.engine.base_layer import Layer
 from klayers.engine.graph import node_key
+from klayers.engine.layer_serialization import deserialize
 from klayers.engine.sequential import Sequential
-from klayers.saving.keras3_keys import KERAS3_CONFIG_KEYS
+from klayers.saving.keras3_keys import KERAS3_BUILT_AT_INIT, KERAS3_CONFIG_KEYS, KERAS3_UNSET_VALUES
 from klayers.serialization import serialize_keras_object
 
 _K3_POLICIES = ("DTypePolicy", "FloatDTypePolicy")
@@ -105,93 +109,111 @@ def _k3_policy(dtype: Any) -> Any:
     return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": name}, "registered_name": None}
 
 
-def _k3_function(value: Any, kind: Optional[str]) -> Any:
-    if kind == "lambda" and isinstance(value, (list, tuple)) and len(value) == 3:
-        code, defaults, closure = value
-        return {"class_name": "__lambda__", "config": {"code": code, "defaults": defaults, "closure": closure}}
-    if kind == "function" and isinstance(value, str):
-        return {"module": "builtins", "class_name": "function", "config": value, "registered_name": "function"}
-    return value
-
-
 _ANY = object()
+_NOT_LISTED = object()
 #: Keras 2 keys Keras 3 does not take, and the values at which dropping them changes nothing.
 _HARMLESS = {"implementation": _ANY, "fused": _ANY, "input_length": _ANY, "batch_input_shape": _ANY,
              "time_major": False, "groups": 1, "virtual_batch_size": None, "adjustment": None,
-             "enable_caching_device": _ANY, "sparse": False, "ragged": False}
+             "enable_caching_device": _ANY, "sparse": False, "ragged": False, "noise_shape": None}
 #: Keys Keras 3's base Layer takes as keyword arguments though get_config may not list them.
 _K3_LAYER_KWARGS = {"name", "trainable", "dtype", "activity_regularizer", "input_dim", "input_shape"}
-_NESTED = ("layer", "backward_layer", "cell")
+#: Config keys holding a nested layer entry (or a list of them).
+_NESTED = ("layer", "backward_layer", "cell", "cells")
+#: The Keras modules a serialized vocabulary object in a layer config names.
+_VOCABULARY = ("keras.initializers", "keras.regularizers", "keras.constraints")
 
 
-def _k3_nested(entry: Any, owner: str) -> Any:
+def _k3_objects(config: Dict[str, Any]) -> Dict[str, Any]:
+    """Serialized initializers, regularizers and constraints of a layer config, each refined by
+    its class's ``_to_keras3_config`` where it has one (Keras 3's VarianceScaling writes the fan
+    axes, for one)."""
+    deserialize = dict(zip(_VOCABULARY, (initializers.deserialize, regularizers.deserialize, constraints.deserialize)))
+    out = dict(config)
+    for key, entry in config.items():
+        if not (isinstance(entry, dict) and entry.get("module") in _VOCABULARY and isinstance(entry.get("config"), dict)):
+            continue
+        obj = deserialize[entry["module"]](entry)
+        hook = getattr(obj, "_to_keras3_config", None)
+        if hook is not None:
+            out[key] = dict(entry, config=hook(dict(entry["config"])))
+    return out
+
+
+def _sublayers(layer: Any) -> Dict[str, Any]:
+    """The layers ``layer`` holds (a wrapper's layer, an RNN's cell, stacked cells), by name."""
+    found: Dict[str, Any] = {}
+    values = list(vars(layer).values()) + list(getattr(layer, "_self_tracked_layers", []))
+    for value in values:
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, Layer):
+                found.setdefault(item.name, item)
+    return found
+
+
+def _k3_nested(layer: Any, entry: Any) -> Any:
+    """A nested layer entry of ``layer``'s config as Keras 3 writes it: from the layer object it
+    stands for (so that class's own fixes apply and its build config is kept): the object itself
+    where a ``_to_keras3_config`` put one, else the one ``layer`` holds under the entry's name."""
+    if isinstance(entry, Layer):
+        return keras3_layer_entry(entry)
     if not (isinstance(entry, dict) and isinstance(entry.get("class_name"), str) and isinstance(entry.get("config"), dict)):
         return entry
-    return {"module": "keras.layers", "class_name": entry["class_name"],
-            "config": fix_config_for_keras3(entry["class_name"], entry["config"], owner), "registered_name": None}
+    sub = _sublayers(layer).get(entry["config"].get("name"))
+    if sub is None or type(sub).__name__ != entry["class_name"]:
+        sub = deserialize(entry)
+    return keras3_layer_entry(sub)
 
 
-def fix_config_for_keras3(class_name: str, config: Dict[str, Any], owner: str = "") -> Dict[str, Any]:
-    """A Keras 2 layer config (klayers's ``get_config``) as Keras 3 takes it.
+def _k3_key_table(class_name: str, config: Dict[str, Any], where: str) -> Dict[str, Any]:
+    """Keys as Keras 3's ``get_config`` of ``class_name`` writes them: Keras 2 keys it does not
+    take are dropped where that changes nothing (refused otherwise), and keys it always writes
+    that klayers's config lacks get the value Keras 3 writes when the option is unused."""
+    known = KERAS3_CONFIG_KEYS.get(class_name)
+    if known is None:
+        if config.get("activity_regularizer", "missing") is None:
+            config.pop("activity_regularizer")
+        return config
+    for key in [k for k in config if k not in known and k not in _K3_LAYER_KWARGS]:
+        harmless = _HARMLESS.get(key, _NOT_LISTED)
+        if harmless is _ANY or (harmless is not _NOT_LISTED and config[key] == harmless):
+            config.pop(key)
+        else:
+            raise ValueError(
+                f"Cannot write layer {where!r} ({class_name}) for Keras 3: its Keras 2 option "
+                f"{key}={config[key]!r} has no Keras 3 equivalent. Save as .h5 (tf-keras) instead."
+            )
+    if config.get("activity_regularizer", "missing") is None and "activity_regularizer" not in known:
+        config.pop("activity_regularizer")
+    for key in sorted(known - set(config)):
+        if key in KERAS3_UNSET_VALUES:
+            config[key] = copy.deepcopy(KERAS3_UNSET_VALUES[key])
+    return config
+
+
+def keras3_layer_config(layer: Any) -> Dict[str, Any]:
+    """The layer's config as Keras 3 writes it.
+
+    Generic rules here (dtype policies, serialized vocabulary objects, nested layer entries, the
+    Keras 3 key table of ``keras3_keys``); what concerns one class is that class's
+    ``_to_keras3_config(self, config) -> config`` method (the inverse of its
+    ``_from_keras3_config``), applied to the config with Keras 3 dtype policies.
 
     Raises:
         ValueError: a Keras 2 option Keras 3 has no equivalent for (named, with the layer).
     """
-    config = dict(config)
-    where = config.get("name") or owner
+    config = {k: serialize_keras_object(v) for k, v in layer.get_config().items()}
     if "dtype" in config:
         config["dtype"] = _k3_policy(config["dtype"])
-    if class_name == "BatchNormalization" and isinstance(config.get("axis"), list) and len(config["axis"]) == 1:
-        config["axis"] = config["axis"][0]
-    if class_name == "LeakyReLU" and "alpha" in config:
-        config["negative_slope"] = config.pop("alpha")
-    if config.get("activity_regularizer", "missing") is None:
-        config.pop("activity_regularizer")
-    if class_name == "Lambda":
-        for key, kind_key, module_key in (("function", "function_type", "module"),
-                                          ("output_shape", "output_shape_type", "output_shape_module"),
-                                          ("mask", "mask_type", "mask_module")):
-            kind = config.pop(kind_key, None)
-            config.pop(module_key, None)
-            if key in config:
-                config[key] = _k3_function(config[key], kind)
-            if key != "function" and config.get(key, "x") is None:
-                config.pop(key)
-    for key in _NESTED:
-        if key in config:
-            config[key] = _k3_nested(config[key], where)
-    if isinstance(config.get("cells"), list):
-        config["cells"] = [_k3_nested(c, where) for c in config["cells"]]
-    known = KERAS3_CONFIG_KEYS.get(class_name)
-    if known is not None:
-        for key in [k for k in config if k not in known and k not in _K3_LAYER_KWARGS]:
-            harmless = _HARMLESS.get(key, _NOT_LISTED)
-            if harmless is _ANY or (harmless is not _NOT_LISTED and config[key] == harmless):
-                config.pop(key)
-            else:
-                raise ValueError(
-                    f"Cannot write layer {where!r} ({class_name}) for Keras 3: its Keras 2 option "
-                    f"{key}={config[key]!r} has no Keras 3 equivalent. Save as .h5 (tf-keras) instead."
-                )
-    return config
-
-
-_NOT_LISTED = object()
-
-
-def keras3_layer_config(layer: Any) -> Dict[str, Any]:
-    """The layer's config as Keras 3 writes it."""
-    config = {k: serialize_keras_object(v) for k, v in layer.get_config().items()}
-    cls = type(layer).__name__
-    if cls == "InputLayer":
-        shape = config.pop("batch_input_shape", None)
-        return {"batch_shape": shape, "dtype": _policy_name(config.get("dtype")) or "float32",
-                "sparse": False, "ragged": False, "name": layer.name, "optional": bool(config.get("optional", False))}
-    config = fix_config_for_keras3(cls, config)
+    config = _k3_objects(config)
     hook = getattr(layer, "_to_keras3_config", None)
     if hook is not None:
         config = hook(config)
-    return config
+    for key in _NESTED:
+        if isinstance(config.get(key), list):
+            config[key] = [_k3_nested(layer, c) for c in config[key]]
+        elif key in config:
+            config[key] = _k3_nested(layer, config[key])
+    return _k3_key_table(type(layer).__name__, config, config.get("name") or layer.name)
 
 
 def _k3_tensor(t: Any, history_index: int) -> Dict[str, Any]:
@@ -210,8 +232,8 @@ def keras3_model_config(model: Any) -> Dict[str, Any]:
     if isinstance(model, Sequential):
         layers = []
         if model._is_graph_network and model._input_layer is not None:
-            layers.append(_k3_entry(model._input_layer))
-        layers.extend(_k3_entry(layer) for layer in model.layers)
+            layers.append(keras3_layer_entry(model._input_layer))
+        layers.extend(keras3_layer_entry(layer) for layer in model.layers)
         inner: Dict[str, Any] = {"name": model.name, "trainable": model.trainable,
                                  "dtype": _k3_policy("float32"), "layers": layers}
         build = None
@@ -227,7 +249,9 @@ def keras3_model_config(model: Any) -> Dict[str, Any]:
             "build_config": {"input_shape": None}}
 
 
-def _k3_entry(layer: Any) -> Dict[str, Any]:
+def keras3_layer_entry(layer: Any) -> Dict[str, Any]:
+    """``{"module", "class_name", "config", "registered_name"[, "build_config"]}`` of ``layer`` as
+    Keras 3's ``serialize_keras_object`` writes it (a model's: :func:`keras3_model_config`)."""
     if _is_model(layer):
         return keras3_model_config(layer)
     cls = type(layer)
@@ -236,10 +260,9 @@ def _k3_entry(layer: Any) -> Dict[str, Any]:
         module = "keras.layers"
     entry = {"module": module, "class_name": cls.__name__,
              "config": keras3_layer_config(layer), "registered_name": cls.__dict__.get("_keras_registered_name")}
-    if type(layer).__name__ != "InputLayer":
-        build = layer.get_build_config() if hasattr(layer, "get_build_config") else None
-        if build:
-            entry["build_config"] = build
+    build = layer.get_build_config() if hasattr(layer, "get_build_config") else None
+    if build and cls.__name__ not in KERAS3_BUILT_AT_INIT:
+        entry["build_config"] = build
     return entry
 
 
@@ -276,7 +299,7 @@ def _k3_functional_config(model: Any) -> Dict[str, Any]:
         for i, node in enumerate(layer._inbound_nodes):
             if node_key(layer.name, i) in own and not node.is_input:
                 nodes.append({"args": ser(list(node.call_args)), "kwargs": ser(dict(node.call_kwargs or {}))})
-        entry = _k3_entry(layer)
+        entry = keras3_layer_entry(layer)
         entry["name"] = layer.name
         entry["inbound_nodes"] = nodes
         entries.append(entry)
@@ -290,40 +313,3 @@ def _k3_functional_config(model: Any) -> Dict[str, Any]:
 
     return {"name": model.name, "trainable": model.trainable, "layers": entries,
             "input_layers": coords(model.inputs), "output_layers": coords(model.outputs)}
-
-
-# -- reading: Keras 3 configs klayers's layers do not take directly ----------------------------
-def keras3_lambdas_to_keras2(config: Any) -> Any:
-    """A copy of a Keras 3 model config whose Lambda layers carry their functions in Keras 2's
-    form (``function`` = [code, defaults, closure], ``function_type`` = "lambda"), which is what
-    ``klayers.layers.Lambda.from_config`` takes. The code is not run here."""
-    config = copy.deepcopy(config)
-
-    def fix(entry: Any) -> None:
-        if not isinstance(entry, dict):
-            return
-        inner = entry.get("config")
-        if entry.get("class_name") == "Lambda" and isinstance(inner, dict):
-            for key, kind_key, module_key in (("function", "function_type", "module"),
-                                              ("output_shape", "output_shape_type", "output_shape_module"),
-                                              ("mask", "mask_type", "mask_module")):
-                value = inner.get(key)
-                if isinstance(value, dict) and value.get("class_name") == "__lambda__":
-                    c = value.get("config") or {}
-                    inner[key] = [c.get("code"), c.get("defaults"), c.get("closure")]
-                    inner[kind_key] = "lambda"
-                    inner.setdefault(module_key, None)
-                elif key in inner and kind_key not in inner and key != "function" and not isinstance(value, dict):
-                    inner[kind_key] = "raw"
-        if isinstance(inner, dict):
-            for key in ("layers", "cells"):
-                if isinstance(inner.get(key), list):
-                    for sub in inner[key]:
-                        fix(sub)
-            for key in ("layer", "forward_layer", "backward_layer", "cell"):
-                fix(inner.get(key))
-
-    fix(config)
-    return config
-
-

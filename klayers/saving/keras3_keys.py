@@ -3,10 +3,12 @@ recorded from Keras 3.15.1 by the script in this docstring's last paragraph. The
 key missing here only when it is known to be harmless, and refuses otherwise.
 
 Regenerate: instantiate each class of ``klayers.layers.__all__`` in Keras 3 with minimal
-arguments and print ``sorted(layer.get_config())`` (see the issue 8 report).
+arguments and print ``sorted(layer.get_config())`` (see the issue 8 report). The ConvLSTM1D/2D/3D
+key sets are those of the Keras 3.15.1 configs recorded in
+``conformance/references/keras3/recurrent_conv.json``.
 """
 
-from typing import Dict, FrozenSet
+from typing import Any, Dict, FrozenSet
 
 KERAS3_CONFIG_KEYS: Dict[str, FrozenSet[str]] = {
     "Activation": frozenset(["activation", "dtype", "name", "trainable"]),
@@ -187,6 +189,114 @@ KERAS3_CONFIG_KEYS: Dict[str, FrozenSet[str]] = {
             "strides",
             "trainable",
             "use_bias",
+        ]
+    ),
+    "ConvLSTM1D": frozenset(
+        [
+            "activation",
+            "activity_regularizer",
+            "bias_constraint",
+            "bias_initializer",
+            "bias_regularizer",
+            "data_format",
+            "dilation_rate",
+            "dropout",
+            "dtype",
+            "filters",
+            "go_backwards",
+            "kernel_constraint",
+            "kernel_initializer",
+            "kernel_regularizer",
+            "kernel_size",
+            "name",
+            "padding",
+            "recurrent_activation",
+            "recurrent_constraint",
+            "recurrent_dropout",
+            "recurrent_initializer",
+            "recurrent_regularizer",
+            "return_sequences",
+            "return_state",
+            "seed",
+            "stateful",
+            "strides",
+            "trainable",
+            "unit_forget_bias",
+            "unroll",
+            "use_bias",
+            "zero_output_for_mask",
+        ]
+    ),
+    "ConvLSTM2D": frozenset(
+        [
+            "activation",
+            "activity_regularizer",
+            "bias_constraint",
+            "bias_initializer",
+            "bias_regularizer",
+            "data_format",
+            "dilation_rate",
+            "dropout",
+            "dtype",
+            "filters",
+            "go_backwards",
+            "kernel_constraint",
+            "kernel_initializer",
+            "kernel_regularizer",
+            "kernel_size",
+            "name",
+            "padding",
+            "recurrent_activation",
+            "recurrent_constraint",
+            "recurrent_dropout",
+            "recurrent_initializer",
+            "recurrent_regularizer",
+            "return_sequences",
+            "return_state",
+            "seed",
+            "stateful",
+            "strides",
+            "trainable",
+            "unit_forget_bias",
+            "unroll",
+            "use_bias",
+            "zero_output_for_mask",
+        ]
+    ),
+    "ConvLSTM3D": frozenset(
+        [
+            "activation",
+            "activity_regularizer",
+            "bias_constraint",
+            "bias_initializer",
+            "bias_regularizer",
+            "data_format",
+            "dilation_rate",
+            "dropout",
+            "dtype",
+            "filters",
+            "go_backwards",
+            "kernel_constraint",
+            "kernel_initializer",
+            "kernel_regularizer",
+            "kernel_size",
+            "name",
+            "padding",
+            "recurrent_activation",
+            "recurrent_constraint",
+            "recurrent_dropout",
+            "recurrent_initializer",
+            "recurrent_regularizer",
+            "return_sequences",
+            "return_state",
+            "seed",
+            "stateful",
+            "strides",
+            "trainable",
+            "unit_forget_bias",
+            "unroll",
+            "use_bias",
+            "zero_output_for_mask",
         ]
     ),
     "Cropping1D": frozenset(["cropping", "dtype", "name", "trainable"]),
@@ -397,7 +507,8 @@ KERAS3_CONFIG_KEYS: Dict[str, FrozenSet[str]] = {
             "use_bias",
         ]
     ),
-    "Lambda": frozenset(["arguments", "dtype", "function", "name", "trainable"]),
+    # ``output_shape`` and ``mask`` are written only when set, so a default instance lacks them
+    "Lambda": frozenset(["arguments", "dtype", "function", "mask", "name", "output_shape", "trainable"]),
     "Layer": frozenset(["activity_regularizer", "autocast", "dtype", "name", "trainable"]),
     "LayerNormalization": frozenset(
         [
@@ -591,3 +702,32 @@ KERAS3_CONFIG_KEYS: Dict[str, FrozenSet[str]] = {
     "ZeroPadding2D": frozenset(["data_format", "dtype", "name", "padding", "trainable"]),
     "ZeroPadding3D": frozenset(["data_format", "dtype", "name", "padding", "trainable"]),
 }
+
+
+#: What Keras 3.15 writes for a key of its key set when the option it stands for is unused; the
+#: ``.keras`` writer fills these for the classes whose key set lists them and whose klayers
+#: config lacks them (tf-keras has no such option, or klayers writes it only when it is set).
+KERAS3_UNSET_VALUES: Dict[str, Any] = {
+    "activity_regularizer": None,
+    "noise_shape": None,
+    "quantization_config": None,
+    "renorm": False,
+    "renorm_clipping": None,
+    "renorm_momentum": 0.99,
+    "rms_scaling": False,
+    "seed": None,
+    "synchronized": False,
+    "zero_output_for_mask": False,
+}
+
+
+#: Keras 3.15 classes built in their constructor (``Layer._build_at_init``, or ``built = True``):
+#: their ``get_build_config()`` is None, so Keras 3 writes no ``build_config`` for them.
+KERAS3_BUILT_AT_INIT: FrozenSet[str] = frozenset([
+    "Activation", "ActivityRegularization", "AlphaDropout", "AveragePooling1D", "AveragePooling2D",
+    "AveragePooling3D", "Dropout", "ELU", "GaussianDropout", "GaussianNoise", "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D", "GlobalAveragePooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
+    "GlobalMaxPooling3D", "Identity", "InputLayer", "LeakyReLU", "Masking", "MaxPooling1D", "MaxPooling2D",
+    "MaxPooling3D", "ReLU", "Reshape", "Softmax", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+    "UnitNormalization",
+])

@@ -50,7 +50,6 @@ from klayers.saving.file_utils import (
 )
 from klayers.saving.keras3_config import (
     check_meanings,
-    keras3_lambdas_to_keras2,
     keras3_model_config,
 )
 from klayers.serialization import json_default
@@ -320,7 +319,7 @@ def load_keras_archive(path: str, custom_objects: Optional[Mapping[str, Any]] = 
                 raise ModelFileError(f"'{path}': corrupt archive entry {WEIGHTS} ({e}).") from e
         version = metadata.get("keras_version") if isinstance(metadata, dict) else None
         dialect = dialect_of_version(version, config)
-        model = model_from_file_config(keras3_lambdas_to_keras2(config), dialect, path, custom_objects, compile, safe_mode)
+        model = model_from_file_config(config, dialect, path, custom_objects, compile, safe_mode)
         f = open_h5(tmp, f"{path}:{WEIGHTS}")
         try:
             load_object_weights(f, model, f"{path}:{WEIGHTS}")

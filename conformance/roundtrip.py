@@ -1,17 +1,17 @@
-"""Round trip klayers -> file -> real Keras: files klayers writes load in tf-keras and Keras 3
-and predict what klayers predicts.
+"""The round trip klayers -> file -> real Keras, a mode of the recorder (``record.py --roundtrip``):
+files klayers writes load in tf-keras and Keras 3 and predict what klayers predicts.
 
-    python conformance/roundtrip_files.py                 # write with klayers, check in both venvs
-    python conformance/roundtrip_files.py write DIR       # klayers: save every fixture model
-    /work/venvs/tf/bin/python conformance/roundtrip_files.py check DIR keras2
-    KERAS_BACKEND=tensorflow /work/venvs/k3/bin/python conformance/roundtrip_files.py check DIR keras3
+    python conformance/record.py --roundtrip            # write with klayers, check in both venvs
+    /work/venvs/tf/bin/python conformance/record.py --roundtrip-check DIR keras2
+    KERAS_BACKEND=tensorflow /work/venvs/k3/bin/python conformance/record.py --roundtrip-check DIR keras3
 
-``write`` loads each model recorded under ``references/<dialect>/files`` with klayers and saves
-it as ``.h5`` + ``.w.h5`` (legacy, for tf-keras) and ``.keras`` + ``.weights.h5`` (Keras 3),
-with klayers's predictions. ``check`` loads those files with the real Keras (the weights files
-into a model loaded from the matching model file whose weights were zeroed first) and compares.
-The default mode runs both and writes ``references/files_roundtrip.json`` (the evidence; CI has
-no TensorFlow and does not run this). The venvs come from ``$KLAYERS_TF_PYTHON`` /
+:func:`write` loads each model recorded under ``references/<dialect>/files`` with klayers and
+saves it as ``.h5`` + ``.w.h5`` (legacy, for tf-keras) and ``.keras`` + ``.weights.h5`` (Keras 3),
+with klayers's predictions: the only place of the recorder that imports klayers, and it must, since
+klayers's writers are what is checked. :func:`check` loads those files with the real Keras (the
+weights files into a model loaded from the matching model file whose weights were zeroed first)
+and compares. :func:`run` does both and writes ``references/files_roundtrip.json`` (the evidence;
+CI has no TensorFlow and does not run this). The venvs come from ``$KLAYERS_TF_PYTHON`` /
 ``$KLAYERS_K3_PYTHON`` (default ``/work/venvs/{tf,k3}/bin/python``).
 
 A model klayers refuses to write in a format (Keras 2's ``hard_sigmoid`` as ``.keras``, Keras 3's
@@ -38,6 +38,8 @@ def _flat(x):
 
 
 def write(out_dir: str) -> None:
+    """klayers loads every recorded model file and saves it in each format it can write, into
+    ``out_dir``, with its predictions and an ``index.json`` (what was written, what refused)."""
     sys.path.insert(0, os.path.dirname(HERE))
     import warnings
 
@@ -71,6 +73,8 @@ def write(out_dir: str) -> None:
 
 
 def check(out_dir: str, which: str) -> dict:
+    """Load klayers's files in ``out_dir`` with real Keras (``which``: "keras2" for tf-keras,
+    "keras3"), compare with klayers's predictions; ``{"keras_version", "cases": {stem: {file: result}}}``."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if which == "keras2":
         import tf_keras as keras
@@ -137,14 +141,12 @@ def check(out_dir: str, which: str) -> dict:
     return results
 
 
-def main() -> None:
-    args = sys.argv[1:]
-    if args and args[0] == "write":
-        write(args[1])
-        return
-    if args and args[0] == "check":
-        json.dump(check(args[1], args[2]), sys.stdout)
-        return
+def run(record_py: str) -> int:
+    """Write every fixture with klayers, check the files in both Kerases (``record_py
+    --roundtrip-check`` in each venv), print one line per file and write the report; returns the
+    exit status (1 when a file failed or mismatched)."""
+    from conformance.record import Recorder
+
     out_dir = tempfile.mkdtemp(prefix="klayers-roundtrip-")
     write(out_dir)
     report = {}
@@ -152,10 +154,11 @@ def main() -> None:
                "keras3": os.environ.get("KLAYERS_K3_PYTHON", "/work/venvs/k3/bin/python")}
     for which, python in pythons.items():
         env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
-        proc = subprocess.run([python, os.path.abspath(__file__), "check", out_dir, which],
+        proc = subprocess.run([python, os.path.abspath(record_py), "--roundtrip-check", out_dir, which],
                               capture_output=True, text=True, env=env)
         if proc.returncode != 0:
-            sys.exit(f"{which} check failed:\n{proc.stderr[-3000:]}")
+            print(f"{which} check failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
+            return 1
         report[which] = json.loads(proc.stdout.strip().splitlines()[-1])
     bad = 0
     for which, res in report.items():
@@ -166,11 +169,6 @@ def main() -> None:
                     line += f"  max|err|={r['max_abs_err']:.2e}"
                 print(line)
                 bad += r["status"] in ("MISMATCH", "FAILED")
-    with open(os.path.join(REFS, "files_roundtrip.json"), "w") as f:
-        json.dump(report, f, indent=1, sort_keys=True)
+    Recorder.report("files_roundtrip", report)
     print(f"{'all files load in real Keras and match' if not bad else f'{bad} FAILURES'}; report in references/files_roundtrip.json")
-    sys.exit(1 if bad else 0)
-
-
-if __name__ == "__main__":
-    main()
+    return 1 if bad else 0

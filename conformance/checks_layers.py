@@ -1,0 +1,158 @@
+"""Replay checks of single layers recorded from real Keras: the shared ones (``harness*.py``) as
+one-argument checks of a :class:`~conformance.refs.Case`, and the checks that really differ by
+family (pooling's exact comparison and error cases, DepthwiseConv3D against a grouped Conv3D,
+locally-connected weight layouts and model files, one ConvLSTM cell step)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import klayers
+from conformance.harness import assert_close, assert_config_equal, replay_layer_case
+from conformance.harness_core import replay_case, replay_model
+from conformance.harness_recurrent import replay_rnn_case
+from conformance.internals import dialect_scope
+from conformance.refs import Case
+
+
+# -- the shared replays ----------------------------------------------------------------------------
+def layer(case: Case) -> None:
+    """A layer recorded by ``_layer_case``: outputs, shape, weights, config, round trip."""
+    replay_layer_case(case.meta, case.arrays(), case.dialect)
+
+
+def layer_call(case: Case) -> None:
+    """A layer recorded by ``record_layer``: several inputs, masks, training, output masks."""
+    replay_case(case.meta, case.arrays(), case.dialect)
+
+
+def functional_model(case: Case) -> None:
+    """A small functional model recorded by ``record_model``: outputs and output masks."""
+    replay_model(case.meta, case.arrays())
+
+
+def rnn_layer(case: Case) -> None:
+    """A recurrent layer or wrapper called as Keras called it (masks, states, stateful calls)."""
+    replay_rnn_case(case.meta, case.arrays(), case.dialect)
+
+
+# -- convolutional ---------------------------------------------------------------------------------
+def depthwise_conv3d(case: Case) -> None:
+    """DepthwiseConv3D (no Keras counterpart) replays Keras's Conv3D(groups=channels) outputs with
+    the grouped kernel reshaped to the depthwise layout ``(*k, channels, multiplier)``."""
+    meta, arrays = case.meta, case.arrays()
+    dw = klayers.layers.DepthwiseConv3D(**meta["depthwise_kwargs"])
+    first = arrays[f"x_b{meta['batches'][0]}"]
+    dw(first)
+    assert len(dw.weights) == meta["n_weights"]
+    dw.set_weights([arrays[f"w{i}"] for i in range(meta["n_weights"])])
+    for b in meta["batches"]:
+        assert_close(dw(arrays[f"x_b{b}"]), arrays[f"y_b{b}"], f"output at batch {b}")
+    assert list(dw.compute_output_shape((None,) + first.shape[1:])) == meta["output_shape"]
+    again = klayers.layers.deserialize(klayers.layers.serialize(dw))
+    again(first)
+    again.set_weights(dw.get_weights())
+    np.testing.assert_array_equal(again(first), dw(first))
+
+
+# -- pooling ---------------------------------------------------------------------------------------
+def _exact(ours: np.ndarray, theirs: np.ndarray, class_name: str, what: str) -> None:
+    """Max pooling exactly (NaN where Keras has NaN, TensorFlow's lowest-value result for windows
+    of NaN or -inf), averages to float rounding."""
+    ours = np.asarray(ours)
+    assert ours.shape == theirs.shape and ours.dtype == theirs.dtype, f"{what}: {ours.shape} {ours.dtype} vs {theirs.shape} {theirs.dtype}"
+    if "Max" in class_name:
+        np.testing.assert_array_equal(ours, theirs, err_msg=what)
+    else:
+        finite = theirs[np.isfinite(theirs)]
+        scale = max(1.0, float(np.abs(finite).max())) if finite.size else 1.0
+        tol = 1e-5 if theirs.dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(ours, theirs, rtol=tol, atol=tol * scale, err_msg=what)
+
+
+def pooling_layer(case: Case) -> None:
+    """The shared layer replay, then every output element by element (:func:`_exact`)."""
+    meta, arrays = case.meta, case.arrays()
+    replayed = replay_layer_case(meta, arrays, case.dialect)
+    for b in meta["batches"]:
+        _exact(replayed(arrays[f"x_b{b}"]), arrays[f"y_b{b}"], meta["class_name"], f"{case.name} batch {b}")
+
+
+def pooling_masked(case: Case) -> None:
+    """GlobalAveragePooling1D with a mask, called directly and through a functional model."""
+    meta, arrays = case.meta, case.arrays()
+    with dialect_scope(case.version):
+        pool = klayers.layers.deserialize({"class_name": meta["class_name"], "config": meta["config"]})
+    assert_config_equal(pool.get_config(), meta["config"])
+    y = pool(arrays["x"], mask=arrays["mask"])
+    _exact(y, arrays["y"], meta["class_name"], case.name)
+    assert pool.compute_mask(arrays["x"], arrays["mask"]) is None and meta["output_mask"] is None
+    # the same through a functional model: a Masking-free graph passes the mask explicitly
+    inp = klayers.Input(arrays["x"].shape[1:])
+    mask_in = klayers.Input(arrays["mask"].shape[1:], dtype="bool")
+    model = klayers.Model([inp, mask_in], pool(inp, mask=mask_in))
+    _exact(model.predict([arrays["x"], arrays["mask"]], verbose=0), arrays["y"], meta["class_name"], case.name + " (model)")
+
+
+def pooling_error(case: Case) -> None:
+    """Keras raises ValueError on the symbolic call; klayers raises it eagerly and symbolically."""
+    meta = case.meta
+    assert meta["keras_error"] == "ValueError"
+    shape = tuple(meta["input_shape"])
+    with dialect_scope(case.version):
+        pool = klayers.layers.deserialize({"class_name": meta["class_name"], "config": meta["config"]})
+    with pytest.raises(ValueError) as eager:
+        pool(np.zeros(shape, "float32"))
+    with dialect_scope(case.version):
+        pool = klayers.layers.deserialize({"class_name": meta["class_name"], "config": meta["config"]})
+    with pytest.raises(ValueError):
+        pool(klayers.Input(batch_shape=shape))
+    message = str(eager.value)
+    if "incompatible" in meta["keras_message"]:
+        assert "expected ndim" in message
+    elif "reduction axis" in meta["keras_message"]:
+        assert "reduction axis" in message
+    else:
+        assert "larger than the input" in message and pool.name.split("_")[0] in message.lower()
+
+
+# -- locally connected -----------------------------------------------------------------------------
+def local_layer(case: Case) -> None:
+    """The shared layer replay, and the weights in Keras's layout for the implementation."""
+    replayed = replay_layer_case(case.meta, case.arrays(), case.dialect)
+    assert [list(w.shape) for w in replayed.weights] == case.meta["weight_shapes"]
+
+
+def local_model_file(case: Case, tmp_path) -> None:
+    """A model of stacked locally-connected layers saved by tf-keras (.h5 or .keras) loads and
+    predicts what tf-keras predicted."""
+    meta, arrays = case.meta, case.arrays()
+    path = tmp_path / f"model.{meta['fmt']}"
+    path.write_bytes(arrays["model_file"].tobytes())
+    model = klayers.models.load_model(str(path))
+    assert len(model.weights) == meta["n_weights"]
+    assert {type(lay).__name__ for lay in model.layers} >= set(meta["class_names"]) - {"InputLayer"}
+    assert_close(model.predict(arrays["x"]), arrays["y"], f"{case.name} prediction")
+    assert_close(model(arrays["x"][:1]), arrays["y"][:1], f"{case.name} at batch 1")
+    assert np.all(np.isfinite(arrays["y"]))
+
+
+# -- recurrent convolutions ------------------------------------------------------------------------
+def convlstm_cell(case: Case) -> None:
+    """One step of a ConvLSTM cell against Keras's ``ConvLSTMCell(rank=n)``."""
+    meta, arrays = case.meta, case.arrays()
+    cell = klayers.layers.deserialize({"class_name": meta["class_name"], "config": meta["config"]})
+    x = arrays["x"]
+    cell._maybe_build_from_shape(x.shape)
+    assert len(cell.weights) == meta["n_weights"]
+    cell.set_weights([arrays[f"w{i}"] for i in range(meta["n_weights"])])
+    h, (h2, c) = cell.call(x, [arrays["h0"], arrays["c0"]])
+    assert_close(h, arrays["h"], "h", rtol=1e-4)
+    assert_close(h2, arrays["h"], "state h", rtol=1e-4)
+    assert_close(c, arrays["c"], "c", rtol=1e-4)
+    assert_config_equal(cell.get_config(), meta["config"])
+    again = type(cell).from_config(cell.get_config())
+    again._maybe_build_from_shape(x.shape)
+    again.set_weights(cell.get_weights())
+    np.testing.assert_array_equal(again.call(x, [arrays["h0"], arrays["c0"]])[0], h)
