@@ -276,3 +276,35 @@ def rnn_sequence(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent_kernel:
     run_rnn_jobs([job], n_threads)
     return job.result()
 
+
+#: Below this many gate entries, :func:`lstm_pointwise` runs on one thread.
+POINTWISE_PARALLEL_MIN = 65536
+
+
+def lstm_pointwise(z: np.ndarray, zh: np.ndarray, c: np.ndarray, act: Activation, ract: Activation,
+                   n_threads: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """The LSTM update after a ConvLSTM step's convolutions: ``(h, c)`` of
+    :func:`klayers.ops.recurrent_steps.lstm_gates` applied to ``z + zh``.
+
+    Args:
+        z: ``(N, 4F)`` input-convolution gates with bias; zh ``(N, 4F)`` recurrent-convolution
+            gates; blocks ``i, f, c, o``.
+        c: ``(N, F)`` previous carry (not modified).
+        act / ract: ``ACT_*`` codes or callables; fused ones on float32/float64 run the compiled
+            kernel (threads: ``n_threads``, default ``klayers.get_num_threads()`` above
+            ``POINTWISE_PARALLEL_MIN`` entries), others NumPy.
+
+    Returns:
+        The new ``h`` and ``c``, each ``(N, F)`` in ``z``'s dtype.
+    """
+    a = act if not callable(act) else activation_code(act)
+    ra = ract if not callable(ract) else activation_code(ract)
+    if a >= 0 and ra >= 0 and z.dtype in _FLOATS:
+        z = np.array(z, order="C", copy=True)  # the kernel overwrites its gates
+        c = np.array(c, dtype=z.dtype, order="C", copy=True)
+        h = np.empty_like(c)
+        threads = int(n_threads or get_num_threads()) if z.size >= POINTWISE_PARALLEL_MIN else 1
+        _rec.lstm_pointwise(z, np.ascontiguousarray(zh, z.dtype), c, h, np.empty_like(c), int(a), int(ra), threads)
+        return h, c
+    h, c = steps.lstm_gates(z + zh, c, _code_fn(act), _code_fn(ract))
+    return np.asarray(h, z.dtype), np.asarray(c, z.dtype)
