@@ -291,8 +291,9 @@ def lstm_pointwise(z: np.ndarray, zh: np.ndarray, c: np.ndarray, act: Activation
             gates; blocks ``i, f, c, o``.
         c: ``(N, F)`` previous carry (not modified).
         act / ract: ``ACT_*`` codes or callables; fused ones on float32/float64 run the compiled
-            kernel (threads: ``n_threads``, default ``klayers.get_num_threads()`` above
-            ``POINTWISE_PARALLEL_MIN`` entries), others NumPy.
+            kernel, others NumPy.
+        n_threads: the kernel's threads (default ``klayers.get_num_threads()``); one below
+            ``POINTWISE_PARALLEL_MIN`` gate entries.
 
     Returns:
         The new ``h`` and ``c``, each ``(N, F)`` in ``z``'s dtype.
