@@ -101,7 +101,7 @@ def test_convlstm_in_a_functional_model_with_symbolic_initial_state():
 
 
 # -- the compiled time loop (klayers._ext.convlstm) against its references -----------------------
-from klayers.layers.recurrent_conv import _ConvLSTMCell  # noqa: E402
+from klayers.layers.recurrent.conv_lstm import _ConvLSTMCell  # noqa: E402
 from klayers.ops import recurrent_conv as RC  # noqa: E402
 
 
@@ -200,3 +200,60 @@ def test_custom_activation_runs_the_python_loop():
     out = a(x)
     assert out.shape == (2, 5, 5, 2) and np.isfinite(out).all()
     assert _ConvLSTMCell.compiled_loop
+
+
+# -- the ConvLSTM sequence op (klayers.ops.convlstm_loop) and where the layers live ---------------
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_convlstm_op_compiled_loop_matches_the_step_loop(data_format, dtype):
+    from klayers.ops import convlstm_loop
+
+    rng = np.random.default_rng(7)
+    B, T, C, F = 2, 4, 3, 2
+    spatial = (6, 5)
+    x = rng.standard_normal((B, T, C) + spatial if data_format == "channels_first" else (B, T) + spatial + (C,))
+    x = x.astype(dtype)
+    kernel = (rng.standard_normal((3, 3, C, 4 * F)) * 0.3).astype(dtype)
+    rkernel = (rng.standard_normal((3, 3, F, 4 * F)) * 0.3).astype(dtype)
+    bias = (rng.standard_normal(4 * F) * 0.3).astype(dtype)
+    out = (B, F) + spatial if data_format == "channels_first" else (B,) + spatial + (F,)
+    states = [rng.standard_normal(out).astype(dtype) for _ in range(2)]
+    mask = rng.random((B, T)) > 0.3
+    tol = 2e-6 if dtype == "float32" else 1e-12
+    for m, backwards, zero_output in [(None, False, False), (mask, True, False), (mask, False, True)]:
+        args = (x, kernel, rkernel, bias, states, m, klayers.activations.tanh, klayers.activations.hard_sigmoid,
+                1, "same", 1, data_format, backwards, zero_output, True)
+        got = convlstm_loop.convlstm(*args)
+        want = convlstm_loop.convlstm(*args, compiled=False)
+        for g, w in zip([got[0], got[1]] + got[2], [want[0], want[1]] + want[2]):
+            assert g.dtype == w.dtype == np.dtype(dtype) and g.shape == w.shape
+            np.testing.assert_allclose(g, w, atol=tol, rtol=tol)
+        assert got[0].shape == out and got[1].shape == (B, T) + out[1:]
+        np.testing.assert_array_equal(got[1][:, -1], got[0])
+
+
+def test_recurrent_layers_reach_kernels_only_through_ops():
+    import ast
+    import pathlib
+
+    root = pathlib.Path(klayers.__file__).parent / "layers"
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            if any(n.startswith(("klayers._ext", "klayers._threads")) for n in names):
+                offenders.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert not offenders, f"layers import kernels or thread helpers directly: {offenders}"
+
+
+def test_the_recurrent_package_hands_on_the_public_names():
+    from klayers.layers import recurrent
+
+    want = {"RNN", "SimpleRNN", "SimpleRNNCell", "GRU", "GRUCell", "LSTM", "LSTMCell", "StackedRNNCells",
+            "CuDNNGRU", "CuDNNLSTM"}
+    conv = {"ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "ConvLSTM1DCell", "ConvLSTM2DCell", "ConvLSTM3DCell"}
+    assert set(recurrent.__all__) == want | conv and len(recurrent.__all__) == len(want | conv)
+    for name in recurrent.__all__:
+        assert getattr(L, name) is getattr(recurrent, name)

@@ -18,7 +18,6 @@ from klayers.layers import (
     normalization,
     pooling,
     recurrent,
-    recurrent_conv,
     regularization,
     reshaping,
     tf_op_layer,
@@ -34,13 +33,12 @@ from klayers.layers.noise import *  # noqa: F401,F403
 from klayers.layers.normalization import *  # noqa: F401,F403
 from klayers.layers.pooling import *  # noqa: F401,F403
 from klayers.layers.recurrent import *  # noqa: F401,F403
-from klayers.layers.recurrent_conv import *  # noqa: F401,F403
 from klayers.layers.regularization import *  # noqa: F401,F403
 from klayers.layers.reshaping import *  # noqa: F401,F403
 from klayers.layers.wrappers import *  # noqa: F401,F403
 
 _FAMILIES = (activation, convolutional, core, embeddings, keras3_ops, local, merge, noise, normalization,
-             pooling, recurrent, recurrent_conv, regularization, reshaping, tf_op_layer, wrappers)
+             pooling, recurrent, regularization, reshaping, tf_op_layer, wrappers)
 
 __all__ = sorted(
     {name for family in _FAMILIES for name in family.__all__}

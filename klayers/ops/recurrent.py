@@ -18,6 +18,7 @@ import numpy as np
 from klayers import activations
 from klayers._ext import recurrent as _rec
 from klayers._threads import blas_single_threaded, get_num_threads
+from klayers.ops import recurrent_steps as steps
 
 CELLS = {"simple": _rec.CELL_SIMPLE, "gru": _rec.CELL_GRU_AFTER, "gru_before": _rec.CELL_GRU_BEFORE,
          "lstm": _rec.CELL_LSTM}
@@ -105,62 +106,24 @@ def rnn_sequence_reference(cell: str, x: np.ndarray, kernel: np.ndarray, recurre
                            zero_output: bool = False, return_sequences: bool = False,
                            n_threads: Optional[int] = None, where: str = "rnn"
                            ) -> Tuple[np.ndarray, Optional[np.ndarray], List[np.ndarray]]:
-    """NumPy twin of :func:`rnn_sequence` (the readable oracle): one step at a time."""
+    """NumPy twin of :func:`rnn_sequence` (the readable oracle): one
+    :func:`klayers.ops.recurrent_steps.rnn_step` at a time."""
     u = _check(cell, x, kernel, recurrent_kernel, bias, states, mask, where)
     dtype = kernel.dtype
     f, g = _code_fn(act), _code_fn(ract)
+
+    def step(x_t, st):
+        _, new = steps.rnn_step(cell, x_t, st, kernel, recurrent_kernel, bias, f, g)
+        new = [np.asarray(s, dtype) for s in new]
+        return new[0], new
+
     x = x.astype(dtype, copy=False)
-    b_in = b_rec = None
-    if bias is not None:
-        b_in, b_rec = (bias[0], bias[1]) if cell == "gru" else (bias, None)
-    h = states[0].astype(dtype, copy=True)
-    c = states[1].astype(dtype, copy=True) if cell == "lstm" else None
-    B, T = x.shape[:2]
-    last = np.zeros((B, u), dtype)
-    seq = np.zeros((B, T, u), dtype) if return_sequences else None
-    for s in range(T):
-        t = T - 1 - s if go_backwards else s
-        xw = x[:, t] @ kernel
-        if b_in is not None:
-            xw = xw + b_in
-        if cell == "simple":
-            new_h = f(xw + h @ recurrent_kernel)
-        elif cell == "gru":
-            rec = h @ recurrent_kernel
-            if b_rec is not None:
-                rec = rec + b_rec
-            z = g(xw[:, :u] + rec[:, :u])
-            r = g(xw[:, u:2 * u] + rec[:, u:2 * u])
-            hh = f(xw[:, 2 * u:] + r * rec[:, 2 * u:])
-            new_h = z * h + (1 - z) * hh
-        elif cell == "gru_before":
-            rec = h @ recurrent_kernel[:, :2 * u]
-            z = g(xw[:, :u] + rec[:, :u])
-            r = g(xw[:, u:2 * u] + rec[:, u:])
-            hh = f(xw[:, 2 * u:] + (r * h) @ recurrent_kernel[:, 2 * u:])
-            new_h = z * h + (1 - z) * hh
-        else:
-            zz = xw + h @ recurrent_kernel
-            i = g(zz[:, :u])
-            fg = g(zz[:, u:2 * u])
-            new_c = fg * c + i * f(zz[:, 2 * u:3 * u])
-            o = g(zz[:, 3 * u:])
-            new_h = o * f(new_c)
-        new_h = np.asarray(new_h, dtype)
-        if mask is not None:
-            m = mask[:, t].astype(bool)[:, None]
-            h = np.where(m, new_h, h)
-            if cell == "lstm":
-                c = np.where(m, new_c, c)
-            last = np.where(m, new_h, 0 if zero_output else last).astype(dtype)
-        else:
-            h = new_h
-            if cell == "lstm":
-                c = np.asarray(new_c, dtype)
-            last = new_h
-        if seq is not None:
-            seq[:, s] = last
-    return last, seq, [h] if c is None else [h, c]
+    init = [s.astype(dtype, copy=True) for s in states]
+    last, seq, final = steps.step_loop(step, x, init, mask, go_backwards, zero_output, return_sequences)
+    if last is None:  # no time steps
+        last = np.zeros((x.shape[0], u), dtype)
+        seq = np.zeros((x.shape[0], 0, u), dtype) if return_sequences else None
+    return last, seq, final
 
 
 class RnnJob:
@@ -312,3 +275,37 @@ def rnn_sequence(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent_kernel:
                                       go_backwards, zero_output, return_sequences, n_threads, where)
     run_rnn_jobs([job], n_threads)
     return job.result()
+
+
+#: Below this many gate entries, :func:`lstm_pointwise` runs on one thread.
+POINTWISE_PARALLEL_MIN = 65536
+
+
+def lstm_pointwise(z: np.ndarray, zh: np.ndarray, c: np.ndarray, act: Activation, ract: Activation,
+                   n_threads: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """The LSTM update after a ConvLSTM step's convolutions: ``(h, c)`` of
+    :func:`klayers.ops.recurrent_steps.lstm_gates` applied to ``z + zh``.
+
+    Args:
+        z: ``(N, 4F)`` input-convolution gates with bias; zh ``(N, 4F)`` recurrent-convolution
+            gates; blocks ``i, f, c, o``.
+        c: ``(N, F)`` previous carry (not modified).
+        act / ract: ``ACT_*`` codes or callables; fused ones on float32/float64 run the compiled
+            kernel, others NumPy.
+        n_threads: the kernel's threads (default ``klayers.get_num_threads()``); one below
+            ``POINTWISE_PARALLEL_MIN`` gate entries.
+
+    Returns:
+        The new ``h`` and ``c``, each ``(N, F)`` in ``z``'s dtype.
+    """
+    a = act if not callable(act) else activation_code(act)
+    ra = ract if not callable(ract) else activation_code(ract)
+    if a >= 0 and ra >= 0 and z.dtype in _FLOATS:
+        z = np.array(z, order="C", copy=True)  # the kernel overwrites its gates
+        c = np.array(c, dtype=z.dtype, order="C", copy=True)
+        h = np.empty_like(c)
+        threads = int(n_threads or get_num_threads()) if z.size >= POINTWISE_PARALLEL_MIN else 1
+        _rec.lstm_pointwise(z, np.ascontiguousarray(zh, z.dtype), c, h, np.empty_like(c), int(a), int(ra), threads)
+        return h, c
+    h, c = steps.lstm_gates(z + zh, c, _code_fn(act), _code_fn(ract))
+    return np.asarray(h, z.dtype), np.asarray(c, z.dtype)

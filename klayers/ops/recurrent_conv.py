@@ -20,6 +20,7 @@ import numpy as np
 
 from klayers._ext import convlstm as _cl
 from klayers._threads import blas_single_threaded, get_num_threads
+from klayers.ops import recurrent_steps as steps
 from klayers.ops import shapes
 from klayers.ops.conv import conv_reference
 from klayers.ops.recurrent import _code_fn
@@ -130,27 +131,14 @@ def convlstm_sequence_reference(zx: np.ndarray, recurrent_kernel: np.ndarray, h:
     dtype = recurrent_kernel.dtype if recurrent_kernel.dtype in _FLOATS else np.dtype(np.float32)
     B, T, out, F = _check(zx, recurrent_kernel, h, c, mask, where)
     act, ract = _code_fn(activation), _code_fn(recurrent_activation)
-    zx = np.asarray(zx, dtype)
-    h = np.asarray(h, dtype)
-    c = np.asarray(c, dtype)
-    last = np.zeros_like(h)
-    outs = []
-    bshape = (B,) + (1,) * (len(out) + 1)
-    for s in range(T):
-        t = T - 1 - s if go_backwards else s
-        g = zx[:, t] + conv_reference(h, recurrent_kernel, None, 1, "same", 1)
-        i, f, o = ract(g[..., :F]), ract(g[..., F:2 * F]), ract(g[..., 3 * F:])
-        new_c = f * c + i * act(g[..., 2 * F:3 * F])
-        new_h = o * act(new_c)
-        if mask is not None:
-            mk = np.asarray(mask[:, t], bool).reshape(bshape)
-            h, c = np.where(mk, new_h, h), np.where(mk, new_c, c)
-            last = np.where(mk, new_h, 0 if zero_output else last)
-        else:
-            h, c = new_h, new_c
-            last = h
-        outs.append(last)
-    seq = None
-    if return_sequences:
-        seq = np.stack(outs, 1).astype(dtype) if outs else np.empty((B, 0) + out + (F,), dtype)
-    return last.astype(dtype), seq, [h.astype(dtype), c.astype(dtype)]
+
+    def step(z_t, st):
+        h, c = steps.lstm_gates(z_t + conv_reference(st[0], recurrent_kernel, None, 1, "same", 1), st[1], act, ract)
+        return h, [h, c]
+
+    last, seq, (h, c) = steps.step_loop(step, np.asarray(zx, dtype), [np.asarray(h, dtype), np.asarray(c, dtype)],
+                                        mask, go_backwards, zero_output, return_sequences)
+    if last is None:  # no time steps
+        last = np.zeros_like(h)
+        seq = np.empty((B, 0) + out + (F,), dtype) if return_sequences else None
+    return last.astype(dtype), None if seq is None else seq.astype(dtype), [h.astype(dtype), c.astype(dtype)]

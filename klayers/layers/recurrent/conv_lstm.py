@@ -8,14 +8,10 @@ uses ``strides=1``, ``padding="same"`` and no dilation. ``recurrent_activation``
 Keras 2's ``hard_sigmoid``. Masks, ``go_backwards``, ``initial_state``, ``stateful`` and
 ``return_state`` follow :class:`klayers.layers.RNN`.
 
-Compute: the input convolution of every step is one :func:`klayers.ops.conv.conv` call (time
-folded into the batch); then every step (recurrent convolution as im2col + GEMM, fused LSTM
-update, masks) runs in one compiled call, :func:`klayers.ops.recurrent_conv.convlstm_sequence`
-(``klayers._ext.convlstm``), with no Python per step. channels_first layers run it on
-transposed copies of the gates and states (and transpose the outputs back). Custom
-(non-fused) activations, and cells with ``compiled_loop = False``, run the Python step loop
-(one ``klayers.ops.conv`` call and one ``lstm_pointwise`` update per step), which the tests
-use as the reference.
+The cells hold the weights and the geometry; the sequence runs in
+:func:`klayers.ops.convlstm_loop.convlstm` (the input convolution of every step at once, then
+the compiled time loop, or the Python step loop for custom activations and cells with
+``compiled_loop = False``, which the tests use as the reference).
 """
 
 from __future__ import annotations
@@ -25,17 +21,12 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from klayers import activations, constraints, initializers, regularizers
-from klayers._ext import recurrent as _rec
-from klayers._threads import get_num_threads
 from klayers.engine.base_layer import Layer
 from klayers.engine.node import flatten
 from klayers.layers._args import positive_int
-from klayers.layers.recurrent import RNN, _rate, checked_from_config
-from klayers.ops import recurrent as rec_ops
-from klayers.ops import shapes
-from klayers.ops.conv import conv
-from klayers.ops.recurrent_conv import convlstm_sequence
-from klayers.serialization import register_builtins
+from klayers.layers.recurrent._common import _rate, checked_from_config
+from klayers.layers.recurrent.base import RNN
+from klayers.ops import convlstm_loop, shapes
 
 __all__ = ["ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "ConvLSTM1DCell", "ConvLSTM2DCell", "ConvLSTM3DCell"]
 
@@ -155,101 +146,15 @@ class _ConvLSTMCell(Layer):
     def _where(self) -> str:
         return f"{type(self).__name__} {self.name}"
 
-    def _input_conv(self, x: np.ndarray) -> np.ndarray:
-        return conv(x, self.kernel.value, self.bias.value if self.bias is not None else None, self.strides,
-                    self.padding, self.dilation_rate, data_format=self.data_format, where=self._where())
-
-    def _recurrent_conv(self, h: np.ndarray) -> np.ndarray:
-        """Recurrent gates of channels_last ``h``: strides 1, "same", no dilation (as Keras)."""
-        return conv(h, self.recurrent_kernel.value, None, 1, "same", 1, data_format="channels_last",
-                    where=self._where())
-
-    def _last(self, a: np.ndarray) -> np.ndarray:
-        """channels_last view of a channels_first array (the loop works channels_last)."""
-        return np.moveaxis(a, 1, -1) if self.data_format == "channels_first" else a
-
-    def _first(self, a: np.ndarray) -> np.ndarray:
-        return np.moveaxis(a, -1, 1) if self.data_format == "channels_first" else a
-
-    def _update(self, z: np.ndarray, zh: np.ndarray, c: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """The LSTM point-wise update of ``(N, 4F)`` gate arrays; returns new ``(h, c)`` (N, F)."""
-        F = self.filters
-        act = rec_ops.activation_code(self.activation)
-        ract = rec_ops.activation_code(self.recurrent_activation)
-        if act >= 0 and ract >= 0 and z.dtype in (np.float32, np.float64):
-            z = np.ascontiguousarray(z)
-            c = np.array(c, dtype=z.dtype, order="C", copy=True)
-            h = np.empty_like(c)
-            n_threads = get_num_threads() if z.size >= 65536 else 1
-            _rec.lstm_pointwise(z, np.ascontiguousarray(zh, z.dtype), c, h, np.empty_like(c), act, ract, n_threads)
-            return h, c
-        g = z + zh
-        ra, a = self.recurrent_activation, self.activation
-        i, f, o = ra(g[:, :F]), ra(g[:, F:2 * F]), ra(g[:, 3 * F:])
-        c = f * c + i * a(g[:, 2 * F:3 * F])
-        return np.asarray(o * a(c), z.dtype), np.asarray(c, z.dtype)
-
     def _sequence(self, x: np.ndarray, states: List[np.ndarray], mask: Optional[np.ndarray], go_backwards: bool,
                   zero_output: bool, return_sequences: bool):
-        """The whole sequence ``(batch, time, ...)``: ``(last, outputs or None, [h, c])``.
-
-        The input convolution of every step is one convolution (time folded into the batch);
-        the steps then run in one compiled call (:func:`klayers.ops.recurrent_conv.convlstm_sequence`)
-        when both activations are fused ones and ``compiled_loop`` is set, else in the Python
-        step loop :meth:`_python_loop` (the reference the tests compare against). Both work
-        channels_last: channels_first inputs, states and outputs are transposed copies."""
-        B, T = x.shape[:2]
-        dtype = self.kernel.value.dtype
-        zx = self._last(self._input_conv(np.asarray(x, dtype).reshape((B * T,) + x.shape[2:])))
-        out_spatial = zx.shape[1:-1]
-        F = self.filters
-        zx = np.ascontiguousarray(zx).reshape((B, T) + tuple(out_spatial) + (4 * F,))
-        h = np.ascontiguousarray(self._last(np.asarray(states[0], dtype)))
-        c = np.ascontiguousarray(self._last(np.asarray(states[1], dtype)))
-        act = rec_ops.activation_code(self.activation)
-        ract = rec_ops.activation_code(self.recurrent_activation)
-        if self.compiled_loop and act >= 0 and ract >= 0 and dtype in (np.float32, np.float64):
-            last, seq, (h, c) = convlstm_sequence(zx, self.recurrent_kernel.value, h, c, mask, act, ract,
-                                                  go_backwards, zero_output, return_sequences,
-                                                  where=self._where())
-        else:
-            last, seq, h, c = self._python_loop(zx, h, c, mask, go_backwards, zero_output, return_sequences)
-        if self.data_format == "channels_first":
-            last = np.ascontiguousarray(self._first(last))
-            seq = np.ascontiguousarray(np.moveaxis(seq, -1, 2)) if seq is not None else None
-            h, c = np.ascontiguousarray(self._first(h)), np.ascontiguousarray(self._first(c))
-        return last, seq, [h, c]
-
-    def _python_loop(self, zx: np.ndarray, h: np.ndarray, c: np.ndarray, mask: Optional[np.ndarray],
-                     go_backwards: bool, zero_output: bool, return_sequences: bool):
-        """The step loop in Python (channels_last ``zx (B, T, *out, 4F)``, ``h``, ``c``): one
-        recurrent convolution and one point-wise update per step. Returns ``(last, seq, h, c)``."""
-        B, T = zx.shape[:2]
-        dtype = zx.dtype
-        out_spatial = zx.shape[2:-1]
-        F = self.filters
-        P = int(np.prod(out_spatial))
-        zx = zx.reshape(B, T, P * 4 * F)
-        c = c.reshape(B * P, F)
-        last = np.zeros((B,) + tuple(out_spatial) + (F,), dtype)
-        seq = np.empty((B, T) + tuple(out_spatial) + (F,), dtype) if return_sequences else None
-        for s in range(T):
-            t = T - 1 - s if go_backwards else s
-            zh = self._recurrent_conv(h).reshape(B * P, 4 * F)
-            new_h, new_c = self._update(zx[:, t].reshape(B * P, 4 * F), zh, c)
-            new_h = new_h.reshape(h.shape)
-            if mask is not None:
-                m = np.asarray(mask[:, t], bool)
-                mh = m.reshape((B,) + (1,) * (h.ndim - 1))
-                h = np.where(mh, new_h, h)
-                c = np.where(np.repeat(m, P)[:, None], new_c, c)
-                last = np.where(mh, new_h, 0 if zero_output else last).astype(dtype)
-            else:
-                h, c = new_h, new_c
-                last = h
-            if seq is not None:
-                seq[:, s] = last
-        return last, seq, h, c.reshape(h.shape)
+        """The whole sequence ``(batch, time, ...)``: ``(last, outputs or None, [h, c])``
+        (:func:`klayers.ops.convlstm_loop.convlstm`)."""
+        return convlstm_loop.convlstm(
+            x, self.kernel.value, self.recurrent_kernel.value, self.bias.value if self.bias is not None else None,
+            states, mask, self.activation, self.recurrent_activation, self.strides, self.padding,
+            self.dilation_rate, self.data_format, go_backwards, zero_output, return_sequences,
+            compiled=self.compiled_loop, where=self._where())
 
     def call(self, inputs: np.ndarray, states: Any, training: Any = None) -> Tuple[np.ndarray, List[np.ndarray]]:
         """One step: ``(h, [h, c])`` for ``inputs (batch, *spatial, channels)``."""
@@ -482,5 +387,3 @@ class ConvLSTM3D(_ConvLSTM):
     """3D convolutional LSTM: inputs ``(batch, time, d1, d2, d3, channels)`` (channels_last)."""
 
     _cell_class = ConvLSTM3DCell
-
-register_builtins("layer", globals(), __all__)
