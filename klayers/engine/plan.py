@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any, Callable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, List, NamedTuple, Sequence, Tuple
 
 import numpy as np
 
@@ -148,9 +148,3 @@ class ChannelAffine(NamedTuple):
     axes: Tuple[int, ...]
     variables: Tuple[Variable, ...]
     affine: Callable[[], Tuple[np.ndarray, np.ndarray]]
-
-
-def declared(layer: Any, method: str) -> Optional[Any]:
-    """``layer.<method>()`` when the layer declares it, else None."""
-    fn = getattr(layer, method, None)
-    return fn() if fn is not None else None
