@@ -9,7 +9,7 @@ import pytest
 
 from klayers.cli import main
 
-REFS = os.path.join(os.path.dirname(__file__), os.pardir, "conformance", "references")
+REFS = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "conformance", "references")
 MULTI = os.path.join(REFS, "keras3", "files", "functional_multi_io_shared.keras")
 MLP = os.path.join(REFS, "keras2", "files", "sequential_mlp.h5")
 

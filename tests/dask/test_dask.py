@@ -118,7 +118,7 @@ def test_stateful_model_is_refused():
 
 
 # -- every layer family pickles; model files; the CLI --------------------------------------------
-FILES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conformance", "references", "keras2", "files")
+FILES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "conformance", "references", "keras2", "files")
 FIXTURES = sorted(f[:-3] for f in os.listdir(FILES) if f.endswith(".h5") and not f.endswith((".w.h5", ".weights.h5")))
 
 

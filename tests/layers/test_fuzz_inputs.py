@@ -16,12 +16,12 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import pytest
-from _fuzz import FUZZ
 from hypothesis import given
 from hypothesis import strategies as st
 
 import klayers
 from klayers import layers as L
+from tests._fuzz import FUZZ
 
 Shape = Tuple[int, ...]
 
@@ -214,7 +214,7 @@ def _known_bug(request, test: str, name: str) -> None:
 
 def test_every_layer_class_has_a_row():
     missing = [name for name in LAYER_CLASSES if _row_for(name) is None]
-    assert not missing, f"layer classes without a row in tests/test_fuzz_inputs.py TABLE: {missing}"
+    assert not missing, f"layer classes without a row in tests/layers/test_fuzz_inputs.py TABLE: {missing}"
     unknown = [name for name in TABLE if name not in LAYER_CLASSES]
     assert not unknown, f"rows for names that are not public layer classes: {unknown}"
 

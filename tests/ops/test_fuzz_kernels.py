@@ -25,9 +25,9 @@ import importlib
 import pkgutil
 
 import pytest
-from _fuzz import LONG, REPO, assert_ok, run_isolated
 
 import klayers._ext
+from tests._fuzz import LONG, REPO, assert_ok, run_isolated
 
 #: Kernel-module functions that take no array (ISA selection, build information).
 NOT_KERNELS = {"select_isa", "depthwise_isa", "openmp_enabled", "openmp_max_threads"}

@@ -14,7 +14,7 @@ Sources: ``conformance/references/*/files/*.h5|*.keras`` (written by tf-keras 2.
 * ``zip``: ``.keras`` archives with entries named ``../escape.txt`` and ``/tmp/...``, an entry
   declaring more bytes than it holds, and a zip bomb (``config.json`` of 300 MB of spaces).
 
-Usage: ``python tests/make_hostile_files.py OUT_DIR [--seed N]``; prints one line per file.
+Usage: ``python tests/saving/make_hostile_files.py OUT_DIR [--seed N]``; prints one line per file.
 ``generate(out_dir, seed)`` returns ``[(path, kind, marker)]`` where ``marker`` is the file a
 malicious payload would create (it must never exist).
 """
@@ -35,7 +35,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SOURCES = [
     "keras2/files/sequential_mlp.h5", "keras2/files/sequential_mlp.keras", "keras2/files/small_cnn.h5",
     "keras3/files/nested_models.keras", "keras3/files/merge_model.h5", "keras2/files/python_lambda.h5",

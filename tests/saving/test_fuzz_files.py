@@ -1,7 +1,7 @@
 """Hostile model files: a clear error naming the file, nothing written, nothing executed, no
 multi-GB allocation (issue 10).
 
-The corpus comes from ``tests/make_hostile_files.py`` (derived from the real Keras-saved
+The corpus comes from ``tests/saving/make_hostile_files.py`` (derived from the real Keras-saved
 fixtures under ``conformance/references/*/files``), generated into ``tmp_path``. Every file is
 loaded with ``klayers.models.load_model`` (default ``safe_mode=True``) in a child interpreter
 whose address space is capped (``RLIMIT_AS``), whose working directory and ``TMPDIR`` are
@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import pytest
-from _fuzz import FUZZ, LONG, REPO, assert_ok, run_isolated
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import make_hostile_files  # noqa: E402
+from tests._fuzz import FUZZ, LONG, REPO, assert_ok, run_isolated
+from tests.saving import make_hostile_files
 
 _LIMIT = 3 * 2**30
 

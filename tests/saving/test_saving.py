@@ -17,8 +17,8 @@ from klayers.models import load_model
 from klayers.saving.file_utils import ModelFileError
 from klayers.saving.keras_archive import object_paths
 
-FILES = os.path.join(os.path.dirname(__file__), os.pardir, "conformance", "references", "keras2", "files")
-FILES3 = os.path.join(os.path.dirname(__file__), os.pardir, "conformance", "references", "keras3", "files")
+FILES = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "conformance", "references", "keras2", "files")
+FILES3 = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "conformance", "references", "keras3", "files")
 
 
 def _mlp():
