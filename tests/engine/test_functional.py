@@ -1,4 +1,6 @@
-"""Functional and Sequential models: building, predict, configs, summary."""
+"""Functional models (and what every model does): multiple inputs and outputs, predict in
+batches with a progress bar, nested models and their weight order, trainable flags, graph
+errors, summary."""
 
 import json
 
@@ -13,51 +15,6 @@ RNG = np.random.default_rng(0)
 
 def _mlp(name=None):
     return klayers.Sequential([layers.Dense(5, input_shape=(3,), activation="relu"), layers.Dense(2)], name=name)
-
-
-def test_sequential_add_pop_layers_and_get_layer():
-    model = klayers.Sequential()
-    model.add(layers.Dense(4, input_shape=(3,), name="first"))
-    model.add(layers.Dense(2, name="second"))
-    assert [layer.name for layer in model.layers] == ["first", "second"]
-    assert model.output_shape == (None, 2)
-    assert model.get_layer("second") is model.get_layer(index=1)
-    model.pop()
-    assert [layer.name for layer in model.layers] == ["first"]
-    assert model.output_shape == (None, 4)
-    assert len(model.get_layer("first").inbound_nodes) == 1
-    assert model.predict(np.ones((3, 3)), verbose=0).shape == (3, 4)
-    with pytest.raises(ValueError, match="No such layer: nope"):
-        model.get_layer("nope")
-    with pytest.raises(ValueError, match="index 5"):
-        model.get_layer(index=5)
-    model.pop()
-    with pytest.raises(TypeError, match="no layers"):
-        model.pop()
-
-
-def test_sequential_rejects_duplicates_and_non_layers():
-    model = klayers.Sequential([layers.Dense(2, name="d", input_shape=(2,))])
-    with pytest.raises(ValueError, match="unique names"):
-        model.add(layers.Dense(2, name="d"))
-    with pytest.raises(TypeError, match="instance of class Layer"):
-        model.add("dense")
-    assert len(model.layers) == 1
-
-
-def test_sequential_deferred_build_on_first_predict():
-    model = klayers.Sequential([layers.Dense(4), layers.Dense(1)])
-    assert not model.built
-    y = model.predict(np.ones((7, 6), "float32"), verbose=0)
-    assert y.shape == (7, 1) and model.built
-    assert model.layers[0].kernel.shape == (6, 4)
-    assert model.input_shape == (None, 6)
-
-
-def test_sequential_input_tensor_first():
-    model = klayers.Sequential([klayers.Input((2, 3)), layers.Dense(4)])
-    assert model.output_shape == (None, 2, 4)
-    assert model.get_config()["layers"][0]["class_name"] == "InputLayer"
 
 
 def test_functional_multi_io_dict_inputs_and_batches():
@@ -144,45 +101,3 @@ def test_summary_lists_layers_and_params():
     assert "Total params: 32" in text and "Trainable params: 32" in text
 
 
-def test_model_from_json_errors():
-    with pytest.raises(ValueError, match="not valid JSON"):
-        klayers.models.model_from_json("{nope")
-    with pytest.raises(ValueError, match="describes a Dense"):
-        klayers.models.model_from_json(json.dumps({"class_name": "Dense", "config": {"units": 1}}))
-    with pytest.raises(ValueError, match="unknown layer 'ghost'"):
-        klayers.models.model_from_json(json.dumps({
-            "class_name": "Functional",
-            "config": {"name": "m", "layers": [
-                {"class_name": "InputLayer", "name": "in", "config": {"batch_input_shape": [None, 2], "name": "in"}, "inbound_nodes": []},
-                {"class_name": "Dense", "name": "d", "config": {"units": 1, "name": "d"}, "inbound_nodes": [[["ghost", 0, 0, {}]]]},
-            ], "input_layers": [["in", 0, 0]], "output_layers": [["d", 0, 0]]},
-        }))
-
-
-def test_keras3_functional_config():
-    k3 = {
-        "class_name": "Functional",
-        "config": {
-            "name": "f", "trainable": True,
-            "layers": [
-                {"module": "keras.layers", "class_name": "InputLayer", "name": "input_layer",
-                 "config": {"batch_shape": [None, 4], "dtype": "float32", "sparse": False, "name": "input_layer"},
-                 "registered_name": None, "inbound_nodes": []},
-                {"module": "keras.layers", "class_name": "Dense", "name": "dense",
-                 "config": {"name": "dense", "trainable": True,
-                            "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None},
-                            "units": 2, "activation": "hard_sigmoid", "use_bias": True,
-                            "kernel_initializer": {"module": "keras.initializers", "class_name": "Ones", "config": {}, "registered_name": None},
-                            "bias_initializer": {"module": "keras.initializers", "class_name": "Zeros", "config": {}, "registered_name": None},
-                            "kernel_regularizer": None, "bias_regularizer": None, "kernel_constraint": None,
-                            "bias_constraint": None, "quantization_config": None},
-                 "registered_name": None, "build_config": {"input_shape": [None, 4]},
-                 "inbound_nodes": [{"args": [{"class_name": "__keras_tensor__", "config": {"shape": [None, 4], "dtype": "float32", "keras_history": ["input_layer", 0, 0]}}], "kwargs": {}}]},
-            ],
-            "input_layers": ["input_layer", 0, 0],
-            "output_layers": ["dense", 0, 0],
-        },
-    }
-    model = klayers.models.model_from_config(k3)
-    x = np.full((1, 4), -0.25, "float32")  # kernel of ones: pre-activation -1.0
-    np.testing.assert_allclose(model.predict(x, verbose=0), np.full((1, 2), 2.0 / 6.0), rtol=1e-6)

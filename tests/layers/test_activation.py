@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from klayers import activations, layers
+from klayers.ops import softmax as sm
 
 X = np.random.default_rng(0).standard_normal((4, 3, 5)).astype("float32") * 3
 
@@ -86,3 +87,24 @@ def test_keras3_leaky_relu_config():
                          ids=lambda lay: type(lay).__name__)
 def test_config_round_trip(layer):
     assert layers.deserialize(layers.serialize(layer)).get_config() == layer.get_config()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("axis", [-1, 1, [1, 2]])
+@pytest.mark.parametrize("mask_kind", ["bool", "float", "robust"])
+def test_softmax_layer_with_mask_matches_keras_formula(dtype, axis, mask_kind):
+    """The layer adds ``(1 - mask) * -1e9`` (or replaces by -1e9 when robust / boolean) before
+    the kernel, as tf-keras does; masked positions get probability 0."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 6, 7)).astype(dtype)
+    keep = rng.random((2, 6, 7)) > 0.3
+    keep[..., 0] = keep[:, 0] = True  # every softmax slice keeps something
+    mask = keep if mask_kind == "bool" else keep.astype(dtype)
+    layer = layers.Softmax(axis=axis, robust_masking=mask_kind == "robust", dtype=dtype)
+    got = layer(x, mask=mask)
+    masked = np.where(keep, x, x.dtype.type(-1e9)) if mask_kind != "float" else x + (1 - mask) * x.dtype.type(-1e9)
+    want = sm.softmax_reference(masked, axis)
+    assert got.dtype == np.dtype(dtype)
+    tol = 2e-6 if dtype == "float32" else 1e-13
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    assert (got[~keep] == 0).all()

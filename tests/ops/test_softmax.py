@@ -145,28 +145,6 @@ def test_kernel_checks_shapes():
         _softmax.softmax_strided(x[None], np.zeros((1, 3, 2), np.float32), 1)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("axis", [-1, 1, [1, 2]])
-@pytest.mark.parametrize("mask_kind", ["bool", "float", "robust"])
-def test_softmax_layer_with_mask_matches_keras_formula(dtype, axis, mask_kind):
-    """The layer adds ``(1 - mask) * -1e9`` (or replaces by -1e9 when robust / boolean) before
-    the kernel, as tf-keras does; masked positions get probability 0."""
-    from klayers import layers
-
-    rng = np.random.default_rng(5)
-    x = rng.standard_normal((2, 6, 7)).astype(dtype)
-    keep = rng.random((2, 6, 7)) > 0.3
-    keep[..., 0] = keep[:, 0] = True  # every softmax slice keeps something
-    mask = keep if mask_kind == "bool" else keep.astype(dtype)
-    layer = layers.Softmax(axis=axis, robust_masking=mask_kind == "robust", dtype=dtype)
-    got = layer(x, mask=mask)
-    masked = np.where(keep, x, x.dtype.type(-1e9)) if mask_kind != "float" else x + (1 - mask) * x.dtype.type(-1e9)
-    want = sm.softmax_reference(masked, axis)
-    assert got.dtype == np.dtype(dtype)
-    np.testing.assert_allclose(got, want, rtol=_tol(dtype), atol=_tol(dtype))
-    assert (got[~keep] == 0).all()
-
-
 def test_every_row_length_around_the_vector_widths(isa):
     """Row lengths 1..40 cover full 16-lane blocks, 8-lane blocks and every tail size."""
     rng = np.random.default_rng(6)
