@@ -5,7 +5,6 @@ shape checks before the GIL is released."""
 import numpy as np
 import pytest
 
-import klayers
 from klayers._ext import norm as _norm
 from klayers.ops import normalization as norm_ops
 
@@ -22,24 +21,20 @@ def ln_isa(request):
 
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("affine", ["both", "gamma", "beta", "none"])
 @pytest.mark.parametrize("shape,n_axes", LN_CASES, ids=[f"{s}-last{k}" for s, k in LN_CASES])
-def test_layer_norm_kernel_matches_reference(shape, n_axes, affine, threads, dtype, ln_isa, monkeypatch):
-    rng = np.random.default_rng(3)
-    x = (rng.standard_normal(shape) * 3 + 2).astype(dtype)
-    norm_shape = shape[len(shape) - n_axes:]
-    gamma = rng.standard_normal(norm_shape).astype(dtype) if affine in ("both", "gamma") else None
-    beta = rng.standard_normal(norm_shape).astype(dtype) if affine in ("both", "beta") else None
-    monkeypatch.setattr(norm_ops, "PARALLEL_MIN_SIZE", 1)
-    with klayers.num_threads(threads):
-        got = norm_ops.layer_norm(x, n_axes, gamma, beta, 1e-3)
-    want = norm_ops.layer_norm_reference(x, n_axes, gamma, beta, 1e-3)
-    assert got.dtype == np.dtype(dtype) and got.shape == shape
-    tol = 2e-5 if dtype == "float32" else 1e-12
-    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+def test_layer_norm_kernel_matches_reference(shape, n_axes, affine, ln_isa, kernel_twin, monkeypatch):
+    def case(dtype):
+        rng = np.random.default_rng(3)
+        x = (rng.standard_normal(shape) * 3 + 2).astype(dtype)
+        norm_shape = shape[len(shape) - n_axes:]
+        gamma = rng.standard_normal(norm_shape).astype(dtype) if affine in ("both", "gamma") else None
+        beta = rng.standard_normal(norm_shape).astype(dtype) if affine in ("both", "beta") else None
+        return (x, n_axes, gamma, beta, 1e-3), {}
 
+    monkeypatch.setattr(norm_ops, "PARALLEL_MIN_SIZE", 1)
+    got = kernel_twin(norm_ops.layer_norm, case, tol={"float32": 2e-5, "float64": 1e-12})
+    assert got.shape == shape
 
 
 def test_layer_norm_kernel_special_values_and_constant_rows():
@@ -68,22 +63,18 @@ AFFINE_CASES = [((4, 5), -1), ((2, 3, 4, 6), 3), ((2, 6, 4, 3), 1), ((1, 7, 9), 
 
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("shape,axis", AFFINE_CASES, ids=[f"{s}-ax{a}" for s, a in AFFINE_CASES])
-def test_channel_affine_kernel_matches_reference(shape, axis, threads, dtype, ln_isa, monkeypatch):
-    rng = np.random.default_rng(4)
-    x = rng.standard_normal(shape).astype(dtype)
-    c = shape[axis]
-    scale, shift = rng.standard_normal(c).astype(dtype), rng.standard_normal(c).astype(dtype)
-    monkeypatch.setattr(norm_ops, "AFFINE_PARALLEL_MIN_SIZE", 1)
-    with klayers.num_threads(threads):
-        got = norm_ops.channel_affine(x, axis, scale, shift)
-    want = norm_ops.channel_affine_reference(x, axis, scale, shift)
-    assert got.dtype == np.dtype(dtype) and got.shape == shape
-    tol = 1e-6 if dtype == "float32" else 1e-14
-    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+def test_channel_affine_kernel_matches_reference(shape, axis, ln_isa, kernel_twin, monkeypatch):
+    def case(dtype):
+        rng = np.random.default_rng(4)
+        x = rng.standard_normal(shape).astype(dtype)
+        c = shape[axis]
+        scale, shift = rng.standard_normal(c).astype(dtype), rng.standard_normal(c).astype(dtype)
+        return (x, axis, scale, shift), {}
 
+    monkeypatch.setattr(norm_ops, "AFFINE_PARALLEL_MIN_SIZE", 1)
+    got = kernel_twin(norm_ops.channel_affine, case, tol={"float32": 1e-6, "float64": 1e-14})
+    assert got.shape == shape
 
 
 def test_channel_affine_checks_shapes():

@@ -10,6 +10,7 @@ import pytest
 import klayers
 from klayers.ops import recurrent as R
 from klayers.ops import recurrent_steps as S
+from tests.helpers import N_THREADS, check_kernel_twin
 from tests.ops.recurrent_cases import CELLS, problem, sigmoid
 
 OPTIONS = {
@@ -18,30 +19,21 @@ OPTIONS = {
     "mask_zero_hard": {"zero_output": True, "return_sequences": True, "with_mask": True, "ract": R.ACT_HARD_SIGMOID},
     "relu_k3hard": {"act": R.ACT_RELU, "ract": R.ACT_HARD_SIGMOID_K3, "return_sequences": True},
 }
+TOL = {"float32": 2e-5, "float64": 1e-12}
 
 
-
-@pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("option", sorted(OPTIONS))
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("batch,units", [(1, 5), (3, 7), (1, 300)], ids=["b1", "b3", "b1_wide_split"])
-def test_kernel_matches_reference(cell, option, dtype, threads, batch, units):
-    rng = np.random.default_rng(zlib.crc32(f"{cell}-{option}-{dtype}-{batch}-{units}".encode()))
-    x, k, rk, b, states, mask = problem(cell, dtype, batch, units, rng)
-    kw = dict(OPTIONS[option])
-    m = mask if kw.pop("with_mask", False) else None
-    with klayers.num_threads(threads):
-        got = R.rnn_sequence(cell, x, k, rk, b, states, m, **kw)
-    want = R.rnn_sequence_reference(cell, x, k, rk, b, states, m, **kw)
-    tol = 2e-5 if dtype == "float32" else 1e-12
-    np.testing.assert_allclose(got[0], want[0], atol=tol)
-    if want[1] is not None:
-        np.testing.assert_allclose(got[1], want[1], atol=tol)
-    for g, w in zip(got[2], want[2]):
-        np.testing.assert_allclose(g, w, atol=tol)
-    assert got[0].dtype == np.dtype(dtype)
+def test_kernel_matches_reference(cell, option, batch, units, kernel_twin):
+    def case(dtype):
+        rng = np.random.default_rng(zlib.crc32(f"{cell}-{option}-{dtype.name}-{batch}-{units}".encode()))
+        x, k, rk, b, states, mask = problem(cell, dtype, batch, units, rng)
+        kw = dict(OPTIONS[option])
+        m = mask if kw.pop("with_mask", False) else None
+        return (cell, x, k, rk, b, states, m), kw
 
+    kernel_twin(R.rnn_sequence, case, tol=TOL)
 
 
 def test_reference_and_compiled_have_the_same_signature():
@@ -50,14 +42,12 @@ def test_reference_and_compiled_have_the_same_signature():
     assert inspect.signature(R.rnn_sequence) == inspect.signature(R.rnn_sequence_reference)
 
 
-
 def test_unfused_activation_falls_back_to_the_step_loop():
-    rng = np.random.default_rng(0)
-    x, k, rk, b, states, mask = problem("lstm", "float32", 2, 3, rng)
-    got = R.rnn_sequence("lstm", x, k, rk, b, states, mask, act=klayers.activations.softsign)
-    want = R.rnn_sequence_reference("lstm", x, k, rk, b, states, mask, act=klayers.activations.softsign)
-    np.testing.assert_allclose(got[0], want[0], atol=1e-6)
+    def case(dtype):
+        x, k, rk, b, states, mask = problem("lstm", dtype, 2, 3, np.random.default_rng(0))
+        return ("lstm", x, k, rk, b, states, mask), {"act": klayers.activations.softsign}
 
+    check_kernel_twin(R.rnn_sequence, case, tol={"float32": 1e-6, "float64": 1e-12})
 
 
 def test_kernel_rejects_bad_shapes():
@@ -71,7 +61,6 @@ def test_kernel_rejects_bad_shapes():
         R.rnn_sequence("gru", x[0], k, rk, b, states)
 
 
-
 PLANS = {
     # monkeypatched thresholds that force each of the kernel's parallel plans on tiny problems
     "batch_split": {"PARALLEL_MIN_MACS": 0},
@@ -80,39 +69,30 @@ PLANS = {
 }
 
 
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("plan", sorted(PLANS))
 @pytest.mark.parametrize("cell", CELLS)
 def test_parallel_plans_match_reference(cell, plan, dtype, monkeypatch):
     for name, value in PLANS[plan].items():
         monkeypatch.setattr(R, name, value)
-    rng = np.random.default_rng(zlib.crc32(f"{cell}-{plan}-{dtype}".encode()))
     batch = 1 if plan != "batch_split" else 5
-    x, k, rk, b, states, mask = problem(cell, dtype, batch, 9, rng)
-    for m, back in ((None, False), (mask, True)):
-        with klayers.num_threads(2):
-            got = R.rnn_sequence(cell, x, k, rk, b, states, m, go_backwards=back, return_sequences=True)
-        want = R.rnn_sequence_reference(cell, x, k, rk, b, states, m, go_backwards=back, return_sequences=True)
-        tol = 2e-5 if dtype == "float32" else 1e-12
-        for g, w in zip([got[0], got[1]] + got[2], [want[0], want[1]] + want[2]):
-            np.testing.assert_allclose(g, w, atol=tol)
+    for masked, back in ((False, False), (True, True)):
+        def case(dt, masked=masked, back=back):
+            rng = np.random.default_rng(zlib.crc32(f"{cell}-{plan}-{dt.name}".encode()))
+            x, k, rk, b, states, mask = problem(cell, dt, batch, 9, rng)
+            return (cell, x, k, rk, b, states, mask if masked else None), {"go_backwards": back, "return_sequences": True}
 
+        check_kernel_twin(R.rnn_sequence, case, runs=[(dtype, N_THREADS)], tol=TOL)
 
 
 def test_time_chunked_projections_match_reference():
     # 40 rows x 160 gate columns: the kernel projects 10 steps at a time (several chunks)
-    rng = np.random.default_rng(7)
-    x, k, rk, b, states, mask = problem("lstm", "float32", 40, 40, rng, T=25)
     for back in (False, True):
-        for threads in (1, 2):
-            with klayers.num_threads(threads):
-                got = R.rnn_sequence("lstm", x, k, rk, b, states, mask, go_backwards=back, return_sequences=True)
-            want = R.rnn_sequence_reference("lstm", x, k, rk, b, states, mask, go_backwards=back,
-                                            return_sequences=True)
-            np.testing.assert_allclose(got[1], want[1], atol=3e-5)
-            np.testing.assert_allclose(got[2][1], want[2][1], atol=3e-5)
+        def case(dtype, back=back):
+            x, k, rk, b, states, mask = problem("lstm", dtype, 40, 40, np.random.default_rng(7), T=25)
+            return ("lstm", x, k, rk, b, states, mask), {"go_backwards": back, "return_sequences": True}
 
+        check_kernel_twin(R.rnn_sequence, case, runs=[("float32", 1), ("float32", N_THREADS)], tol={"float32": 3e-5})
 
 
 @pytest.mark.parametrize("act,fn", [(R.ACT_TANH, np.tanh), (R.ACT_SIGMOID, lambda v: 1 / (1 + np.exp(-v)))])
@@ -128,7 +108,6 @@ def test_float32_activations_are_accurate(act, fn):
     nan = R.rnn_sequence("simple", np.full((1, 1, 3), np.nan, "float32"), np.eye(3, dtype="float32"),
                          np.zeros((3, 3), "float32"), None, [np.zeros((1, 3), "float32")], act=act)[0]
     assert np.isnan(nan).all()
-
 
 
 @pytest.mark.parametrize("threads", [1, 2])
