@@ -7,9 +7,11 @@ One call instantiates the class from its keyword arguments and checks, in order:
    JSON text, and through ``klayers.layers.serialize`` / ``deserialize`` (same class back);
 2. **weights**: after a call on random input, the weight names in order (Keras's
    ``layer/weight:0``; trainable ones first), the trainable / non-trainable counts, and
-   ``get_weights`` matching them in count and shapes;
+   ``get_weights`` matching them in count and shapes; then the weights are set to random values
+   (so that the checks below cannot pass on default initial values);
 3. **output shape**: the eager output's shape is ``compute_output_shape`` of the input's shape,
-   the output is float32 for float input, and a fresh layer called on ``klayers.Input`` tensors
+   the output has the layer's dtype (float32 by default) for float input, and a fresh layer
+   called on ``klayers.Input`` tensors
    gives symbolic outputs of ``compute_output_shape`` with an unknown batch (a cell, which has no
    ``compute_output_shape``, is called with its states and checked through ``klayers.layers.RNN``);
 4. **float64**: the layer built with ``dtype="float64"`` holds float64 weights and, given the
@@ -33,6 +35,7 @@ import numpy as np
 
 import klayers
 from klayers import layers as L
+from klayers.serialization import custom_object_scope
 
 Shape = Sequence[Optional[int]]
 Kwargs = Union[Mapping[str, Any], Callable[[], Mapping[str, Any]]]
@@ -98,6 +101,7 @@ def run_layer_test(
     int_high: int = 10,
     call_kwargs: Optional[Dict[str, Any]] = None,
     states: Optional[List[Shape]] = None,
+    custom_objects: Optional[Dict[str, Any]] = None,
     symbolic: bool = True,
     float64: bool = True,
     pickles: bool = True,
@@ -121,6 +125,8 @@ def run_layer_test(
         call_kwargs: keyword arguments of every call (``training=False`` ...).
         states: for an RNN cell: the shapes of its states without the batch; the cell is called
             as ``cell(x, states)`` and its symbolic check runs through ``klayers.layers.RNN``.
+        custom_objects: objects the config names (a Lambda's function), in scope for every
+            ``from_config`` / ``deserialize`` / unpickling.
         symbolic, float64, pickles: False switches that check off (say why in the row).
         seed: the random input's seed.
 
@@ -141,15 +147,17 @@ def run_layer_test(
         zeros = [np.zeros((batch,) + tuple(s), xs[0].dtype) for s in states]
         return layer(x, zeros, **call_kwargs)
 
+    scope = custom_objects or {}
+
     # 1. config round trip
     layer = cls(**make_kwargs())
     assert type(layer) is cls, f"{cls.__name__}(...) made a {type(layer).__name__}"
     config = layer.get_config()
-    assert cls.from_config(config).get_config() == config, "get_config -> from_config changed the config"
-    assert _json(cls.from_config(json.loads(_json(config))).get_config()) == _json(config), (
-        "the config does not survive JSON text")
-    serialized = json.loads(_json(L.serialize(layer)))
-    again = L.deserialize(serialized)
+    with custom_object_scope(scope):
+        assert cls.from_config(config).get_config() == config, "get_config -> from_config changed the config"
+        assert _json(cls.from_config(json.loads(_json(config))).get_config()) == _json(config), (
+            "the config does not survive JSON text")
+        again = L.deserialize(json.loads(_json(L.serialize(layer))))
     assert type(again) is cls, f"deserialize(serialize(...)) made a {type(again).__name__}"
     assert _json(again.get_config()) == _json(config), "serialize -> deserialize changed the config"
 
@@ -165,13 +173,18 @@ def run_layer_test(
         "weights are not the trainable ones followed by the non-trainable ones")
     values = layer.get_weights()
     assert [v.shape for v in values] == [tuple(w.shape) for w in layer.weights], "get_weights shapes differ"
+    # positive values keep variances and scales valid
+    rng = np.random.default_rng(seed + 1)
+    values = [rng.uniform(0.5, 1.5, v.shape).astype(v.dtype) if v.dtype.kind == "f" else v for v in values]
+    layer.set_weights(values)
+    y = call(layer, xs)
 
     # 3. output shapes and dtype, eager and symbolic
     outs = flat_outputs(y if states is None else y[0])
     for out in outs:
         assert isinstance(out, np.ndarray), f"the call returned a {type(out).__name__}, not an array"
-        if input_dtype == "float32":
-            assert out.dtype == np.float32, f"float32 input gave {out.dtype}"
+        if np.dtype(input_dtype).kind == "f":
+            assert out.dtype == np.dtype(layer.dtype), f"a {layer.dtype} layer gave {out.dtype}"
     got_shapes = [o.shape for o in outs]
     if states is None:
         concrete = shapes if multi else shapes[0]
@@ -199,7 +212,7 @@ def run_layer_test(
 
     # 4. float64
     if float64:
-        layer64 = cls(**make_kwargs(), dtype="float64")
+        layer64 = cls(**{**make_kwargs(), "dtype": "float64"})
         xs64 = [x.astype("float64") if x.dtype.kind == "f" else x for x in xs]
         call(layer64, xs64)
         assert all(np.dtype(w.dtype) == np.float64 for w in layer64.weights), "a float64 layer made a non-float64 weight"
@@ -212,14 +225,16 @@ def run_layer_test(
             np.testing.assert_allclose(o64, o32, rtol=1e-4, atol=1e-4 * scale, err_msg="float64 vs float32 outputs")
 
     # 5. the layer rebuilt from its config, given the weights, gives identical outputs
-    rebuilt = L.deserialize(L.serialize(layer))
+    with custom_object_scope(scope):
+        rebuilt = L.deserialize(L.serialize(layer))
     call(rebuilt, xs)
     rebuilt.set_weights(values)
     _assert_same_outputs(call(rebuilt, xs), y, "the rebuilt layer")
 
     # 6. pickling
     if pickles:
-        restored = pickle.loads(pickle.dumps(layer))
+        with custom_object_scope(scope):
+            restored = pickle.loads(pickle.dumps(layer))
         assert restored.get_config() == layer.get_config(), "the unpickled layer's config differs"
         _assert_same_outputs(call(restored, xs), y, "the unpickled layer")
     return layer

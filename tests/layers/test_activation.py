@@ -82,13 +82,6 @@ def test_keras3_leaky_relu_config():
     assert layer.alpha == 0.25
 
 
-@pytest.mark.parametrize("layer", [layers.LeakyReLU(0.1), layers.ReLU(6.0, 0.1, 0.5), layers.ELU(0.3),
-                                   layers.ThresholdedReLU(0.2), layers.PReLU(shared_axes=2), layers.Softmax([1, 2])],
-                         ids=lambda lay: type(lay).__name__)
-def test_config_round_trip(layer):
-    assert layers.deserialize(layers.serialize(layer)).get_config() == layer.get_config()
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("axis", [-1, 1, [1, 2]])
 @pytest.mark.parametrize("mask_kind", ["bool", "float", "robust"])

@@ -1,5 +1,6 @@
-"""Convolution layers: argument errors echo the value, shapes (also symbolic), configs, weight
-layouts, fused and unfused activations, DepthwiseConv3D == grouped Conv3D."""
+"""Convolution layers: argument errors echo the value, shapes (also symbolic), weight layouts,
+fused and unfused activations, DepthwiseConv3D == grouped Conv3D (the config round trip and
+float64 of every class: tests/layers/test_layer_api.py)."""
 
 import numpy as np
 import pytest
@@ -102,18 +103,6 @@ def test_depthwise_conv3d_equals_grouped_conv3d():
     grouped.set_weights([k, b])
     dw.set_weights([k.reshape(2, 2, 2, 3, 2), b])
     np.testing.assert_allclose(dw(x), grouped(x), rtol=1e-5, atol=1e-5)
-
-
-def test_float64_layer_and_config_round_trip():
-    layer = L.SeparableConv2D(3, 3, dtype="float64", depth_multiplier=2, activation="relu")
-    x = np.random.default_rng(3).standard_normal((1, 6, 6, 2))
-    y = layer(x)
-    assert y.dtype == np.float64
-    again = L.deserialize(L.serialize(layer))
-    again(x)
-    again.set_weights(layer.get_weights())
-    np.testing.assert_array_equal(again(x), y)
-    assert again.get_config() == layer.get_config()
 
 
 def test_conv3d_transpose_ignores_dilation_like_tf_keras():

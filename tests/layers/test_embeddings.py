@@ -85,16 +85,6 @@ def test_wrong_weight_shape():
         layer.set_weights([np.zeros((4, 3), "float32")])
 
 
-def test_config_and_weight_round_trip():
-    layer = _emb(mask_zero=True, embeddings_regularizer="l2", input_length=3)
-    again = layers.deserialize(layers.serialize(layer))
-    again.build(None)
-    again.set_weights(layer.get_weights())
-    x = np.array([[1, 2, 0]])
-    np.testing.assert_array_equal(again(x), layer(x))
-    assert again.get_config() == layer.get_config()
-
-
 def test_float_index_fast_check_limits():
     from klayers.layers.embeddings import _float_bits_limit
 

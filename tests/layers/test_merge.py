@@ -1,7 +1,5 @@
 """Merge layers: maths, Keras's broadcasting rule, masks, functional forms, bad input."""
 
-import json
-
 import numpy as np
 import pytest
 
@@ -119,10 +117,3 @@ def test_masked_inputs_merged_in_a_model():
     model = klayers.Model([a, b], out)
     xa, xb = np.array([[1, 0, 2, 3]]), np.array([[1, 2, 0, 3]])
     np.testing.assert_array_equal(model.compute_mask([xa, xb], None), (xa != 0) & (xb != 0))
-
-
-@pytest.mark.parametrize("layer", [layers.Add(), layers.Concatenate(axis=1), layers.Dot((1, 2), normalize=True)],
-                         ids=lambda lay: type(lay).__name__)
-def test_config_round_trip(layer):
-    again = layers.deserialize(json.loads(json.dumps(layers.serialize(layer))))
-    assert json.dumps(again.get_config()) == json.dumps(layer.get_config())

@@ -64,9 +64,3 @@ def test_degenerate_rates_are_identity(rate):
 def test_bad_config(make):
     with pytest.raises(ValueError):
         make()
-
-
-@pytest.mark.parametrize("layer", [layers.GaussianNoise(0.2, seed=1), layers.GaussianDropout(0.1), layers.AlphaDropout(0.2, seed=3)],
-                         ids=lambda lay: type(lay).__name__)
-def test_config_round_trip(layer):
-    assert layers.deserialize(layers.serialize(layer)).get_config() == layer.get_config()

@@ -132,24 +132,6 @@ def test_normalization_static_adapt_and_invert():
         layers.Normalization(mean=1.0)
 
 
-@pytest.mark.parametrize("layer", [
-    layers.BatchNormalization(axis=[1, 2], center=False, beta_regularizer="l2"),
-    layers.LayerNormalization(axis=[1, 2], epsilon=1e-5), layers.Rescaling([1.0, 2.0], offset=0.5),
-    layers.Normalization(axis=None, mean=1.0, variance=2.0),
-], ids=lambda lay: type(lay).__name__)
-def test_config_round_trip(layer):
-    assert layers.deserialize(layers.serialize(layer)).get_config() == layer.get_config()
-
-
-def test_weight_round_trip():
-    layer, x = _bn(shape=(4, 3))
-    layer.set_weights([RNG.random(3).astype("float32") + 0.1 for _ in range(4)])
-    again = layers.deserialize(layers.serialize(layer))
-    again(x)
-    again.set_weights(layer.get_weights())
-    np.testing.assert_array_equal(again(x), layer(x))
-
-
 # -- the layers against the NumPy formulas (the kernels' own tests: tests/ops/test_normalization.py)
 @pytest.mark.parametrize("axis", [-1, [1, 2], [2, 1], 1])
 def test_layer_normalization_kernel_and_numpy_paths_agree(axis):

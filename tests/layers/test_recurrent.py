@@ -2,7 +2,6 @@
 symbolic initial states, user-written cells, stateful resets, CuDNN weight conversion, training-mode
 dropout per implementation, errors (the kernels' own tests: tests/ops/test_recurrent*.py)."""
 
-
 import numpy as np
 import pytest
 
