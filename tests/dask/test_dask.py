@@ -122,6 +122,11 @@ FILES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abs
 FIXTURES = sorted(f[:-3] for f in os.listdir(FILES) if f.endswith(".h5") and not f.endswith((".w.h5", ".weights.h5")))
 
 
+
+def test_the_fixture_table_is_not_empty():
+    assert len(FIXTURES) >= 3, f"the real Keras model files are missing from {FILES}"
+
+
 @pytest.mark.parametrize("name", FIXTURES)
 def test_real_keras_models_pickle_to_equal_models(name):
     """The tf-keras fixtures span every layer family (CNN, text model with Bidirectional LSTM,

@@ -201,6 +201,17 @@ def _row_for(name: str) -> Optional[List[Row]]:
 ROWS = [pytest.param(name, i, id=f"{name}-{i}") for name in sorted(TABLE) for i in range(len(TABLE[name]))]
 
 
+def _rows_where(keep: Callable[[str, Row], bool]) -> list:
+    return [p for p in ROWS if keep(p.values[0], TABLE[p.values[0]][p.values[1]])]
+
+
+#: the rows each narrower test takes (a filter gone wrong must fail, not shrink a test to nothing)
+CHANNEL_ROWS = _rows_where(lambda name, row: row.channel_axis is not None)
+WINDOW_ROWS = _rows_where(lambda name, row: bool(row.window))
+FLOAT_ROWS = _rows_where(lambda name, row: row.ints is None)
+MODEL_ROWS = _rows_where(lambda name, row: not name.endswith(("Cell", "Cells")))
+
+
 #: Bugs found by this suite in files other engineers own, reported to the lead: strict xfails,
 #: so the fix turns them into failures that ask for the entry to be removed.
 KNOWN_BUGS: dict = {}
@@ -210,6 +221,13 @@ def _known_bug(request, test: str, name: str) -> None:
     reason = KNOWN_BUGS.get((test, name))
     if reason:
         request.node.add_marker(pytest.mark.xfail(strict=True, reason=reason))
+
+
+def test_the_tables_are_not_empty():
+    assert len(LAYER_CLASSES) >= 100 and len(ROWS) >= len(TABLE) >= 85
+    assert len(CHANNEL_ROWS) >= 40 and len(WINDOW_ROWS) >= 20 and len(MODEL_ROWS) >= len(ROWS) - 10
+    assert len(FLOAT_ROWS) == len(ROWS) - 2  # the two Embedding rows take indices
+    assert {p.values[0] for p in ELEMENTWISE_ROWS} == ELEMENTWISE, "ELEMENTWISE names a layer without a row"
 
 
 def test_every_layer_class_has_a_row():
@@ -402,7 +420,7 @@ def test_wrong_rank_is_an_answer_or_a_clear_error(name, i, delta):
             assert len(g.shape) == len(w), f"{name}: rank-{delta:+d} input gave {g.shape}, compute_output_shape {w}"
 
 
-@pytest.mark.parametrize("name, i", [p for p in ROWS if TABLE[p.values[0]][p.values[1]].channel_axis is not None])
+@pytest.mark.parametrize("name, i", CHANNEL_ROWS)
 def test_wrong_channel_count_is_refused_naming_the_layer(name, i):
     row, layer, x, _ = _layer(name, i)
     ax = row.channel_axis
@@ -417,7 +435,7 @@ def test_wrong_channel_count_is_refused_naming_the_layer(name, i):
     _assert_names_layer(info.value, layer)
 
 
-@pytest.mark.parametrize("name, i", [p for p in ROWS if TABLE[p.values[0]][p.values[1]].window])
+@pytest.mark.parametrize("name, i", WINDOW_ROWS)
 def test_input_smaller_than_the_window_is_refused_naming_the_layer(name, i):
     row, _, x, _ = _layer(name, i)
     layer = row.make()  # fresh: the small input is its first call (build from it)
@@ -427,7 +445,7 @@ def test_input_smaller_than_the_window_is_refused_naming_the_layer(name, i):
     assert err is not None, f"{name}: a {small.shape} input, smaller than the window, gave {getattr(got, 'shape', got)}"
 
 
-@pytest.mark.parametrize("name, i", [p for p in ROWS if TABLE[p.values[0]][p.values[1]].ints is None])
+@pytest.mark.parametrize("name, i", FLOAT_ROWS)
 def test_nan_and_inf_inputs_give_an_answer_of_the_right_shape(name, i):
     row, layer, x, y = _layer(name, i)
 
@@ -446,9 +464,10 @@ ELEMENTWISE = {"Activation", "ActivityRegularization", "Dropout", "ELU", "LeakyR
                "ThresholdedReLU", "AlphaDropout", "GaussianDropout", "GaussianNoise", "Layer", "Lambda",
                "PReLU", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "Normalization",
                "BatchNormalization"}
+ELEMENTWISE_ROWS = [p for p in ROWS if p.values[0] in ELEMENTWISE]
 
 
-@pytest.mark.parametrize("name, i", [p for p in ROWS if p.values[0] in ELEMENTWISE])
+@pytest.mark.parametrize("name, i", ELEMENTWISE_ROWS)
 def test_nan_input_stays_nan_through_elementwise_layers(name, i):
     """Where a layer's output element depends on exactly one input element (activations,
     scaling, reshaping), NumPy math puts NaN exactly where the input had it."""
@@ -530,7 +549,7 @@ def test_random_rows_batches_and_layouts(data, tmp_path_factory):
         _assert_same(got, base, f"{name}-{i} batch {batch} {layout} vs contiguous float32")
 
 
-@pytest.mark.parametrize("name, i", [p for p in ROWS if not p.values[0].endswith(("Cell", "Cells"))])
+@pytest.mark.parametrize("name, i", MODEL_ROWS)
 def test_model_wrapping_accepts_the_same_inputs(name, i, request):
     """The layer inside a functional model: the empty batch and a Fortran-ordered input."""
     _known_bug(request, "empty_batch", name)
