@@ -2,7 +2,7 @@
 
 * :func:`check_kernel_twin` (``tests/helpers/kernel_twin.py``): a compiled op of ``klayers.ops``
   against its NumPy twin, same signature, float32 and float64, 1 and N threads.
-* :func:`run_layer_test` (``tests/helpers/layer_test.py``): a layer class through Keras's
+* :func:`run_layer_test` (``tests/helpers/layer_harness.py``): a layer class through Keras's
   ``run_layer_test`` checks: config round trip, weight names and order, output shapes eager and
   symbolic, float64, rebuilt-layer and pickled-layer outputs.
 """
@@ -15,7 +15,7 @@ from tests.helpers.kernel_twin import (
     check_kernel_twin,
     twin_of,
 )
-from tests.helpers.layer_test import run_layer_test
+from tests.helpers.layer_harness import run_layer_test
 
 __all__ = [
     "N_THREADS", "TWIN_RUNS", "assert_same_signature", "assert_twin_outputs_close", "check_kernel_twin",

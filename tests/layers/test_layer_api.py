@@ -1,4 +1,4 @@
-"""Every public layer class through ``run_layer_test`` (tests/helpers/layer_test.py): config
+"""Every public layer class through ``run_layer_test`` (tests/helpers/layer_harness.py): config
 round trip, weight names and order, output shapes eager and symbolic, float64, the rebuilt and
 the unpickled layer.
 

@@ -7,7 +7,7 @@ import pytest
 from scipy import special
 
 from klayers import activations as A
-from klayers.saving import custom_object_scope, dialect_scope
+from klayers.serialization import custom_object_scope, dialect_scope
 
 X = np.array([[-1e4, -30.0, -2.0, -0.5, 0.0, 0.5, 2.0, 30.0, 1e4]], dtype=np.float32)
 ELEMENTWISE = [n for n in A.__all__ if n not in ("get", "serialize", "deserialize", "threshold", "glu", "softmax", "log_softmax", "sparsemax", "linear")]
