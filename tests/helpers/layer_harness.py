@@ -73,6 +73,15 @@ def _random_inputs(shapes: List[tuple], dtype: str, int_high: int, seed: int) ->
     return [(rng.uniform(-1.0, 1.0, size=s) * 3).astype(dtype) for s in shapes]
 
 
+def _random_like(value: np.ndarray, name: str, rng: np.random.Generator) -> np.ndarray:
+    """Random values for a weight: signed, except a variance (which must stay positive);
+    integer weights (a count) are kept."""
+    if value.dtype.kind != "f":
+        return value
+    low, high = (0.5, 1.5) if "variance" in name else (-1.0, 1.0)
+    return rng.uniform(low, high, value.shape).astype(value.dtype)
+
+
 def _assert_same_outputs(got: Any, want: Any, what: str) -> None:
     got_l, want_l = flat_outputs(got), flat_outputs(want)
     assert len(got_l) == len(want_l), f"{what}: {len(got_l)} outputs, expected {len(want_l)}"
@@ -173,9 +182,8 @@ def run_layer_test(
         "weights are not the trainable ones followed by the non-trainable ones")
     values = layer.get_weights()
     assert [v.shape for v in values] == [tuple(w.shape) for w in layer.weights], "get_weights shapes differ"
-    # positive values keep variances and scales valid
-    rng = np.random.default_rng(seed + 1)
-    values = [rng.uniform(0.5, 1.5, v.shape).astype(v.dtype) if v.dtype.kind == "f" else v for v in values]
+    values = [_random_like(v, w.name, np.random.default_rng(seed + 1 + i))
+              for i, (v, w) in enumerate(zip(values, layer.weights))]
     layer.set_weights(values)
     y = call(layer, xs)
 
@@ -219,6 +227,7 @@ def run_layer_test(
         layer64.set_weights([v.astype("float64") if v.dtype.kind == "f" else v for v in values])
         y64 = call(layer64, xs64)
         outs64 = flat_outputs(y64 if states is None else y64[0])
+        assert len(outs64) == len(outs), f"the float64 layer gave {len(outs64)} outputs, the float32 one {len(outs)}"
         for o64, o32 in zip(outs64, outs):
             assert o64.dtype == np.float64, f"a float64 layer gave {o64.dtype}"
             scale = max(1.0, float(np.abs(o32).max(initial=0.0)))
