@@ -1,6 +1,6 @@
 """Noise layers recorded from tf-keras 2.21 and Keras 3.15: configs, and the identity at
 inference (``training`` None or False). Their training-mode distributions are random draws,
-tested statistically in tests/test_layers_noise.py."""
+tested statistically in tests/layers/test_noise.py."""
 
 from __future__ import annotations
 

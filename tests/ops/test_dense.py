@@ -1,0 +1,103 @@
+"""The compiled Dense kernel against its NumPy twin, both dtypes, 1 and N threads."""
+
+import numpy as np
+import pytest
+
+import klayers
+from klayers import ops
+from klayers._ext import dense as _dense
+
+SHAPES = [
+    ((1, 3), 4),
+    ((7, 16), 5),
+    ((0, 4), 3),
+    ((2, 5, 6), 7),
+    ((2, 3, 4, 8), 2),
+    ((300, 129), 300),
+    ((4, 0), 3),
+]
+ACTS = [ops.ACT_LINEAR, ops.ACT_RELU, ops.ACT_RELU6]
+
+
+@pytest.mark.parametrize("act", ACTS, ids=["linear", "relu", "relu6"])
+@pytest.mark.parametrize("x_shape,units", SHAPES, ids=[f"{s}->{u}" for s, u in SHAPES])
+@pytest.mark.parametrize("use_bias", [True, False], ids=["bias", "nobias"])
+def test_dense_matches_reference(x_shape, units, act, use_bias, kernel_twin):
+    def case(dtype):
+        rng = np.random.default_rng(0)
+        x = (rng.standard_normal(x_shape) * 4).astype(dtype)
+        w = rng.standard_normal((x_shape[-1], units)).astype(dtype)
+        b = rng.standard_normal(units).astype(dtype) if use_bias else None
+        return (x, w, b, act), {}
+
+    got = kernel_twin(ops.dense, case)
+    assert got.shape == x_shape[:-1] + (units,)
+
+
+def test_dense_non_contiguous_and_readonly_inputs():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((6, 10)).astype("float32")[:, ::2]
+    w = rng.standard_normal((5, 3)).astype("float32")
+    w.setflags(write=False)
+    x_ro = np.asfortranarray(x)
+    x_ro.setflags(write=False)
+    want = ops.dense_reference(np.ascontiguousarray(x), w, None)
+    np.testing.assert_allclose(ops.dense(x, w, None), want, rtol=1e-6)
+    np.testing.assert_allclose(ops.dense(x_ro, w, None), want, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "x_shape,w_shape,b_shape,match",
+    [
+        ((2, 3), (4, 5), None, "last axis"),
+        ((2, 3), (3,), None, "2-D"),
+        ((2, 3), (3, 5), (4,), "bias"),
+    ],
+)
+def test_dense_op_rejects_bad_shapes(x_shape, w_shape, b_shape, match):
+    x = np.zeros(x_shape, "float32")
+    w = np.zeros(w_shape, "float32")
+    b = np.zeros(b_shape, "float32") if b_shape else None
+    with pytest.raises(ValueError, match=match):
+        ops.dense(x, w, b, where="Dense d")
+
+
+def test_kernel_checks_shapes_before_releasing_the_gil():
+    x = np.zeros((2, 3), "float32")
+    w = np.zeros((4, 5), "float32")
+    out = np.zeros((2, 5), "float32")
+    with pytest.raises(ValueError, match="shape mismatch"):
+        _dense.dense_forward(x, w, np.zeros(5, "float32"), out, 1, 0, 1)
+    with pytest.raises(ValueError, match="bias"):
+        _dense.dense_forward(np.zeros((2, 4), "float32"), w, np.zeros(3, "float32"), out, 1, 0, 1)
+    with pytest.raises(ValueError):  # mixed dtypes do not match one fused specialization
+        _dense.dense_forward(x.astype("float64"), w, np.zeros(5, "float32"), out, 1, 0, 1)
+
+
+def test_results_do_not_depend_on_thread_count():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((513, 64)).astype("float32")
+    w = rng.standard_normal((64, 200)).astype("float32")
+    b = rng.standard_normal(200).astype("float32")
+    with klayers.num_threads(1):
+        one = ops.dense(x, w, b, ops.ACT_RELU)
+    with klayers.num_threads(2):
+        two = ops.dense(x, w, b, ops.ACT_RELU)
+    np.testing.assert_allclose(one, two, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("units", [4096, 4100, 1027 * 4])
+def test_batch1_gemv_split_by_units_matches_reference(dtype, units):
+    """A large batch-1 product is split by output units over the threads (ragged last block too)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 300)).astype(dtype)
+    w = rng.standard_normal((300, units)).astype(dtype)
+    b = rng.standard_normal(units).astype(dtype)
+    assert w.size >= 1 << 20
+    with klayers.num_threads(2):
+        got = ops.dense(x, w, b, ops.ACT_RELU)
+    want = ops.dense_reference(x, w, b, ops.ACT_RELU)
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * float(np.abs(want).max()))
+    assert not np.shares_memory(got, x)

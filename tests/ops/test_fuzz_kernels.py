@@ -1,0 +1,481 @@
+"""Hostile arguments for every compiled kernel in ``klayers._ext``, directly and through
+``klayers.ops``; each target runs in a child interpreter, so a crash (a signal) fails one test
+and names the last case instead of killing the run.
+
+How the cases are made: the child runs a few real layers whose calls reach the kernel and
+records every kernel call they make (the valid "seed" calls, exactly as the op wrappers build
+them). Hypothesis then mutates a seed: one array shorter / longer / empty / of another dtype /
+non-contiguous / read-only, an integer argument (thread count, activation code, a geometry
+entry) replaced by 0, -1 or an absurd value. The kernel must return or raise ValueError,
+TypeError, OverflowError or MemoryError; every output array sits between canary values that
+must not change (no out-of-bounds write). A child's address space is capped (``RLIMIT_AS``), so
+an absurd allocation fails there as a MemoryError instead of swapping the machine.
+
+Through ``klayers.ops``: every op with a NumPy ``*_reference`` twin, called with the seed
+arguments poisoned with NaN / Inf at random positions, gives NaN exactly where the reference
+puts it and the same finite values.
+
+``KLAYERS_FUZZ_PROFILE=long`` runs many more examples (tests/_fuzz.py). Under a
+``KLAYERS_DEBUG_BOUNDS=1`` build the same suite runs with Cython bounds checks on.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import pytest
+
+import klayers._ext
+from tests._fuzz import LONG, REPO, assert_ok, run_isolated
+
+#: Kernel-module functions that take no array (ISA selection, build information).
+NOT_KERNELS = {"select_isa", "depthwise_isa", "openmp_enabled", "openmp_max_threads"}
+
+#: Per ``_ext`` module: layers (built in the child) whose calls reach every kernel of the module.
+SEEDS = {
+    "dense": """[
+        (L.Dense(3), (4,)), (L.Dense(5, activation="relu"), (2, 3)), (L.Dense(2, activation="relu6", use_bias=False), (7,)),
+    ]""",
+    "conv": """[
+        (L.Conv1D(3, 3), (7, 2)), (L.Conv2D(4, 3, padding="same", activation="relu"), (6, 5, 2)),
+        (L.Conv2D(4, 1), (4, 4, 3)), (L.Conv2D(4, 3, groups=2, strides=2), (7, 7, 4)),
+        (L.Conv2D(2, 3, data_format="channels_first", dilation_rate=2), (2, 7, 7)),
+        (L.Conv2D(2, 1, data_format="channels_first"), (3, 4, 4)),
+        (L.Conv3D(2, 2), (3, 3, 3, 2)), (L.Conv1D(2, 3, padding="causal"), (6, 2)),
+        (L.Conv1D(3, 3, padding="same"), (20, 2)), (L.Conv2D(2, 3, dilation_rate=2), (5, 22, 2)),
+        (L.Conv2D(4, 3, groups=2, padding="same", data_format="channels_first"), (4, 3, 18)),
+        (L.DepthwiseConv2D(3, depth_multiplier=2), (5, 5, 3)),
+        (L.DepthwiseConv2D(3, data_format="channels_first", padding="same"), (3, 5, 5)),
+        (L.DepthwiseConv1D(3), (6, 4)), (L.SeparableConv2D(3, 3, depth_multiplier=2), (5, 5, 2)),
+        (L.SeparableConv1D(3, 3, padding="same"), (6, 2)),
+        (L.Conv2DTranspose(3, 3, strides=2), (3, 3, 2)), (L.Conv1DTranspose(2, 3, padding="same"), (4, 3)),
+        (L.Conv3DTranspose(2, 2, strides=2), (2, 2, 2, 1)),
+    ]""",
+    "local": """[
+        (L.LocallyConnected1D(2, 3), (6, 3)), (L.LocallyConnected1D(2, 2, implementation=2), (5, 2)),
+        (L.LocallyConnected2D(2, 3, activation="relu"), (5, 5, 2)),
+        (L.LocallyConnected2D(3, 2, implementation=3, data_format="channels_first"), (2, 4, 4)),
+    ]""",
+    "pooling": """[
+        (L.MaxPooling2D(2), (5, 5, 3)), (L.AveragePooling2D(3, strides=2, padding="same"), (6, 6, 2)),
+        (L.MaxPooling1D(2, data_format="channels_first"), (3, 6)), (L.AveragePooling3D(2), (4, 4, 4, 2)),
+        (L.GlobalMaxPooling2D(), (4, 4, 3)), (L.GlobalAveragePooling1D(), (6, 3)),
+        (L.GlobalAveragePooling2D(data_format="channels_first"), (3, 4, 4)),
+        (L.GlobalMaxPooling1D(data_format="channels_first"), (3, 5)),
+    ]""",
+    "norm": """[
+        (L.LayerNormalization(), (3, 8)), (L.LayerNormalization(axis=[1, 2], center=False), (3, 4)),
+        (L.BatchNormalization(), (4, 4, 3)), (L.BatchNormalization(axis=1), (3, 4)),
+    ]""",
+    "softmax": """[
+        (L.Softmax(), (3, 8)), (L.Softmax(axis=1), (5, 3)), (L.Activation("softmax"), (6,)),
+    ]""",
+    "recurrent": """[
+        (L.SimpleRNN(3), (4, 2)), (L.GRU(3, return_sequences=True), (4, 2)), (L.GRU(2, reset_after=False), (3, 2)),
+        (L.LSTM(3, go_backwards=True), (5, 2)), (L.Bidirectional(L.LSTM(2)), (3, 2)),
+        (_python_loop(L.ConvLSTM2D(2, 3, padding="same")), (3, 4, 4, 2)),
+    ]""",
+    "convlstm": """[
+        (L.ConvLSTM2D(2, 3, padding="same", return_sequences=True), (3, 4, 4, 2)), (L.ConvLSTM1D(2, 2), (2, 5, 1)),
+        (L.ConvLSTM2D(2, 3, data_format="channels_first", go_backwards=True), (2, 2, 5, 5)),
+    ]""",
+}
+
+KERNEL_MODULES = sorted(m.name for m in pkgutil.iter_modules(klayers._ext.__path__) if m.name != "info")
+
+
+def _kernel_functions(module: str) -> list:
+    mod = importlib.import_module(f"klayers._ext.{module}")
+    return sorted(n for n in dir(mod) if not n.startswith("_") and callable(getattr(mod, n)) and n not in NOT_KERNELS)
+
+
+def test_every_kernel_module_has_seeds():
+    missing = [m for m in KERNEL_MODULES if m not in SEEDS]
+    assert not missing, f"kernel modules without seed layers in tests/test_fuzz_kernels.py: {missing}"
+
+
+# The child's common part: record the kernel calls of the seed layers.
+PRELUDE = r"""
+import sys, copy, traceback
+sys.path.insert(0, {tests!r})
+import numpy as np
+import klayers
+from klayers import layers as L
+import importlib
+from _fuzz import FUZZ
+
+def _python_loop(layer):
+    # a ConvLSTM on its Python reference loop, the caller of recurrent.lstm_pointwise
+    layer.cell.compiled_loop = False
+    return layer
+from hypothesis import given, strategies as st
+
+MOD = importlib.import_module("klayers._ext." + {module!r})
+NOT_KERNELS = {not_kernels!r}
+KERNELS = sorted(n for n in dir(MOD) if not n.startswith("_") and callable(getattr(MOD, n)) and n not in NOT_KERNELS)
+SEEDS = {{k: [] for k in KERNELS}}
+ORIG = {{k: getattr(MOD, k) for k in KERNELS}}
+
+def _snapshot(v):
+    if isinstance(v, np.ndarray):
+        return v.copy()
+    if isinstance(v, (list, tuple)):
+        return type(v)(_snapshot(e) for e in v)
+    return v
+
+def _recorder(name):
+    def rec(*args):
+        SEEDS[name].append(_snapshot(args))
+        return ORIG[name](*args)
+    return rec
+
+for k in KERNELS:
+    setattr(MOD, k, _recorder(k))
+rng = np.random.default_rng(0)
+for threads in (1, 2):
+    klayers.set_num_threads(threads)
+    for layer, shape in {seeds}:
+        for batch in (1, 3):
+            x = rng.standard_normal((batch,) + shape).astype("float32")
+            layer(x)
+for k in KERNELS:
+    setattr(MOD, k, ORIG[k])
+if {module!r} == "softmax":
+    SEEDS["expf"].append((np.linspace(-100, 0, 37).astype("float32"), np.empty(37, "float32")))
+missing = [k for k in KERNELS if not SEEDS[k]]
+assert not missing, f"no seed call reached the kernels {{missing}}"
+print("seeds:", {{k: len(v) for k, v in SEEDS.items()}}, flush=True)
+"""
+
+# Direct calls with mutated seeds.
+DIRECT = r"""
+ALLOWED = (ValueError, TypeError, OverflowError, MemoryError, BufferError)
+GUARD = 64
+ABSURD = [0, -1, 1, 2, 3, 7, 2**31 - 1, -2**31, 2**32, 2**40, 2**62, 2**63 - 1, -2**63]
+
+def slots(args, path=()):
+    for i, v in enumerate(args):
+        if isinstance(v, (list, tuple)):
+            yield from slots(v, path + (i,))
+        else:
+            yield path + (i,), v
+
+def put(args, path, value):
+    args = list(args)
+    if len(path) == 1:
+        args[path[0]] = value
+    else:
+        args[path[0]] = type(args[path[0]])(put(args[path[0]], path[1:], value))
+    return args
+
+def guarded(a):
+    # a writable C-contiguous copy of ``a`` inside a buffer with canaries on both sides
+    flat = np.full(a.size + 2 * GUARD, 12345, dtype=a.dtype) if a.dtype.kind in "fiu" else None
+    if flat is None:
+        return a.copy(), None
+    flat[GUARD:GUARD + a.size] = a.reshape(-1)
+    return flat[GUARD:GUARD + a.size].reshape(a.shape), flat
+
+def mutate_array(a, how):
+    if how == "shorter" and a.ndim and a.shape[0] > 0:
+        return np.ascontiguousarray(a[:-1])
+    if how == "longer":
+        return np.concatenate([a, a[:1] if a.shape and a.shape[0] else np.zeros((1,) + a.shape[1:], a.dtype)])
+    if how == "empty":
+        return np.zeros((0,) + a.shape[1:], a.dtype)
+    if how == "last_axis" and a.ndim > 1:
+        return np.ascontiguousarray(np.concatenate([a, a[..., :1]], axis=-1))
+    if how == "transposed" and a.ndim > 1:
+        return np.ascontiguousarray(np.swapaxes(a, 0, -1))
+    if how.startswith("dtype:"):
+        return a.astype(how[6:])
+    if how == "non_contiguous":
+        big = np.repeat(a, 2, axis=-1) if a.ndim else a
+        return big[..., ::2] if a.ndim else a
+    if how == "read_only":
+        b = a.copy(); b.setflags(write=False); return b
+    if how == "none":
+        return None
+    return a
+
+HOWS = ["shorter", "longer", "empty", "last_axis", "transposed", "non_contiguous", "read_only", "none",
+        "dtype:float16", "dtype:int32", "dtype:int64", "dtype:float64", "dtype:float32", "dtype:complex64", "dtype:bool"]
+
+@FUZZ
+@given(data=st.data())
+def fuzz(data):
+    name = data.draw(st.sampled_from(KERNELS), label="kernel")
+    seed = data.draw(st.sampled_from(SEEDS[name]), label="seed")
+    args = list(copy.deepcopy(seed))
+    all_slots = list(slots(args))
+    n_mut = data.draw(st.integers(0, 3), label="mutations")
+    notes = []
+    for _ in range(n_mut):
+        path, value = data.draw(st.sampled_from(all_slots), label="slot")
+        if isinstance(value, np.ndarray) and value.dtype == np.intp and value.ndim == 1 and value.size > 4:
+            # a geometry vector: replace one entry
+            i = data.draw(st.integers(0, value.size - 1))
+            v = data.draw(st.sampled_from(ABSURD))
+            value = value.copy(); value[i] = v
+            notes.append(f"{path}: geo[{i}]={v}")
+        elif isinstance(value, np.ndarray):
+            how = data.draw(st.sampled_from(HOWS))
+            value = mutate_array(value, how)
+            notes.append(f"{path}: {how}")
+        elif isinstance(value, (bool, np.bool_)) or value is None:
+            value = data.draw(st.sampled_from([True, False, None, 0, 1]))
+            notes.append(f"{path}: {value!r}")
+        elif isinstance(value, (int, np.integer)):
+            value = data.draw(st.sampled_from(ABSURD))
+            notes.append(f"{path}: {value!r}")
+        elif isinstance(value, float):
+            value = data.draw(st.sampled_from([0.0, -1.0, float("nan"), float("inf"), 1e300]))
+            notes.append(f"{path}: {value!r}")
+        args = put(args, path, value)
+        all_slots = list(slots(args))
+    # every writable array gets canaries around it (catches out-of-bounds writes)
+    guards = []
+    for path, value in list(slots(args)):
+        if isinstance(value, np.ndarray) and value.flags.writeable and value.flags.c_contiguous and value.dtype.kind == "f":
+            g, flat = guarded(value)
+            if flat is not None:
+                args = put(args, path, g)
+                guards.append((path, flat))
+    print(f"CASE {name} mutations={notes}", flush=True)
+    # None for an array: the kernels' memoryview arguments are not declared ``not None``; a
+    # debug build (nonecheck) reports it as AttributeError, a release build as a shape mismatch
+    allowed = ALLOWED + ((AttributeError,) if any(n.endswith(": none") for n in notes) else ())
+    try:
+        getattr(MOD, name)(*args)
+    except allowed:
+        pass
+    for path, flat in guards:
+        assert np.all(flat[:GUARD] == 12345) and np.all(flat[-GUARD:] == 12345), (
+            f"{name} wrote outside its output array {path} (mutations {notes})")
+
+fuzz()
+print("FUZZ-OK", flush=True)
+"""
+
+# Through klayers.ops: compiled vs NumPy reference on NaN / Inf / layouts, seeded by the ops
+# calls the same layers make.
+OPS = r"""
+import klayers.ops as ops_pkg
+import pkgutil
+OPS = {}
+for m in pkgutil.iter_modules(ops_pkg.__path__):
+    mod = importlib.import_module("klayers.ops." + m.name)
+    for n in dir(mod):
+        if n.endswith("_reference") and hasattr(mod, n[: -len("_reference")]):
+            OPS[(mod, n[: -len("_reference")])] = None
+OP_SEEDS = []
+def _op_recorder(mod, name, fn):
+    def rec(*args, **kwargs):
+        OP_SEEDS.append((mod, name, _snapshot(args), dict(kwargs)))
+        return fn(*args, **kwargs)
+    return rec
+saved = {}
+for (mod, name) in OPS:
+    saved[(mod, name)] = getattr(mod, name)
+    setattr(mod, name, _op_recorder(mod, name, saved[(mod, name)]))
+# layers bind ops at call time through the module attribute: re-run the seeds
+import sys as _s
+for layer, shape in {seeds}:
+    x = rng.standard_normal((2,) + shape).astype("float32")
+    try:
+        layer(x)
+    except Exception:
+        pass
+for (mod, name), fn in saved.items():
+    setattr(mod, name, fn)
+OP_SEEDS = [s for s in OP_SEEDS if isinstance(s[2][0], np.ndarray) and s[2][0].dtype.kind == "f"]
+print("op seeds:", len(OP_SEEDS), sorted({{s[1] for s in OP_SEEDS}}), flush=True)
+KNOWN = {known!r}
+
+def known_bug(name, args, kwargs):
+    # a fused relu / relu6 in an op listed in KNOWN_OPS_BUGS (its NaN handling is reported)
+    act = kwargs.get("act", args[-1] if args and isinstance(args[-1], int) and not isinstance(args[-1], bool) else 0)
+    return name in KNOWN and act in (1, 2)
+
+@FUZZ
+@given(data=st.data())
+def fuzz_ops(data):
+    if not OP_SEEDS:
+        return
+    mod, name, args, kwargs = data.draw(st.sampled_from(OP_SEEDS), label="op")
+    args = list(copy.deepcopy(args))
+    x = args[0]
+    if isinstance(x, np.ndarray) and x.size:
+        x = x.astype(data.draw(st.sampled_from(["float32", "float64"])))
+        flat = x.reshape(-1)
+        k = data.draw(st.integers(0, min(3, flat.size)))
+        for _ in range(k):
+            i = data.draw(st.integers(0, flat.size - 1))
+            flat[i] = data.draw(st.sampled_from([np.nan, np.inf, -np.inf, 1e30, -1e30]))
+    layout = data.draw(st.sampled_from(["c", "fortran", "non_contiguous", "read_only"]))
+    if isinstance(x, np.ndarray) and x.size:
+        if layout == "fortran":
+            x = np.asfortranarray(x)
+        elif layout == "non_contiguous" and x.ndim:
+            x = np.repeat(x, 2, axis=-1)[..., ::2]
+        elif layout == "read_only":
+            x.setflags(write=False)
+        args[0] = x
+    # weights in the input's dtype, as the layers pass them
+    args = [a.astype(x.dtype) if isinstance(a, np.ndarray) and a.dtype.kind == "f" and i > 0 else a
+            for i, a in enumerate(args)]
+    kwargs = {{k: (v.astype(x.dtype) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v) for k, v in kwargs.items()}}
+    print(f"OP {{name}} x={{getattr(x, 'shape', None)}} {{getattr(x, 'dtype', None)}}", flush=True)
+    ref_fn = getattr(mod, name + "_reference")
+    with np.errstate(all="ignore"):
+        want = ref_fn(*copy.deepcopy(args), **copy.deepcopy(kwargs))
+        got = getattr(mod, name)(*args, **kwargs)
+    if known_bug(name, args, kwargs):
+        return
+    try:
+        compare(name, got, want)
+    except AssertionError as e:
+        print(f"MISMATCH {{name}} x={{getattr(x, 'shape', None)}} {{getattr(x, 'dtype', None)}} "
+              f"layout={{layout if isinstance(x, np.ndarray) and x.size else None}} "
+              f"args={{[getattr(a, 'shape', a) for a in args[1:]]}} kwargs={{ {{k: getattr(v, 'shape', v) for k, v in kwargs.items()}} }}\n"
+              f"{{str(e)[:1500]}}", flush=True)
+        raise
+
+def compare(name, got, want):
+    got_l = got if isinstance(got, (list, tuple)) else [got]
+    want_l = want if isinstance(want, (list, tuple)) else [want]
+    for g, w in zip(got_l, want_l):
+        if g is None and w is None:
+            continue
+        if isinstance(g, list):
+            continue
+        g, w = np.asarray(g), np.asarray(w)
+        assert g.shape == w.shape, (name, g.shape, w.shape)
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(w), err_msg=f"{{name}}: NaN positions differ from the NumPy reference")
+        fin = np.isfinite(w) & np.isfinite(g)
+        np.testing.assert_array_equal(np.isposinf(g), np.isposinf(w), err_msg=f"{{name}}: +Inf positions")
+        np.testing.assert_array_equal(np.isneginf(g), np.isneginf(w), err_msg=f"{{name}}: -Inf positions")
+        tol = 2e-3 if g.dtype == np.float32 else 1e-9
+        scale = max(1.0, float(np.max(np.abs(w[fin]))) if fin.any() else 1.0)
+        np.testing.assert_allclose(g[fin], w[fin], rtol=tol, atol=tol * scale, err_msg=name)
+
+# every op seed once with NaN first and +Inf last (deterministic), then the random draws
+for mod, name, args, kwargs in OP_SEEDS:
+    if known_bug(name, args, kwargs):
+        continue
+    args = list(copy.deepcopy(args))
+    x = args[0].copy()
+    x.reshape(-1)[0] = np.nan
+    x.reshape(-1)[-1] = np.inf
+    args[0] = x
+    with np.errstate(all="ignore"):
+        want = getattr(mod, name + "_reference")(*copy.deepcopy(args), **copy.deepcopy(kwargs))
+        got = getattr(mod, name)(*args, **kwargs)
+    try:
+        compare(name, got, want)
+    except AssertionError as e:
+        print(f"MISMATCH {{name}} NaN first, Inf last: x={{x.shape}} args={{[getattr(a, 'shape', a) for a in args[1:]]}} "
+              f"kwargs={{ {{k: getattr(v, 'shape', v) for k, v in kwargs.items()}} }}\n{{str(e)[:1500]}}", flush=True)
+        raise
+fuzz_ops()
+print("OPS-OK", flush=True)
+"""
+
+#: Ops whose compiled result differs from the NumPy reference on NaN / Inf inputs, found by
+#: this suite in files other engineers own; reported to the lead (kept out of the comparison).
+KNOWN_OPS_BUGS: dict = {}
+
+_LIMIT = 6 * 2**30  # address space of a fuzz child: an absurd allocation fails there
+
+
+def _child(module: str, body: str) -> str:
+    return PRELUDE.format(tests=f"{REPO}/tests", module=module, not_kernels=NOT_KERNELS,
+                          seeds=SEEDS[module]) + body.replace("{seeds}", SEEDS[module]).replace(
+        "{known!r}", repr(set(KNOWN_OPS_BUGS))).replace("{{", "{").replace("}}", "}")
+
+
+@pytest.mark.parametrize("module", KERNEL_MODULES)
+def test_kernel_survives_hostile_direct_calls(module):
+    proc = run_isolated(_child(module, DIRECT), timeout=600 if LONG else 120, limit_as_bytes=_LIMIT)
+    assert_ok(proc)
+    assert "FUZZ-OK" in proc.stdout
+
+
+@pytest.mark.parametrize("module", KERNEL_MODULES)
+def test_ops_match_the_numpy_reference_on_nan_inf_and_layouts(module):
+    proc = run_isolated(_child(module, OPS), timeout=600 if LONG else 120, limit_as_bytes=_LIMIT)
+    assert_ok(proc)
+    assert "OPS-OK" in proc.stdout
+
+
+@pytest.mark.parametrize("case", [
+    "dense.dense(np.ones((2, 3), 'float32'), np.ones((4, 2), 'float32'), None)",
+    "dense.dense(np.ones((2, 3), 'float32'), np.ones((3, 2), 'float32'), np.ones(3, 'float32'))",
+    "conv.conv(np.ones((1, 2, 2, 3), 'float32'), np.ones((3, 3, 3, 2), 'float32'), None)",
+    "conv.conv(np.ones((1, 5, 5, 3), 'float32'), np.ones((3, 3, 2, 2), 'float32'), None)",
+    "conv.conv(np.ones((1, 5, 5, 4), 'float32'), np.ones((3, 3, 2, 3), 'float32'), None, groups=2)",
+    "conv.conv(np.ones((1, 5, 5, 3), 'float32'), np.ones((3, 3, 3, 2), 'float32'), None, strides=0)",
+    "conv.conv(np.ones((1, 5, 5, 3), 'float32'), np.ones((3, 3, 3, 2), 'float32'), None, dilation_rate=10**9)",
+    "conv.conv(np.ones((1, 5, 5, 3), 'float32'), np.ones((3, 3, 3, 2), 'float32'), None, dilation_rate=2**70, padding='same')",
+    "conv.conv(np.ones((1, 5, 5, 3), 'float32'), np.ones((3, 3, 3, 2), 'float32'), None, strides=2**70)",
+    "conv.conv(np.ones((1, 5, 3), 'float32'), np.ones((3, 3, 3, 2), 'float32'), None)",
+    "conv.depthwise_conv(np.ones((1, 5, 5, 3), 'float32'), np.ones((3, 3, 2, 1), 'float32'), None)",
+    "conv.conv_transpose(np.ones((1, 3, 3, 2), 'float32'), np.ones((3, 3, 4, 3), 'float32'), None)",
+    "conv.conv_transpose(np.ones((1, 3, 3, 2), 'float32'), np.ones((3, 3, 4, 2), 'float32'), None, strides=2**62)",
+    "pooling.pool(np.ones((1, 2, 2, 3), 'float32'), (3, 3), (1, 1), 'valid', 'channels_last', pooling.MODE_MAX)",
+    "pooling.pool(np.ones((1, 4, 4, 3), 'float32'), (2, 2), (0, 1), 'valid', 'channels_last', pooling.MODE_MAX)",
+    "pooling.pool(np.ones((1, 4, 4, 3), 'float32'), (2, 2), (2**63, 1), 'same', 'channels_last', pooling.MODE_AVG)",
+    "pooling.pool(np.ones((1, 4, 4, 3), 'float32'), (2**70, 2), (1, 1), 'same', 'channels_last', pooling.MODE_AVG)",
+    "pooling.global_pool(np.ones((2, 4, 3), 'float32'), 'channels_last', pooling.MODE_AVG, mask=np.ones((3, 4), bool))",
+    "normalization.layer_norm(np.ones((2, 3), 'float32'), 3, None, None, 1e-3)",
+    "normalization.layer_norm(np.ones((2, 3), 'float32'), 1, np.ones(4, 'float32'), None, 1e-3)",
+    "normalization.channel_affine(np.ones((2, 3), 'float32'), 5, np.ones(3, 'float32'), np.ones(3, 'float32'))",
+    "normalization.channel_affine(np.ones((2, 3), 'float32'), 1, np.ones(2, 'float32'), np.ones(3, 'float32'))",
+    "softmax.softmax(np.ones((2, 3), 'float32'), axis=5)",
+    "softmax.softmax(np.ones((2, 3), 'float32'), axis=[1, 1])",
+    "recurrent.rnn_sequence('lstm', np.ones((2, 3, 4), 'float32'), np.ones((4, 8), 'float32'), np.ones((2, 8), 'float32'), None, [np.zeros((2, 2), 'float32')])",
+    "recurrent.rnn_sequence('gru', np.ones((2, 3), 'float32'), np.ones((4, 6), 'float32'), np.ones((2, 6), 'float32'), None, [np.zeros((2, 2), 'float32')])",
+    "recurrent.rnn_sequence('simple', np.ones((2, 3, 4), 'float32'), np.ones((4, 2), 'float32'), np.ones((2, 2), 'float32'), None, [np.zeros((3, 2), 'float32')])",
+    "recurrent.rnn_sequence('nope', np.ones((2, 3, 4), 'float32'), np.ones((4, 2), 'float32'), np.ones((2, 2), 'float32'), None, [np.zeros((2, 2), 'float32')])",
+    "recurrent.rnn_sequence('simple', np.ones((2, 3, 4), 'float32'), np.ones((4, 2), 'float32'), np.ones((2, 2), 'float32'), None, [np.zeros((2, 2), 'float32')], mask=np.ones((2, 4), bool))",
+    "local.local_conv(np.ones((1, 5, 2), 'float32'), np.ones((4, 6, 2), 'float32'), None, (3,), (1,), 'valid', 'channels_last')",
+    "local.local_conv(np.ones((1, 5, 2), 'float32'), np.ones((3, 6, 2), 'float32'), None, (3,), (0,), 'valid', 'channels_last')",
+])
+def test_op_wrappers_refuse_bad_arguments_with_a_clear_error(case, request):
+    """Hostile shapes / values at the ``klayers.ops`` level: a ValueError or TypeError, before
+    any kernel runs (the wrappers validate everything a kernel assumes)."""
+    code = f"""
+import importlib
+import numpy as np
+conv, dense, local, normalization, pooling, recurrent, softmax = (
+    importlib.import_module("klayers.ops." + m)
+    for m in ("conv", "dense", "local", "normalization", "pooling", "recurrent", "softmax"))
+try:
+    {case}
+except (ValueError, TypeError) as e:
+    print("REFUSED", type(e).__name__, e)
+else:
+    print("ACCEPTED")
+"""
+    proc = run_isolated(code, limit_as_bytes=_LIMIT)
+    assert_ok(proc)
+    assert "REFUSED" in proc.stdout, proc.stdout
+
+
+
+@pytest.mark.parametrize("op", ["conv", "depthwise_conv"])
+def test_conv_fused_relu_keeps_nan(op):
+    code = """
+import importlib
+import numpy as np
+c = importlib.import_module("klayers.ops.conv")
+x = -np.ones((1, 9, 9, 32), "float32"); x[0, 4, 4, :] = np.nan; x[0, 1, 1, 3] = np.nan
+k = np.ones((3, 3, 32, {cout}), "float32")
+for act in (c.ACT_RELU, c.ACT_RELU6):
+    got = c.{op}(x, k, None, act=act)
+    want = c.{op}_reference(x, k, None, act=act)
+    assert np.array_equal(np.isnan(got), np.isnan(want)), (act, np.isnan(got).sum(), np.isnan(want).sum())
+    assert np.isnan(got).any()
+""".replace("{op}", op).replace("{cout}", "1" if op == "depthwise_conv" else "4")
+    assert_ok(run_isolated(code, limit_as_bytes=_LIMIT))
