@@ -24,9 +24,9 @@ from klayers import (
     saving,
     utils,
 )
-from klayers._threads import get_num_threads, num_threads, set_num_threads
 from klayers.engine import Input, InputSpec, KerasTensor, Layer, Model, Sequential, Variable
 from klayers.models import model_from_json
+from klayers.ops.threads import get_num_threads, num_threads, set_num_threads
 
 
 def __getattr__(name: str):

@@ -37,14 +37,13 @@ class UsageError(Exception):
 
 def _info() -> int:
     import klayers
-    from klayers._ext import info
-    from klayers._threads import _blas
+    from klayers.ops.threads import blas_controller, openmp_enabled
 
     print(f"klayers {klayers.__version__}")
     print(f"numpy {np.__version__}")
-    print(f"OpenMP kernels: {'yes' if info.openmp_enabled() else 'no (serial build)'}")
+    print(f"OpenMP kernels: {'yes' if openmp_enabled() else 'no (serial build)'}")
     print(f"threads: {klayers.get_num_threads()}")
-    for lib in _blas().info():
+    for lib in blas_controller().info():
         print(f"{lib.get('user_api')}: {lib.get('internal_api')} {lib.get('version') or ''} ({lib.get('prefix')}), {lib.get('num_threads')} threads")
     return 0
 
