@@ -14,11 +14,9 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from klayers._ext import softmax as _softmax
-from klayers._threads import get_num_threads
+from klayers.ops.common import FLOATS, op_threads
 
 Axis = Union[int, Sequence[int]]
-
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 #: Below this many values the kernel runs on one thread: waking a second OpenMP thread
 #: (passive wait) costs about 10 us, more on a loaded machine, while a 64x256 float32
@@ -64,8 +62,8 @@ def softmax(x: np.ndarray, axis: Axis = -1, n_threads: Optional[int] = None,
         x: any shape; float32 / float64 use the compiled kernel, other floats the reference
             (integers are computed in float32).
         axis: an int, or a list/tuple of distinct ints (the softmax runs over the joint slice).
-        n_threads: threads for large inputs (default: ``klayers.get_num_threads()``); inputs
-            under :data:`PARALLEL_MIN_SIZE` values run on one thread.
+        n_threads: threads (default: ``klayers.get_num_threads()``, but inputs under
+            :data:`PARALLEL_MIN_SIZE` values run on one thread; ``klayers.ops.common.op_threads``).
         where: the layer name for error messages.
 
     Returns:
@@ -83,14 +81,14 @@ def softmax(x: np.ndarray, axis: Axis = -1, n_threads: Optional[int] = None,
         axes = (axis % x.ndim,)
     else:
         axes = _axes(x, axis, where)
-    if len(axes) != 1 or x.dtype not in _FLOATS or x.size == 0:
+    if len(axes) != 1 or x.dtype not in FLOATS or x.size == 0:
         return softmax_reference(x, axes, n_threads, where)
     a = axes[0]
     shape = x.shape
     if not x.flags.c_contiguous:
         x = np.ascontiguousarray(x)
     out = np.empty(shape, dtype=x.dtype)
-    nt = 1 if x.size < PARALLEL_MIN_SIZE else (n_threads or get_num_threads())
+    nt = op_threads(n_threads, x.size, PARALLEL_MIN_SIZE)
     n = shape[a]
     q = math.prod(shape[a + 1:])
     if q == 1:
