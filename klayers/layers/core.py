@@ -13,6 +13,7 @@ import numpy as np
 from klayers import activations, constraints, initializers, ops, regularizers
 from klayers.engine.base_layer import Layer
 from klayers.engine.input_spec import InputSpec
+from klayers.ops.activation import apply_activation
 from klayers.ops.shapes import normalize_data_format
 
 __all__ = [
@@ -109,21 +110,11 @@ class Dense(Layer):
             )
         self.built = True
 
-    def _fused_activation(self) -> int:
-        if self.activation is activations.linear:
-            return ops.ACT_LINEAR
-        if self.activation is activations.relu:
-            return ops.ACT_RELU
-        if self.activation is activations.relu6:
-            return ops.ACT_RELU6
-        return -1
-
     def call(self, inputs: np.ndarray) -> np.ndarray:
-        act = self._fused_activation()
         x = inputs if inputs.dtype == self.kernel.dtype else inputs.astype(self.kernel.dtype)
-        y = ops.dense(x, self.kernel.value, self.bias.value if self.use_bias else None,
-                      max(act, ops.ACT_LINEAR), where=f"Dense {self.name}")
-        return y if act >= 0 else self.activation(y)
+        # the op fuses relu / relu6 into its kernel and runs softmax through the softmax kernel
+        return ops.dense(x, self.kernel.value, self.bias.value if self.use_bias else None,
+                         self.activation, where=f"Dense {self.name}")
 
     def compute_output_shape(self, input_shape: Any) -> tuple:
         input_shape = tuple(input_shape)
@@ -156,7 +147,7 @@ class Activation(Layer):
         self.activation = activations.get(activation)
 
     def call(self, inputs: np.ndarray) -> np.ndarray:
-        return self.activation(inputs)
+        return apply_activation(inputs, self.activation)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape

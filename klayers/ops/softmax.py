@@ -13,6 +13,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from klayers import backend
 from klayers._ext import softmax as _softmax
 from klayers.ops.common import FLOATS, op_threads
 
@@ -42,16 +43,13 @@ def _axes(x: np.ndarray, axis: Axis, where: str) -> tuple:
 
 def softmax_reference(x: np.ndarray, axis: Axis = -1, n_threads: Optional[int] = None,
                       where: str = "softmax") -> np.ndarray:
-    """NumPy twin of :func:`softmax` (the readable oracle); same signature and result."""
+    """NumPy twin of :func:`softmax` (the readable oracle); same signature and result. The
+    formula is ``klayers.backend.softmax``'s, the one NumPy softmax of klayers."""
     x = np.asarray(x)
     axes = _axes(x, axis, where)
     if x.dtype.kind != "f":
         x = x.astype(np.float32)
-    with np.errstate(invalid="ignore"):  # inf - inf in an all -inf or +inf slice: NaN, silently as TF
-        out = x - np.max(x, axis=axes, keepdims=True)
-        np.exp(out, out=out)
-        out /= np.sum(out, axis=axes, keepdims=True)
-    return out
+    return backend.softmax(x, axes)
 
 
 def softmax(x: np.ndarray, axis: Axis = -1, n_threads: Optional[int] = None,

@@ -16,6 +16,7 @@ import numpy as np
 from klayers.engine.base_layer import Layer
 from klayers.engine.keras_tensor import KerasTensor
 from klayers.engine.node import flatten, map_structure
+from klayers.ops.softmax import softmax as softmax_op
 
 
 def _reduce(fn: Callable) -> Callable:
@@ -25,8 +26,9 @@ def _reduce(fn: Callable) -> Callable:
 
 
 def _softmax(x, axis=-1, **_):
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
+    # tf.nn.softmax: any rank, axis None means the last one; the compiled kernel (NumPy for floats
+    # it does not take)
+    return softmax_op(np.asarray(x), -1 if axis is None else axis)
 
 
 def _cast_like(fn: Callable) -> Callable:
