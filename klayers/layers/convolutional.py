@@ -41,7 +41,6 @@ __all__ = [
 ]
 
 
-
 def _depth_multiplier(value: Any) -> int:
     """The ``depth_multiplier`` of depthwise and separable convolutions, validated."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:

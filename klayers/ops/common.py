@@ -39,11 +39,10 @@ __all__ = [
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def float_dtype(*dtypes: np.dtype) -> np.dtype:
-    """The kernel dtype for weights of ``dtypes[0]``: itself when it is float32 or float64, else
-    float32 (the dtype the kernels fall back to, as Keras's floatx)."""
-    d = np.dtype(dtypes[0]) if dtypes else np.dtype(np.float32)
-    return d if d in FLOATS else np.dtype(np.float32)
+def float_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype a kernel computes in for weights of ``dtype``: itself when it is float32 or
+    float64, else float32 (the dtype the kernels fall back to, as Keras's floatx)."""
+    return dtype if dtype in FLOATS else FLOATS[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,6 +133,9 @@ def split_activation(act: Activation) -> Tuple[int, Optional[Callable[[np.ndarra
 
 
 _FUSED: Dict[int, Tuple[int, None]] = {key: (code, None) for key, code in _CODE_OF.items() if code in EPILOGUE_CODES}
+# the epilogue codes themselves: CPython's small ints are single objects, so a code passed as a
+# plain int takes this fast path too (any other int-like value takes the checked path below)
+_FUSED.update({id(code): (code, None) for code in EPILOGUE_CODES})
 
 
 # ---------------------------------------------------------------------------------------------
