@@ -68,7 +68,11 @@ def compiler_directives():
 
 
 def extensions():
+    """One extension per ``_ext/*.pyx``. The shared inline helpers (``_ext/*.pxd``) and C headers
+    (``_ext/*.h``) are found through ``include_path`` / ``include_dirs`` and listed as
+    dependencies, so editing one rebuilds every module (MANIFEST.in ships them in the sdist)."""
     exts = []
+    shared = sorted(glob(os.path.join("_ext", "*.pxd")) + glob(os.path.join("_ext", "*.h")))
     for pyx in sorted(glob(os.path.join("_ext", "*.pyx"))):
         name = os.path.splitext(os.path.basename(pyx))[0]
         exts.append(
@@ -77,6 +81,7 @@ def extensions():
                 [pyx],
                 include_dirs=[np.get_include(), "_ext"],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+                depends=shared,
             )
         )
     return cythonize(

@@ -1,16 +1,6 @@
-# The only place that touches omp_*: with OpenMP these are the real functions, without it
-# serial stubs, so every kernel builds from one source either way.
-cdef extern from *:
-    """
-    #ifdef _OPENMP
-    #include <omp.h>
-    #define KLAYERS_OPENMP 1
-    #else
-    #define KLAYERS_OPENMP 0
-    static int omp_get_max_threads(void) { return 1; }
-    static int omp_get_thread_num(void) { return 0; }
-    #endif
-    """
+# The only place that touches omp_* (openmp_shim.h): with OpenMP these are the real functions,
+# without it serial stubs, so every kernel builds from one source either way.
+cdef extern from "openmp_shim.h":
     bint KLAYERS_OPENMP
     int omp_get_max_threads() noexcept nogil
     int omp_get_thread_num() noexcept nogil

@@ -12,12 +12,13 @@ its slice hot in its own cache, as DESIGN.md's notes on batch-1 recurrent steps 
 from cython cimport floating
 from cython.parallel cimport prange
 
+from _act cimport activation_codes, check_epilogue_act
 from _blas cimport gemm, gemv_t
+from _epilogue cimport act_inplace
 
-# Activation codes fused into the epilogue; anything else is applied by the caller.
-ACT_LINEAR = 0
-ACT_RELU = 1
-ACT_RELU6 = 2
+#: the activation codes (name -> code) of every kernel module (_act.pxd); the epilogue fuses
+#: linear, relu and relu6, anything else is applied by the caller
+ACTIVATIONS = activation_codes()
 
 
 def dense_forward(const floating[:, ::1] x__bi, const floating[:, ::1] w__io,
@@ -25,14 +26,16 @@ def dense_forward(const floating[:, ::1] x__bi, const floating[:, ::1] w__io,
                   int use_bias, int act, int n_threads):
     """out__bo = act(x__bi @ w__io + bias__o).
 
-    Shapes (checked by the caller): x (B, I), w (I, O), bias (O,) (ignored when use_bias
-    is 0, may then be length 0), out (B, O). act: ACT_LINEAR, ACT_RELU or ACT_RELU6.
+    Shapes (checked by the caller, again here): x (B, I), w (I, O), bias (O,) (ignored when
+    use_bias is 0, may then be length 0), out (B, O). act: an epilogue code of ``ACTIVATIONS``
+    (linear, relu, relu6; the shared epilogue of _epilogue.pxd).
     """
     cdef Py_ssize_t b = x__bi.shape[0], i = x__bi.shape[1], o = w__io.shape[1]
     if w__io.shape[0] != i or out__bo.shape[0] != b or out__bo.shape[1] != o:
         raise ValueError(f"dense_forward: shape mismatch x=({b}, {i}) w=({w__io.shape[0]}, {o}) out=({out__bo.shape[0]}, {out__bo.shape[1]})")
     if use_bias and bias__o.shape[0] != o:
         raise ValueError(f"dense_forward: bias has {bias__o.shape[0]} values for {o} units")
+    check_epilogue_act(act, "dense_forward")
     if b == 0 or o == 0:
         return
     cdef Py_ssize_t r, c
@@ -69,14 +72,5 @@ def dense_forward(const floating[:, ::1] x__bi, const floating[:, ::1] w__io,
                  &w__io[0, 0], <int>o, beta, &out__bo[0, 0], <int>o)
         # The activation pass is memory-bound and short next to the GEMM; it stays on this
         # thread so that no OpenMP team spins while BLAS's threads work (one level at a time).
-        if act == 1:
-            for r in range(b):
-                row = &out__bo[r, 0]
-                for c in range(o):
-                    # NaN stays NaN, as np.maximum and tf.nn.relu (fmax would give 0)
-                    row[c] = 0 if row[c] < 0 else row[c]
-        elif act == 2:
-            for r in range(b):
-                row = &out__bo[r, 0]
-                for c in range(o):
-                    row[c] = 0 if row[c] < 0 else (6 if row[c] > 6 else row[c])
+        for r in range(b):
+            act_inplace(&out__bo[r, 0], o, act)

@@ -20,13 +20,15 @@ from cython.parallel cimport parallel, prange
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 
+from _act cimport activation_codes, check_epilogue_act
 from _blas cimport gemm, gemv_t
+from _conv_geometry cimport Geom, load_geometry
+from _epilogue cimport act_value
 from _windows cimport window_taps
 
-# Activation codes fused into the epilogue; anything else is applied by the caller.
-ACT_LINEAR = 0
-ACT_RELU = 1
-ACT_RELU6 = 2
+#: the activation codes (name -> code) of every kernel module (_act.pxd); the epilogue fuses
+#: linear, relu and relu6, anything else is applied by the caller
+ACTIVATIONS = activation_codes()
 
 
 cdef inline void _zero(floating* dst, Py_ssize_t n) noexcept nogil:
@@ -66,11 +68,13 @@ cdef inline void _gather(const floating* src, floating* dst, bint channels_first
 
 
 def local_forward(const floating[:, ::1] x__bi, const floating[:, :, ::1] w__pfo,
-                  const floating[:, ::1] bias__po, floating[:, ::1] out__bj,
-                  int in_h, int in_w, int cin, int kh, int kw, int sh, int sw,
-                  int pad_h, int pad_w, int out_h, int out_w, bint channels_first,
+                  const floating[:, ::1] bias__po, floating[:, ::1] out__bj, dict geometry,
                   bint use_bias, int act, int block_rows, int n_threads):
     """out = act(local_conv(x, w) + bias) for one locally-connected layer.
+
+    ``geometry``: a ConvGeometry (``_conv_geometry.pxd``) with the two spatial axes on axes 1 and
+    2 (axis 0 of size 1; a 1-D layer has ``in_h = kh = out_h = 1``), ``groups`` 1, no dilation,
+    ``out_channels`` the filters and ``pad_before`` tf-keras's locally-connected padding.
 
     Shapes (checked by the caller, and again here before the GIL is released):
         x__bi: ``(B, in_h * in_w * cin)``, each row one sample in the data format's order.
@@ -79,18 +83,25 @@ def local_forward(const floating[:, ::1] x__bi, const floating[:, :, ::1] w__pfo
         out__bj: ``(B, P * O)``: per sample ``(P, O)`` for channels_last, ``(O, P)`` for
             channels_first.
     Window of output (oy, ox): rows ``oy * sh - pad_h + [0, kh)``, columns likewise.
-    block_rows: samples per GEMM (bounds the per-thread patch buffer); n_threads: OpenMP
-    threads over (position, row block) items.
+    act: an epilogue code of ``ACTIVATIONS``. block_rows: samples per GEMM (bounds the
+    per-thread patch buffer); n_threads: OpenMP threads over (position, row block) items.
     """
-    cdef Py_ssize_t B = x__bi.shape[0], P = <Py_ssize_t>out_h * out_w
-    cdef Py_ssize_t F = <Py_ssize_t>kh * kw * cin, O = w__pfo.shape[2]
-    cdef Py_ssize_t in_flat = <Py_ssize_t>in_h * in_w * cin
-    if min(in_h, in_w, cin, kh, kw, sh, sw, out_h, out_w) <= 0 or pad_h < 0 or pad_w < 0:
-        raise ValueError(f"local_forward: bad geometry in=({in_h}, {in_w}, {cin}) k=({kh}, {kw}) "
-                         f"s=({sh}, {sw}) pad=({pad_h}, {pad_w}) out=({out_h}, {out_w})")
-    if x__bi.shape[1] != in_flat:
-        raise ValueError(f"local_forward: shape mismatch: input rows have {x__bi.shape[1]} values, "
-                         f"the geometry needs {in_flat}")
+    cdef Geom g
+    load_geometry(geometry, &g, x__bi.shape[0] * x__bi.shape[1], out__bj.shape[0] * out__bj.shape[1],
+                  "local_forward")
+    if (g.ind[0] != 1 or g.outd[0] != 1 or g.k[0] != 1 or g.groups != 1
+            or g.dil[0] != 1 or g.dil[1] != 1 or g.dil[2] != 1):
+        raise ValueError(f"local_forward: geometry must have in_size, out_size and kernel_size 1 on axis 0, "
+                         f"groups 1 and dilation_rate 1; got {geometry}")
+    cdef Py_ssize_t in_h = g.ind[1], in_w = g.ind[2], cin = g.cin, kh = g.k[1], kw = g.k[2]
+    cdef Py_ssize_t sh = g.s[1], sw = g.s[2], pad_h = g.pad[1], pad_w = g.pad[2]
+    cdef Py_ssize_t out_h = g.outd[1], out_w = g.outd[2]
+    cdef bint channels_first = g.cf
+    cdef Py_ssize_t B = x__bi.shape[0], P = out_h * out_w
+    cdef Py_ssize_t F = kh * kw * cin, O = w__pfo.shape[2]
+    if B != g.n or O != g.cout:
+        raise ValueError(f"local_forward: shape mismatch: {B} input rows and {O} filters, "
+                         f"geometry batch={g.n} out_channels={g.cout}")
     if w__pfo.shape[0] != P or w__pfo.shape[1] != F:
         raise ValueError(f"local_forward: shape mismatch: kernel {tuple(w__pfo.shape)[:3]} for "
                          f"{P} positions of {F} features")
@@ -98,9 +109,10 @@ def local_forward(const floating[:, ::1] x__bi, const floating[:, :, ::1] w__pfo
         raise ValueError(f"local_forward: shape mismatch: out {tuple(out__bj.shape)[:2]}, expected ({B}, {P * O})")
     if use_bias and (bias__po.shape[0] != P or bias__po.shape[1] != O):
         raise ValueError(f"local_forward: bias {tuple(bias__po.shape)[:2]}, expected ({P}, {O})")
-    if (out_h - 1) * <Py_ssize_t>sh - pad_h >= in_h or (out_w - 1) * <Py_ssize_t>sw - pad_w >= in_w:
+    if P > 0 and ((out_h - 1) * sh - pad_h >= in_h or (out_w - 1) * sw - pad_w >= in_w):
         raise ValueError("local_forward: the last window starts past the input")
-    if B == 0 or O == 0:
+    check_epilogue_act(act, "local_forward")
+    if B == 0 or O == 0 or P == 0:
         return
     if block_rows < 1:
         block_rows = 1
@@ -167,12 +179,7 @@ def local_forward(const floating[:, ::1] x__bi, const floating[:, :, ::1] w__pfo
                         v = ybuf[b * O + o]
                         if use_bias:
                             v = v + bias__po[p, o]
-                        # NaN stays NaN, as np.maximum / np.clip (fmax would give 0)
-                        if act == 1:
-                            v = 0 if v < 0 else v
-                        elif act == 2:
-                            v = 0 if v < 0 else (6 if v > 6 else v)
-                        dst[o * of] = v
+                        dst[o * of] = act_value(v, act)
         finally:
             free(patch)
             free(ybuf)

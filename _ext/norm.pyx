@@ -10,115 +10,18 @@
 Level 2 of the kernel pattern (see DESIGN.md): const IN views, caller-allocated OUT view,
 shapes checked here before the GIL is released, rows split over threads with ``prange``.
 A row is three passes that stay in L1 (mean; variance about the mean, as ``tf.nn.moments``
-computes it; normalize), written in the C block below so that the two reductions vectorise
-(``omp simd reduction``) and the loops are compiled for AVX-512, AVX2+FMA and baseline
-x86-64, the widest picked once by ``__builtin_cpu_supports`` (as in ``softmax.pyx``).
+computes it; normalize), written in C (``layer_norm_rows.h``) so that the two reductions
+vectorise (``omp simd reduction``) and the loops are compiled for AVX-512, AVX2+FMA and baseline
+x86-64, one picked at import on the CPU-feature ladder shared by every kernel module
+(``cpu_features.h``).
 NaN and inf propagate to their row as they do in TensorFlow.
 """
 from cython cimport floating
 from cython.parallel cimport prange
 
-cdef extern from *:
-    """
-    #include <math.h>
-    #include <stddef.h>
+from _cpu cimport kl_cpu_level, kl_isa_name
 
-    #if defined(_OPENMP)
-    #define KLN_SIMD_SUM _Pragma("omp simd reduction(+:s)")
-    #define KLN_SIMD _Pragma("omp simd")
-    #else
-    #define KLN_SIMD_SUM
-    #define KLN_SIMD
-    #endif
-
-    /* g or b may be NULL (scale=False / center=False). The two sums accumulate in double
-       (ACC) for float32 too: a long row (N in the millions) keeps its mean and variance
-       accurate, and the row sits in L1 so the wider adds cost little. */
-    #define KLN_ROW_BODY(T, ACC, SQRT)                                             \\
-        ACC s = 0;                                                                 \\
-        KLN_SIMD_SUM                                                               \\
-        for (ptrdiff_t i = 0; i < n; i++) s += (ACC)x[i];                          \\
-        const T mean = (T)(s / (ACC)n);                                            \\
-        s = 0;                                                                     \\
-        KLN_SIMD_SUM                                                               \\
-        for (ptrdiff_t i = 0; i < n; i++) { ACC d = (ACC)x[i] - (ACC)mean; s += d * d; } \\
-        const T rstd = (T)1 / SQRT((T)(s / (ACC)n) + eps);                         \\
-        if (g && b) {                                                              \\
-            KLN_SIMD                                                               \\
-            for (ptrdiff_t i = 0; i < n; i++) out[i] = (x[i] - mean) * rstd * g[i] + b[i]; \\
-        } else if (g) {                                                            \\
-            KLN_SIMD                                                               \\
-            for (ptrdiff_t i = 0; i < n; i++) out[i] = (x[i] - mean) * rstd * g[i]; \\
-        } else if (b) {                                                            \\
-            KLN_SIMD                                                               \\
-            for (ptrdiff_t i = 0; i < n; i++) out[i] = (x[i] - mean) * rstd + b[i]; \\
-        } else {                                                                   \\
-            KLN_SIMD                                                               \\
-            for (ptrdiff_t i = 0; i < n; i++) out[i] = (x[i] - mean) * rstd;       \\
-        }
-
-    #define KLN_DEFINE(SUFFIX, ATTR)                                                     \\
-        ATTR static void kln_row_f32_##SUFFIX(const float* x, const float* g, const float* b, \\
-                                              float* out, ptrdiff_t n, float eps)        \\
-        { KLN_ROW_BODY(float, double, sqrtf) }                                                   \\
-        ATTR static void kln_row_f64_##SUFFIX(const double* x, const double* g, const double* b, \\
-                                              double* out, ptrdiff_t n, double eps)      \\
-        { KLN_ROW_BODY(double, double, sqrt) }                                                   \\
-        ATTR static void kaf_vec_f32_##SUFFIX(const float* x, const float* a, const float* b, \\
-                                              float* out, ptrdiff_t n)                   \\
-        { KLN_SIMD for (ptrdiff_t i = 0; i < n; i++) out[i] = x[i] * a[i] + b[i]; }      \\
-        ATTR static void kaf_vec_f64_##SUFFIX(const double* x, const double* a, const double* b, \\
-                                              double* out, ptrdiff_t n)                  \\
-        { KLN_SIMD for (ptrdiff_t i = 0; i < n; i++) out[i] = x[i] * a[i] + b[i]; }      \\
-        ATTR static void kaf_one_f32_##SUFFIX(const float* x, float a, float b, float* out, ptrdiff_t n) \\
-        { KLN_SIMD for (ptrdiff_t i = 0; i < n; i++) out[i] = x[i] * a + b; }            \\
-        ATTR static void kaf_one_f64_##SUFFIX(const double* x, double a, double b, double* out, ptrdiff_t n) \\
-        { KLN_SIMD for (ptrdiff_t i = 0; i < n; i++) out[i] = x[i] * a + b; }
-
-    KLN_DEFINE(base, )
-    #if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(__i386__))
-    #define KLN_MULTIVERSION 1
-    KLN_DEFINE(avx2, __attribute__((target("avx2,fma"))))
-    KLN_DEFINE(avx512, __attribute__((target("avx512f,avx512dq,avx2,fma"))))
-    #else
-    #define KLN_MULTIVERSION 0
-    #endif
-
-    typedef void (*kln_row_f32_t)(const float*, const float*, const float*, float*, ptrdiff_t, float);
-    typedef void (*kln_row_f64_t)(const double*, const double*, const double*, double*, ptrdiff_t, double);
-    typedef void (*kaf_vec_f32_t)(const float*, const float*, const float*, float*, ptrdiff_t);
-    typedef void (*kaf_vec_f64_t)(const double*, const double*, const double*, double*, ptrdiff_t);
-    typedef void (*kaf_one_f32_t)(const float*, float, float, float*, ptrdiff_t);
-    typedef void (*kaf_one_f64_t)(const double*, double, double, double*, ptrdiff_t);
-    static kln_row_f32_t kln_row_f32 = kln_row_f32_base;
-    static kln_row_f64_t kln_row_f64 = kln_row_f64_base;
-    static kaf_vec_f32_t kaf_vec_f32 = kaf_vec_f32_base;
-    static kaf_vec_f64_t kaf_vec_f64 = kaf_vec_f64_base;
-    static kaf_one_f32_t kaf_one_f32 = kaf_one_f32_base;
-    static kaf_one_f64_t kaf_one_f64 = kaf_one_f64_base;
-
-    #define KLN_USE(SUFFIX)                                                         \\
-        kln_row_f32 = kln_row_f32_##SUFFIX; kln_row_f64 = kln_row_f64_##SUFFIX;     \\
-        kaf_vec_f32 = kaf_vec_f32_##SUFFIX; kaf_vec_f64 = kaf_vec_f64_##SUFFIX;     \\
-        kaf_one_f32 = kaf_one_f32_##SUFFIX; kaf_one_f64 = kaf_one_f64_##SUFFIX;
-
-    /* Pick the widest variant the CPU has; level 0 forces the baseline (for tests). */
-    static const char* kln_select(int max_level) {
-        KLN_USE(base)
-    #if KLN_MULTIVERSION
-        __builtin_cpu_init();
-        if (max_level >= 2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")) {
-            KLN_USE(avx512)
-            return "avx512";
-        }
-        if (max_level >= 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-            KLN_USE(avx2)
-            return "avx2";
-        }
-    #endif
-        return "baseline";
-    }
-    """
+cdef extern from "layer_norm_rows.h":
     void kln_row_f32(const float* x, const float* g, const float* b, float* out, Py_ssize_t n,
                      float eps) noexcept nogil
     void kln_row_f64(const double* x, const double* g, const double* b, double* out, Py_ssize_t n,
@@ -127,15 +30,19 @@ cdef extern from *:
     void kaf_vec_f64(const double* x, const double* a, const double* b, double* out, Py_ssize_t n) noexcept nogil
     void kaf_one_f32(const float* x, float a, float b, float* out, Py_ssize_t n) noexcept nogil
     void kaf_one_f64(const double* x, double a, double b, double* out, Py_ssize_t n) noexcept nogil
-    const char* kln_select(int max_level) noexcept nogil
+    void kln_use(int level) noexcept nogil
 
 
 def select_isa(int max_level=2):
-    """Choose the widest vector variant up to ``max_level`` (0 baseline, 1 AVX2+FMA,
-    2 AVX-512) that this CPU supports; returns its name. Called once at import."""
-    return kln_select(max_level).decode()
+    """Use the loops of the widest rung of the CPU-feature ladder (``cpu_features.h``: 0 baseline,
+    1 AVX2 + FMA, 2 AVX-512) that is at most ``max_level`` and that this CPU has; returns its
+    name. Import selects the widest; tests force lower levels."""
+    cdef int level = kl_cpu_level(max_level)
+    kln_use(level)
+    return kl_isa_name(level).decode()
 
 
+#: the instruction set chosen at import (the same in every kernel module)
 ISA = select_isa()
 
 

@@ -20,25 +20,44 @@ below 2e-7, NaN propagates); float64 uses libm exactly.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, tanh, fmax, fmin
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 
+from _act cimport activation_codes, check_act
 from _blas cimport gemm, gemv_t
+from _rnn_act cimport act_inplace as _act, select_gate_isa
 
-from _rnn_act cimport act_inplace as _act
+cdef enum Cell:
+    CELL_SIMPLE = 0
+    CELL_GRU_AFTER = 1        # GRU with reset_after=True (Keras 2's default, CuDNN-compatible)
+    CELL_GRU_BEFORE = 2       # GRU with reset_after=False: r applies to h before the product
+    CELL_LSTM = 3
+    CELL_END = 4
 
-CELL_SIMPLE = 0
-CELL_GRU_AFTER = 1
-CELL_GRU_BEFORE = 2
-CELL_LSTM = 3
+# Gate blocks of the kernels, biases and projections (blocks of ``units``), in Keras's order.
+cdef enum:
+    LSTM_I = 0                # input gate
+    LSTM_F = 1                # forget gate
+    LSTM_C = 2                # cell candidate
+    LSTM_O = 3                # output gate
+    GRU_Z = 0                 # update gate
+    GRU_R = 1                 # reset gate
+    GRU_H = 2                 # candidate state
 
-ACT_LINEAR = 0
-ACT_TANH = 1
-ACT_SIGMOID = 2
-ACT_HARD_SIGMOID = 3      # Keras 2: clip(0.2 x + 0.5, 0, 1)
-ACT_HARD_SIGMOID_K3 = 4   # Keras 3: relu6(x + 3) / 6
-ACT_RELU = 5
+#: cell name -> code, for klayers.ops.recurrent
+CELLS = {"simple": CELL_SIMPLE, "gru": CELL_GRU_AFTER, "gru_before": CELL_GRU_BEFORE, "lstm": CELL_LSTM}
+#: the activation codes (name -> code) of every kernel module (_act.pxd)
+ACTIVATIONS = activation_codes()
+
+
+def select_isa(int max_level=2):
+    """Use the float32 gate maps of the widest rung of the CPU-feature ladder (``cpu_features.h``:
+    0 baseline, 1 AVX2 + FMA, 2 AVX-512) at most ``max_level`` that this CPU has; its name."""
+    return select_gate_isa(max_level)
+
+
+#: the instruction set chosen at import (the same in every kernel module)
+ISA = select_isa()
 
 #: elements of input projections a task keeps per time chunk (about 256 KB of float32)
 cdef enum:
@@ -61,74 +80,78 @@ cdef void _row(int cell, Py_ssize_t u, Py_ssize_t j0, Py_ssize_t n, const floati
     cdef Py_ssize_t j
     cdef floating* z
     cdef floating* r
+    cdef floating* hh
+    cdef floating* i
+    cdef floating* f
     cdef floating* g
     cdef floating* o
     cdef floating* h = hn + j0
     cdef const floating* hq = hp + j0
     cdef floating* cc
-    if cell == 0:
+    cdef Py_ssize_t iz = GRU_Z * u + j0, ir = GRU_R * u + j0, ih = GRU_H * u + j0
+    if cell == CELL_SIMPLE:
         z = rec + j0
         for j in range(n):
             h[j] = z[j] + xw[j0 + j] + bias[j0 + j]
         _act(h, n, act)
-    elif cell == 3:
-        z = rec + j0
-        r = rec + u + j0
-        g = rec + 2 * u + j0
-        o = rec + 3 * u + j0
-        _add3(z, xw + j0, bias + j0, n)
-        _add3(r, xw + u + j0, bias + u + j0, n)
-        _add3(g, xw + 2 * u + j0, bias + 2 * u + j0, n)
-        _add3(o, xw + 3 * u + j0, bias + 3 * u + j0, n)
+    elif cell == CELL_LSTM:
+        i = rec + LSTM_I * u + j0
+        f = rec + LSTM_F * u + j0
+        g = rec + LSTM_C * u + j0
+        o = rec + LSTM_O * u + j0
+        _add3(i, xw + LSTM_I * u + j0, bias + LSTM_I * u + j0, n)
+        _add3(f, xw + LSTM_F * u + j0, bias + LSTM_F * u + j0, n)
+        _add3(g, xw + LSTM_C * u + j0, bias + LSTM_C * u + j0, n)
+        _add3(o, xw + LSTM_O * u + j0, bias + LSTM_O * u + j0, n)
         if j0 == 0 and n == u:
-            _act(z, 2 * n, ract)
+            _act(i, 2 * n, ract)  # i and f are adjacent blocks: one pass
         else:
-            _act(z, n, ract)
-            _act(r, n, ract)
+            _act(i, n, ract)
+            _act(f, n, ract)
         _act(g, n, act)
         _act(o, n, ract)
         cc = c + j0
         for j in range(n):
-            cc[j] = r[j] * cc[j] + z[j] * g[j]
+            cc[j] = f[j] * cc[j] + i[j] * g[j]
             h[j] = cc[j]
         _act(h, n, act)
         for j in range(n):
             h[j] = o[j] * h[j]
-    elif cell == 1:
-        z = rec + j0
-        r = rec + u + j0
-        g = rec + 2 * u + j0
+    elif cell == CELL_GRU_AFTER:
+        z = rec + iz
+        r = rec + ir
+        hh = rec + ih
         for j in range(n):
-            z[j] = z[j] + rbias[j0 + j] + xw[j0 + j] + bias[j0 + j]
-            r[j] = r[j] + rbias[u + j0 + j] + xw[u + j0 + j] + bias[u + j0 + j]
+            z[j] = z[j] + rbias[iz + j] + xw[iz + j] + bias[iz + j]
+            r[j] = r[j] + rbias[ir + j] + xw[ir + j] + bias[ir + j]
         if j0 == 0 and n == u:
-            _act(z, 2 * n, ract)
+            _act(z, 2 * n, ract)  # z and r are adjacent blocks: one pass
         else:
             _act(z, n, ract)
             _act(r, n, ract)
         for j in range(n):
-            g[j] = xw[2 * u + j0 + j] + bias[2 * u + j0 + j] + r[j] * (g[j] + rbias[2 * u + j0 + j])
-        _act(g, n, act)
+            hh[j] = xw[ih + j] + bias[ih + j] + r[j] * (hh[j] + rbias[ih + j])
+        _act(hh, n, act)
         for j in range(n):
-            h[j] = z[j] * hq[j] + (1 - z[j]) * g[j]
+            h[j] = z[j] * hq[j] + (1 - z[j]) * hh[j]
     else:
-        # reset-before GRU: r was applied by _reset_pass, rec's last block is (r * h) @ U_h
-        z = rec + j0
-        g = rec + 2 * u + j0
-        _add3(z, xw + j0, bias + j0, n)
-        _add3(g, xw + 2 * u + j0, bias + 2 * u + j0, n)
+        # CELL_GRU_BEFORE: r was applied by _reset_pass, rec's h block is (r * h) @ U_h
+        z = rec + iz
+        hh = rec + ih
+        _add3(z, xw + iz, bias + iz, n)
+        _add3(hh, xw + ih, bias + ih, n)
         _act(z, n, ract)
-        _act(g, n, act)
+        _act(hh, n, act)
         for j in range(n):
-            h[j] = z[j] * hq[j] + (1 - z[j]) * g[j]
+            h[j] = z[j] * hq[j] + (1 - z[j]) * hh[j]
 
 
 cdef inline void _reset_pass(Py_ssize_t u, const floating* xw, floating* rec, const floating* bias,
                              const floating* hp, floating* rh, int ract) noexcept nogil:
     """Reset-before GRU, one row: ``r = ract(xw_r + rec_r + b_r)``, ``rh = r * h``."""
     cdef Py_ssize_t j
-    cdef floating* r = rec + u
-    _add3(r, xw + u, bias + u, u)
+    cdef floating* r = rec + GRU_R * u
+    _add3(r, xw + GRU_R * u, bias + GRU_R * u, u)
     _act(r, u, ract)
     for j in range(u):
         rh[j] = r[j] * hp[j]
@@ -160,7 +183,7 @@ ctypedef struct Task:
 
 
 cdef inline Py_ssize_t _gates(int cell) noexcept nogil:
-    return 1 if cell == 0 else (4 if cell == 3 else 3)
+    return 1 if cell == CELL_SIMPLE else (4 if cell == CELL_LSTM else 3)
 
 
 cdef void _run_task(Task* tk, floating* kind) noexcept nogil:
@@ -269,20 +292,22 @@ cdef void _run_task(Task* tk, floating* kind) noexcept nogil:
                         if seq != NULL:
                             memcpy(seq + (s + k) * u + j0, last + j0, (j1 - j0) * sizeof(floating))
             else:
-                if cell == 2:
+                if cell == CELL_GRU_BEFORE:
+                    # z and r blocks first (h's block needs r * h)
                     if B == 1:
-                        gemv_t(<int>u, <int>(2 * u), <floating>1.0, U, <int>GU, hp, <floating>0.0, rec)
+                        gemv_t(<int>u, <int>(GRU_H * u), <floating>1.0, U, <int>GU, hp, <floating>0.0, rec)
                     else:
-                        gemm(False, False, <int>B, <int>(2 * u), <int>u, <floating>1.0, hp, <int>u, U, <int>GU,
+                        gemm(False, False, <int>B, <int>(GRU_H * u), <int>u, <floating>1.0, hp, <int>u, U, <int>GU,
                              <floating>0.0, rec, <int>GU)
                     for b in range(B):
                         _reset_pass(u, base + (t - toff) * tstride + b * bstride, rec + b * GU, bias,
                                     hp + b * u, rh + b * u, tk.ract)
                     if B == 1:
-                        gemv_t(<int>u, <int>u, <floating>1.0, U + 2 * u, <int>GU, rh, <floating>0.0, rec + 2 * u)
+                        gemv_t(<int>u, <int>u, <floating>1.0, U + GRU_H * u, <int>GU, rh, <floating>0.0,
+                               rec + GRU_H * u)
                     else:
-                        gemm(False, False, <int>B, <int>u, <int>u, <floating>1.0, rh, <int>u, U + 2 * u, <int>GU,
-                             <floating>0.0, rec + 2 * u, <int>GU)
+                        gemm(False, False, <int>B, <int>u, <int>u, <floating>1.0, rh, <int>u, U + GRU_H * u, <int>GU,
+                             <floating>0.0, rec + GRU_H * u, <int>GU)
                 elif B == 1:
                     gemv_t(<int>u, <int>GU, <floating>1.0, U, <int>GU, hp, <floating>0.0, rec)
                 else:
@@ -317,10 +342,14 @@ cdef void _run_task(Task* tk, floating* kind) noexcept nogil:
     free(rh)
 
 
-cdef int _run_tasks(list specs, int n_threads, floating* kind) except -1:
-    """Build the Task structs from ``specs`` (see :func:`rnn_run`) and run them."""
-    cdef Py_ssize_t n = len(specs), i
-    cdef Task* tasks = <Task*>malloc((n if n > 0 else 1) * sizeof(Task))
+#: the keys of one task spec of :func:`rnn_run`
+TASK_KEYS = ("cell", "act", "ract", "go_backwards", "zero_output", "split_units", "x", "kernel", "bias",
+             "rbias", "recurrent_kernel", "mask", "h", "c", "last", "seq")
+
+
+cdef int _load_task(dict sp, Task* t, Py_ssize_t n_tasks, int n_threads, floating* kind) except -1:
+    """Check one task spec (see :func:`rnn_run`) and fill ``t`` with its sizes and pointers. The
+    memoryviews are only read here: the arrays stay alive in ``specs`` while the task runs."""
     cdef const floating[:, :, ::1] x3
     cdef const floating[:, ::1] w2
     cdef const floating[::1] b1
@@ -328,89 +357,103 @@ cdef int _run_tasks(list specs, int n_threads, floating* kind) except -1:
     cdef floating[:, ::1] s2
     cdef floating[:, :, ::1] s3
     cdef Py_ssize_t G, GU, B, T, u
+    missing = [k for k in TASK_KEYS if k not in sp]
+    if missing:
+        raise ValueError(f"rnn_run: a task spec lacks {missing}")
+    cell = sp["cell"]
+    if not (CELL_SIMPLE <= cell < CELL_END):
+        raise ValueError(f"rnn_run: unknown cell code {cell} (expected 0 to {CELL_END - 1})")
+    check_act(sp["act"], "rnn_run")
+    check_act(sp["ract"], "rnn_run")
+    t.cell = cell
+    t.act = sp["act"]
+    t.ract = sp["ract"]
+    t.go_backwards = sp["go_backwards"]
+    t.zero_output = sp["zero_output"]
+    t.split_units = sp["split_units"]
+    t.n_threads = n_threads
+    t.failed = 0
+    G = _gates(t.cell)
+    w2 = sp["recurrent_kernel"]
+    u = w2.shape[0]
+    GU = G * u
+    if w2.shape[1] != GU:
+        raise ValueError(f"rnn_run: recurrent kernel shape ({u}, {w2.shape[1]}) does not fit {G} gates")
+    t.U = &w2[0, 0] if w2.size else NULL
+    x3 = sp["x"]
+    B, T = x3.shape[0], x3.shape[1]
+    t.B, t.T, t.u = B, T, u
+    t.x = &x3[0, 0, 0] if x3.size else NULL
+    if sp["kernel"] is not None:
+        w2 = sp["kernel"]
+        if w2.shape[0] != x3.shape[2] or w2.shape[1] != GU:
+            raise ValueError("rnn_run: kernel does not fit the inputs")
+        t.F = w2.shape[0]
+        t.kernel = &w2[0, 0] if w2.size else NULL
+    else:
+        if x3.shape[2] != GU:
+            raise ValueError("rnn_run: projections do not fit the gates")
+        t.F = GU
+        t.kernel = NULL
+    b1 = sp["bias"]
+    if b1.shape[0] != GU:
+        raise ValueError("rnn_run: bias shape mismatch")
+    t.bias = &b1[0] if GU else NULL
+    if sp["rbias"] is not None:
+        b1 = sp["rbias"]
+        if b1.shape[0] != GU:
+            raise ValueError("rnn_run: recurrent bias shape mismatch")
+        t.rbias = &b1[0] if GU else NULL
+    elif t.cell == CELL_GRU_AFTER:
+        raise ValueError("rnn_run: a reset-after GRU needs its recurrent bias")
+    else:
+        t.rbias = NULL
+    if sp["mask"] is not None:
+        m2 = sp["mask"]
+        if m2.shape[0] != B or m2.shape[1] != T:
+            raise ValueError("rnn_run: mask shape mismatch")
+        t.mask = &m2[0, 0] if m2.size else NULL
+    else:
+        t.mask = NULL
+    s2 = sp["h"]
+    if s2.shape[0] != B or s2.shape[1] != u:
+        raise ValueError("rnn_run: state shape mismatch")
+    t.h = &s2[0, 0] if s2.size else NULL
+    if t.cell == CELL_LSTM:
+        s2 = sp["c"]
+        if s2.shape[0] != B or s2.shape[1] != u:
+            raise ValueError("rnn_run: carry shape mismatch")
+        t.c = &s2[0, 0] if s2.size else NULL
+    else:
+        t.c = NULL
+    s2 = sp["last"]
+    if s2.shape[0] != B or s2.shape[1] != u:
+        raise ValueError("rnn_run: last-output shape mismatch")
+    t.last = &s2[0, 0] if s2.size else NULL
+    if sp["seq"] is not None:
+        s3 = sp["seq"]
+        if s3.shape[0] != B or s3.shape[1] != T or s3.shape[2] != u:
+            raise ValueError("rnn_run: sequence output shape mismatch")
+        t.seq = &s3[0, 0, 0] if s3.size else NULL
+    else:
+        t.seq = NULL
+    if t.split_units and (B != 1 or t.cell == CELL_GRU_BEFORE or n_tasks != 1):
+        raise ValueError("rnn_run: split_units needs one batch-1 task (not a reset-before GRU)")
+    return 0
+
+
+cdef int _run_tasks(list specs, int n_threads, floating* kind) except -1:
+    """Build the Task structs from ``specs`` (see :func:`rnn_run`) and run them."""
+    cdef Py_ssize_t n = len(specs), i
+    cdef Task* tasks = <Task*>malloc((n if n > 0 else 1) * sizeof(Task))
     cdef int failed = 0
-    cdef bint split
     if tasks == NULL:
         raise MemoryError()
     try:
         for i in range(n):
-            sp = specs[i]
-            (cell, act, ract, go_backwards, zero_output, split, x, kernel, bias, rbias, U, mask,
-             h, c, last, seq) = sp
-            tasks[i].cell = cell
-            tasks[i].act = act
-            tasks[i].ract = ract
-            tasks[i].go_backwards = go_backwards
-            tasks[i].zero_output = zero_output
-            tasks[i].split_units = split
-            tasks[i].n_threads = n_threads
-            tasks[i].failed = 0
-            G = _gates(cell)
-            w2 = U
-            u = w2.shape[0]
-            GU = G * u
-            if w2.shape[1] != GU:
-                raise ValueError(f"rnn_run: recurrent kernel shape ({u}, {w2.shape[1]}) does not fit {G} gates")
-            tasks[i].U = &w2[0, 0]
-            x3 = x
-            B, T = x3.shape[0], x3.shape[1]
-            tasks[i].B, tasks[i].T, tasks[i].u = B, T, u
-            tasks[i].x = &x3[0, 0, 0] if x3.size else NULL
-            if kernel is not None:
-                w2 = kernel
-                if w2.shape[0] != x3.shape[2] or w2.shape[1] != GU:
-                    raise ValueError("rnn_run: kernel does not fit the inputs")
-                tasks[i].F = w2.shape[0]
-                tasks[i].kernel = &w2[0, 0]
-            else:
-                if x3.shape[2] != GU:
-                    raise ValueError("rnn_run: projections do not fit the gates")
-                tasks[i].F = GU
-                tasks[i].kernel = NULL
-            b1 = bias
-            if b1.shape[0] != GU:
-                raise ValueError("rnn_run: bias shape mismatch")
-            tasks[i].bias = &b1[0]
-            if rbias is not None:
-                b1 = rbias
-                if b1.shape[0] != GU:
-                    raise ValueError("rnn_run: recurrent bias shape mismatch")
-                tasks[i].rbias = &b1[0]
-            elif cell == 1:
-                raise ValueError("rnn_run: a reset-after GRU needs its recurrent bias")
-            else:
-                tasks[i].rbias = NULL
-            if mask is not None:
-                m2 = mask
-                if m2.shape[0] != B or m2.shape[1] != T:
-                    raise ValueError("rnn_run: mask shape mismatch")
-                tasks[i].mask = &m2[0, 0] if m2.size else NULL
-            else:
-                tasks[i].mask = NULL
-            s2 = h
-            if s2.shape[0] != B or s2.shape[1] != u:
-                raise ValueError("rnn_run: state shape mismatch")
-            tasks[i].h = &s2[0, 0] if s2.size else NULL
-            if cell == 3:
-                s2 = c
-                if s2.shape[0] != B or s2.shape[1] != u:
-                    raise ValueError("rnn_run: carry shape mismatch")
-                tasks[i].c = &s2[0, 0] if s2.size else NULL
-            else:
-                tasks[i].c = NULL
-            s2 = last
-            if s2.shape[0] != B or s2.shape[1] != u:
-                raise ValueError("rnn_run: last-output shape mismatch")
-            tasks[i].last = &s2[0, 0] if s2.size else NULL
-            if seq is not None:
-                s3 = seq
-                if s3.shape[0] != B or s3.shape[1] != T or s3.shape[2] != u:
-                    raise ValueError("rnn_run: sequence output shape mismatch")
-                tasks[i].seq = &s3[0, 0, 0] if s3.size else NULL
-            else:
-                tasks[i].seq = NULL
-            if split and (B != 1 or cell == 2 or n != 1):
-                raise ValueError("rnn_run: split_units needs one batch-1 task (not a reset-before GRU)")
+            if type(specs[i]) is not dict:
+                raise TypeError(f"rnn_run: a task spec is a dict with the keys {TASK_KEYS}")
+            _load_task(specs[i], &tasks[i], n, n_threads, kind)
         with nogil:
             if n == 1:
                 _run_task(&tasks[0], kind)
@@ -429,15 +472,17 @@ cdef int _run_tasks(list specs, int n_threads, floating* kind) except -1:
 def rnn_run(list specs, bint double, int n_threads):
     """Run recurrent tasks, several at once on ``n_threads`` threads.
 
-    Each spec is a tuple ``(cell, act, ract, go_backwards, zero_output, split_units, x, kernel,
-    bias, rbias, recurrent_kernel, mask, h, c, last, seq)`` of one dtype (``double``: float64):
-    x ``(B, T, F)`` (or the projections ``(B, T, G*u)`` with kernel None); kernel ``(F, G*u)``;
-    bias ``(G*u,)``; rbias ``(G*u,)`` for a reset-after GRU, else None; recurrent_kernel
-    ``(u, G*u)``; mask ``(B, T)`` uint8 (input time order) or None; h, c (LSTM only, else None)
-    ``(B, u)`` IN initial / OUT final states; last ``(B, u)`` OUT (zeros on entry); seq
-    ``(B, T, u)`` OUT outputs in processing order, or None. ``split_units``: one batch-1 task
-    whose units are split across ``n_threads`` threads each step. BLAS must be single-threaded
-    when more than one thread runs (the caller holds it so). Every array C-contiguous.
+    Each spec is a dict (keys ``TASK_KEYS``) of arrays of one dtype (``double``: float64):
+    ``cell`` a code of ``CELLS``; ``act`` / ``ract`` activation codes (``ACTIVATIONS``);
+    ``go_backwards``, ``zero_output``, ``split_units`` flags; ``x`` ``(B, T, F)`` (or the
+    projections ``(B, T, G*u)`` with ``kernel`` None); ``kernel`` ``(F, G*u)``; ``bias``
+    ``(G*u,)``; ``rbias`` ``(G*u,)`` for a reset-after GRU, else None; ``recurrent_kernel``
+    ``(u, G*u)``; ``mask`` ``(B, T)`` uint8 (input time order) or None; ``h``, ``c`` (LSTM only,
+    else None) ``(B, u)`` IN initial / OUT final states; ``last`` ``(B, u)`` OUT (zeros on
+    entry); ``seq`` ``(B, T, u)`` OUT outputs in processing order, or None. ``split_units``: one
+    batch-1 task whose units are split across ``n_threads`` threads each step. Gate blocks are in
+    Keras's order (LSTM i, f, c, o; GRU z, r, h). BLAS must be single-threaded when more than one
+    thread runs (the caller holds it so). Every array C-contiguous.
     """
     if double:
         _run_tasks[double](specs, n_threads, NULL)
@@ -460,6 +505,8 @@ def lstm_pointwise(floating[:, ::1] z__ng, const floating[:, ::1] zh__ng, floati
     if (c__nf.shape[0] != N or c__nf.shape[1] != F or h__nf.shape[0] != N or h__nf.shape[1] != F
             or tmp__nf.shape[0] != N or tmp__nf.shape[1] != F):
         raise ValueError("lstm_pointwise: state arrays must be (N, F)")
+    check_act(act, "lstm_pointwise")
+    check_act(ract, "lstm_pointwise")
     if N == 0 or F == 0:
         return
     cdef Py_ssize_t rows = (N + n_threads - 1) // n_threads if n_threads > 1 else N
@@ -475,7 +522,6 @@ cdef void _lstm_pointwise_rows(floating* z, const floating* zh, floating* c, flo
                                Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t F, int act, int ract) noexcept nogil:
     cdef Py_ssize_t r, j, n = r1 - r0
     cdef floating* zr
-    cdef const floating* hr
     if n <= 0:
         return
     z += r0 * 4 * F
@@ -487,16 +533,16 @@ cdef void _lstm_pointwise_rows(floating* z, const floating* zh, floating* c, flo
         z[j] = z[j] + zh[j]
     # the candidate block aside, then one recurrent-activation pass over everything
     for r in range(n):
-        memcpy(tmp + r * F, z + r * 4 * F + 2 * F, F * sizeof(floating))
+        memcpy(tmp + r * F, z + r * 4 * F + LSTM_C * F, F * sizeof(floating))
     _act(z, n * 4 * F, ract)
     _act(tmp, n * F, act)
     for r in range(n):
         zr = z + r * 4 * F
         for j in range(F):
-            c[r * F + j] = zr[F + j] * c[r * F + j] + zr[j] * tmp[r * F + j]
+            c[r * F + j] = zr[LSTM_F * F + j] * c[r * F + j] + zr[LSTM_I * F + j] * tmp[r * F + j]
             h[r * F + j] = c[r * F + j]
     _act(h, n * F, act)
     for r in range(n):
         zr = z + r * 4 * F
         for j in range(F):
-            h[r * F + j] = zr[3 * F + j] * h[r * F + j]
+            h[r * F + j] = zr[LSTM_O * F + j] * h[r * F + j]

@@ -26,10 +26,10 @@ from klayers import (
     serialization,
     utils,
 )
-from klayers._threads import get_num_threads, num_threads, set_num_threads
 from klayers._version import __version__
 from klayers.engine import Input, InputSpec, KerasTensor, Layer, Model, Sequential, Variable, hooks
 from klayers.models import model_from_json
+from klayers.ops.threads import get_num_threads, num_threads, set_num_threads
 
 
 def _is_dask_collection(x: Any) -> bool:

@@ -101,7 +101,10 @@ def softmax(x: ArrayLike, axis: Union[int, tuple] = -1) -> np.ndarray:
     Raises:
         ValueError: ``x`` has rank 0 or 1 (as tf-keras).
     """
-    return backend.softmax(_f(x), axis=axis)
+    x = _f(x)
+    if x.ndim <= 1:
+        raise ValueError(f"Cannot apply softmax to a tensor that is 1D. Received input: {x}")
+    return backend.softmax(x, axis=axis)
 
 
 def elu(x: ArrayLike, alpha: float = 1.0) -> np.ndarray:

@@ -29,10 +29,10 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from klayers import layers, models
-from klayers._threads import get_num_threads, set_num_threads
 from klayers._version import __version__
 from klayers.backend import set_random_seed
 from klayers.engine import Input, Model
+from klayers.ops.threads import blas_controller, get_num_threads, openmp_enabled, set_num_threads
 from klayers.saving.file_utils import sniff
 from klayers.saving.keras3_config import _all_layers
 
@@ -44,14 +44,11 @@ class UsageError(Exception):
 
 
 def _info() -> int:
-    from klayers._ext import info
-    from klayers._threads import _blas
-
     print(f"klayers {__version__}")
     print(f"numpy {np.__version__}")
-    print(f"OpenMP kernels: {'yes' if info.openmp_enabled() else 'no (serial build)'}")
+    print(f"OpenMP kernels: {'yes' if openmp_enabled() else 'no (serial build)'}")
     print(f"threads: {get_num_threads()}")
-    for lib in _blas().info():
+    for lib in blas_controller().info():
         print(f"{lib.get('user_api')}: {lib.get('internal_api')} {lib.get('version') or ''} ({lib.get('prefix')}), {lib.get('num_threads')} threads")
     return 0
 

@@ -29,7 +29,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError('klayers.dask needs Dask: pip install "klayers[dask]" (dask[array] and distributed).') from e
 
 from klayers import models
-from klayers._threads import get_num_threads, set_num_threads
+from klayers.ops.threads import get_num_threads, set_num_threads
 
 __all__ = ["is_dask_collection", "npy_array", "predict", "predict_npy_to_npy"]
 

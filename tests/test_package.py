@@ -8,13 +8,13 @@ import sys
 import pytest
 
 import klayers
-from klayers._threads import _blas, blas_single_threaded
+from klayers.ops.threads import blas_controller, blas_single_threaded
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _scipy_blas_threads():
-    return [lib["num_threads"] for lib in _blas().info() if lib["user_api"] == "blas"]
+    return [lib["num_threads"] for lib in blas_controller().info() if lib["user_api"] == "blas"]
 
 
 def test_set_num_threads_sets_openmp_and_blas_together():

@@ -479,12 +479,15 @@ def relu(
     return out
 
 
-def softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
-    """``exp(x) / sum(exp(x), axis)`` computed with the max subtracted (no overflow)."""
+def softmax(x: ArrayLike, axis: Union[int, Tuple[int, ...]] = -1) -> np.ndarray:
+    """``exp(x) / sum(exp(x), axis)`` computed with the max subtracted (no overflow): the one
+    NumPy softmax of klayers (``klayers.ops.softmax``'s reference twin; the compiled kernel
+    computes the same). A slice holding NaN or +inf, or only -inf, comes out NaN, as in
+    TensorFlow."""
     x = _same_float(x)
-    if x.ndim <= 1:
-        raise ValueError(f"Cannot apply softmax to a tensor that is 1D. Received input: {x}")
     axis = tuple(axis) if isinstance(axis, (list, tuple)) else axis
-    shifted = x - np.max(x, axis=axis, keepdims=True)
-    e = np.exp(shifted)
-    return e / np.sum(e, axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore"):  # inf - inf in an all -inf or +inf slice: NaN, silently as TF
+        out = x - np.max(x, axis=axis, keepdims=True)
+        np.exp(out, out=out)
+        out /= np.sum(out, axis=axis, keepdims=True)
+    return out

@@ -44,18 +44,6 @@ __all__ = [
 ]
 
 
-def _fused(activation: Any) -> int:
-    """The kernel's epilogue code for ``activation``, or -1 when the layer applies it after."""
-    if activation is activations.linear:
-        return conv_ops.ACT_LINEAR
-    if activation is activations.relu:
-        return conv_ops.ACT_RELU
-    if activation is activations.relu6:
-        return conv_ops.ACT_RELU6
-    return -1
-
-
-
 def _depth_multiplier(value: Any) -> int:
     """The ``depth_multiplier`` of depthwise and separable convolutions, validated."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -215,17 +203,16 @@ class Conv(Layer):
 
     # -- call -------------------------------------------------------------------------------
     def call(self, inputs: np.ndarray) -> np.ndarray:
-        act = _fused(self.activation)
-        y = self._convolve(inputs, max(act, conv_ops.ACT_LINEAR))
-        return y if act >= 0 else self.activation(y)
+        # the op fuses relu / relu6 into its kernel's epilogue and applies any other activation
+        return self._convolve(inputs, self.activation)
 
     def _bias_value(self) -> Optional[np.ndarray]:
         return self.bias.value if self.use_bias else None
 
-    def _convolve(self, x: np.ndarray, act: int) -> np.ndarray:
+    def _convolve(self, x: np.ndarray, act: Any) -> np.ndarray:
         return self._run_op(x, self.kernel.value, self._bias_value(), act)
 
-    def _run_op(self, x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: int) -> np.ndarray:
+    def _run_op(self, x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: Any) -> np.ndarray:
         return conv_ops.conv(x, kernel, bias, self.strides, self.padding, self.dilation_rate, self.groups,
                              self.data_format, act, where=f"{type(self).__name__} {self.name}")
 
@@ -362,10 +349,10 @@ class DepthwiseConv(Conv):
         )
         self._build_bias(channels * self.depth_multiplier)
 
-    def _convolve(self, x: np.ndarray, act: int) -> np.ndarray:
+    def _convolve(self, x: np.ndarray, act: Any) -> np.ndarray:
         return self._run_op(x, self.depthwise_kernel.value, self._bias_value(), act)
 
-    def _run_op(self, x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: int) -> np.ndarray:
+    def _run_op(self, x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: Any) -> np.ndarray:
         return conv_ops.depthwise_conv(x, kernel, bias, self.strides, self.padding, self.dilation_rate,
                                        self.data_format, act, where=f"{type(self).__name__} {self.name}")
 
@@ -464,7 +451,7 @@ class SeparableConv(Conv):
         )
         self._build_bias(self.filters)
 
-    def _convolve(self, x: np.ndarray, act: int) -> np.ndarray:
+    def _convolve(self, x: np.ndarray, act: Any) -> np.ndarray:
         return conv_ops.separable_conv(x, self.depthwise_kernel.value, self.pointwise_kernel.value,
                                        self._bias_value(), self.strides, self.padding, self.dilation_rate,
                                        self.data_format, act, where=f"{type(self).__name__} {self.name}")
@@ -562,7 +549,7 @@ class ConvTranspose(Conv):
             input_shape, self.kernel_size, self.filters, self.strides, self.padding, self._dilation(),
             self.output_padding, self.data_format))
 
-    def _convolve(self, x: np.ndarray, act: int) -> np.ndarray:
+    def _convolve(self, x: np.ndarray, act: Any) -> np.ndarray:
         return conv_ops.conv_transpose(x, self.kernel.value, self._bias_value(), self.strides, self.padding,
                                        self.output_padding, self._dilation(), self.data_format, act,
                                        where=f"{type(self).__name__} {self.name}")

@@ -15,6 +15,8 @@ from klayers.engine.base_layer import Layer
 from klayers.engine.input_spec import InputSpec
 from klayers.engine.plan import FoldableOp
 from klayers.layers._args import positive_int, weight_args_config
+from klayers.ops.activation import apply_activation
+from klayers.ops.common import ACT_RELU, ACT_RELU6, activation_code
 from klayers.ops.normalization import fold_affine
 from klayers.ops.shapes import normalize_data_format
 from klayers.serialization import register_builtins
@@ -90,11 +92,10 @@ class Dense(Layer):
         self.built = True
 
     def call(self, inputs: np.ndarray) -> np.ndarray:
-        act = _epilogue(self.activation)
         x = inputs if inputs.dtype == self.kernel.dtype else inputs.astype(self.kernel.dtype)
-        y = ops.dense(x, self.kernel.value, self.bias.value if self.use_bias else None,
-                      max(act, ops.ACT_LINEAR), where=f"Dense {self.name}")
-        return y if act >= 0 else self.activation(y)
+        # the op fuses relu / relu6 into its kernel and runs softmax through the softmax kernel
+        return ops.dense(x, self.kernel.value, self.bias.value if self.use_bias else None,
+                         self.activation, where=f"Dense {self.name}")
 
     def _fold_spec(self) -> Optional[FoldableOp]:
         """How a BatchNormalization after this layer folds into it at inference (read by the
@@ -136,17 +137,6 @@ class Dense(Layer):
         return config
 
 
-def _epilogue(activation: Any) -> int:
-    """The dense kernel's epilogue code for ``activation``, or -1 when it is applied after."""
-    if activation is activations.linear:
-        return ops.ACT_LINEAR
-    if activation is activations.relu:
-        return ops.ACT_RELU
-    if activation is activations.relu6:
-        return ops.ACT_RELU6
-    return -1
-
-
 class Activation(Layer):
     """Applies ``activation`` element-wise (a name, a config or a callable)."""
 
@@ -156,13 +146,13 @@ class Activation(Layer):
         self.activation = activations.get(activation)
 
     def call(self, inputs: np.ndarray) -> np.ndarray:
-        return self.activation(inputs)
+        return apply_activation(inputs, self.activation)
 
     def _epilogue_code(self) -> Optional[int]:
         """The rectifier this layer is, as a kernel epilogue a preceding op can apply (read by
         the inference planner); None for other activations and for subclasses."""
-        code = _epilogue(self.activation)
-        return code if type(self) is Activation and code in (ops.ACT_RELU, ops.ACT_RELU6) else None
+        code = activation_code(self.activation)
+        return code if type(self) is Activation and code in (ACT_RELU, ACT_RELU6) else None
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape

@@ -153,15 +153,6 @@ class _LocallyConnected(Layer):
         self._positions_cache = (kernel, k_conv, bias, b_conv)
         return k_conv, b_conv
 
-    def _fused_activation(self) -> int:
-        if self.activation is activations.linear:
-            return local_ops.ACT_LINEAR
-        if self.activation is activations.relu:
-            return local_ops.ACT_RELU
-        if self.activation is activations.relu6:
-            return local_ops.ACT_RELU6
-        return -1
-
     def call(self, inputs: np.ndarray) -> np.ndarray:
         spatial, _ = self._split(inputs.shape)
         if tuple(spatial) != self._in_spatial:
@@ -172,10 +163,9 @@ class _LocallyConnected(Layer):
             )
         kernel, bias = self._compute_weights()
         x = inputs if inputs.dtype == kernel.dtype else inputs.astype(kernel.dtype)
-        act = self._fused_activation()
-        y = local_ops.local_conv(x, kernel, bias, self.kernel_size, self.strides, self.padding, self.data_format,
-                                 max(act, local_ops.ACT_LINEAR), where=f"{type(self).__name__} {self.name}")
-        return y if act >= 0 else self.activation(y)
+        # the op fuses relu / relu6 into its kernel's epilogue and applies any other activation
+        return local_ops.local_conv(x, kernel, bias, self.kernel_size, self.strides, self.padding, self.data_format,
+                                    self.activation, where=f"{type(self).__name__} {self.name}")
 
     def compute_output_shape(self, input_shape: Any) -> tuple:
         input_shape = tuple(input_shape)

@@ -17,6 +17,7 @@ import numpy as np
 from klayers.engine.base_layer import Layer
 from klayers.engine.keras_tensor import KerasTensor
 from klayers.engine.node import flatten, map_structure
+from klayers.ops.softmax import softmax as softmax_op
 from klayers.serialization import register_builtins
 
 
@@ -27,8 +28,9 @@ def _reduce(fn: Callable) -> Callable:
 
 
 def _softmax(x, axis=-1, **_):
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
+    # tf.nn.softmax: any rank, axis None means the last one; the compiled kernel (NumPy for floats
+    # it does not take)
+    return softmax_op(np.asarray(x), -1 if axis is None else axis)
 
 
 def _cast_like(fn: Callable) -> Callable:

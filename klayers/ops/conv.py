@@ -1,9 +1,13 @@
 """Convolution ops (rank 1-3): ``conv``, ``depthwise_conv``, ``separable_conv``, ``conv_transpose``.
 
 Each compiled op validates its arguments, computes output sizes and paddings with
-:mod:`klayers.ops.shapes`, allocates the output and calls ``klayers._ext.conv``; each has a
-pure-NumPy twin ``*_reference`` with the same signature (the readable oracle the tests compare
-against in float32 and float64 at 1 and N threads).
+:mod:`klayers.ops.shapes`, allocates the output and calls its kernel (``klayers._ext.conv``,
+``.depthwise``, ``.conv_transpose``) with a named geometry (a dict of the ConvGeometry fields:
+batch, in_channels, out_channels, groups, channels_first, in_size, out_size, kernel_size,
+strides, dilation_rate, pad_before); each has a pure-NumPy twin ``*_reference`` with the same
+signature (the readable oracle the tests compare against in float32 and float64 at 1 and N
+threads). ``act`` is an epilogue code or the layer's activation function
+(:func:`klayers.ops.common.split_activation`).
 
 Shapes (Keras's): ``x`` is ``(batch, *spatial, channels)`` (channels_last) or
 ``(batch, channels, *spatial)`` (channels_first). Kernels: ``conv`` ``(*k, cin // groups, filters)``;
@@ -21,14 +25,23 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from klayers._ext import conv as _conv
-from klayers._threads import blas_single_threaded, get_num_threads
+from klayers._ext import conv_transpose as _conv_transpose
+from klayers._ext import depthwise as _depthwise
 from klayers.ops import shapes
+from klayers.ops.activation import apply_activation, apply_activation_reference
+from klayers.ops.common import (
+    ACT_LINEAR,
+    ACT_RELU,
+    ACT_RELU6,
+    Activation,
+    activation_function,
+    call_pinned,
+    float_dtype,
+    op_threads,
+    split_activation,
+)
+from klayers.ops.shapes import conv_output_shape, conv_transpose_output_shape
 
-ACT_LINEAR = _conv.ACT_LINEAR
-ACT_RELU = _conv.ACT_RELU
-ACT_RELU6 = _conv.ACT_RELU6
-
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 #: Bytes of im2col scratch per OpenMP task. Not sized to L2: OpenBLAS blocks the GEMM for its
 #: caches itself, but repacks the whole kernel (K x N, e.g. 590 KB for 3x3 128->128) on every
 #: call, so fewer, larger chunks win: on one core 4 MB gave 200-206 GFLOP/s where 1 MB gave
@@ -83,63 +96,21 @@ def _tuple(value: int | Sequence[int], rank: int, name: str) -> Tuple[int, ...]:
     return shapes.normalize_tuple(value, rank, name)
 
 
-def _split(x_shape: Sequence[int], rank: int, data_format: str) -> Tuple[int, Tuple[int, ...], int]:
-    """(batch, spatial, channels) of an input shape."""
-    if data_format == "channels_first":
-        return x_shape[0], tuple(x_shape[2:]), x_shape[1]
-    return x_shape[0], tuple(x_shape[1:-1]), x_shape[-1]
-
-
-def _join(batch: int, spatial: Sequence[int], channels: int, data_format: str) -> Tuple[int, ...]:
-    if data_format == "channels_first":
-        return (batch, channels) + tuple(spatial)
-    return (batch,) + tuple(spatial) + (channels,)
-
-
 def _check_input(x: np.ndarray, rank: int, where: str) -> None:
     if x.ndim != rank + 2:
         raise ValueError(f"{where}: expected an input of rank {rank + 2}, got shape {x.shape}")
 
 
-def _out_sizes(spatial: Sequence[int], k: Sequence[int], padding: str, s: Sequence[int], d: Sequence[int],
-               where: str, x_shape: Sequence[int]) -> Tuple[int, ...]:
-    out = tuple(shapes.conv_output_length(n, ki, padding, si, di) for n, ki, si, di in zip(spatial, k, s, d))
-    if any(o <= 0 for o in out):
-        raise ValueError(
-            f"One of the dimensions in the output is <= 0 due to downsampling in {where}. Consider "
-            f"increasing the input size. Received input shape {list(x_shape)} which would produce "
-            "output shape with a zero or negative value in a dimension."
-        )
-    return out
-
-
-def _pads(spatial: Sequence[int], k: Sequence[int], padding: str, s: Sequence[int], d: Sequence[int]) -> Tuple[int, ...]:
-    return tuple(shapes.padding_amounts(n, ki, padding, si, di)[0] for n, ki, si, di in zip(spatial, k, s, d))
-
-
-def _pad3(t: Sequence[int], fill: int) -> list:
-    return list(t) + [fill] * (3 - len(t))
-
-
-def _geo(n: int, cin: int, cout: int, groups: int, cf: bool, ins: Sequence[int], outs: Sequence[int],
-         k: Sequence[int], s: Sequence[int], d: Sequence[int], p: Sequence[int], last: bool = False) -> np.ndarray:
-    """The kernel's geometry vector (see ``_ext/conv.pyx``); rank < 3 embeds in the leading axes,
-    or with ``last`` in the trailing ones (a rank-1 length L is ``(1, 1, L)``), which the
-    kernels that sweep whole rows of the last axis want."""
-    pad = _lead if last else _pad3
-    return np.array(
-        [n, cin, cout, groups, int(cf)] + pad(ins, 1) + pad(outs, 1) + pad(k, 1) + pad(s, 1)
-        + pad(d, 1) + pad(p, 0),
-        dtype=np.intp,
-    )
-
-
-def _lead(t: Sequence[int], fill: int) -> list:
-    return [fill] * (3 - len(t)) + list(t)
-
-
-def _dtype_of(x: np.ndarray, kernel: np.ndarray) -> np.dtype:
-    return kernel.dtype if kernel.dtype in _FLOATS else np.dtype(np.float32)
+def _geometry(n: int, cin: int, cout: int, groups: int, data_format: str, ins: Sequence[int],
+              outs: Sequence[int], k: Sequence[int], s: Sequence[int], d: Sequence[int], p: Sequence[int],
+              last: bool = False) -> dict:
+    """The kernels' named geometry (``_ext/_conv_geometry.pxd``: ConvGeometry), rank 1-3 embedded
+    in three axes (:func:`klayers.ops.shapes.embed3`; ``last``: trailing)."""
+    return dict(batch=n, in_channels=cin, out_channels=cout, groups=groups,
+                channels_first=data_format == "channels_first",
+                in_size=shapes.embed3(ins, 1, last), out_size=shapes.embed3(outs, 1, last),
+                kernel_size=shapes.embed3(k, 1, last), strides=shapes.embed3(s, 1, last),
+                dilation_rate=shapes.embed3(d, 1, last), pad_before=shapes.embed3(p, 0, last))
 
 
 def _flat(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -150,45 +121,14 @@ def _bias_arg(bias: Optional[np.ndarray], dtype: np.dtype) -> np.ndarray:
     return np.empty(0, dtype=dtype) if bias is None else _flat(bias, dtype)
 
 
-def _apply_act(y: np.ndarray, act: int) -> np.ndarray:
-    if act == ACT_RELU:
-        return np.maximum(y, 0)
-    if act == ACT_RELU6:
-        return np.clip(y, 0, 6)
-    return y
-
-
-def _threads(n_threads: Optional[int]) -> int:
-    return int(n_threads or get_num_threads())
-
-
-def conv_output_shape(x_shape: Sequence[Optional[int]], kernel_size: Sequence[int], filters: int,
-                      strides: Sequence[int], padding: str, dilation_rate: Sequence[int],
-                      data_format: str, where: str = "conv") -> Tuple[Optional[int], ...]:
-    """Keras's ``compute_output_shape`` for a convolution (None sizes stay None)."""
-    rank = len(kernel_size)
-    batch, spatial, _ = _split(tuple(x_shape), rank, data_format)
-    out = tuple(shapes.conv_output_length(n, k, padding, s, d)
-                for n, k, s, d in zip(spatial, kernel_size, strides, dilation_rate))
-    if any(o is not None and o <= 0 for o in out):
-        raise ValueError(
-            f"One of the dimensions in the output is <= 0 due to downsampling in {where}. Consider "
-            f"increasing the input size. Received input shape {list(x_shape)} which would produce "
-            "output shape with a zero or negative value in a dimension."
-        )
-    return _join(batch, out, filters, data_format)
-
-
-def conv_transpose_output_shape(x_shape: Sequence[Optional[int]], kernel_size: Sequence[int], filters: int,
-                                strides: Sequence[int], padding: str, dilation_rate: Sequence[int],
-                                output_padding: Optional[Sequence[int]], data_format: str) -> Tuple[Optional[int], ...]:
-    """Keras's ``compute_output_shape`` for a transposed convolution."""
-    rank = len(kernel_size)
-    batch, spatial, _ = _split(tuple(x_shape), rank, data_format)
-    op = output_padding if output_padding is not None else (None,) * rank
-    out = tuple(shapes.deconv_output_length(n, k, padding, o, s, d)
-                for n, k, o, s, d in zip(spatial, kernel_size, op, strides, dilation_rate))
-    return _join(batch, out, filters, data_format)
+def _reference_epilogue(y: np.ndarray, code: int, rest, data_format: str) -> np.ndarray:
+    """The reference twins' epilogue: the code's NumPy formula, then the rest, channels_first
+    moved back."""
+    y = activation_function(code)(y)
+    if data_format == "channels_first":
+        y = np.moveaxis(y, -1, 1)
+    y = np.ascontiguousarray(y)
+    return y if rest is None else apply_activation_reference(y, rest)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,8 +140,7 @@ def _key(value):
 
 @lru_cache(maxsize=1024)
 def _conv_plan(x_shape, k_shape, strides, padding, dilation_rate, groups, data_format, where):
-    """Validated geometry of a forward convolution, and the kernel's ``geo`` vector (read-only).
-    Cached: a layer calls with the same shapes every time, and this arithmetic in Python cost
+    """Validated geometry of a forward convolution, and the kernel's named geometry. Cached: a layer calls with the same shapes every time, and this arithmetic in Python cost
     about as much as a small convolution itself."""
     rank = len(k_shape) - 2
     if rank not in (1, 2, 3):
@@ -210,7 +149,7 @@ def _conv_plan(x_shape, k_shape, strides, padding, dilation_rate, groups, data_f
         raise ValueError(f"{where}: expected an input of rank {rank + 2}, got shape {x_shape}")
     s, d = _tuple(strides, rank, "strides"), _tuple(dilation_rate, rank, "dilation_rate")
     k = tuple(k_shape[:rank])
-    n, spatial, cin = _split(x_shape, rank, data_format)
+    n, spatial, cin = shapes.split_shape(x_shape, data_format)
     filters = k_shape[-1]
     if groups < 1 or cin % groups or filters % groups:
         raise ValueError(f"{where}: groups={groups} must divide the input channels ({cin}) and filters ({filters})")
@@ -221,10 +160,9 @@ def _conv_plan(x_shape, k_shape, strides, padding, dilation_rate, groups, data_f
         )
     if padding == "causal" and rank != 1:
         raise ValueError(f"{where}: causal padding is only supported for rank-1 convolutions")
-    out = _out_sizes(spatial, k, padding, s, d, where, x_shape)
-    pads = _pads(spatial, k, padding, s, d)
-    geo = _geo(n, cin, filters, groups, data_format == "channels_first", spatial, out, k, s, d, pads, last=True)
-    geo.setflags(write=False)
+    out = shapes.conv_output_sizes(spatial, k, padding, s, d, where, x_shape)
+    pads = shapes.pads_before(spatial, k, padding, s, d)
+    geo = _geometry(n, cin, filters, groups, data_format, spatial, out, k, s, d, pads, last=True)
     return rank, s, d, k, n, spatial, cin, filters, out, pads, geo
 
 
@@ -239,7 +177,7 @@ def _conv_setup(x, kernel, bias, strides, padding, dilation_rate, groups, data_f
 
 def conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], strides: int | Sequence[int] = 1,
          padding: str = "valid", dilation_rate: int | Sequence[int] = 1, groups: int = 1,
-         data_format: str = "channels_last", act: int = ACT_LINEAR, n_threads: Optional[int] = None,
+         data_format: str = "channels_last", act: Activation = ACT_LINEAR, n_threads: Optional[int] = None,
          where: str = "conv") -> np.ndarray:
     """``act(conv(x, kernel) + bias)`` for rank 1-3 (rank from ``kernel.ndim - 2``).
 
@@ -248,10 +186,13 @@ def conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], strides:
         kernel: ``(*kernel_size, cin // groups, filters)``.
         bias: ``(filters,)`` or None.
         padding: "valid", "same" or "causal" (rank 1: all ``k_eff - 1`` padding before).
-        act: ``ACT_LINEAR`` / ``ACT_RELU`` / ``ACT_RELU6`` fused into the epilogue.
+        act: ``ACT_LINEAR`` / ``ACT_RELU`` / ``ACT_RELU6`` (fused into the epilogue) or the
+            layer's activation function (linear / relu / relu6 fuse, others run after).
+        n_threads: OpenMP threads (default ``klayers.get_num_threads()``; small work: one).
 
     Returns:
-        ``(batch, *out, filters)`` (or channels_first) of the kernel's dtype.
+        ``(batch, *out, filters)`` (or channels_first) of the kernel's dtype, with
+        ``out = ceil((n - k_eff + 1) / s)`` ("valid") or ``ceil(n / s)`` ("same", "causal").
 
     Example::
 
@@ -259,13 +200,14 @@ def conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], strides:
     """
     rank, s, d, k, n, spatial, cin, filters, out, pads, geo = _conv_setup(
         x, kernel, bias, strides, padding, dilation_rate, groups, data_format, where)
-    dtype = _dtype_of(x, kernel)
+    code, rest = split_activation(act)
+    dtype = float_dtype(kernel.dtype)
     cf = data_format == "channels_first"
-    y = np.empty(_join(n, out, filters, data_format), dtype=dtype)
+    y = np.empty(shapes.join_shape(n, out, filters, data_format), dtype=dtype)
     taps = prod(k)
     cg = cin // groups
     p_out = prod(out)
-    threads = _serial_if_small(_threads(n_threads), n * p_out * taps * cg * (filters // groups))
+    threads = op_threads(n_threads, n * p_out * taps * cg * (filters // groups), SERIAL_MACS)
     pointwise = taps == 1 and groups == 1 and all(si == 1 for si in s) and not any(pads)
     fg = filters // groups
     if (not pointwise and cg >= DIRECT_MIN_CIN and out[-1] >= DIRECT_MIN_WIDTH
@@ -275,18 +217,9 @@ def conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], strides:
     else:
         kernel_fn, block = _conv.conv_forward, _im2col_rows(
             n, p_out, taps * cg * dtype.itemsize, threads, _small_gemm_rows(taps * cg, fg))
-    args = (_flat(x, dtype), _flat(kernel, dtype), _bias_arg(bias, dtype), y.reshape(-1), geo,
-            bias is not None, int(act), int(block), threads)
-    if threads == 1:
-        kernel_fn(*args)
-    else:
-        with blas_single_threaded():
-            kernel_fn(*args)
-    return y
-
-
-def _serial_if_small(threads: int, macs: int) -> int:
-    return 1 if macs < SERIAL_MACS else threads
+    call_pinned(threads, kernel_fn, _flat(x, dtype), _flat(kernel, dtype), _bias_arg(bias, dtype), y.reshape(-1),
+                geo, bias is not None, code, int(block), threads)
+    return y if rest is None else apply_activation(y, rest, n_threads)
 
 
 def _small_gemm_rows(k: int, n: int) -> int:
@@ -331,17 +264,18 @@ def _im2col_rows(n: int, p_out: int, row_bytes: int, threads: int, small_rows: i
 
 def conv_reference(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], strides: int | Sequence[int] = 1,
                    padding: str = "valid", dilation_rate: int | Sequence[int] = 1, groups: int = 1,
-                   data_format: str = "channels_last", act: int = ACT_LINEAR, n_threads: Optional[int] = None,
-                   where: str = "conv") -> np.ndarray:
+                   data_format: str = "channels_last", act: Activation = ACT_LINEAR,
+                   n_threads: Optional[int] = None, where: str = "conv") -> np.ndarray:
     """NumPy twin of :func:`conv`: zero-pad, then one tensordot per kernel tap and group."""
     rank, s, d, k, n, spatial, cin, filters, out = _conv_setup(
         x, kernel, bias, strides, padding, dilation_rate, groups, data_format, where)[:9]
-    dtype = _dtype_of(x, kernel)
+    code, rest = split_activation(act)
+    dtype = float_dtype(kernel.dtype)
     xl = np.asarray(x, dtype=dtype)
     if data_format == "channels_first":
         xl = np.moveaxis(xl, 1, -1)
     pads = [shapes.padding_amounts(nn, ki, padding, si, di) for nn, ki, si, di in zip(spatial, k, s, d)]
-    xp = np.pad(xl, [(0, 0)] + [tuple(p) for p in pads] + [(0, 0)])
+    xp = np.pad(xl, [(0, 0)] + pads + [(0, 0)])
     cg, fg = cin // groups, filters // groups
     y = np.zeros((n,) + tuple(out) + (filters,), dtype=dtype)
     for tap in np.ndindex(*k):
@@ -351,17 +285,14 @@ def conv_reference(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray]
             y[..., g * fg:(g + 1) * fg] += patch[..., g * cg:(g + 1) * cg] @ kernel[tap][:, g * fg:(g + 1) * fg].astype(dtype)
     if bias is not None:
         y += bias.astype(dtype)
-    y = _apply_act(y, act)
-    if data_format == "channels_first":
-        y = np.moveaxis(y, -1, 1)
-    return np.ascontiguousarray(y)
+    return _reference_epilogue(y, code, rest, data_format)
 
 
 # ---------------------------------------------------------------------------------------------
 # depthwise
 @lru_cache(maxsize=1024)
 def _depthwise_plan(x_shape, k_shape, strides, padding, dilation_rate, data_format, where):
-    """Validated geometry of a depthwise convolution and its ``geo`` (cached as :func:`_conv_plan`)."""
+    """Validated geometry of a depthwise convolution and its kernel geometry (cached as :func:`_conv_plan`)."""
     rank = len(k_shape) - 2
     if rank not in (1, 2, 3):
         raise ValueError(f"{where}: depthwise kernel must have rank 3-5 (k..., cin, multiplier), got shape {k_shape}")
@@ -369,16 +300,15 @@ def _depthwise_plan(x_shape, k_shape, strides, padding, dilation_rate, data_form
         raise ValueError(f"{where}: expected an input of rank {rank + 2}, got shape {x_shape}")
     s, d = _tuple(strides, rank, "strides"), _tuple(dilation_rate, rank, "dilation_rate")
     k = tuple(k_shape[:rank])
-    n, spatial, cin = _split(x_shape, rank, data_format)
+    n, spatial, cin = shapes.split_shape(x_shape, data_format)
     if k_shape[-2] != cin:
         raise ValueError(f"{where}: the input has {cin} channels but the depthwise kernel has {k_shape[-2]} (shape {k_shape})")
     mult = k_shape[-1]
     if mult < 1:
         raise ValueError(f"{where}: depth multiplier must be >= 1, got kernel shape {k_shape}")
-    out = _out_sizes(spatial, k, padding, s, d, where, x_shape)
-    geo = _geo(n, cin, cin * mult, cin, data_format == "channels_first", spatial, out, k, s, d,
-               _pads(spatial, k, padding, s, d), last=True)
-    geo.setflags(write=False)
+    out = shapes.conv_output_sizes(spatial, k, padding, s, d, where, x_shape)
+    geo = _geometry(n, cin, cin * mult, cin, data_format, spatial, out, k, s, d,
+                    shapes.pads_before(spatial, k, padding, s, d), last=True)
     return rank, s, d, k, n, spatial, cin, mult, out, geo
 
 
@@ -393,8 +323,8 @@ def _depthwise_setup(x, kernel, bias, strides, padding, dilation_rate, data_form
 
 def depthwise_conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], strides: int | Sequence[int] = 1,
                    padding: str = "valid", dilation_rate: int | Sequence[int] = 1,
-                   data_format: str = "channels_last", act: int = ACT_LINEAR, n_threads: Optional[int] = None,
-                   where: str = "depthwise_conv") -> np.ndarray:
+                   data_format: str = "channels_last", act: Activation = ACT_LINEAR,
+                   n_threads: Optional[int] = None, where: str = "depthwise_conv") -> np.ndarray:
     """Depthwise convolution: output channel ``c * multiplier + m`` is input channel ``c`` convolved
     with ``kernel[..., c, m]``.
 
@@ -408,33 +338,35 @@ def depthwise_conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray]
     """
     rank, s, d, k, n, spatial, cin, mult, out, geo = _depthwise_setup(
         x, kernel, bias, strides, padding, dilation_rate, data_format, where)
-    dtype = _dtype_of(x, kernel)
+    code, rest = split_activation(act)
+    dtype = float_dtype(kernel.dtype)
     cf = data_format == "channels_first"
-    y = np.empty(_join(n, out, cin * mult, data_format), dtype=dtype)
+    y = np.empty(shapes.join_shape(n, out, cin * mult, data_format), dtype=dtype)
     p_out = prod(out)
-    threads = _serial_if_small(_threads(n_threads), n * p_out * cin * mult * prod(k) // 4)
+    threads = op_threads(n_threads, n * p_out * cin * mult * prod(k) // 4, SERIAL_MACS)
     rows = n * (p_out // out[-1]) * (cin * mult if cf else 1)
     per_out = dtype.itemsize * (1 if cf else cin * mult)
     blk = _segment(rows, out[-1], DW_BLOCK_BYTES // per_out, threads)
-    _conv.depthwise_forward(_flat(x, dtype), _flat(kernel, dtype), _bias_arg(bias, dtype), y.reshape(-1), geo,
-                            bias is not None, int(act), int(blk), threads)
-    return y
+    _depthwise.depthwise_forward(_flat(x, dtype), _flat(kernel, dtype), _bias_arg(bias, dtype), y.reshape(-1),
+                                 geo, bias is not None, code, int(blk), threads)
+    return y if rest is None else apply_activation(y, rest, n_threads)
 
 
 def depthwise_conv_reference(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray],
                              strides: int | Sequence[int] = 1, padding: str = "valid",
                              dilation_rate: int | Sequence[int] = 1, data_format: str = "channels_last",
-                             act: int = ACT_LINEAR, n_threads: Optional[int] = None,
+                             act: Activation = ACT_LINEAR, n_threads: Optional[int] = None,
                              where: str = "depthwise_conv") -> np.ndarray:
     """NumPy twin of :func:`depthwise_conv` (zero-pad, one broadcast multiply-add per tap)."""
     rank, s, d, k, n, spatial, cin, mult, out = _depthwise_setup(
         x, kernel, bias, strides, padding, dilation_rate, data_format, where)[:9]
-    dtype = _dtype_of(x, kernel)
+    code, rest = split_activation(act)
+    dtype = float_dtype(kernel.dtype)
     xl = np.asarray(x, dtype=dtype)
     if data_format == "channels_first":
         xl = np.moveaxis(xl, 1, -1)
     pads = [shapes.padding_amounts(nn, ki, padding, si, di) for nn, ki, si, di in zip(spatial, k, s, d)]
-    xp = np.pad(xl, [(0, 0)] + [tuple(p) for p in pads] + [(0, 0)])
+    xp = np.pad(xl, [(0, 0)] + pads + [(0, 0)])
     y = np.zeros((n,) + tuple(out) + (cin, mult), dtype=dtype)
     for tap in np.ndindex(*k):
         sl = tuple(slice(t * di, t * di + (o - 1) * si + 1, si) for t, di, si, o in zip(tap, d, s, out))
@@ -442,32 +374,36 @@ def depthwise_conv_reference(x: np.ndarray, kernel: np.ndarray, bias: Optional[n
     y = y.reshape((n,) + tuple(out) + (cin * mult,))
     if bias is not None:
         y += bias.astype(dtype)
-    y = _apply_act(y, act)
-    if data_format == "channels_first":
-        y = np.moveaxis(y, -1, 1)
-    return np.ascontiguousarray(y)
+    return _reference_epilogue(y, code, rest, data_format)
 
 
 # ---------------------------------------------------------------------------------------------
 # separable = depthwise (strides, dilation, padding) then a 1x1 pointwise conv with bias
+def _causal_as_valid(x, depthwise_kernel, padding, dilation_rate, data_format, where):
+    """A rank-1 "causal" separable convolution as "valid" on the input padded in front."""
+    if padding != "causal":
+        return x, padding
+    rank = depthwise_kernel.ndim - 2
+    _check_input(x, rank, where)
+    axis = 2 if data_format == "channels_first" else 1
+    widths = [(0, 0)] * x.ndim
+    widths[axis] = shapes.padding_amounts(x.shape[axis], depthwise_kernel.shape[0], "causal", 1,
+                                          _tuple(dilation_rate, rank, "dilation_rate")[0])
+    return np.pad(x, widths), "valid"
+
+
 def separable_conv(x: np.ndarray, depthwise_kernel: np.ndarray, pointwise_kernel: np.ndarray,
                    bias: Optional[np.ndarray], strides: int | Sequence[int] = 1, padding: str = "valid",
                    dilation_rate: int | Sequence[int] = 1, data_format: str = "channels_last",
-                   act: int = ACT_LINEAR, n_threads: Optional[int] = None, where: str = "separable_conv") -> np.ndarray:
+                   act: Activation = ACT_LINEAR, n_threads: Optional[int] = None,
+                   where: str = "separable_conv") -> np.ndarray:
     """``act(pointwise(depthwise(x)) + bias)``; pointwise kernel ``(1, ..., cin * multiplier, filters)``.
 
     channels_last runs one fused kernel (``separable_forward``: each block of depthwise outputs
     goes through its pointwise GEMM while still in cache); channels_first runs the depthwise
     and 1x1 ops in turn.
     """
-    if padding == "causal":
-        rank = depthwise_kernel.ndim - 2
-        _check_input(x, rank, where)
-        keff = shapes.effective_kernel(depthwise_kernel.shape[0], _tuple(dilation_rate, rank, "dilation_rate")[0])
-        axis = 2 if data_format == "channels_first" else 1
-        widths = [(0, 0)] * x.ndim
-        widths[axis] = (keff - 1, 0)
-        x, padding = np.pad(x, widths), "valid"
+    x, padding = _causal_as_valid(x, depthwise_kernel, padding, dilation_rate, data_format, where)
     if data_format == "channels_first":
         mid = depthwise_conv(x, depthwise_kernel, None, strides, padding, dilation_rate, data_format,
                              ACT_LINEAR, n_threads, where)
@@ -482,37 +418,27 @@ def separable_conv(x: np.ndarray, depthwise_kernel: np.ndarray, pointwise_kernel
                          f"got {pointwise_kernel.shape}")
     if bias is not None and bias.shape != (filters,):
         raise ValueError(f"{where}: bias must have shape ({filters},), got {bias.shape}")
-    dtype = _dtype_of(x, depthwise_kernel)
+    code, rest = split_activation(act)
+    dtype = float_dtype(depthwise_kernel.dtype)
     p_out = prod(out)
     mid = np.empty(n * p_out * cm, dtype=dtype)
-    y = np.empty(_join(n, out, filters, data_format), dtype=dtype)
-    threads = _serial_if_small(_threads(n_threads), n * p_out * cm * (filters + prod(k)))
+    y = np.empty(shapes.join_shape(n, out, filters, data_format), dtype=dtype)
+    threads = op_threads(n_threads, n * p_out * cm * (filters + prod(k)), SERIAL_MACS)
     cap = SEPARABLE_BLOCK_BYTES // (cm * dtype.itemsize)
     blk = _segment(n * (p_out // out[-1]), out[-1], min(cap, _small_gemm_rows(cm, filters) or cap), threads)
-    args = (_flat(x, dtype), _flat(depthwise_kernel, dtype), _flat(pointwise_kernel, dtype), _bias_arg(bias, dtype),
-            mid, y.reshape(-1), geo, bias is not None, int(act), int(blk), threads)
-    if threads == 1:
-        _conv.separable_forward(*args)
-    else:
-        with blas_single_threaded():
-            _conv.separable_forward(*args)
-    return y
+    call_pinned(threads, _depthwise.separable_forward, _flat(x, dtype), _flat(depthwise_kernel, dtype),
+                _flat(pointwise_kernel, dtype), _bias_arg(bias, dtype), mid, y.reshape(-1), geo, bias is not None,
+                code, int(blk), threads)
+    return y if rest is None else apply_activation(y, rest, n_threads)
 
 
 def separable_conv_reference(x: np.ndarray, depthwise_kernel: np.ndarray, pointwise_kernel: np.ndarray,
                              bias: Optional[np.ndarray], strides: int | Sequence[int] = 1, padding: str = "valid",
                              dilation_rate: int | Sequence[int] = 1, data_format: str = "channels_last",
-                             act: int = ACT_LINEAR, n_threads: Optional[int] = None,
+                             act: Activation = ACT_LINEAR, n_threads: Optional[int] = None,
                              where: str = "separable_conv") -> np.ndarray:
     """NumPy twin of :func:`separable_conv`."""
-    if padding == "causal":
-        rank = depthwise_kernel.ndim - 2
-        _check_input(x, rank, where)
-        keff = shapes.effective_kernel(depthwise_kernel.shape[0], _tuple(dilation_rate, rank, "dilation_rate")[0])
-        axis = 2 if data_format == "channels_first" else 1
-        widths = [(0, 0)] * x.ndim
-        widths[axis] = (keff - 1, 0)
-        x, padding = np.pad(x, widths), "valid"
+    x, padding = _causal_as_valid(x, depthwise_kernel, padding, dilation_rate, data_format, where)
     mid = depthwise_conv_reference(x, depthwise_kernel, None, strides, padding, dilation_rate, data_format,
                                    ACT_LINEAR, n_threads, where)
     return conv_reference(mid, pointwise_kernel, bias, 1, "valid", 1, 1, data_format, act, n_threads, where)
@@ -528,7 +454,7 @@ def _transpose_setup(x, kernel, bias, strides, padding, output_padding, dilation
     s, d = _tuple(strides, rank, "strides"), _tuple(dilation_rate, rank, "dilation_rate")
     op = None if output_padding is None else shapes.normalize_tuple(output_padding, rank, "output_padding", allow_zero=True)
     k = tuple(kernel.shape[:rank])
-    n, spatial, cin = _split(x.shape, rank, data_format)
+    n, spatial, cin = shapes.split_shape(x.shape, data_format)
     filters = kernel.shape[-2]
     if kernel.shape[-1] != cin:
         raise ValueError(f"{where}: the input has {cin} channels but the kernel expects {kernel.shape[-1]} (shape {kernel.shape})")
@@ -536,19 +462,18 @@ def _transpose_setup(x, kernel, bias, strides, padding, output_padding, dilation
         raise ValueError(f"{where}: bias must have shape ({filters},), got {bias.shape}")
     if padding not in ("valid", "same"):
         raise ValueError(f"{where}: padding must be 'valid' or 'same', got {padding!r}")
-    out = tuple(shapes.deconv_output_length(nn, ki, padding, None if op is None else oi, si, di)
-                for nn, ki, oi, si, di in zip(spatial, k, op or (None,) * rank, s, d))
+    out = shapes.conv_transpose_output_sizes(spatial, k, padding, op, s, d)
     if any(o <= 0 for o in out):
         raise ValueError(f"{where}: the output would have a non-positive size {out} for input shape {x.shape}")
-    # TensorFlow pads the equivalent forward conv (output -> input) as its own padding rule says
-    pads = tuple(shapes.padding_amounts(o, ki, padding, si, di)[0] for o, ki, si, di in zip(out, k, s, d))
+    pads = shapes.conv_transpose_pads(out, k, padding, s, d)
     return rank, s, d, k, n, spatial, cin, filters, out, pads
 
 
 def conv_transpose(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], strides: int | Sequence[int] = 1,
                    padding: str = "valid", output_padding: Optional[int | Sequence[int]] = None,
                    dilation_rate: int | Sequence[int] = 1, data_format: str = "channels_last",
-                   act: int = ACT_LINEAR, n_threads: Optional[int] = None, where: str = "conv_transpose") -> np.ndarray:
+                   act: Activation = ACT_LINEAR, n_threads: Optional[int] = None,
+                   where: str = "conv_transpose") -> np.ndarray:
     """Transposed convolution (the gradient of :func:`conv` with respect to its input).
 
     Args:
@@ -562,10 +487,11 @@ def conv_transpose(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray]
     """
     rank, s, d, k, n, spatial, cin, filters, out, pads = _transpose_setup(
         x, kernel, bias, strides, padding, output_padding, dilation_rate, data_format, where)
-    dtype = _dtype_of(x, kernel)
-    y = np.empty(_join(n, out, filters, data_format), dtype=dtype)
-    geo = _geo(n, cin, filters, 1, data_format == "channels_first", spatial, out, k, s, d, pads)
-    threads = _threads(n_threads)
+    code, rest = split_activation(act)
+    dtype = float_dtype(kernel.dtype)
+    y = np.empty(shapes.join_shape(n, out, filters, data_format), dtype=dtype)
+    geo = _geometry(n, cin, filters, 1, data_format, spatial, out, k, s, d, pads)
+    threads = op_threads(n_threads)
     plane_in = prod(spatial[1:]) if rank > 1 else 1
     row_bytes = plane_in * prod(k) * filters * dtype.itemsize
     in_rows = max(1, TRANSPOSE_CHUNK_BYTES // max(1, row_bytes))
@@ -574,31 +500,27 @@ def conv_transpose(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray]
     # split for the threads, but only as far as they need (one block per thread)
     if threads > 1 and n * -(-out[0] // block) < threads:
         block = max(1, -(-out[0] * n // threads))
-    args = (_flat(x, dtype), _flat(kernel, dtype), _bias_arg(bias, dtype), y.reshape(-1), geo,
-            bias is not None, int(act), int(block), threads)
-    if threads == 1:
-        _conv.conv_transpose_forward(*args)
-    else:
-        with blas_single_threaded():
-            _conv.conv_transpose_forward(*args)
-    return y
+    call_pinned(threads, _conv_transpose.conv_transpose_forward, _flat(x, dtype), _flat(kernel, dtype),
+                _bias_arg(bias, dtype), y.reshape(-1), geo, bias is not None, code, int(block), threads)
+    return y if rest is None else apply_activation(y, rest, n_threads)
 
 
 def conv_transpose_reference(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray],
                              strides: int | Sequence[int] = 1, padding: str = "valid",
                              output_padding: Optional[int | Sequence[int]] = None,
                              dilation_rate: int | Sequence[int] = 1, data_format: str = "channels_last",
-                             act: int = ACT_LINEAR, n_threads: Optional[int] = None,
+                             act: Activation = ACT_LINEAR, n_threads: Optional[int] = None,
                              where: str = "conv_transpose") -> np.ndarray:
     """NumPy twin of :func:`conv_transpose`: scatter-add ``x @ W[tap]^T`` per tap into a padded
     buffer, then crop the padding."""
     rank, s, d, k, n, spatial, cin, filters, out, pads = _transpose_setup(
         x, kernel, bias, strides, padding, output_padding, dilation_rate, data_format, where)
-    dtype = _dtype_of(x, kernel)
+    code, rest = split_activation(act)
+    dtype = float_dtype(kernel.dtype)
     xl = np.asarray(x, dtype=dtype)
     if data_format == "channels_first":
         xl = np.moveaxis(xl, 1, -1)
-    full = [max((nn - 1) * si + (ki - 1) * di + 1, o + p) for nn, si, ki, di, o, p in zip(spatial, s, k, d, out, pads)]
+    full = [shapes.conv_transpose_extent(nn, o, ki, si, di, p) for nn, si, ki, di, o, p in zip(spatial, s, k, d, out, pads)]
     buf = np.zeros((n,) + tuple(full) + (filters,), dtype=dtype)
     for tap in np.ndindex(*k):
         sl = tuple(slice(t * di, t * di + (nn - 1) * si + 1, si) for t, di, si, nn in zip(tap, d, s, spatial))
@@ -606,7 +528,4 @@ def conv_transpose_reference(x: np.ndarray, kernel: np.ndarray, bias: Optional[n
     y = buf[(slice(None),) + tuple(slice(p, p + o) for p, o in zip(pads, out))]
     if bias is not None:
         y = y + bias.astype(dtype)
-    y = _apply_act(y, act)
-    if data_format == "channels_first":
-        y = np.moveaxis(y, -1, 1)
-    return np.ascontiguousarray(y)
+    return _reference_epilogue(y, code, rest, data_format)

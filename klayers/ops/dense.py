@@ -8,14 +8,22 @@ from typing import Optional
 import numpy as np
 
 from klayers._ext import dense as _dense
-from klayers._threads import blas_single_threaded, get_num_threads
+from klayers.ops.activation import apply_activation, apply_activation_reference
+from klayers.ops.common import (
+    ACT_LINEAR,
+    ACT_RELU,
+    ACT_RELU6,
+    FLOATS,
+    Activation,
+    activation_function,
+    call_pinned,
+    op_threads,
+    split_activation,
+)
 
-ACT_LINEAR = _dense.ACT_LINEAR
-ACT_RELU = _dense.ACT_RELU
-ACT_RELU6 = _dense.ACT_RELU6
+__all__ = ["ACT_LINEAR", "ACT_RELU", "ACT_RELU6", "dense", "dense_reference"]
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-_EMPTY = {d: np.empty(0, dtype=d) for d in _FLOATS}
+_EMPTY = {d: np.empty(0, dtype=d) for d in FLOATS}
 #: Kernels at least this large (elements) make a batch-1 product worth splitting over threads.
 _SPLIT_GEMV_MIN = 1 << 20
 
@@ -34,20 +42,19 @@ def _check(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], where:
         raise ValueError(f"{where}: bias must have shape ({kernel.shape[1]},), got {bias.shape}")
 
 
-def dense_reference(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: int = ACT_LINEAR) -> np.ndarray:
+def dense_reference(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: Activation = ACT_LINEAR,
+                    n_threads: Optional[int] = None, where: str = "dense") -> np.ndarray:
     """NumPy twin of :func:`dense` (the readable oracle)."""
-    _check(x, kernel, bias, "dense")
+    _check(x, kernel, bias, where)
+    code, rest = split_activation(act)
     y = np.matmul(x, kernel)
     if bias is not None:
         y = y + bias
-    if act == ACT_RELU:
-        y = np.maximum(y, 0)
-    elif act == ACT_RELU6:
-        y = np.clip(y, 0, 6)
-    return y.astype(np.result_type(x.dtype, kernel.dtype), copy=False)
+    y = activation_function(code)(y).astype(np.result_type(x.dtype, kernel.dtype), copy=False)
+    return y if rest is None else apply_activation_reference(y, rest)
 
 
-def dense(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: int = ACT_LINEAR,
+def dense(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: Activation = ACT_LINEAR,
           n_threads: Optional[int] = None, where: str = "dense") -> np.ndarray:
     """``act(x @ kernel + bias)`` with the compiled GEMM kernel.
 
@@ -55,18 +62,25 @@ def dense(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: in
         x: ``(..., input_dim)``, float32 or float64 (same dtype as ``kernel``).
         kernel: ``(input_dim, units)``.
         bias: ``(units,)`` or None.
-        act: ``ACT_LINEAR``, ``ACT_RELU`` or ``ACT_RELU6`` (fused); others are applied by the caller.
-        n_threads: threads for the epilogue (default: ``klayers.get_num_threads()``); BLAS follows
-            ``klayers.set_num_threads``.
+        act: an epilogue code (``ACT_LINEAR``, ``ACT_RELU``, ``ACT_RELU6``) or the layer's activation
+            function: linear / relu / relu6 fuse into the kernel, any other runs after it
+            (softmax through its kernel: ``klayers.ops.activation.apply_activation``).
+        n_threads: threads for a large batch-1 product (default: ``klayers.get_num_threads()``);
+            BLAS follows ``klayers.set_num_threads``.
         where: the layer name for error messages.
 
     Returns:
         ``(..., units)`` array of ``kernel.dtype``.
+
+    Example::
+
+        dense(np.ones((2, 3), "float32"), np.ones((3, 4), "float32"), None).shape  # (2, 4), all 3.0
     """
     _check(x, kernel, bias, where)
+    code, rest = split_activation(act)
     dtype = kernel.dtype
-    if dtype not in _FLOATS:
-        return dense_reference(x.astype(dtype, copy=False), kernel, bias, act)
+    if dtype not in FLOATS:
+        return dense_reference(x.astype(dtype, copy=False), kernel, bias, act, n_threads, where)
     lead = x.shape[:-1]
     if x.ndim == 2 and x.dtype == dtype and x.flags.c_contiguous:
         x2 = x
@@ -78,11 +92,9 @@ def dense(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: in
     else:
         b = bias if bias.flags.c_contiguous and bias.dtype == dtype else np.ascontiguousarray(bias, dtype=dtype)
     out = np.empty((x2.shape[0], w.shape[1]), dtype=dtype)
-    threads = n_threads or get_num_threads()
-    if x2.shape[0] == 1 and threads > 1 and w.size >= _SPLIT_GEMV_MIN:
-        # a large batch-1 GEMV: split by units over OpenMP threads, BLAS on one thread each
-        with blas_single_threaded():
-            _dense.dense_forward(x2, w, b, out, bias is not None, act, threads)
-    else:
-        _dense.dense_forward(x2, w, b, out, bias is not None, act, 1)
-    return out if x.ndim == 2 else out.reshape(lead + (w.shape[1],))
+    # one level of parallelism: BLAS threads the product, except a large batch-1 GEMV, which the
+    # kernel splits by units over OpenMP threads with BLAS on one thread each
+    threads = op_threads(n_threads) if x2.shape[0] == 1 and w.size >= _SPLIT_GEMV_MIN else 1
+    call_pinned(threads, _dense.dense_forward, x2, w, b, out, bias is not None, code, threads)
+    y = out if x.ndim == 2 else out.reshape(lead + (w.shape[1],))
+    return y if rest is None else apply_activation(y, rest, n_threads)

@@ -23,14 +23,23 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from klayers._ext import local as _local
-from klayers._threads import blas_single_threaded, get_num_threads
 from klayers.ops import shapes
+from klayers.ops.activation import apply_activation, apply_activation_reference
+from klayers.ops.common import (
+    ACT_LINEAR,
+    ACT_RELU,
+    ACT_RELU6,
+    FLOATS,
+    Activation,
+    activation_function,
+    call_pinned,
+    op_threads,
+    split_activation,
+)
 
-ACT_LINEAR = _local.ACT_LINEAR
-ACT_RELU = _local.ACT_RELU
-ACT_RELU6 = _local.ACT_RELU6
+__all__ = ["ACT_LINEAR", "ACT_RELU", "ACT_RELU6", "local_conv", "local_conv_reference", "n_sparse_weights",
+           "output_spatial", "positions_bias", "positions_kernel", "window_index"]
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 #: Bytes of one thread's patch block: with the position's kernel it stays in L2.
 _PATCH_BYTES = 96 * 1024
 
@@ -38,8 +47,9 @@ Ints = Sequence[int]
 
 
 def output_spatial(in_spatial: Ints, kernel_size: Ints, strides: Ints, padding: str) -> Tuple[int, ...]:
-    """The output's spatial shape (tf-keras's ``conv_output_length`` per axis)."""
-    return tuple(int(shapes.conv_output_length(n, k, padding, s)) for n, k, s in zip(in_spatial, kernel_size, strides))
+    """The output's spatial shape (tf-keras's ``conv_output_length`` per axis:
+    :func:`klayers.ops.shapes.connected_output_sizes`)."""
+    return shapes.connected_output_sizes(in_spatial, kernel_size, strides, padding)
 
 
 def window_index(in_spatial: Ints, kernel_size: Ints, strides: Ints, padding: str) -> np.ndarray:
@@ -198,7 +208,10 @@ def _plan(x_shape: Tuple[int, ...], k_shape: Tuple[int, ...], b_shape: Optional[
     else:
         in_hw, k_hw, s_hw, out_hw = in_spatial, kernel_size, strides, out_spatial
     pads = tuple(shapes.connected_pad_before(k, padding) for k in k_hw)
-    geometry = (in_hw[0], in_hw[1], cin, k_hw[0], k_hw[1], s_hw[0], s_hw[1], pads[0], pads[1], out_hw[0], out_hw[1], cf)
+    # the kernel's named geometry (_ext/_conv_geometry.pxd), the two axes on axes 1 and 2
+    geometry = dict(batch=x_shape[0], in_channels=cin, out_channels=k_shape[2], groups=1, channels_first=cf,
+                    in_size=(1,) + tuple(in_hw), out_size=(1,) + tuple(out_hw), kernel_size=(1,) + tuple(k_hw),
+                    strides=(1,) + tuple(s_hw), dilation_rate=(1, 1, 1), pad_before=(0,) + pads)
     return cf, in_spatial, cin, out_spatial, geometry, math.prod(in_spatial) * cin
 
 
@@ -207,9 +220,10 @@ def _finish_shape(y: np.ndarray, batch: int, out_spatial: Tuple[int, ...], filte
 
 
 def local_conv_reference(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], kernel_size: Ints,
-                         strides: Ints, padding: str, data_format: str, act: int = ACT_LINEAR,
+                         strides: Ints, padding: str, data_format: str, act: Activation = ACT_LINEAR,
                          n_threads: Optional[int] = None, where: str = "local_conv") -> np.ndarray:
     """NumPy twin of :func:`local_conv` (the readable oracle; ``n_threads`` is ignored)."""
+    code, rest = split_activation(act)
     cf, in_spatial, cin, out_spatial = _geometry(x, kernel, bias, kernel_size, strides, padding, data_format, where)
     batch, n_in = x.shape[0], math.prod(in_spatial)
     idx = window_index(in_spatial, kernel_size, strides, padding)
@@ -225,17 +239,15 @@ def local_conv_reference(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.nd
     y = np.einsum("bpf,pfo->bpo", patches, kernel)
     if bias is not None:
         y = y + bias
-    if act == ACT_RELU:
-        y = np.maximum(y, 0)
-    elif act == ACT_RELU6:
-        y = np.clip(y, 0, 6)
+    y = activation_function(code)(y)
     if cf:
         y = y.transpose(0, 2, 1)
-    return _finish_shape(np.ascontiguousarray(y, dtype=dtype), batch, out_spatial, kernel.shape[2], cf)
+    y = _finish_shape(np.ascontiguousarray(y, dtype=dtype), batch, out_spatial, kernel.shape[2], cf)
+    return y if rest is None else apply_activation_reference(y, rest)
 
 
 def local_conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], kernel_size: Ints,
-               strides: Ints, padding: str, data_format: str, act: int = ACT_LINEAR,
+               strides: Ints, padding: str, data_format: str, act: Activation = ACT_LINEAR,
                n_threads: Optional[int] = None, where: str = "local_conv") -> np.ndarray:
     """``act(local_conv(x, kernel) + bias)`` with the compiled kernel (one GEMM per position).
 
@@ -247,7 +259,8 @@ def local_conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], ke
         kernel_size, strides: one int per spatial axis.
         padding: ``"valid"`` or ``"same"`` (tf-keras's locally-connected windows).
         data_format: ``"channels_last"`` or ``"channels_first"``.
-        act: ``ACT_LINEAR``, ``ACT_RELU`` or ``ACT_RELU6`` (fused); others are the caller's.
+        act: ``ACT_LINEAR``, ``ACT_RELU`` or ``ACT_RELU6`` (fused), or the layer's activation
+            function (linear / relu / relu6 fuse; others run after the kernel).
         n_threads: OpenMP threads over output positions (default ``klayers.get_num_threads()``);
             BLAS runs single-threaded inside.
         where: the layer name for error messages.
@@ -263,9 +276,10 @@ def local_conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], ke
         y.shape                                           # (1, 8, 4), every value 6.0
     """
     dtype = kernel.dtype
-    if dtype not in _FLOATS:
+    if dtype not in FLOATS:
         return local_conv_reference(x.astype(dtype, copy=False), kernel, bias, kernel_size, strides, padding,
                                     data_format, act, where=where)
+    code, rest = split_activation(act)
     cf, _, _, out_spatial, geometry, row = _plan(x.shape, kernel.shape, None if bias is None else bias.shape,
                                                  tuple(kernel_size), tuple(strides), padding, data_format, where)
     batch = x.shape[0]
@@ -275,10 +289,9 @@ def local_conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], ke
     b = np.ascontiguousarray(bias, dtype=dtype) if bias is not None else np.empty((0, 0), dtype)
     out = np.empty((batch, n_pos * filters), dtype)
     block_rows = max(1, min(batch, _PATCH_BYTES // max(1, feat * dtype.itemsize)))
-    n = n_threads or get_num_threads()
-    if n > 1 and batch > 0 and n_pos * ((batch + block_rows - 1) // block_rows) > 1:
-        with blas_single_threaded():
-            _local.local_forward(x2, w, b, out, *geometry, bias is not None, act, block_rows, n)
-    else:
-        _local.local_forward(x2, w, b, out, *geometry, bias is not None, act, block_rows, 1)
-    return _finish_shape(out, batch, out_spatial, filters, cf)
+    # one task (position, row block) leaves BLAS its threads
+    items = n_pos * ((batch + block_rows - 1) // block_rows) if batch > 0 else 0
+    threads = op_threads(n_threads) if items > 1 else 1
+    call_pinned(threads, _local.local_forward, x2, w, b, out, geometry, bias is not None, code, block_rows, threads)
+    y = _finish_shape(out, batch, out_spatial, filters, cf)
+    return y if rest is None else apply_activation(y, rest, n_threads)

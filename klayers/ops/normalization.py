@@ -8,10 +8,9 @@ from typing import Optional, Tuple
 import numpy as np
 
 from klayers._ext import norm as _norm
-from klayers._threads import get_num_threads
+from klayers.ops.common import FLOATS, op_threads
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-_EMPTY = {d: np.empty(0, dtype=d) for d in _FLOATS}
+_EMPTY = {d: np.empty(0, dtype=d) for d in FLOATS}
 
 #: Below this many values the layer-norm kernel runs on one thread: waking a second OpenMP
 #: thread (passive wait) costs about 10 us, more on a loaded machine.
@@ -72,7 +71,7 @@ def layer_norm(x: np.ndarray, n_axes: int, gamma: Optional[np.ndarray], beta: Op
     """
     norm_shape = _check(x, n_axes, gamma, beta, where)
     dtype = x.dtype
-    if dtype not in _FLOATS or x.size == 0:
+    if dtype not in FLOATS or x.size == 0:
         return layer_norm_reference(x, n_axes, gamma, beta, epsilon, n_threads, where)
     n = math.prod(norm_shape)
     rows = x.size // n
@@ -84,7 +83,7 @@ def layer_norm(x: np.ndarray, n_axes: int, gamma: Optional[np.ndarray], beta: Op
         return np.ascontiguousarray(v, dtype=dtype).reshape(n)
 
     out = np.empty(x.shape, dtype=dtype)
-    nt = 1 if x.size < PARALLEL_MIN_SIZE else (n_threads or get_num_threads())
+    nt = op_threads(n_threads, x.size, PARALLEL_MIN_SIZE)
     _norm.layer_norm_rows(x2, vec(gamma), vec(beta), out.reshape(rows, n), gamma is not None,
                           beta is not None, float(epsilon), nt)
     return out
@@ -130,14 +129,14 @@ def channel_affine(x: np.ndarray, axis: int, scale: np.ndarray, shift: np.ndarra
     """
     axis = _check_affine(x, axis, scale, shift, where)
     dtype = x.dtype
-    if dtype not in _FLOATS or x.size == 0:
+    if dtype not in FLOATS or x.size == 0:
         return channel_affine_reference(x, axis, scale, shift, n_threads, where)
     c = x.shape[axis]
     p = math.prod(x.shape[:axis])
     q = math.prod(x.shape[axis + 1:])
     x3 = (x if x.flags.c_contiguous else np.ascontiguousarray(x)).reshape(p, c, q)
     out = np.empty(x.shape, dtype=dtype)
-    nt = 1 if x.size < AFFINE_PARALLEL_MIN_SIZE else (n_threads or get_num_threads())
+    nt = op_threads(n_threads, x.size, AFFINE_PARALLEL_MIN_SIZE)
     _norm.channel_affine(x3, np.ascontiguousarray(scale, dtype=dtype), np.ascontiguousarray(shift, dtype=dtype),
                          out.reshape(p, c, q), nt)
     return out

@@ -22,13 +22,12 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from klayers._ext import pooling as _pooling
-from klayers._threads import get_num_threads
 from klayers.ops import shapes
+from klayers.ops.common import FLOATS, op_threads
+from klayers.ops.shapes import pool_geometry
 
 MODE_MAX = _pooling.MODE_MAX
 MODE_AVG = _pooling.MODE_AVG
-
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 # Below this many input values (1 MiB of float32) a kernel runs on one thread: waking a sleeping
 # OpenMP team (klayers._ext sets OMP_WAIT_POLICY=PASSIVE) costs about 10 us, a 1 MiB pass about 40.
 _MIN_PARALLEL = 1 << 18
@@ -41,60 +40,26 @@ def _check_mode(mode: int) -> None:
         raise ValueError(f"Unknown pooling mode {mode!r}; expected MODE_MAX ({MODE_MAX}) or MODE_AVG ({MODE_AVG}).")
 
 
-def pool_geometry(spatial: Sequence[int], pool_size: Sequence[int], strides: Sequence[int], padding: str,
-                  where: str = "pooling") -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
-    """``(output sizes, padding before)`` per spatial axis, as TensorFlow computes them.
-
-    Raises:
-        ValueError: naming ``where``: a stride below 1, an unknown padding, or (``"valid"``) a
-            window larger than the input.
-    """
-    if padding not in ("valid", "same"):
-        raise ValueError(f"{where}: `padding` must be 'valid' or 'same'. Received: padding={padding!r}")
-    if any(s < 1 for s in strides):
-        raise ValueError(f"{where}: `strides` must be positive integers to run. Received: strides={tuple(strides)}")
-    if any(v < 1 or v > shapes.MAX_DIM for v in tuple(pool_size) + tuple(strides)):
-        raise ValueError(f"{where}: `pool_size` and `strides` must be integers in [1, {shapes.MAX_DIM}]. "
-                         f"Received: pool_size={tuple(pool_size)}, strides={tuple(strides)}")
-    if padding == "valid":
-        for n, k in zip(spatial, pool_size):
-            if n < k:
-                raise ValueError(
-                    f"{where}: the pooling window {tuple(pool_size)} is larger than the input's spatial shape "
-                    f"{tuple(spatial)} with padding='valid' (negative output size)."
-                )
-    out = tuple(int(shapes.conv_output_length(n, k, padding, s)) for n, k, s in zip(spatial, pool_size, strides))
-    before = tuple(shapes.padding_amounts(n, k, padding, s)[0] for n, k, s in zip(spatial, pool_size, strides))
-    return out, before
-
-
 def _split(x: np.ndarray, rank: int, data_format: str, where: str) -> Tuple[Tuple[int, ...], int]:
     if x.ndim != rank + 2:
         raise ValueError(f"{where}: expected a {rank + 2}-D input (batch, {rank} spatial axes, channels), got shape {x.shape}")
-    if data_format == "channels_last":
-        return tuple(x.shape[1:-1]), x.shape[-1]
-    if data_format == "channels_first":
-        return tuple(x.shape[2:]), x.shape[1]
-    raise ValueError(f"{where}: unknown data_format {data_format!r}")
-
-
-def _out_shape(x: np.ndarray, out_spatial: Tuple[int, ...], data_format: str) -> Tuple[int, ...]:
-    if data_format == "channels_last":
-        return (x.shape[0],) + out_spatial + (x.shape[-1],)
-    return (x.shape[0], x.shape[1]) + out_spatial
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError(f"{where}: unknown data_format {data_format!r}")
+    _, spatial, channels = shapes.split_shape(x.shape, data_format)
+    return spatial, channels
 
 
 def pool_reference(x: np.ndarray, pool_size: Sequence[int], strides: Sequence[int], padding: str,
-                   data_format: str, mode: int, where: str = "pooling") -> np.ndarray:
-    """NumPy twin of :func:`pool` (the readable oracle)."""
+                   data_format: str, mode: int, n_threads: Optional[int] = None, where: str = "pooling") -> np.ndarray:
+    """NumPy twin of :func:`pool` (the readable oracle; ``n_threads`` is ignored)."""
     _check_mode(mode)
     rank = len(pool_size)
     spatial, _ = _split(x, rank, data_format, where)
     out_spatial, before = pool_geometry(spatial, pool_size, strides, padding, where)
     xs = x if data_format == "channels_last" else np.moveaxis(x, 1, -1)
     axes = tuple(range(1, rank + 1))
-    pads = [(0, 0)] + [(b, max((o - 1) * s + k - n - b, 0)) for b, o, s, k, n in
-                       zip(before, out_spatial, strides, pool_size, spatial)] + [(0, 0)]
+    pads = [(0, 0)] + [shapes.window_pads(n, o, k, s, b) for n, o, k, s, b in
+                       zip(spatial, out_spatial, pool_size, strides, before)] + [(0, 0)]
     lowest = np.finfo(x.dtype).min if x.dtype.kind == "f" else np.iinfo(x.dtype).min
 
     def windows(a: np.ndarray) -> np.ndarray:
@@ -150,11 +115,11 @@ def pool(x: np.ndarray, pool_size: Sequence[int], strides: Sequence[int], paddin
     rank = len(pool_size)
     if not 1 <= rank <= 3 or len(strides) != rank:
         raise ValueError(f"{where}: pool_size and strides must have 1 to 3 equal lengths; got {pool_size}, {strides}")
-    if x.dtype not in _FLOATS:
-        return pool_reference(x, pool_size, strides, padding, data_format, mode, where)
+    if x.dtype not in FLOATS:
+        return pool_reference(x, pool_size, strides, padding, data_format, mode, n_threads, where)
     spatial, channels = _split(x, rank, data_format, where)
     out_spatial, before = pool_geometry(spatial, pool_size, strides, padding, where)
-    out = np.empty(_out_shape(x, out_spatial, data_format), dtype=x.dtype)
+    out = np.empty(shapes.join_shape(x.shape[0], out_spatial, channels, data_format), dtype=x.dtype)
     if out.size == 0:
         return out
     batch = x.shape[0]
@@ -176,7 +141,7 @@ def pool(x: np.ndarray, pool_size: Sequence[int], strides: Sequence[int], paddin
         geometry = [(1, 1, 0)] * lead + list(zip(pool_size, strides, before))
     x5 = np.ascontiguousarray(x5)
     k, s, b = zip(*geometry)
-    threads = n_threads or (get_num_threads() if x.size >= _MIN_PARALLEL else 1)
+    threads = op_threads(n_threads, x.size, _MIN_PARALLEL)
     _pooling.pool_forward(x5, o5, k, s, b, mode, threads)
     return out
 
@@ -207,8 +172,9 @@ def _keep(y: np.ndarray, x: np.ndarray, data_format: str, keepdims: bool) -> np.
 
 
 def global_pool_reference(x: np.ndarray, data_format: str, mode: int, keepdims: bool = False,
-                          mask: Optional[np.ndarray] = None, where: str = "global pooling") -> np.ndarray:
-    """NumPy twin of :func:`global_pool` (the readable oracle)."""
+                          mask: Optional[np.ndarray] = None, n_threads: Optional[int] = None,
+                          where: str = "global pooling") -> np.ndarray:
+    """NumPy twin of :func:`global_pool` (the readable oracle; ``n_threads`` is ignored)."""
     x = np.asarray(x)
     _global_checks(x, data_format, mask, mode, where)
     axes = tuple(range(1, x.ndim - 1)) if data_format == "channels_last" else tuple(range(2, x.ndim))
@@ -250,11 +216,11 @@ def global_pool(x: np.ndarray, data_format: str, mode: int, keepdims: bool = Fal
         global_pool(np.ones((2, 7, 7, 8), "float32"), "channels_last", MODE_AVG).shape   # (2, 8)
     """
     x = np.asarray(x)
-    if x.dtype not in _FLOATS:
-        return global_pool_reference(x, data_format, mode, keepdims, mask, where)
+    if x.dtype not in FLOATS:
+        return global_pool_reference(x, data_format, mode, keepdims, mask, n_threads, where)
     _global_checks(x, data_format, mask, mode, where)
     batch = x.shape[0]
-    threads = n_threads or (get_num_threads() if x.size >= _MIN_PARALLEL else 1)
+    threads = op_threads(n_threads, x.size, _MIN_PARALLEL)
     masked = mask is not None
     if data_format == "channels_last":
         channels = x.shape[-1]

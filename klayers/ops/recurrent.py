@@ -11,27 +11,32 @@ step's output (zeros before the first unmasked step), or zeros with ``zero_outpu
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Tuple, Union
+from typing import List, Optional, Tuple
 
 import numpy as np
 
-from klayers import activations
 from klayers._ext import recurrent as _rec
-from klayers._threads import blas_single_threaded, get_num_threads
 from klayers.ops import recurrent_steps as steps
+from klayers.ops.common import (  # noqa: F401  (ACT_* and activation_code: this module's API)
+    ACT_HARD_SIGMOID,
+    ACT_HARD_SIGMOID_K3,
+    ACT_LINEAR,
+    ACT_RELU,
+    ACT_RELU6,
+    ACT_SIGMOID,
+    ACT_TANH,
+    FLOATS,
+    Activation,
+    activation_code,
+    call_pinned,
+    op_threads,
+)
+from klayers.ops.common import activation_function as _code_fn
 
-CELLS = {"simple": _rec.CELL_SIMPLE, "gru": _rec.CELL_GRU_AFTER, "gru_before": _rec.CELL_GRU_BEFORE,
-         "lstm": _rec.CELL_LSTM}
+#: cell name -> the kernel's cell code (``klayers._ext.recurrent.CELLS``)
+CELLS = dict(_rec.CELLS)
+#: gate blocks per cell, in Keras's order: GRU z, r, h; LSTM i, f, c, o
 GATES = {"simple": 1, "gru": 3, "gru_before": 3, "lstm": 4}
-
-ACT_LINEAR = _rec.ACT_LINEAR
-ACT_TANH = _rec.ACT_TANH
-ACT_SIGMOID = _rec.ACT_SIGMOID
-ACT_HARD_SIGMOID = _rec.ACT_HARD_SIGMOID
-ACT_HARD_SIGMOID_K3 = _rec.ACT_HARD_SIGMOID_K3
-ACT_RELU = _rec.ACT_RELU
-
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 #: batch-1 layers whose recurrent kernel has at least this many entries split their units
 #: across threads (below it, one core's GEMV is faster than a fork/join per step).
 SPLIT_UNITS_MIN_WEIGHTS = 256 * 1024
@@ -42,35 +47,6 @@ PARALLEL_MIN_MACS = 2 * 1024 * 1024
 #: multithreaded GEMM first; smaller ones are computed in cache-sized chunks inside the task
 #: on one BLAS thread (on 2 cores, threading a small GEMM costs far more than it saves).
 PROJECTION_THREADED_MIN_MACS = 32 * 1024 * 1024
-
-Activation = Union[int, Callable[[np.ndarray], np.ndarray]]
-
-
-def activation_code(fn: Callable) -> int:
-    """The kernel's code for a klayers activation function, or -1 when it is not fused."""
-    k3 = activations.keras3
-    table = [(activations.linear, ACT_LINEAR), (activations.tanh, ACT_TANH),
-             (activations.sigmoid, ACT_SIGMOID), (activations.hard_sigmoid, ACT_HARD_SIGMOID),
-             (k3.hard_sigmoid, ACT_HARD_SIGMOID_K3), (activations.relu, ACT_RELU),
-             (k3.tanh, ACT_TANH), (k3.sigmoid, ACT_SIGMOID), (k3.linear, ACT_LINEAR), (k3.relu, ACT_RELU)]
-    for f, code in table:
-        if fn is f:
-            return code
-    return -1
-
-
-def _code_fn(act: Activation) -> Callable[[np.ndarray], np.ndarray]:
-    if callable(act):
-        return act
-    return {
-        ACT_LINEAR: lambda x: x,
-        ACT_TANH: np.tanh,
-        ACT_SIGMOID: lambda x: 1.0 / (1.0 + np.exp(-x)),
-        ACT_HARD_SIGMOID: lambda x: np.clip(0.2 * x + 0.5, 0.0, 1.0),
-        ACT_HARD_SIGMOID_K3: lambda x: np.clip(x + 3.0, 0.0, 6.0) / 6.0,
-        ACT_RELU: lambda x: np.maximum(x, 0),
-    }[int(act)]
-
 
 def _check(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray,
            bias: Optional[np.ndarray], states: List[np.ndarray], mask: Optional[np.ndarray], where: str) -> int:
@@ -143,17 +119,19 @@ class RnnJob:
     def macs(self) -> int:
         return self.B * self.T * self.G * self.u * (self.F + self.u)
 
-    def spec(self, b0: int, b1: int, split: bool = False, xw: Optional[np.ndarray] = None) -> tuple:
-        """The kernel's task tuple for batch rows ``b0:b1`` (``xw``: precomputed projections)."""
+    def spec(self, b0: int, b1: int, split: bool = False, xw: Optional[np.ndarray] = None) -> dict:
+        """The kernel's named task spec (``klayers._ext.recurrent.TASK_KEYS``) for batch rows
+        ``b0:b1`` (``xw``: precomputed projections)."""
         full = b0 == 0 and b1 == self.B
 
         def rows(a):
             return a if a is None or full else a[b0:b1]
 
         x, kernel = (rows(self.x), self.kernel) if xw is None else (rows(xw), None)
-        return (CELLS[self.cell], self.act, self.ract, self.go_backwards, self.zero_output, split, x, kernel,
-                self.bias, self.rbias, self.rkernel, rows(self.mask), rows(self.h),
-                rows(self.c) if self.cell == "lstm" else None, rows(self.last), rows(self.seq))
+        return dict(cell=CELLS[self.cell], act=self.act, ract=self.ract, go_backwards=self.go_backwards,
+                    zero_output=self.zero_output, split_units=split, x=x, kernel=kernel, bias=self.bias,
+                    rbias=self.rbias, recurrent_kernel=self.rkernel, mask=rows(self.mask), h=rows(self.h),
+                    c=rows(self.c) if self.cell == "lstm" else None, last=rows(self.last), seq=rows(self.seq))
 
 
 def rnn_job(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray,
@@ -167,7 +145,7 @@ def rnn_job(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.n
     dtype = kernel.dtype
     a = act if not callable(act) else activation_code(act)
     ra = ract if not callable(ract) else activation_code(ract)
-    if dtype not in _FLOATS or a < 0 or ra < 0:
+    if dtype not in FLOATS or a < 0 or ra < 0:
         return None
     B, T, F = x.shape
     G = GATES[cell]
@@ -233,14 +211,10 @@ def run_rnn_jobs(jobs: List[RnnJob], n_threads: Optional[int] = None) -> None:
     """
     if not jobs:
         return
-    n = int(n_threads or get_num_threads())
+    n = op_threads(n_threads)
     specs, threads = _plan(jobs, n)
     double = jobs[0].kernel.dtype == np.float64
-    if n > 1:
-        with blas_single_threaded():
-            _rec.rnn_run(specs, double, threads)
-    else:
-        _rec.rnn_run(specs, double, threads)
+    call_pinned(n, _rec.rnn_run, specs, double, threads)
 
 
 def rnn_sequence(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray,
@@ -292,19 +266,19 @@ def lstm_pointwise(z: np.ndarray, zh: np.ndarray, c: np.ndarray, act: Activation
         c: ``(N, F)`` previous carry (not modified).
         act / ract: ``ACT_*`` codes or callables; fused ones on float32/float64 run the compiled
             kernel, others NumPy.
-        n_threads: the kernel's threads (default ``klayers.get_num_threads()``); one below
-            ``POINTWISE_PARALLEL_MIN`` gate entries.
+        n_threads: the kernel's threads (default ``klayers.get_num_threads()``, one below
+            ``POINTWISE_PARALLEL_MIN`` gate entries; see :func:`klayers.ops.common.op_threads`).
 
     Returns:
         The new ``h`` and ``c``, each ``(N, F)`` in ``z``'s dtype.
     """
     a = act if not callable(act) else activation_code(act)
     ra = ract if not callable(ract) else activation_code(ract)
-    if a >= 0 and ra >= 0 and z.dtype in _FLOATS:
+    if a >= 0 and ra >= 0 and z.dtype in FLOATS:
         z = np.array(z, order="C", copy=True)  # the kernel overwrites its gates
         c = np.array(c, dtype=z.dtype, order="C", copy=True)
         h = np.empty_like(c)
-        threads = int(n_threads or get_num_threads()) if z.size >= POINTWISE_PARALLEL_MIN else 1
+        threads = op_threads(n_threads, z.size, POINTWISE_PARALLEL_MIN)
         _rec.lstm_pointwise(z, np.ascontiguousarray(zh, z.dtype), c, h, np.empty_like(c), int(a), int(ra), threads)
         return h, c
     h, c = steps.lstm_gates(z + zh, c, _code_fn(act), _code_fn(ract))

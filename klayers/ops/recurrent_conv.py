@@ -14,21 +14,18 @@ output (zeros before its first unmasked step), or outputs zeros with ``zero_outp
 from __future__ import annotations
 
 from math import prod
-from typing import Callable, List, Optional, Tuple, Union
+from typing import List, Optional, Tuple
 
 import numpy as np
 
 from klayers._ext import convlstm as _cl
-from klayers._threads import blas_single_threaded, get_num_threads
 from klayers.ops import recurrent_steps as steps
 from klayers.ops import shapes
+from klayers.ops.common import Activation, activation_code, call_pinned, float_dtype, op_threads
+from klayers.ops.common import activation_function as _code_fn
 from klayers.ops.conv import conv_reference
-from klayers.ops.recurrent import _code_fn
 
 __all__ = ["convlstm_sequence", "convlstm_sequence_reference", "convlstm_rows"]
-
-Activation = Union[int, Callable[[np.ndarray], np.ndarray]]
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 #: Below this many multiply-adds per step one thread wins (waking a second costs more).
 SERIAL_MACS = 1 << 18
@@ -72,18 +69,20 @@ def convlstm_rows(P: int, B: int, taps: int, F: int, itemsize: int, threads: int
 
 
 def convlstm_sequence(zx: np.ndarray, recurrent_kernel: np.ndarray, h: np.ndarray, c: np.ndarray,
-                      mask: Optional[np.ndarray], activation: int, recurrent_activation: int,
+                      mask: Optional[np.ndarray], activation: Activation, recurrent_activation: Activation,
                       go_backwards: bool = False, zero_output: bool = False, return_sequences: bool = False,
                       n_threads: Optional[int] = None, where: str = "convlstm"
                       ) -> Tuple[np.ndarray, Optional[np.ndarray], List[np.ndarray]]:
-    """Every ConvLSTM step in one compiled call.
+    """Every ConvLSTM step in one compiled call (the NumPy twin runs activations no kernel
+    computes).
 
     Args:
         zx: ``(batch, time, *out, 4F)`` input-convolution gates with bias, input time order.
         recurrent_kernel: ``(*k, F, 4F)``; applied with strides 1, "same" padding.
         h, c: ``(batch, *out, F)`` initial states (not modified).
         mask: ``(batch, time)`` booleans or None.
-        activation, recurrent_activation: codes of :mod:`klayers.ops.recurrent` (``ACT_*``).
+        activation, recurrent_activation: codes of :mod:`klayers.ops.common` (``ACT_*``) or
+            activation functions (mapped by ``klayers.ops.common.activation_code``).
         go_backwards: process time in reverse (``seq`` is in processing order, as Keras's).
 
     Returns:
@@ -91,13 +90,18 @@ def convlstm_sequence(zx: np.ndarray, recurrent_kernel: np.ndarray, h: np.ndarra
         ``(batch, time, *out, F)`` when ``return_sequences`` else None, the final states; all
         of ``recurrent_kernel``'s dtype (float32 or float64).
     """
-    dtype = recurrent_kernel.dtype if recurrent_kernel.dtype in _FLOATS else np.dtype(np.float32)
+    act = activation_code(activation) if callable(activation) else int(activation)
+    ract = activation_code(recurrent_activation) if callable(recurrent_activation) else int(recurrent_activation)
+    if act < 0 or ract < 0:
+        return convlstm_sequence_reference(zx, recurrent_kernel, h, c, mask, activation, recurrent_activation,
+                                           go_backwards, zero_output, return_sequences, n_threads, where)
+    dtype = float_dtype(recurrent_kernel.dtype)
     B, T, out, F = _check(zx, recurrent_kernel, h, c, mask, where)
     rank = len(out)
     k = tuple(recurrent_kernel.shape[:rank])
-    pads = tuple(shapes.padding_amounts(n, ki, "same", 1, 1)[0] for n, ki in zip(out, k))
-    geo = np.array([1] * (3 - rank) + list(out) + [1] * (3 - rank) + list(k) + [0] * (3 - rank) + list(pads),
-                   dtype=np.intp)
+    # the recurrent convolution: strides 1, "same", no dilation (Keras's ConvLSTM cells)
+    geometry = dict(size=shapes.embed3(out, 1, last=True), kernel_size=shapes.embed3(k, 1, last=True),
+                    pad_before=shapes.embed3(shapes.pads_before(out, k, "same", (1,) * rank), 0, last=True))
     P = prod(out)
     taps = prod(k)
     hh = np.array(h, dtype=dtype, order="C", copy=True).reshape(B, P, F)
@@ -105,18 +109,11 @@ def convlstm_sequence(zx: np.ndarray, recurrent_kernel: np.ndarray, h: np.ndarra
     last = np.zeros((B, P, F), dtype)
     seq = np.empty((B, T, P, F), dtype) if return_sequences else None
     m = None if mask is None else np.ascontiguousarray(mask, dtype=bool).view(np.uint8)
-    threads = int(n_threads or get_num_threads())
-    if B * P * taps * F * 4 * F < SERIAL_MACS:
-        threads = 1
+    threads = op_threads(n_threads, B * P * taps * F * 4 * F, SERIAL_MACS)
     rows = convlstm_rows(P, B, taps, F, dtype.itemsize, threads)
-    args = (np.ascontiguousarray(zx, dtype).reshape(B, T, P, 4 * F),
-            np.ascontiguousarray(recurrent_kernel, dtype).reshape(taps * F, 4 * F), geo, m, hh, cc, last, seq,
-            bool(go_backwards), bool(zero_output), int(activation), int(recurrent_activation), int(rows), threads)
-    if threads == 1:
-        _cl.convlstm_run(*args)
-    else:
-        with blas_single_threaded():
-            _cl.convlstm_run(*args)
+    call_pinned(threads, _cl.convlstm_run, np.ascontiguousarray(zx, dtype).reshape(B, T, P, 4 * F),
+                np.ascontiguousarray(recurrent_kernel, dtype).reshape(taps * F, 4 * F), geometry, m, hh, cc, last, seq,
+                bool(go_backwards), bool(zero_output), act, ract, int(rows), threads)
     shape = (B,) + out + (F,)
     return (last.reshape(shape), None if seq is None else seq.reshape((B, T) + out + (F,)),
             [hh.reshape(shape), cc.reshape(shape)])
@@ -128,7 +125,7 @@ def convlstm_sequence_reference(zx: np.ndarray, recurrent_kernel: np.ndarray, h:
                                 return_sequences: bool = False, n_threads: Optional[int] = None,
                                 where: str = "convlstm") -> Tuple[np.ndarray, Optional[np.ndarray], List[np.ndarray]]:
     """NumPy twin of :func:`convlstm_sequence` (activations may also be callables)."""
-    dtype = recurrent_kernel.dtype if recurrent_kernel.dtype in _FLOATS else np.dtype(np.float32)
+    dtype = float_dtype(recurrent_kernel.dtype)
     B, T, out, F = _check(zx, recurrent_kernel, h, c, mask, where)
     act, ract = _code_fn(activation), _code_fn(recurrent_activation)
 

@@ -1,4 +1,7 @@
-"""All output-shape and padding arithmetic, in one place (conv, pooling, locally-connected).
+"""All output-shape and padding arithmetic, in one place: convolutions (forward, depthwise,
+separable, transposed), pooling, locally-connected layers, ConvLSTM, and the embedding of rank
+1-3 geometries in the kernels' three axes. Ops and layers call these; no other module computes
+an output size or a padding.
 
 Semantics are tf-keras 2.21's (``tf_keras/utils/conv_utils.py``) and TensorFlow's padding rule:
 for ``"same"`` the total padding is ``max((ceil(n / s) - 1) * s + k_eff - n, 0)`` with the
@@ -158,3 +161,141 @@ def connected_pad_before(kernel: int, padding: str) -> int:
     if padding == "same":
         return kernel // 2
     raise ValueError(f'Only "valid" and "same" padding connect local windows. Received: padding={padding!r}')
+
+
+# ---------------------------------------------------------------------------------------------
+# whole shapes: (batch, *spatial, channels) in either data format
+
+
+def split_shape(shape: Sequence[Any], data_format: str) -> Tuple[Any, Tuple[Any, ...], Any]:
+    """``(batch, spatial sizes, channels)`` of an input shape in ``data_format``."""
+    if data_format == "channels_first":
+        return shape[0], tuple(shape[2:]), shape[1]
+    return shape[0], tuple(shape[1:-1]), shape[-1]
+
+
+def join_shape(batch: Any, spatial: Sequence[Any], channels: Any, data_format: str) -> Tuple[Any, ...]:
+    """The inverse of :func:`split_shape`."""
+    if data_format == "channels_first":
+        return (batch, channels) + tuple(spatial)
+    return (batch,) + tuple(spatial) + (channels,)
+
+
+def _check_positive(out: Sequence[Optional[int]], where: str, x_shape: Sequence[Any]) -> None:
+    if any(o is not None and o <= 0 for o in out):
+        raise ValueError(
+            f"One of the dimensions in the output is <= 0 due to downsampling in {where}. Consider "
+            f"increasing the input size. Received input shape {list(x_shape)} which would produce "
+            "output shape with a zero or negative value in a dimension."
+        )
+
+
+def conv_output_sizes(spatial: Sequence[Optional[int]], kernel_size: Sequence[int], padding: str,
+                      strides: Sequence[int], dilation_rate: Sequence[int], where: str = "conv",
+                      x_shape: Optional[Sequence[Any]] = None) -> Tuple[Optional[int], ...]:
+    """:func:`conv_output_length` per spatial axis (None stays None).
+
+    Raises:
+        ValueError: an output size would be <= 0 (tf-keras's message, naming ``where``).
+    """
+    out = tuple(conv_output_length(n, k, padding, s, d)
+                for n, k, s, d in zip(spatial, kernel_size, strides, dilation_rate))
+    _check_positive(out, where, x_shape if x_shape is not None else spatial)
+    return out
+
+
+def pads_before(spatial: Sequence[int], kernel_size: Sequence[int], padding: str, strides: Sequence[int],
+                dilation_rate: Optional[Sequence[int]] = None) -> Tuple[int, ...]:
+    """The padding before each spatial axis (:func:`padding_amounts`)."""
+    d = dilation_rate if dilation_rate is not None else (1,) * len(spatial)
+    return tuple(padding_amounts(n, k, padding, s, di)[0] for n, k, s, di in zip(spatial, kernel_size, strides, d))
+
+
+def window_pads(length: int, out: int, kernel: int, stride: int, before: int, dilation: int = 1) -> Tuple[int, int]:
+    """``(before, after)``: the zero padding that makes ``out`` windows of a (dilated) ``kernel``
+    at ``stride``, the first starting ``before`` ahead of the input, fit a padded input."""
+    return before, max((out - 1) * stride + effective_kernel(kernel, dilation) - length - before, 0)
+
+
+def conv_output_shape(x_shape: Sequence[Optional[int]], kernel_size: Sequence[int], filters: int,
+                      strides: Sequence[int], padding: str, dilation_rate: Sequence[int],
+                      data_format: str, where: str = "conv") -> Tuple[Optional[int], ...]:
+    """Keras's ``compute_output_shape`` for a convolution (None sizes stay None).
+
+    Raises:
+        ValueError: an output size would be <= 0.
+    """
+    batch, spatial, _ = split_shape(tuple(x_shape), data_format)
+    out = conv_output_sizes(spatial, kernel_size, padding, strides, dilation_rate, where, x_shape)
+    return join_shape(batch, out, filters, data_format)
+
+
+def conv_transpose_output_sizes(spatial: Sequence[Optional[int]], kernel_size: Sequence[int], padding: str,
+                                output_padding: Optional[Sequence[int]], strides: Sequence[int],
+                                dilation_rate: Sequence[int]) -> Tuple[Optional[int], ...]:
+    """:func:`deconv_output_length` per spatial axis (None stays None)."""
+    op = output_padding if output_padding is not None else (None,) * len(spatial)
+    return tuple(deconv_output_length(n, k, padding, o, s, d)
+                 for n, k, o, s, d in zip(spatial, kernel_size, op, strides, dilation_rate))
+
+
+def conv_transpose_output_shape(x_shape: Sequence[Optional[int]], kernel_size: Sequence[int], filters: int,
+                                strides: Sequence[int], padding: str, dilation_rate: Sequence[int],
+                                output_padding: Optional[Sequence[int]], data_format: str) -> Tuple[Optional[int], ...]:
+    """Keras's ``compute_output_shape`` for a transposed convolution."""
+    batch, spatial, _ = split_shape(tuple(x_shape), data_format)
+    out = conv_transpose_output_sizes(spatial, kernel_size, padding, output_padding, strides, dilation_rate)
+    return join_shape(batch, out, filters, data_format)
+
+
+def conv_transpose_pads(out: Sequence[int], kernel_size: Sequence[int], padding: str, strides: Sequence[int],
+                        dilation_rate: Sequence[int]) -> Tuple[int, ...]:
+    """The padding before each axis of a transposed convolution: TensorFlow pads the equivalent
+    forward convolution (output -> input) as its own padding rule says."""
+    return pads_before(out, kernel_size, padding, strides, dilation_rate)
+
+
+def conv_transpose_extent(length: int, out: int, kernel: int, stride: int, dilation: int, pad: int) -> int:
+    """The length of a transposed convolution's full (uncropped) scatter buffer along one axis."""
+    return max((length - 1) * stride + (kernel - 1) * dilation + 1, out + pad)
+
+
+def pool_geometry(spatial: Sequence[int], pool_size: Sequence[int], strides: Sequence[int], padding: str,
+                  where: str = "pooling") -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+    """``(output sizes, padding before)`` per spatial axis of a pooling window, as TensorFlow
+    computes them.
+
+    Raises:
+        ValueError: naming ``where``: a stride below 1, an unknown padding, or (``"valid"``) a
+            window larger than the input.
+    """
+    if padding not in ("valid", "same"):
+        raise ValueError(f"{where}: `padding` must be 'valid' or 'same'. Received: padding={padding!r}")
+    if any(s < 1 for s in strides):
+        raise ValueError(f"{where}: `strides` must be positive integers to run. Received: strides={tuple(strides)}")
+    if any(v < 1 or v > MAX_DIM for v in tuple(pool_size) + tuple(strides)):
+        raise ValueError(f"{where}: `pool_size` and `strides` must be integers in [1, {MAX_DIM}]. "
+                         f"Received: pool_size={tuple(pool_size)}, strides={tuple(strides)}")
+    if padding == "valid":
+        for n, k in zip(spatial, pool_size):
+            if n < k:
+                raise ValueError(
+                    f"{where}: the pooling window {tuple(pool_size)} is larger than the input's spatial shape "
+                    f"{tuple(spatial)} with padding='valid' (negative output size)."
+                )
+    out = tuple(int(conv_output_length(n, k, padding, s)) for n, k, s in zip(spatial, pool_size, strides))
+    return out, pads_before(spatial, pool_size, padding, strides)
+
+
+def connected_output_sizes(spatial: Sequence[int], kernel_size: Sequence[int], strides: Sequence[int],
+                           padding: str) -> Tuple[int, ...]:
+    """The output sizes of a locally-connected layer (tf-keras's ``conv_output_length`` per axis)."""
+    return tuple(int(conv_output_length(n, k, padding, s)) for n, k, s in zip(spatial, kernel_size, strides))
+
+
+def embed3(values: Sequence[int], fill: int, last: bool = False) -> Tuple[int, ...]:
+    """Per-axis ``values`` of rank 1-3 on three axes, the missing ones ``fill``: after them, or
+    before them with ``last`` (then a rank-1 length L is ``(1, 1, L)``: kernels that sweep whole
+    rows of the last axis get long rows)."""
+    pad = (fill,) * (3 - len(values))
+    return pad + tuple(values) if last else tuple(values) + pad

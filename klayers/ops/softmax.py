@@ -13,12 +13,11 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from klayers import backend
 from klayers._ext import softmax as _softmax
-from klayers._threads import get_num_threads
+from klayers.ops.common import FLOATS, op_threads
 
 Axis = Union[int, Sequence[int]]
-
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 #: Below this many values the kernel runs on one thread: waking a second OpenMP thread
 #: (passive wait) costs about 10 us, more on a loaded machine, while a 64x256 float32
@@ -44,16 +43,13 @@ def _axes(x: np.ndarray, axis: Axis, where: str) -> tuple:
 
 def softmax_reference(x: np.ndarray, axis: Axis = -1, n_threads: Optional[int] = None,
                       where: str = "softmax") -> np.ndarray:
-    """NumPy twin of :func:`softmax` (the readable oracle); same signature and result."""
+    """NumPy twin of :func:`softmax` (the readable oracle); same signature and result. The
+    formula is ``klayers.backend.softmax``'s, the one NumPy softmax of klayers."""
     x = np.asarray(x)
     axes = _axes(x, axis, where)
     if x.dtype.kind != "f":
         x = x.astype(np.float32)
-    with np.errstate(invalid="ignore"):  # inf - inf in an all -inf or +inf slice: NaN, silently as TF
-        out = x - np.max(x, axis=axes, keepdims=True)
-        np.exp(out, out=out)
-        out /= np.sum(out, axis=axes, keepdims=True)
-    return out
+    return backend.softmax(x, axes)
 
 
 def softmax(x: np.ndarray, axis: Axis = -1, n_threads: Optional[int] = None,
@@ -64,8 +60,8 @@ def softmax(x: np.ndarray, axis: Axis = -1, n_threads: Optional[int] = None,
         x: any shape; float32 / float64 use the compiled kernel, other floats the reference
             (integers are computed in float32).
         axis: an int, or a list/tuple of distinct ints (the softmax runs over the joint slice).
-        n_threads: threads for large inputs (default: ``klayers.get_num_threads()``); inputs
-            under :data:`PARALLEL_MIN_SIZE` values run on one thread.
+        n_threads: threads (default: ``klayers.get_num_threads()``, but inputs under
+            :data:`PARALLEL_MIN_SIZE` values run on one thread; ``klayers.ops.common.op_threads``).
         where: the layer name for error messages.
 
     Returns:
@@ -83,14 +79,14 @@ def softmax(x: np.ndarray, axis: Axis = -1, n_threads: Optional[int] = None,
         axes = (axis % x.ndim,)
     else:
         axes = _axes(x, axis, where)
-    if len(axes) != 1 or x.dtype not in _FLOATS or x.size == 0:
+    if len(axes) != 1 or x.dtype not in FLOATS or x.size == 0:
         return softmax_reference(x, axes, n_threads, where)
     a = axes[0]
     shape = x.shape
     if not x.flags.c_contiguous:
         x = np.ascontiguousarray(x)
     out = np.empty(shape, dtype=x.dtype)
-    nt = 1 if x.size < PARALLEL_MIN_SIZE else (n_threads or get_num_threads())
+    nt = op_threads(n_threads, x.size, PARALLEL_MIN_SIZE)
     n = shape[a]
     q = math.prod(shape[a + 1:])
     if q == 1:

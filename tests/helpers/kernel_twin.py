@@ -39,15 +39,6 @@ TWIN_RUNS: Tuple[Tuple[str, int], ...] = tuple(
 #: of the reference's finite values (at least 1), so that rounding is judged relative to scale.
 TOLERANCES: Dict[str, float] = {"float32": 1e-5, "float64": 1e-12}
 
-#: Ops whose twin's signature still differs from the op's on this branch (the twins lack the
-#: op's ``n_threads`` / ``where`` parameters); the kernel-contract work of issue 13 item 4
-#: gives the twins those parameters. ``tests/ops/test_kernel_twin_checker.py`` fails as soon
-#: as an entry is no longer a gap, so this set empties when the twins are fixed.
-SIGNATURE_GAPS = frozenset({
-    "klayers.ops.dense.dense",
-    "klayers.ops.pooling.pool",
-    "klayers.ops.pooling.global_pool",
-})
 
 #: ``make_case(dtype) -> (args, kwargs)``: one call of the op and its twin, arrays in ``dtype``.
 CaseBuilder = Callable[[np.dtype], Tuple[Sequence[Any], Mapping[str, Any]]]
@@ -152,14 +143,13 @@ def check_kernel_twin(op: Callable, make_case: CaseBuilder, *, twin: Optional[Ca
 
     Also checked: the op leaves its input arrays unchanged, returns the twin's structure
     (None where the twin gives None), shapes and dtypes, and floating outputs of the case's
-    dtype. Ops listed in :data:`SIGNATURE_GAPS` skip the signature assertion only.
+    dtype.
 
     Returns:
         The op's result in the last run (for further checks of the caller).
     """
     twin = twin_of(op) if twin is None else twin
-    if op_name(op) not in SIGNATURE_GAPS:
-        assert_same_signature(op, twin)
+    assert_same_signature(op, twin)
     takes_threads = "n_threads" in inspect.signature(op).parameters
     ran, got = 0, None
     for dtype, threads in runs:

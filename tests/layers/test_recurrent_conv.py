@@ -135,23 +135,32 @@ def test_convlstm_sequence_errors():
     z = np.zeros((2, 3, 5, 5, 8), "float32")
     U = np.zeros((3, 3, 2, 8), "float32")
     h = np.zeros((2, 5, 5, 2), "float32")
+    tanh, sigmoid = R.ACT_TANH, R.ACT_SIGMOID
     with pytest.raises(ValueError, match="recurrent kernel"):
-        RC.convlstm_sequence(z, np.zeros((3, 3, 2, 7), "float32"), h, h, None, 1, 2)
+        RC.convlstm_sequence(z, np.zeros((3, 3, 2, 7), "float32"), h, h, None, tanh, sigmoid)
     with pytest.raises(ValueError, match="gates"):
-        RC.convlstm_sequence(z[..., :4], U, h, h, None, 1, 2)
+        RC.convlstm_sequence(z[..., :4], U, h, h, None, tanh, sigmoid)
     with pytest.raises(ValueError, match="states"):
-        RC.convlstm_sequence(z, U, h[:1], h, None, 1, 2)
+        RC.convlstm_sequence(z, U, h[:1], h, None, tanh, sigmoid)
     with pytest.raises(ValueError, match="mask"):
-        RC.convlstm_sequence(z, U, h, h, np.ones((2, 4), bool), 1, 2)
+        RC.convlstm_sequence(z, U, h, h, np.ones((2, 4), bool), tanh, sigmoid)
     from klayers._ext import convlstm as _cl
-    geo = np.array([1, 5, 5, 1, 3, 3, 0, 1, 1], np.intp)
-    args = [z.reshape(2, 3, 25, 8), U.reshape(18, 8), geo, None, h.reshape(2, 25, 2), h.reshape(2, 25, 2).copy(),
-            np.zeros((2, 25, 2), "float32"), None, False, False, 1, 2, 4, 1]
+    geometry = dict(size=(1, 5, 5), kernel_size=(1, 3, 3), pad_before=(0, 1, 1))
+    args = [z.reshape(2, 3, 25, 8), U.reshape(18, 8), geometry, None, h.reshape(2, 25, 2), h.reshape(2, 25, 2).copy(),
+            np.zeros((2, 25, 2), "float32"), None, False, False, tanh, sigmoid, 4, 1]
     _cl.convlstm_run(*args)
     with pytest.raises(ValueError, match="recurrent kernel"):
         _cl.convlstm_run(*(args[:1] + [U.reshape(18, 8)[:9]] + args[2:]))
-    with pytest.raises(ValueError, match="P = o1"):
-        _cl.convlstm_run(*(args[:2] + [np.array([1, 5, 4, 1, 3, 3, 0, 1, 1], np.intp)] + args[3:]))
+    for bad, match in [(dict(geometry, size=(1, 5, 4)), "25 positions"),
+                       (dict(geometry, pad_before=(0, 3, 1)), "pad_before"),
+                       (dict(geometry, kernel_size=(1, 3)), "geometry"),
+                       ({k: v for k, v in geometry.items() if k != "size"}, "size")]:
+        with pytest.raises(ValueError, match=match):
+            _cl.convlstm_run(*(args[:2] + [bad] + args[3:]))
+    with pytest.raises(TypeError, match="dict"):
+        _cl.convlstm_run(*(args[:2] + [np.array([1, 5, 5, 1, 3, 3, 0, 1, 1], np.intp)] + args[3:]))
+    with pytest.raises(ValueError, match="activation code"):
+        _cl.convlstm_run(*(args[:10] + [99] + args[11:]))
 
 
 def _run_layer(cls, x, mask, compiled, initial_state, **kw):

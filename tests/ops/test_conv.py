@@ -7,6 +7,8 @@ import pytest
 
 import klayers
 from klayers._ext import conv as _conv
+from klayers._ext import conv_transpose as _conv_transpose
+from klayers._ext import depthwise as _depthwise
 from klayers.ops import conv as C
 
 ACTS = [C.ACT_LINEAR, C.ACT_RELU, C.ACT_RELU6]
@@ -121,7 +123,7 @@ def test_depthwise_tiles_and_isa_variants(case, cin, dtype, isa, monkeypatch):
     w = rng.standard_normal((k,) * rank + (cin, mult)).astype(dtype)
     b = rng.standard_normal(cin * mult).astype(dtype)
     try:
-        _conv.depthwise_isa(isa)
+        _depthwise.select_isa(isa)
         for block_bytes in (C.DW_BLOCK_BYTES, 1):
             monkeypatch.setattr(C, "DW_BLOCK_BYTES", block_bytes)
             for threads, act, bias in [(1, C.ACT_RELU6, b), (2, C.ACT_RELU, None), (1, C.ACT_LINEAR, None)]:
@@ -129,15 +131,15 @@ def test_depthwise_tiles_and_isa_variants(case, cin, dtype, isa, monkeypatch):
                     got = C.depthwise_conv(x, w, bias, s, pad, d, "channels_last", act)
                 _close(got, C.depthwise_conv_reference(x, w, bias, s, pad, d, "channels_last", act), dtype)
     finally:
-        _conv.depthwise_isa()
+        _depthwise.select_isa()
 
 
 def test_depthwise_isa_names():
     try:
-        assert _conv.depthwise_isa(0) == "baseline"
-        assert _conv.depthwise_isa(1) in ("baseline", "avx2")
+        assert _depthwise.select_isa(0) == "baseline"
+        assert _depthwise.select_isa(1) in ("baseline", "avx2")
     finally:
-        assert _conv.depthwise_isa() in ("baseline", "avx2", "avx512")
+        assert _depthwise.select_isa() in ("baseline", "avx2", "avx512")
 
 
 def _geometry(rng, cf, depthwise=False):
@@ -159,7 +161,8 @@ def _geometry(rng, cf, depthwise=False):
         cin = int(rng.choice([1, 5, 16, 24, 37, 53]))
         groups, cout = cin, cin * int(rng.choice([1, 1, 2]))
     n = int(rng.integers(1, 3))
-    geo = np.array([n, cin, cout, groups, int(cf)] + ins + outs + k + s + d + p, dtype=np.intp)
+    geo = dict(batch=n, in_channels=cin, out_channels=cout, groups=groups, channels_first=bool(cf), in_size=ins,
+               out_size=outs, kernel_size=k, strides=s, dilation_rate=d, pad_before=p)
     return geo, n * cin * int(np.prod(ins)), n * cout * int(np.prod(outs)), int(np.prod(k)) * cin // groups * cout
 
 
@@ -173,7 +176,7 @@ def test_direct_kernel_matches_im2col_kernel_on_random_geometries(cf, dtype):
         geo, nx, ny, nw = _geometry(rng, cf)
         x = rng.standard_normal(nx).astype(dtype)
         w = rng.standard_normal(nw).astype(dtype)
-        b = rng.standard_normal(geo[2]).astype(dtype)
+        b = rng.standard_normal(geo["out_channels"]).astype(dtype)
         act = trial % 3
         want = np.empty(ny, dtype)
         _conv.conv_forward(x, w, b, want, geo, trial % 2, act, 5, 1)
@@ -196,19 +199,19 @@ def test_depthwise_kernel_matches_grouped_im2col_on_random_geometries(cf, dtype)
             geo, nx, ny, nw = _geometry(rng, cf, depthwise=True)
             x = rng.standard_normal(nx).astype(dtype)
             w = rng.standard_normal(nw).astype(dtype)
-            b = rng.standard_normal(geo[2]).astype(dtype)
+            b = rng.standard_normal(geo["out_channels"]).astype(dtype)
             act, use_bias = trial % 3, trial % 2
             want = np.empty(ny, dtype)
             _conv.conv_forward(x, w, b, want, geo, use_bias, act, 7, 1)
             for isa in (0, 1, 2):
-                _conv.depthwise_isa(isa)
+                _depthwise.select_isa(isa)
                 for blk, threads in [(1, 2), (3, 1), (1000, 2)]:
                     got = np.full(ny, np.nan, dtype)
-                    _conv.depthwise_forward(x, w, b, got, geo, use_bias, act, blk, threads)
+                    _depthwise.depthwise_forward(x, w, b, got, geo, use_bias, act, blk, threads)
                     np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == "float32" else 1e-12,
                                                atol=1e-5 if dtype == "float32" else 1e-12, err_msg=f"{geo} isa={isa}")
     finally:
-        _conv.depthwise_isa()
+        _depthwise.select_isa()
 
 
 def test_direct_path_with_many_segments(monkeypatch):
@@ -297,17 +300,18 @@ def test_separable_rejects_bad_weights():
         C.separable_conv(x, dw, np.zeros((1, 1, 5, 4), "f4"), None)
     with pytest.raises(ValueError, match="bias"):
         C.separable_conv(x, dw, np.zeros((1, 1, 6, 4), "f4"), np.zeros(3, "f4"))
-    g = _geo(cin=3, cout=6, groups=3, ins=(1, 1, 4), outs=(1, 1, 2), k=(1, 1, 3))
+    g = _geo(in_channels=3, out_channels=6, groups=3, in_size=(1, 1, 4), out_size=(1, 1, 2), kernel_size=(1, 1, 3))
     xs, dws, mid = np.zeros(12, "f4"), np.zeros(18, "f4"), np.zeros(12, "f4")
-    _conv.separable_forward(xs, dws, np.zeros(24, "f4"), np.zeros(4, "f4"), mid, np.zeros(8, "f4"), g, 1, 0, 1, 1)
+    _depthwise.separable_forward(xs, dws, np.zeros(24, "f4"), np.zeros(4, "f4"), mid, np.zeros(8, "f4"), g, 1, 0, 1, 1)
     for pw, out, bias, match in [(np.zeros(25, "f4"), np.zeros(8, "f4"), np.zeros(4, "f4"), "pointwise"),
                                  (np.zeros(24, "f4"), np.zeros(7, "f4"), np.zeros(4, "f4"), "output has"),
                                  (np.zeros(24, "f4"), np.zeros(8, "f4"), np.zeros(3, "f4"), "bias")]:
         with pytest.raises(ValueError, match=match):
-            _conv.separable_forward(xs, dws, pw, bias, mid, out, g, 1, 0, 1, 1)
+            _depthwise.separable_forward(xs, dws, pw, bias, mid, out, g, 1, 0, 1, 1)
     with pytest.raises(ValueError, match="channels_last only"):
-        _conv.separable_forward(xs, dws, np.zeros(24, "f4"), np.zeros(4, "f4"), mid, np.zeros(8, "f4"),
-                                _geo(cin=3, cout=6, groups=3, cf=1, ins=(1, 1, 4), outs=(1, 1, 2), k=(1, 1, 3)),
+        _depthwise.separable_forward(xs, dws, np.zeros(24, "f4"), np.zeros(4, "f4"), mid, np.zeros(8, "f4"),
+                                _geo(in_channels=3, out_channels=6, groups=3, channels_first=True, in_size=(1, 1, 4),
+                                     out_size=(1, 1, 2), kernel_size=(1, 1, 3)),
                                 1, 0, 1, 1)
 
 
@@ -378,11 +382,50 @@ def test_ops_reject_bad_arguments(call, match):
 
 
 def _geo(**over):
-    g = dict(n=1, cin=2, cout=3, groups=1, cf=0, ins=(4, 1, 1), outs=(2, 1, 1), k=(3, 1, 1), s=(1, 1, 1),
-             d=(1, 1, 1), p=(0, 0, 0))
+    """A consistent forward geometry (named, as the ops build it); ``over`` replaces fields."""
+    g = dict(batch=1, in_channels=2, out_channels=3, groups=1, channels_first=False, in_size=(4, 1, 1),
+             out_size=(2, 1, 1), kernel_size=(3, 1, 1), strides=(1, 1, 1), dilation_rate=(1, 1, 1),
+             pad_before=(0, 0, 0))
     g.update(over)
-    return np.array([g["n"], g["cin"], g["cout"], g["groups"], g["cf"], *g["ins"], *g["outs"], *g["k"], *g["s"],
-                     *g["d"], *g["p"]], dtype=np.intp)
+    return g
+
+
+BAD_GEOMETRY = [
+    # (id, fields replaced, what the error names)
+    ("input-size", dict(in_size=(5, 1, 1)), "input has 8 values"),
+    ("output-size", dict(out_size=(3, 1, 1)), "output has 6 values"),
+    ("kernel-size", dict(kernel_size=(2, 1, 1)), "kernel has 18 values"),
+    ("zero-stride", dict(strides=(0, 1, 1)), "strides"),
+    ("negative-pad", dict(pad_before=(-1, 0, 0)), "pad_before"),
+    ("zero-dilation", dict(dilation_rate=(1, 0, 1)), "dilation_rate"),
+    ("zero-kernel", dict(kernel_size=(0, 1, 1)), "kernel_size"),
+    ("negative-in-size", dict(in_size=(-4, -1, 1)), "in_size"),
+    ("huge-in-size", dict(in_size=(2**40, 1, 1)), "in_size"),
+    ("overflowing-sizes", dict(in_size=(2**31 - 1, 2**31 - 1, 2**31 - 1)), "too large"),
+    ("negative-batch", dict(batch=-1), "batch"),
+    ("zero-channels", dict(in_channels=0), "in_channels"),
+    ("groups-do-not-divide", dict(groups=2), "groups=2 must divide"),
+    ("two-axes", dict(strides=(1, 1)), "strides"),
+    ("four-axes", dict(pad_before=(0, 0, 0, 0)), "pad_before"),
+    ("not-an-int", dict(kernel_size=(3, 1, "x")), "kernel_size|integer|int"),
+]
+
+
+@pytest.mark.parametrize("over,match", [c[1:] for c in BAD_GEOMETRY], ids=[c[0] for c in BAD_GEOMETRY])
+def test_kernels_refuse_bad_geometry_with_an_error_naming_it(over, match):
+    """Every conv kernel converts and checks its named geometry before the GIL is released: a
+    bad field is an error naming that field (or the array size it contradicts), never a crash."""
+    x, w, out, b = np.zeros(8, "f4"), np.zeros(18, "f4"), np.zeros(6, "f4"), np.zeros(3, "f4")
+    _conv.conv_forward(x, w, b, out, _geo(), 1, 0, 4, 1)  # consistent: runs
+    geo = _geo(**over)
+    calls = [lambda: _conv.conv_forward(x, w, b, out, geo, 1, 0, 4, 1),
+             lambda: _conv.conv_direct_forward(x, w, b, out, geo, 1, 0, 4, 1)]
+    if "groups" not in over and "kernel_size" not in over:
+        calls.append(lambda: _conv_transpose.conv_transpose_forward(
+            x, np.zeros(18, "f4"), b, out, geo, 1, 0, 1, 1))
+    for call in calls:
+        with pytest.raises((ValueError, TypeError, OverflowError), match=match):
+            call()
 
 
 def test_kernels_check_geometry_before_releasing_the_gil():
@@ -395,23 +438,38 @@ def test_kernels_check_geometry_before_releasing_the_gil():
         (dict(), np.zeros(7, "f4"), w, out, "input has"),
         (dict(), x, np.zeros(17, "f4"), out, "kernel has"),
         (dict(), x, w, np.zeros(5, "f4"), "output has"),
-        (dict(s=(0, 1, 1)), x, w, out, "geometry"),
-        (dict(p=(-1, 0, 0)), x, w, out, "geometry"),
-        (dict(groups=2), x, w, out, "channels"),
+        (dict(strides=(0, 1, 1)), x, w, out, "strides"),
+        (dict(pad_before=(-1, 0, 0)), x, w, out, "pad_before"),
+        (dict(groups=2), x, w, out, "groups"),
     ]
     for over, xx, ww, oo, match in bad:
         with pytest.raises(ValueError, match=match):
             _conv.conv_forward(xx, ww, b, oo, _geo(**over), 1, 0, 4, 1)
     with pytest.raises(ValueError, match="bias"):
         _conv.conv_forward(x, w, np.zeros(2, "f4"), out, _geo(), 1, 0, 4, 1)
-    with pytest.raises(ValueError, match="entries"):
-        _conv.conv_forward(x, w, b, out, _geo()[:5], 1, 0, 4, 1)
+    with pytest.raises(ValueError, match="geometry lacks the field 'pad_before'"):
+        _conv.conv_forward(x, w, b, out, {k: v for k, v in _geo().items() if k != "pad_before"}, 1, 0, 4, 1)
+    with pytest.raises(TypeError, match="dict"):
+        _conv.conv_forward(x, w, b, out, np.array([1, 2, 3, 1, 0, 4, 1, 1, 2, 1, 1, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
+                                                  np.intp), 1, 0, 4, 1)
     with pytest.raises(ValueError, match="groups"):
-        _conv.depthwise_forward(x, np.zeros(9, "f4"), b, out, _geo(), 1, 0, 4, 1)
+        _depthwise.depthwise_forward(x, np.zeros(9, "f4"), b, out, _geo(), 1, 0, 4, 1)
     with pytest.raises(ValueError, match="kernel has"):
-        _conv.conv_transpose_forward(x, np.zeros(17, "f4"), b, out, _geo(), 1, 0, 1, 1)
+        _conv_transpose.conv_transpose_forward(x, np.zeros(17, "f4"), b, out, _geo(), 1, 0, 1, 1)
     with pytest.raises(ValueError):  # mixed dtypes match no fused specialization
         _conv.conv_forward(x.astype("f8"), w, b, out, _geo(), 1, 0, 4, 1)
+
+
+@pytest.mark.parametrize("act", [-1, 3, 7, 2**20])
+def test_kernels_refuse_activation_codes_their_epilogue_does_not_fuse(act):
+    x, w, out, b = np.zeros(8, "f4"), np.zeros(18, "f4"), np.zeros(6, "f4"), np.zeros(3, "f4")
+    for call in (lambda: _conv.conv_forward(x, w, b, out, _geo(), 1, act, 4, 1),
+                 lambda: _conv.conv_direct_forward(x, w, b, out, _geo(), 1, act, 4, 1),
+                 lambda: _conv_transpose.conv_transpose_forward(x, np.zeros(18, "f4"), b, out, _geo(), 1, act, 1, 1),
+                 lambda: _depthwise.depthwise_forward(np.zeros(8, "f4"), np.zeros(6, "f4"), np.zeros(2, "f4"),
+                                                      np.zeros(4, "f4"), _geo(groups=2, out_channels=2), 1, act, 4, 1)):
+        with pytest.raises(ValueError, match="does not fuse into the epilogue"):
+            call()
 
 
 def test_conv_rejects_bad_chunk_and_block():
@@ -421,17 +479,18 @@ def test_conv_rejects_bad_chunk_and_block():
     with pytest.raises(ValueError, match="seg"):
         _conv.conv_direct_forward(x, w, b, out, _geo(), 1, 0, 0, 1)
     with pytest.raises(ValueError, match="channels_first needs stride 1"):
-        _conv.conv_direct_forward(x, w, b, out, _geo(cf=1, s=(1, 1, 2)), 1, 0, 4, 1)
+        _conv.conv_direct_forward(x, w, b, out, _geo(channels_first=True, strides=(1, 1, 2)), 1, 0, 4, 1)
     with pytest.raises(ValueError, match="input has"):
         _conv.conv_direct_forward(np.zeros(7, "f4"), w, b, out, _geo(), 1, 0, 4, 1)
     with pytest.raises(ValueError, match="bias"):
         _conv.conv_direct_forward(x, w, np.zeros(2, "f4"), out, _geo(), 1, 0, 4, 1)
     with pytest.raises(ValueError, match="blk"):
-        _conv.depthwise_forward(x, np.zeros(6, "f4"), np.zeros(2, "f4"), np.zeros(4, "f4"),
-                                _geo(groups=2, cout=2), 1, 0, 0, 1)
-    geo = _geo(ins=(2, 1, 1), outs=(4, 1, 1))
+        _depthwise.depthwise_forward(x, np.zeros(6, "f4"), np.zeros(2, "f4"), np.zeros(4, "f4"),
+                                     _geo(groups=2, out_channels=2), 1, 0, 0, 1)
+    geo = _geo(in_size=(2, 1, 1), out_size=(4, 1, 1))
     with pytest.raises(ValueError, match="block"):
-        _conv.conv_transpose_forward(np.zeros(4, "f4"), np.zeros(18, "f4"), b, np.zeros(12, "f4"), geo, 1, 0, 0, 1)
+        _conv_transpose.conv_transpose_forward(np.zeros(4, "f4"), np.zeros(18, "f4"), b, np.zeros(12, "f4"), geo,
+                                               1, 0, 0, 1)
 
 
 def test_zero_batch():

@@ -5,8 +5,8 @@ and names the last case instead of killing the run.
 How the cases are made: the child runs a few real layers whose calls reach the kernel and
 records every kernel call they make (the valid "seed" calls, exactly as the op wrappers build
 them). Hypothesis then mutates a seed: one array shorter / longer / empty / of another dtype /
-non-contiguous / read-only, an integer argument (thread count, activation code, a geometry
-entry) replaced by 0, -1 or an absurd value. The kernel must return or raise ValueError,
+non-contiguous / read-only, an integer argument (thread count, activation code, an entry of a
+named geometry or task spec, which are dicts) replaced by 0, -1 or an absurd value. The kernel must return or raise ValueError,
 TypeError, OverflowError or MemoryError; every output array sits between canary values that
 must not change (no out-of-bounds write). A child's address space is capped (``RLIMIT_AS``), so
 an absurd allocation fails there as a MemoryError instead of swapping the machine.
@@ -30,12 +30,13 @@ import klayers._ext
 from tests._fuzz import LONG, REPO, assert_ok, run_isolated
 
 #: Kernel-module functions that take no array (ISA selection, build information).
-NOT_KERNELS = {"select_isa", "depthwise_isa", "openmp_enabled", "openmp_max_threads"}
+NOT_KERNELS = {"select_isa", "openmp_enabled", "openmp_max_threads", "cpu_isa"}
 
 #: Per ``_ext`` module: layers (built in the child) whose calls reach every kernel of the module.
 SEEDS = {
     "dense": """[
         (L.Dense(3), (4,)), (L.Dense(5, activation="relu"), (2, 3)), (L.Dense(2, activation="relu6", use_bias=False), (7,)),
+        (L.Dense(4, activation="softmax"), (3,)),
     ]""",
     "conv": """[
         (L.Conv1D(3, 3), (7, 2)), (L.Conv2D(4, 3, padding="same", activation="relu"), (6, 5, 2)),
@@ -45,12 +46,18 @@ SEEDS = {
         (L.Conv3D(2, 2), (3, 3, 3, 2)), (L.Conv1D(2, 3, padding="causal"), (6, 2)),
         (L.Conv1D(3, 3, padding="same"), (20, 2)), (L.Conv2D(2, 3, dilation_rate=2), (5, 22, 2)),
         (L.Conv2D(4, 3, groups=2, padding="same", data_format="channels_first"), (4, 3, 18)),
+        (L.Conv2D(3, 3, activation="softmax"), (5, 5, 2)),
+    ]""",
+    "depthwise": """[
         (L.DepthwiseConv2D(3, depth_multiplier=2), (5, 5, 3)),
-        (L.DepthwiseConv2D(3, data_format="channels_first", padding="same"), (3, 5, 5)),
+        (L.DepthwiseConv2D(3, data_format="channels_first", padding="same", activation="relu6"), (3, 5, 5)),
         (L.DepthwiseConv1D(3), (6, 4)), (L.SeparableConv2D(3, 3, depth_multiplier=2), (5, 5, 2)),
-        (L.SeparableConv1D(3, 3, padding="same"), (6, 2)),
+        (L.SeparableConv1D(3, 3, padding="same", activation="relu"), (6, 2)),
+    ]""",
+    "conv_transpose": """[
         (L.Conv2DTranspose(3, 3, strides=2), (3, 3, 2)), (L.Conv1DTranspose(2, 3, padding="same"), (4, 3)),
-        (L.Conv3DTranspose(2, 2, strides=2), (2, 2, 2, 1)),
+        (L.Conv3DTranspose(2, 2, strides=2, activation="relu"), (2, 2, 2, 1)),
+        (L.Conv2DTranspose(2, 3, data_format="channels_first"), (2, 3, 3)),
     ]""",
     "local": """[
         (L.LocallyConnected1D(2, 3), (6, 3)), (L.LocallyConnected1D(2, 2, implementation=2), (5, 2)),
@@ -70,6 +77,7 @@ SEEDS = {
     ]""",
     "softmax": """[
         (L.Softmax(), (3, 8)), (L.Softmax(axis=1), (5, 3)), (L.Activation("softmax"), (6,)),
+        (L.Dense(4, activation="softmax"), (3,)),
     ]""",
     "recurrent": """[
         (L.SimpleRNN(3), (4, 2)), (L.GRU(3, return_sequences=True), (4, 2)), (L.GRU(2, reset_after=False), (3, 2)),
@@ -122,6 +130,8 @@ def _snapshot(v):
         return v.copy()
     if isinstance(v, (list, tuple)):
         return type(v)(_snapshot(e) for e in v)
+    if isinstance(v, dict):
+        return {{k: _snapshot(e) for k, e in v.items()}}
     return v
 
 def _recorder(name):
@@ -155,19 +165,19 @@ GUARD = 64
 ABSURD = [0, -1, 1, 2, 3, 7, 2**31 - 1, -2**31, 2**32, 2**40, 2**62, 2**63 - 1, -2**63]
 
 def slots(args, path=()):
-    for i, v in enumerate(args):
-        if isinstance(v, (list, tuple)):
+    # every leaf of the arguments, through lists, tuples and dicts (named geometries, task specs)
+    items = args.items() if isinstance(args, dict) else enumerate(args)
+    for i, v in items:
+        if isinstance(v, (list, tuple, dict)):
             yield from slots(v, path + (i,))
         else:
             yield path + (i,), v
 
 def put(args, path, value):
-    args = list(args)
-    if len(path) == 1:
-        args[path[0]] = value
-    else:
-        args[path[0]] = type(args[path[0]])(put(args[path[0]], path[1:], value))
-    return args
+    # a copy of the container ``args`` (list, tuple or dict) with the leaf at ``path`` replaced
+    out = dict(args) if isinstance(args, dict) else list(args)
+    out[path[0]] = value if len(path) == 1 else put(out[path[0]], path[1:], value)
+    return type(args)(out) if isinstance(args, tuple) else out
 
 def guarded(a):
     # a writable C-contiguous copy of ``a`` inside a buffer with canaries on both sides

@@ -1,15 +1,12 @@
 """The kernel-twin checker (tests/helpers/kernel_twin.py) itself: it runs what it promises and
 fails when an op and its twin differ in signature, values, dtype, structure or side effects."""
 
-import inspect
-import sys
 
 import numpy as np
 import pytest
 
 from klayers.ops import softmax as sm
 from tests.helpers import N_THREADS, TWIN_RUNS, check_kernel_twin, twin_of
-from tests.helpers.kernel_twin import SIGNATURE_GAPS
 
 
 def _case(dtype):
@@ -84,16 +81,3 @@ def test_exact_comparison_refuses_rounding():
     check_kernel_twin(_op, _case, twin=twin)
     with pytest.raises(AssertionError):
         check_kernel_twin(_op, _case, twin=twin, exact=True)
-
-
-@pytest.mark.parametrize("name", sorted(SIGNATURE_GAPS) or ["(none)"])
-def test_every_signature_gap_is_still_a_gap(name):
-    """The checker skips the signature assertion for these ops only while their twins really
-    differ; once a twin is fixed this fails: remove its entry from SIGNATURE_GAPS."""
-    if name == "(none)":
-        return
-    module, func = name.rsplit(".", 1)
-    op = getattr(sys.modules[module], func)
-    assert inspect.signature(op) != inspect.signature(twin_of(op)), (
-        f"{name} and its twin now have the same signature: remove it from SIGNATURE_GAPS "
-        "(tests/helpers/kernel_twin.py)")

@@ -110,27 +110,44 @@ def test_op_rejects_bad_shapes(x_shape, w_shape, b_shape, match):
         L.local_conv(x, w, b, (3,), (1,), "valid", "channels_last", where="LocallyConnected1D lc")
 
 
+def _local_geometry(**over):
+    """LocallyConnected1D(4, 3) on 10 steps of 3 channels, batch 2: the kernel's named geometry."""
+    g = dict(batch=2, in_channels=3, out_channels=4, groups=1, channels_first=False, in_size=(1, 1, 10),
+             out_size=(1, 1, 8), kernel_size=(1, 1, 3), strides=(1, 1, 1), dilation_rate=(1, 1, 1),
+             pad_before=(0, 0, 0))
+    g.update(over)
+    return g
+
+
 def test_kernel_checks_shapes_before_releasing_the_gil():
     x = np.zeros((2, 30), "float32")
     w = np.zeros((8, 9, 4), "float32")
     b = np.zeros((8, 4), "float32")
     out = np.zeros((2, 32), "float32")
-    geometry = (1, 10, 3, 1, 3, 1, 1, 0, 0, 1, 8, False, True, 0, 2)
-    _local.local_forward(x, w, b, out, *geometry, 1)  # the consistent call works
+    geometry = _local_geometry()
+    _local.local_forward(x, w, b, out, geometry, True, 0, 2, 1)  # the consistent call works
+    with pytest.raises(ValueError, match="input has 58 values"):
+        _local.local_forward(np.zeros((2, 29), "float32"), w, b, out, geometry, True, 0, 2, 1)
     with pytest.raises(ValueError, match="shape mismatch"):
-        _local.local_forward(np.zeros((2, 29), "float32"), w, b, out, *geometry, 1)
-    with pytest.raises(ValueError, match="shape mismatch"):
-        _local.local_forward(x, np.zeros((7, 9, 4), "float32"), b, out, *geometry, 1)
-    with pytest.raises(ValueError, match="shape mismatch"):
-        _local.local_forward(x, w, b, np.zeros((2, 31), "float32"), *geometry, 1)
+        _local.local_forward(x, np.zeros((7, 9, 4), "float32"), b, out, geometry, True, 0, 2, 1)
+    with pytest.raises(ValueError, match="output has 62 values"):
+        _local.local_forward(x, w, b, np.zeros((2, 31), "float32"), geometry, True, 0, 2, 1)
     with pytest.raises(ValueError, match="bias"):
-        _local.local_forward(x, w, np.zeros((8, 3), "float32"), out, *geometry, 1)
+        _local.local_forward(x, w, np.zeros((8, 3), "float32"), out, geometry, True, 0, 2, 1)
     with pytest.raises(ValueError, match="past the input"):
-        _local.local_forward(x, w, b, out, 1, 10, 3, 1, 3, 1, 2, 0, 0, 1, 8, False, True, 0, 2, 1)
-    with pytest.raises(ValueError, match="geometry"):
-        _local.local_forward(x, w, b, out, 1, 10, 3, 1, 3, 0, 1, 0, 0, 1, 8, False, True, 0, 2, 1)
+        _local.local_forward(x, w, b, out, _local_geometry(strides=(1, 1, 2)), True, 0, 2, 1)
+    with pytest.raises(ValueError, match="strides"):
+        _local.local_forward(x, w, b, out, _local_geometry(strides=(1, 0, 1)), True, 0, 2, 1)
+    with pytest.raises(ValueError, match="axis 0"):
+        _local.local_forward(x, w, b, out, _local_geometry(in_size=(2, 1, 5)), True, 0, 2, 1)
+    with pytest.raises(ValueError, match="dilation_rate 1"):
+        _local.local_forward(x, w, b, out, _local_geometry(dilation_rate=(1, 1, 2)), True, 0, 2, 1)
+    with pytest.raises(ValueError, match="geometry lacks the field 'strides'"):
+        _local.local_forward(x, w, b, out, {k: v for k, v in geometry.items() if k != "strides"}, True, 0, 2, 1)
+    with pytest.raises(ValueError, match="does not fuse into the epilogue"):
+        _local.local_forward(x, w, b, out, geometry, True, 3, 2, 1)
     with pytest.raises(ValueError):  # mixed dtypes match no fused specialization
-        _local.local_forward(x.astype("float64"), w, b, out, *geometry, 1)
+        _local.local_forward(x.astype("float64"), w, b, out, geometry, True, 0, 2, 1)
 
 
 # --- the window arithmetic against a literal port of tf-keras's conv_connected_inputs ----------

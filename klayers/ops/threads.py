@@ -4,7 +4,9 @@
 BLAS that scipy's ``cython_blas`` calls (through threadpoolctl) to the same number, so a
 process never runs more compute threads than asked. Inside a ``prange`` region that calls
 BLAS per chunk, :func:`blas_single_threaded` holds BLAS to one thread (one level of
-parallelism at a time, DESIGN principle 3).
+parallelism at a time, DESIGN principle 3). ``klayers`` re-exports ``set_num_threads``,
+``get_num_threads`` and ``num_threads``; the ops reach all of this through
+:mod:`klayers.ops.common` (``op_threads``, ``call_pinned``, ``blas_pinned``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Iterator, Optional
 
 import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS our kernels call, for threadpoolctl)
 from threadpoolctl import ThreadpoolController
+
+from klayers._ext import info as _info
 
 _lock = threading.RLock()
 _num_threads: Optional[int] = None
@@ -29,7 +33,8 @@ def _cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _blas() -> ThreadpoolController:
+def blas_controller() -> ThreadpoolController:
+    """The threadpoolctl controller of the BLAS libraries loaded in this process."""
     global _controller
     if _controller is None:
         _controller = ThreadpoolController()
@@ -55,7 +60,7 @@ def set_num_threads(n: Optional[int]) -> None:
         raise ValueError(f"set_num_threads expects a positive integer or None. Received n={n!r}")
     with _lock:
         _num_threads = n
-        _blas().limit(limits=get_num_threads(), user_api="blas")
+        blas_controller().limit(limits=get_num_threads(), user_api="blas")
 
 
 @contextlib.contextmanager
@@ -78,7 +83,7 @@ _blas_libs: Optional[list] = None
 def _blas_lib_controllers() -> list:
     global _blas_libs
     if _blas_libs is None:
-        _blas_libs = [lc for lc in _blas().lib_controllers if lc.user_api == "blas"]
+        _blas_libs = [lc for lc in blas_controller().lib_controllers if lc.user_api == "blas"]
     return _blas_libs
 
 
@@ -105,3 +110,8 @@ def blas_single_threaded() -> Iterator[None]:
                 n = get_num_threads()
                 for lc in libs:
                     lc.set_num_threads(n)
+
+
+def openmp_enabled() -> bool:
+    """True when the kernels were compiled with OpenMP (a serial build runs every op on one thread)."""
+    return bool(_info.openmp_enabled())

@@ -1,0 +1,314 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Depthwise and separable convolution kernels (rank 1-3): direct loops, register-tiled per row
+of taps (``depthwise_tiles.h``, one variant per rung of the CPU-feature ladder, picked at import
+by :func:`select_isa`), and the separable convolution fused per block (depthwise outputs go
+through their pointwise GEMM while still in cache).
+
+Same contract as ``conv.pyx``: const flat IN views, caller-allocated OUT views, a named
+ConvGeometry (``_conv_geometry.pxd``, with ``groups == in_channels`` and ``out_channels ==
+in_channels * multiplier``) checked before the GIL is released, the shared epilogue and
+activation codes (``_epilogue.pxd``, ``_act.pxd``).
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.string cimport memset, memcpy
+
+from _act cimport activation_codes, check_epilogue_act
+from _blas cimport gemm
+from _conv_geometry cimport Geom, check_bias_size, check_kernel_size, load_geometry
+from _cpu cimport kl_cpu_level, kl_isa_name
+from _epilogue cimport act_inplace, epilogue
+from _windows cimport tap_output_range, window_taps
+
+cdef extern from "depthwise_tiles.h":
+    void kdw_rowtaps_float(float* o, const float* x, Py_ssize_t off, Py_ssize_t xstep, Py_ssize_t tapstep,
+                           const float* w, Py_ssize_t K2, Py_ssize_t npix, Py_ssize_t C, const float* bias,
+                           int first, int act) noexcept nogil
+    void kdw_rowtaps_double(double* o, const double* x, Py_ssize_t off, Py_ssize_t xstep, Py_ssize_t tapstep,
+                            const double* w, Py_ssize_t K2, Py_ssize_t npix, Py_ssize_t C, const double* bias,
+                            int first, int act) noexcept nogil
+    void kdw_use(int level) noexcept nogil
+
+#: the activation codes (name -> code) of every kernel module (_act.pxd)
+ACTIVATIONS = activation_codes()
+
+
+def select_isa(int max_level=2):
+    """Use the depthwise inner loop of the widest rung of the CPU-feature ladder
+    (``cpu_features.h``: 0 baseline, 1 AVX2 + FMA, 2 AVX-512) that is at most ``max_level`` and
+    that this CPU has; returns its name. Import selects the widest; tests force lower levels."""
+    cdef int level = kl_cpu_level(max_level)
+    kdw_use(level)
+    return kl_isa_name(level).decode()
+
+
+#: the instruction set chosen at import (the same in every kernel module)
+ISA = select_isa()
+
+
+cdef int _load_depthwise(object geometry, Geom* g, Py_ssize_t x_size, Py_ssize_t out_size, Py_ssize_t w_size,
+                         int act, str where) except -1:
+    """The geometry of a depthwise convolution: ``groups == in_channels``, kernel ``(taps, cout)``."""
+    load_geometry(geometry, g, x_size, out_size, where)
+    if g.groups != g.cin:
+        raise ValueError(f"{where}: geometry groups ({g.groups}) must equal in_channels ({g.cin})")
+    check_kernel_size(w_size, g, g.cout, where)
+    check_epilogue_act(act, where)
+    return 0
+
+
+def depthwise_forward(const floating[::1] x, const floating[::1] w, const floating[::1] bias,
+                      floating[::1] out, dict geometry, bint use_bias, int act,
+                      Py_ssize_t blk, int n_threads):
+    """Depthwise convolution by direct loops: out channel ``f = c * mult + m`` reads input
+    channel ``c``. ``geometry`` has ``groups == in_channels`` and ``out_channels == in_channels *
+    mult``; w is the Keras
+    kernel ``(k0, k1, k2, cin, mult)`` flattened, i.e. ``(taps, cout)``.
+
+    A task is a block of ``blk`` outputs of one output row (last spatial axis; channels_first:
+    of one channel's row). It starts the block from the bias, then sweeps each tap over the
+    block's outputs whose input is in range (``tap_output_range``: no bounds test inside), with
+    the channels (channels_last) or the row's pixels (channels_first) innermost and contiguous,
+    so the multiply-adds vectorise; the block stays in L1 across the taps.
+    """
+    cdef Geom g
+    _load_depthwise(geometry, &g, x.shape[0], out.shape[0], w.shape[0], act, "depthwise_forward")
+    check_bias_size(bias.shape[0], use_bias, g.cout, "depthwise_forward")
+    if blk < 1:
+        raise ValueError(f"depthwise_forward: blk must be >= 1, got {blk}")
+    cdef Py_ssize_t P = g.outd[0] * g.outd[1] * g.outd[2]
+    if g.n == 0 or P == 0:
+        return
+    cdef const floating* xp = &x[0]
+    cdef const floating* wp = &w[0]
+    cdef const floating* bp = &bias[0] if bias.shape[0] > 0 else NULL
+    cdef floating* yp = &out[0]
+    cdef Py_ssize_t nblk = (g.outd[2] + blk - 1) // blk
+    cdef Py_ssize_t rows = g.n * g.outd[0] * g.outd[1] * (g.cout if g.cf else 1)
+    cdef Py_ssize_t task
+    with nogil:
+        for task in prange(rows * nblk, num_threads=n_threads, schedule="dynamic"):
+            if g.cf:
+                _dw_block_cf(xp, wp, bp, yp, &g, task // nblk, (task % nblk) * blk, blk, use_bias, act)
+            else:
+                _dw_block_cl(xp, wp, bp, yp, &g, task // nblk, (task % nblk) * blk, blk, use_bias, act)
+
+
+cdef inline void _dw_tap_cl(floating* o, const floating* xs, Py_ssize_t xstep, const floating* wt,
+                            Py_ssize_t npix, Py_ssize_t C, Py_ssize_t M) noexcept nogil:
+    """o[q, c * M + m] += xs[q * xstep + c] * wt[c * M + m] for q < npix (one tap, a block)."""
+    cdef Py_ssize_t q, c, m, F = C * M
+    cdef floating xv
+    if M == 1:
+        for q in range(npix):
+            for c in range(C):
+                o[c] = o[c] + xs[c] * wt[c]
+            o += F
+            xs += xstep
+    else:
+        for q in range(npix):
+            for c in range(C):
+                xv = xs[c]
+                for m in range(M):
+                    o[c * M + m] = o[c * M + m] + xv * wt[c * M + m]
+            o += F
+            xs += xstep
+
+
+cdef inline void _dw_rowtaps(floating* o, const floating* x, Py_ssize_t off, Py_ssize_t xstep,
+                             Py_ssize_t tapstep, const floating* w, Py_ssize_t K2, Py_ssize_t npix,
+                             Py_ssize_t C, const floating* bias, int first, int act) noexcept nogil:
+    if floating is float:
+        kdw_rowtaps_float(o, x, off, xstep, tapstep, w, K2, npix, C, bias, first, act)
+    else:
+        kdw_rowtaps_double(o, x, off, xstep, tapstep, w, K2, npix, C, bias, first, act)
+
+
+cdef void _dw_sweep_cl(const floating* xp, const floating* wp, const floating* bp, floating* orow,
+                       Geom* g, Py_ssize_t b, Py_ssize_t st0, Py_ssize_t lo0, Py_ssize_t hi0,
+                       Py_ssize_t st1, Py_ssize_t lo1, Py_ssize_t hi1, Py_ssize_t q_lo, Py_ssize_t q_hi,
+                       bint use_bias, int act) noexcept nogil:
+    """Outputs ``q_lo <= o2 < q_hi`` of a row, channels_last, any multiplier: start from the
+    bias, sweep each tap over the outputs whose input is in range, then the activation."""
+    cdef Py_ssize_t C = g.cin, F = g.cout, M = g.cout // g.cin, K1 = g.k[1], K2 = g.k[2]
+    cdef Py_ssize_t q, a, bb, cc, lo, hi
+    cdef const floating* xrow
+    if q_hi <= q_lo:
+        return
+    if use_bias:
+        for q in range(q_lo, q_hi):
+            memcpy(orow + q * F, bp, F * sizeof(floating))
+    else:
+        memset(orow + q_lo * F, 0, (q_hi - q_lo) * F * sizeof(floating))
+    for a in range(lo0, hi0):
+        for bb in range(lo1, hi1):
+            xrow = xp + b * g.xb + (st0 + a * g.dil[0]) * g.x0 + (st1 + bb * g.dil[1]) * g.x1
+            for cc in range(K2):
+                tap_output_range(cc, g.s[2], g.pad[2], g.dil[2], g.ind[2], g.outd[2], &lo, &hi)
+                if lo < q_lo:
+                    lo = q_lo
+                if hi > q_hi:
+                    hi = q_hi
+                if hi > lo:
+                    _dw_tap_cl(orow + lo * F, xrow + (lo * g.s[2] - g.pad[2] + cc * g.dil[2]) * C,
+                               g.s[2] * C, wp + ((a * K1 + bb) * K2 + cc) * F, hi - lo, C, M)
+    if act != 0:
+        act_inplace(orow + q_lo * F, (q_hi - q_lo) * F, act)
+
+
+cdef inline void _dw_border(floating* orow, const floating* xrow, const floating* wrow, Geom* g,
+                            Py_ssize_t q, const floating* bias, int first, int act) noexcept nogil:
+    """One border output of a row of taps: only its in-range taps along the last axis (possibly
+    none: then it is just started from the bias and, on the last row of taps, activated)."""
+    cdef Py_ssize_t st2, lo2, hi2, C = g.cin
+    window_taps(q, g.s[2], g.pad[2], g.dil[2], g.k[2], g.ind[2], &st2, &lo2, &hi2)
+    if hi2 < lo2:
+        hi2 = lo2
+    _dw_rowtaps(orow + q * C, xrow, (st2 + lo2 * g.dil[2]) * C if hi2 > lo2 else 0, 0, g.dil[2] * C,
+                wrow + lo2 * C, hi2 - lo2, 1, C, bias, first, act)
+
+
+cdef void _dw_block_cl(const floating* xp, const floating* wp, const floating* bp, floating* yp,
+                       Geom* g, Py_ssize_t r, Py_ssize_t q_lo, Py_ssize_t blk, bint use_bias,
+                       int act) noexcept nogil:
+    """Outputs ``q_lo <= o2 < q_lo + blk`` of output row ``r`` (sample, o0, o1), channels_last.
+    With multiplier 1 everything goes through the register-tiled ``kdw_rowtaps``, one call per
+    in-range (k0, k1): the outputs whose taps along the last axis are all in range in one run,
+    each border output with its own in-range taps. Multipliers > 1 take the per-tap sweep."""
+    cdef Py_ssize_t C = g.cin, F = g.cout, K1 = g.k[1], K2 = g.k[2], s2 = g.s[2], d2 = g.dil[2]
+    cdef Py_ssize_t b = r // (g.outd[0] * g.outd[1]), o0 = (r // g.outd[1]) % g.outd[0], o1 = r % g.outd[1]
+    cdef Py_ssize_t q_hi = q_lo + blk, qa, qb, q, a, bb, cc, lo, hi
+    cdef Py_ssize_t st0, st1, lo0, hi0, lo1, hi1
+    cdef floating* orow = yp + b * g.yb + o0 * g.y0 + o1 * g.y1
+    cdef const floating* xrow
+    cdef const floating* wrow
+    cdef const floating* bias = bp if use_bias else NULL
+    cdef int first = 1, last_act
+    if q_hi > g.outd[2]:
+        q_hi = g.outd[2]
+    window_taps(o0, g.s[0], g.pad[0], g.dil[0], g.k[0], g.ind[0], &st0, &lo0, &hi0)
+    window_taps(o1, g.s[1], g.pad[1], g.dil[1], K1, g.ind[1], &st1, &lo1, &hi1)
+    if F != C or lo0 >= hi0 or lo1 >= hi1:
+        _dw_sweep_cl(xp, wp, bp, orow, g, b, st0, lo0, hi0, st1, lo1, hi1, q_lo, q_hi, use_bias, act)
+        return
+    # interior: outputs where every tap along the last axis is in range
+    qa, qb = q_lo, q_hi
+    for cc in range(K2):
+        tap_output_range(cc, s2, g.pad[2], d2, g.ind[2], g.outd[2], &lo, &hi)
+        if lo > qa:
+            qa = lo
+        if hi < qb:
+            qb = hi
+    if qb <= qa:
+        qa = qb = q_lo
+    for a in range(lo0, hi0):
+        for bb in range(lo1, hi1):
+            xrow = xp + b * g.xb + (st0 + a * g.dil[0]) * g.x0 + (st1 + bb * g.dil[1]) * g.x1
+            wrow = wp + (a * K1 + bb) * K2 * F
+            last_act = act if (a == hi0 - 1 and bb == hi1 - 1) else -1
+            if qb > qa:
+                _dw_rowtaps(orow + qa * F, xrow, (qa * s2 - g.pad[2]) * C, s2 * C, d2 * C, wrow, K2, qb - qa, C,
+                            bias, first, last_act)
+            for q in range(q_lo, qa):
+                _dw_border(orow, xrow, wrow, g, q, bias, first, last_act)
+            for q in range(qb, q_hi):
+                _dw_border(orow, xrow, wrow, g, q, bias, first, last_act)
+            first = 0
+
+
+cdef void _dw_block_cf(const floating* xp, const floating* wp, const floating* bp, floating* yp,
+                       Geom* g, Py_ssize_t r, Py_ssize_t q_lo, Py_ssize_t blk, bint use_bias,
+                       int act) noexcept nogil:
+    """Outputs ``q_lo <= o2 < q_lo + blk`` of row ``r`` (sample, channel f, o0, o1), channels_first."""
+    cdef Py_ssize_t F = g.cout, M = g.cout // g.cin, K1 = g.k[1], K2 = g.k[2], s2 = g.s[2]
+    cdef Py_ssize_t o1 = r % g.outd[1], o0 = (r // g.outd[1]) % g.outd[0]
+    cdef Py_ssize_t f = (r // (g.outd[0] * g.outd[1])) % F, b = r // (g.outd[0] * g.outd[1] * F)
+    cdef Py_ssize_t q_hi = q_lo + blk, q, a, bb, cc, lo, hi, off
+    cdef Py_ssize_t st0, st1, lo0, hi0, lo1, hi1
+    cdef floating* orow = yp + b * g.yb + f * g.yc + o0 * g.y0 + o1 * g.y1
+    cdef const floating* xrow
+    cdef floating wv, b0 = bp[f] if use_bias else 0
+    if q_hi > g.outd[2]:
+        q_hi = g.outd[2]
+    for q in range(q_lo, q_hi):
+        orow[q] = b0
+    window_taps(o0, g.s[0], g.pad[0], g.dil[0], g.k[0], g.ind[0], &st0, &lo0, &hi0)
+    window_taps(o1, g.s[1], g.pad[1], g.dil[1], K1, g.ind[1], &st1, &lo1, &hi1)
+    for a in range(lo0, hi0):
+        for bb in range(lo1, hi1):
+            for cc in range(K2):
+                tap_output_range(cc, s2, g.pad[2], g.dil[2], g.ind[2], g.outd[2], &lo, &hi)
+                if lo < q_lo:
+                    lo = q_lo
+                if hi > q_hi:
+                    hi = q_hi
+                if hi <= lo:
+                    continue
+                wv = wp[((a * K1 + bb) * K2 + cc) * F + f]
+                # input index of output q: q * s2 + off (in range for lo <= q < hi)
+                off = cc * g.dil[2] - g.pad[2]
+                xrow = (xp + b * g.xb + (f // M) * g.xc + (st0 + a * g.dil[0]) * g.x0
+                        + (st1 + bb * g.dil[1]) * g.x1 + lo * s2 + off)
+                if s2 == 1:
+                    for q in range(hi - lo):
+                        orow[lo + q] = orow[lo + q] + xrow[q] * wv
+                else:
+                    for q in range(hi - lo):
+                        orow[lo + q] = orow[lo + q] + xrow[q * s2] * wv
+    if act != 0:
+        act_inplace(orow + q_lo, q_hi - q_lo, act)
+
+
+def separable_forward(const floating[::1] x, const floating[::1] dw, const floating[::1] pw,
+                      const floating[::1] bias, floating[::1] mid, floating[::1] out,
+                      dict geometry, bint use_bias, int act, Py_ssize_t blk, int n_threads):
+    """Separable convolution, channels_last, fused per block: each task computes the depthwise
+    outputs of ``blk`` pixels of one output row into ``mid`` (as :func:`depthwise_forward`, no
+    bias, no activation) and, while they are still in cache, their pointwise GEMM
+    ``out[pixels] = act(mid[pixels] @ pw + bias)``. One parallel region, and the intermediate
+    never makes a round trip through memory.
+
+    ``geometry``: the depthwise geometry (``groups == in_channels``, ``out_channels ==
+    in_channels * mult``; channels_last).
+    dw: ``(taps, cin * mult)`` flattened; pw: ``(cin * mult, filters)``; mid: caller-allocated
+    scratch of ``n * out_pixels * cin * mult``; out: ``n * out_pixels * filters``; bias:
+    ``(filters,)``. The caller holds BLAS to one thread when ``n_threads > 1``.
+    """
+    cdef Geom g
+    _load_depthwise(geometry, &g, x.shape[0], mid.shape[0], dw.shape[0], act, "separable_forward")
+    if g.cf:
+        raise ValueError("separable_forward: channels_last only")
+    cdef Py_ssize_t P = g.outd[0] * g.outd[1] * g.outd[2]
+    cdef Py_ssize_t Cm = g.cout
+    if Cm == 0 or pw.shape[0] % Cm or pw.shape[0] == 0:
+        raise ValueError(f"separable_forward: pointwise kernel has {pw.shape[0]} values, not a multiple of {Cm}")
+    cdef Py_ssize_t F = pw.shape[0] // Cm
+    if out.shape[0] != g.n * P * F:
+        raise ValueError(f"separable_forward: output has {out.shape[0]} values, geometry needs {g.n * P * F}")
+    if use_bias and bias.shape[0] != F:
+        raise ValueError(f"separable_forward: bias has {bias.shape[0]} values for {F} filters")
+    if blk < 1:
+        raise ValueError(f"separable_forward: blk must be >= 1, got {blk}")
+    if g.n == 0 or P == 0:
+        return
+    cdef const floating* xp = &x[0]
+    cdef const floating* dwp = &dw[0]
+    cdef const floating* pwp = &pw[0]
+    cdef const floating* bp = &bias[0] if bias.shape[0] > 0 else NULL
+    cdef floating* mp = &mid[0]
+    cdef floating* yp = &out[0]
+    cdef Py_ssize_t nblk = (g.outd[2] + blk - 1) // blk
+    cdef Py_ssize_t rows = g.n * g.outd[0] * g.outd[1]
+    cdef Py_ssize_t task, r, q_lo, q_hi, pix
+    with nogil:
+        for task in prange(rows * nblk, num_threads=n_threads, schedule="dynamic"):
+            r = task // nblk
+            q_lo = (task % nblk) * blk
+            q_hi = q_lo + blk
+            if q_hi > g.outd[2]:
+                q_hi = g.outd[2]
+            _dw_block_cl(xp, dwp, NULL, mp, &g, r, q_lo, blk, False, 0)
+            pix = r * g.outd[2] + q_lo
+            gemm(False, False, <int>(q_hi - q_lo), <int>F, <int>Cm, <floating>1.0, mp + pix * Cm, <int>Cm,
+                 pwp, <int>F, <floating>0.0, yp + pix * F, <int>F)
+            epilogue(yp + pix * F, q_hi - q_lo, F, F, bp, False, use_bias, act)

@@ -1,0 +1,114 @@
+/* float32 sigmoid / tanh over arrays for the recurrent gates (used through _rnn_act.pxd by
+ * recurrent.pyx and convlstm.pyx): an inline Cephes-style exp on 8-lane GCC vectors (relative
+ * error below 2e-7, NaN propagates), one variant per rung of the CPU-feature ladder
+ * (cpu_features.h), picked by kl_gate_use(level); a scalar libm fallback without GCC vectors.
+ * float64 gates use libm (in _rnn_act.pxd). */
+#ifndef KLAYERS_RNN_ACT_H
+#define KLAYERS_RNN_ACT_H
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include "cpu_features.h"
+
+typedef void (*kl_map_f_t)(float*, ptrdiff_t);
+
+#if defined(__GNUC__) || defined(__clang__)
+#define KL_VECTORS 1
+typedef float kl_v8f __attribute__((vector_size(32)));
+typedef int32_t kl_v8i __attribute__((vector_size(32)));
+
+static inline kl_v8f kl_sel(kl_v8i m, kl_v8f a, kl_v8f b) {
+    return (kl_v8f)((m & (kl_v8i)a) | (~m & (kl_v8i)b));
+}
+
+/* Cephes expf: Cody-Waite reduction, degree-6 polynomial, 2^n from the exponent bits */
+static inline kl_v8f kl_vexpf(kl_v8f x) {
+    const kl_v8f hi = x * 0.0f + 88.3762626647949f;
+    x = kl_sel(x < hi, x, hi);
+    x = kl_sel(x > -hi, x, -hi);
+    kl_v8f fn = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    kl_v8i n = __builtin_convertvector(fn, kl_v8i);
+    kl_v8f r = x - fn * 0.693359375f;
+    r = r - fn * -2.12194440e-4f;
+    kl_v8f z = r * r;
+    kl_v8f y = r * 1.9875691500E-4f + 1.3981999507E-3f;
+    y = y * r + 8.3334519073E-3f;
+    y = y * r + 4.1665795894E-2f;
+    y = y * r + 1.6666665459E-1f;
+    y = y * r + 5.0000001201E-1f;
+    y = y * z + r + 1.0f;
+    kl_v8i bits = (n + 127) << 23;
+    return y * (kl_v8f)bits;
+}
+
+static inline kl_v8f kl_vsigmoidf(kl_v8f x) {
+    kl_v8f s = 1.0f / (1.0f + kl_vexpf(-x));
+    return kl_sel(x == x, s, x);
+}
+
+/* odd polynomial near 0 (full relative precision), 1 - 2 / (exp(2|x|) + 1) elsewhere */
+static inline kl_v8f kl_vtanhf(kl_v8f x) {
+    kl_v8i sign = (kl_v8i)x & (int32_t)0x80000000;
+    kl_v8f a = (kl_v8f)((kl_v8i)x & 0x7fffffff);
+    kl_v8f z = x * x;
+    kl_v8f s = z * -5.70498872745E-3f + 2.06390887954E-2f;
+    s = s * z - 5.37397155531E-2f;
+    s = s * z + 1.33314422036E-1f;
+    s = s * z - 3.33332819422E-1f;
+    s = s * z * x + x;
+    kl_v8f nine = a * 0.0f + 9.0f;
+    kl_v8f e = kl_vexpf(2.0f * kl_sel(a < nine, a, nine));
+    kl_v8f l = 1.0f - 2.0f / (e + 1.0f);
+    l = (kl_v8f)((kl_v8i)l | sign);
+    return kl_sel(x == x, kl_sel(a < 0.625f, s, l), x);
+}
+
+#define KL_MAP(NAME, VF, SUFFIX, ATTR)                                                         \
+    ATTR static void NAME##_##SUFFIX(float* p, ptrdiff_t n) {                                  \
+        ptrdiff_t i = 0;                                                                       \
+        for (; i + 8 <= n; i += 8) {                                                           \
+            kl_v8f v; memcpy(&v, p + i, 32); v = VF(v); memcpy(p + i, &v, 32);                 \
+        }                                                                                      \
+        if (i < n) {                                                                           \
+            kl_v8f v = {0}; memcpy(&v, p + i, 4 * (n - i)); v = VF(v); memcpy(p + i, &v, 4 * (n - i)); \
+        }                                                                                      \
+    }
+KL_MAP(kl_sigmoid_f, kl_vsigmoidf, base, )
+KL_MAP(kl_tanh_f, kl_vtanhf, base, )
+#if KL_MULTIVERSION
+#define KL_GATE_MULTIVERSION 1
+KL_MAP(kl_sigmoid_f, kl_vsigmoidf, avx2, KL_TARGET_AVX2)
+KL_MAP(kl_tanh_f, kl_vtanhf, avx2, KL_TARGET_AVX2)
+KL_MAP(kl_sigmoid_f, kl_vsigmoidf, avx512, KL_TARGET_AVX512)
+KL_MAP(kl_tanh_f, kl_vtanhf, avx512, KL_TARGET_AVX512)
+#else
+#define KL_GATE_MULTIVERSION 0
+#endif
+#else
+#define KL_VECTORS 0
+#define KL_GATE_MULTIVERSION 0
+#include <math.h>
+static void kl_sigmoid_f_base(float* p, ptrdiff_t n) { for (ptrdiff_t i = 0; i < n; i++) p[i] = 1.0f / (1.0f + expf(-p[i])); }
+static void kl_tanh_f_base(float* p, ptrdiff_t n) { for (ptrdiff_t i = 0; i < n; i++) p[i] = tanhf(p[i]); }
+#endif
+
+static kl_map_f_t kl_sigmoid_f = kl_sigmoid_f_base;
+static kl_map_f_t kl_tanh_f = kl_tanh_f_base;
+
+/* Use the variants of ladder level ``level`` (cpu_features.h; kl_cpu_level checked the CPU). */
+static void kl_gate_use(int level) {
+    kl_sigmoid_f = kl_sigmoid_f_base;
+    kl_tanh_f = kl_tanh_f_base;
+#if KL_GATE_MULTIVERSION
+    if (level >= KL_ISA_AVX512) {
+        kl_sigmoid_f = kl_sigmoid_f_avx512;
+        kl_tanh_f = kl_tanh_f_avx512;
+    } else if (level >= KL_ISA_AVX2) {
+        kl_sigmoid_f = kl_sigmoid_f_avx2;
+        kl_tanh_f = kl_tanh_f_avx2;
+    }
+#else
+    (void)level;
+#endif
+}
+#endif

@@ -1,0 +1,179 @@
+"""What every op shares: the float dtypes, the activation codes, the thread rule, BLAS pinning.
+
+* **dtypes**: the compiled kernels compute in :data:`FLOATS` (float32, float64); other dtypes go
+  to an op's NumPy reference twin (or are cast, as each op documents).
+* **activation codes**: one code space for every kernel, defined once in C
+  (``_ext/activation_codes.h``) and read here from the compiled modules. This module holds the
+  only mapping from :mod:`klayers.activations` functions to codes (:func:`activation_code`),
+  the NumPy formula of each code for the reference twins (:func:`activation_function`) and the
+  rule that splits a layer's activation into what a GEMM epilogue fuses and what runs after it
+  (:func:`split_activation`; ``klayers.ops.activation.apply_activation`` runs the rest, softmax
+  through its kernel).
+* **threads**: :func:`op_threads` says how many threads an op uses; :func:`blas_pinned` holds
+  BLAS to one thread around an OpenMP region whose tasks call BLAS (one level of parallelism at
+  a time, DESIGN principle 3). Both build on :mod:`klayers.ops.threads`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, ContextManager, Dict, Optional, Tuple, Union
+
+import numpy as np
+
+from klayers import activations
+from klayers._ext import info as _info
+from klayers.ops.threads import blas_single_threaded, get_num_threads, num_threads, set_num_threads
+
+__all__ = [
+    "ACT_HARD_SIGMOID", "ACT_HARD_SIGMOID_K3", "ACT_LINEAR", "ACT_RELU", "ACT_RELU6", "ACT_SIGMOID",
+    "ACT_TANH", "ACTIVATION_CODES", "Activation", "EPILOGUE_CODES", "FLOATS", "activation_code",
+    "activation_function", "blas_pinned", "blas_single_threaded", "call_pinned", "float_dtype", "get_num_threads",
+    "num_threads", "op_threads", "set_num_threads", "split_activation",
+]
+
+# ---------------------------------------------------------------------------------------------
+# dtypes
+
+#: The dtypes the compiled kernels compute in.
+FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def float_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype a kernel computes in for weights of ``dtype``: itself when it is float32 or
+    float64, else float32 (the dtype the kernels fall back to, as Keras's floatx)."""
+    return dtype if dtype in FLOATS else FLOATS[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# activation codes
+
+#: name -> code, the compiled kernels' one definition (``_ext/activation_codes.h``).
+ACTIVATION_CODES: Dict[str, int] = dict(_info.ACTIVATIONS)
+ACT_LINEAR = ACTIVATION_CODES["linear"]
+ACT_RELU = ACTIVATION_CODES["relu"]
+ACT_RELU6 = ACTIVATION_CODES["relu6"]
+ACT_TANH = ACTIVATION_CODES["tanh"]
+ACT_SIGMOID = ACTIVATION_CODES["sigmoid"]
+ACT_HARD_SIGMOID = ACTIVATION_CODES["hard_sigmoid"]  # Keras 2: clip(0.2 x + 0.5, 0, 1)
+ACT_HARD_SIGMOID_K3 = ACTIVATION_CODES["hard_sigmoid_k3"]  # Keras 3: relu6(x + 3) / 6
+#: The codes a GEMM epilogue fuses (conv, depthwise, separable, transposed, dense, local kernels);
+#: the recurrent kernels take every code.
+EPILOGUE_CODES = frozenset({ACT_LINEAR, ACT_RELU, ACT_RELU6})
+
+#: An activation as an op takes it: a code, or a function (of klayers.activations or any callable).
+Activation = Union[int, Callable[[np.ndarray], np.ndarray]]
+
+_k3 = activations.keras3
+# id(function) -> code; Keras 2 and Keras 3 functions that compute the same maths share a code
+# (Keras 3's linear, tanh, sigmoid and relu6 are the Keras 2 objects themselves).
+_CODE_OF: Dict[int, int] = {
+    id(fn): code for fn, code in [
+        (activations.linear, ACT_LINEAR), (_k3.linear, ACT_LINEAR),
+        (activations.relu, ACT_RELU), (_k3.relu, ACT_RELU),
+        (activations.relu6, ACT_RELU6), (_k3.relu6, ACT_RELU6),
+        (activations.tanh, ACT_TANH), (_k3.tanh, ACT_TANH),
+        (activations.sigmoid, ACT_SIGMOID), (_k3.sigmoid, ACT_SIGMOID),
+        (activations.hard_sigmoid, ACT_HARD_SIGMOID), (_k3.hard_sigmoid, ACT_HARD_SIGMOID_K3),
+    ]
+}
+
+#: The NumPy formula of each code (the reference twins'; the kernels compute the same).
+_FUNCTION_OF: Dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    ACT_LINEAR: lambda x: x,
+    ACT_RELU: lambda x: np.maximum(x, 0),  # NaN stays NaN, as the kernels' epilogue
+    ACT_RELU6: lambda x: np.clip(x, 0, 6),
+    ACT_TANH: np.tanh,
+    ACT_SIGMOID: lambda x: 1.0 / (1.0 + np.exp(-x)),
+    ACT_HARD_SIGMOID: lambda x: np.clip(0.2 * x + 0.5, 0.0, 1.0),
+    ACT_HARD_SIGMOID_K3: lambda x: np.clip(x + 3.0, 0.0, 6.0) / 6.0,
+}
+
+
+def activation_code(fn: Callable) -> int:
+    """The kernels' code for a :mod:`klayers.activations` function (either dialect), or -1 when no
+    kernel computes it (any other callable: the caller applies it)."""
+    return _CODE_OF.get(id(fn), -1)
+
+
+def activation_function(act: Activation) -> Callable[[np.ndarray], np.ndarray]:
+    """The NumPy formula of code ``act`` (a callable is returned as it is).
+
+    Raises:
+        ValueError: ``act`` is not a code of :data:`ACTIVATION_CODES`.
+    """
+    if callable(act):
+        return act
+    try:
+        return _FUNCTION_OF[int(act)]
+    except KeyError:
+        raise ValueError(f"Unknown activation code {act!r}; expected one of {ACTIVATION_CODES}") from None
+
+
+def split_activation(act: Activation) -> Tuple[int, Optional[Callable[[np.ndarray], np.ndarray]]]:
+    """``(epilogue code, rest)`` for an op's ``act`` argument: what a GEMM epilogue fuses, and the
+    function to apply after the kernel (None when the epilogue does everything).
+
+    ``act`` is an epilogue code (:data:`EPILOGUE_CODES`) or a function: linear, relu and relu6
+    (either dialect) fuse; any other function runs after a linear epilogue (through
+    ``klayers.ops.activation.apply_activation``, which sends softmax to its kernel).
+
+    Raises:
+        ValueError: an int code that no epilogue fuses.
+    """
+    fused = _FUSED.get(id(act))  # the functions that fuse (alive for good: no other object has their id)
+    if fused is not None:
+        return fused
+    if callable(act):
+        return ACT_LINEAR, act
+    if isinstance(act, bool) or int(act) not in EPILOGUE_CODES:
+        raise ValueError(f"The activation code {act!r} does not fuse into a kernel's epilogue; expected "
+                         f"{ACT_LINEAR} (linear), {ACT_RELU} (relu), {ACT_RELU6} (relu6) or a function")
+    return int(act), None
+
+
+_FUSED: Dict[int, Tuple[int, None]] = {key: (code, None) for key, code in _CODE_OF.items() if code in EPILOGUE_CODES}
+# the epilogue codes themselves: CPython's small ints are single objects, so a code passed as a
+# plain int takes this fast path too (any other int-like value takes the checked path below)
+_FUSED.update({id(code): (code, None) for code in EPILOGUE_CODES})
+
+
+# ---------------------------------------------------------------------------------------------
+# threads
+
+
+def op_threads(n_threads: Optional[int] = None, work: int = 0, serial_below: int = 0) -> int:
+    """How many threads an op uses: ``n_threads`` when given (tests and callers that split work
+    themselves), else ``klayers.get_num_threads()``, except that ``work`` below ``serial_below``
+    (the op's break-even, measured in the op's own unit of work) runs on one thread: waking a
+    sleeping OpenMP team costs about 10 us, more on a loaded machine.
+
+    Raises:
+        ValueError: ``n_threads`` is given and below 1.
+    """
+    if n_threads:
+        if n_threads < 1:
+            raise ValueError(f"n_threads must be a positive integer or None. Received n_threads={n_threads!r}")
+        return int(n_threads)
+    if work < serial_below:
+        return 1
+    return get_num_threads()
+
+
+_NOTHING = contextlib.nullcontext()
+
+
+def blas_pinned(threads: int) -> ContextManager:
+    """Context for a kernel call on ``threads`` OpenMP threads whose tasks call BLAS: BLAS held to
+    one thread while it runs when ``threads > 1`` (one level of parallelism at a time), nothing
+    otherwise. ``with blas_pinned(threads): kernel(..., threads)``; :func:`call_pinned` is the
+    same for one call, without the context manager's cost on the serial path."""
+    return blas_single_threaded() if threads > 1 else _NOTHING
+
+
+def call_pinned(threads: int, kernel: Callable, *args: Any) -> Any:
+    """``kernel(*args)``, with BLAS held to one thread while it runs when ``threads > 1``."""
+    if threads > 1:
+        with blas_single_threaded():
+            return kernel(*args)
+    return kernel(*args)
