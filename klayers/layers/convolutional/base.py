@@ -1,21 +1,5 @@
-"""Convolution layers (tf-keras 2.21 semantics): Conv1D/2D/3D, SeparableConv1D/2D,
-DepthwiseConv1D/2D/3D, Conv1D/2D/3DTranspose.
-
-One N-D base class per family (as Keras 3's ``base_conv.py``): ``Conv(rank)``,
-``DepthwiseConv(rank)``, ``SeparableConv(rank)``, ``ConvTranspose(rank)`` own validation, build,
-config and the call into :mod:`klayers.ops.conv`; ``Conv2D`` only forwards ``rank=2``.
-Weights have Keras's shapes and order, so ``set_weights(keras_layer.get_weights())`` works:
-
-- Conv: ``kernel (*kernel_size, cin // groups, filters)``, ``bias (filters,)``
-- DepthwiseConv: ``depthwise_kernel (*kernel_size, cin, depth_multiplier)``, ``bias (cin * depth_multiplier,)``
-- SeparableConv: ``depthwise_kernel (*kernel_size, cin, depth_multiplier)``,
-  ``pointwise_kernel (1, ..., cin * depth_multiplier, filters)``, ``bias (filters,)``
-- ConvTranspose: ``kernel (*kernel_size, filters, cin)``, ``bias (filters,)``
-
-``DepthwiseConv3D`` has no tf-keras counterpart: it is the 3-D analogue of DepthwiseConv2D, equal
-to Keras's ``Conv3D(groups=channels, filters=channels * depth_multiplier)`` with that kernel
-reshaped from ``(*k, 1, channels * depth_multiplier)`` to ``(*k, channels, depth_multiplier)``.
-"""
+"""The convolution base ``Conv(rank)`` (validation, build, config, the call into
+:mod:`klayers.ops.conv`, the fold declaration), Conv1D/2D/3D, and the depthwise family."""
 
 from __future__ import annotations
 
@@ -31,17 +15,6 @@ from klayers.layers._args import weight_args_config
 from klayers.ops import conv as conv_ops
 from klayers.ops import shapes
 from klayers.ops.normalization import fold_affine
-from klayers.serialization import register_builtins
-
-__all__ = [
-    "Conv1D", "Conv2D", "Conv3D",
-    "SeparableConv1D", "SeparableConv2D",
-    "DepthwiseConv1D", "DepthwiseConv2D", "DepthwiseConv3D",
-    "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
-    "Convolution1D", "Convolution2D", "Convolution3D",
-    "SeparableConvolution1D", "SeparableConvolution2D",
-    "Convolution2DTranspose", "Convolution3DTranspose",
-]
 
 
 def _depth_multiplier(value: Any) -> int:
@@ -52,6 +25,7 @@ def _depth_multiplier(value: Any) -> int:
             f"Received depth_multiplier={value}"
         )
     return int(value)
+
 
 class Conv(Layer):
     """N-D convolution ``activation(conv(inputs, kernel) + bias)`` (Keras's ``Conv`` base).
@@ -72,6 +46,11 @@ class Conv(Layer):
     """
 
     _causal_ok = False
+
+    #: the class whose convolution this one computes (a subclass overriding it folds nothing)
+    _fold_base: Any = None
+    #: how many trailing kernel axes index the output channels
+    _kernel_channel_axes = 1
 
     def __init__(
         self,
@@ -221,14 +200,13 @@ class Conv(Layer):
         the inference planner): output channels scaled in the kernel, the shift added to the
         bias, the same convolution run on them. None when the layer applies an activation or a
         subclass changes the maths (overrides ``call`` or the convolution)."""
-        cls = type(self)
-        if (cls.call is not Conv.call or cls._convolve not in (Conv._convolve, DepthwiseConv._convolve)
-                or cls._run_op not in (Conv._run_op, DepthwiseConv._run_op)
+        cls, base = type(self), self._fold_base
+        if (cls.call is not Conv.call or cls._convolve is not base._convolve or cls._run_op is not base._run_op
                 or self.activation is not activations.linear):
             return None
         kernel_var = self._kernel_variable()
         dtype = np.dtype(self._dtype)
-        channel_axes = 2 if isinstance(self, DepthwiseConv) else 1
+        channel_axes = self._kernel_channel_axes
 
         def fold(inv: np.ndarray, shift: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
             return fold_affine(kernel_var.value, self._bias_value(), inv, shift, dtype, channel_axes)
@@ -291,11 +269,12 @@ class Conv3D(Conv):
         super().__init__(3, filters, kernel_size, strides, padding, data_format, **kwargs)
 
 
-# ---------------------------------------------------------------------------------------------
 class DepthwiseConv(Conv):
     """N-D depthwise convolution: each input channel convolved with its own ``depth_multiplier``
     filters; output channel ``c * depth_multiplier + m``. Weights ``depthwise_kernel
     (*kernel_size, cin, depth_multiplier)`` then ``bias (cin * depth_multiplier,)``."""
+
+    _kernel_channel_axes = 2
 
     def __init__(
         self,
@@ -394,218 +373,5 @@ class DepthwiseConv3D(DepthwiseConv):
         super().__init__(3, kernel_size, strides, padding, depth_multiplier, data_format, **kwargs)
 
 
-# ---------------------------------------------------------------------------------------------
-class SeparableConv(Conv):
-    """N-D depthwise-separable convolution: a depthwise convolution (strides, padding, dilation)
-    then a 1x1 pointwise convolution to ``filters``, then bias and activation. Weights
-    ``depthwise_kernel``, ``pointwise_kernel``, ``bias`` in that order."""
-
-    def __init__(
-        self,
-        rank: int,
-        filters: int,
-        kernel_size: Any,
-        strides: Any = 1,
-        padding: str = "valid",
-        data_format: Optional[str] = None,
-        dilation_rate: Any = 1,
-        depth_multiplier: int = 1,
-        activation: Any = None,
-        use_bias: bool = True,
-        depthwise_initializer: Any = "glorot_uniform",
-        pointwise_initializer: Any = "glorot_uniform",
-        bias_initializer: Any = "zeros",
-        depthwise_regularizer: Any = None,
-        pointwise_regularizer: Any = None,
-        bias_regularizer: Any = None,
-        activity_regularizer: Any = None,
-        depthwise_constraint: Any = None,
-        pointwise_constraint: Any = None,
-        bias_constraint: Any = None,
-        **kwargs: Any,
-    ):
-        super().__init__(
-            rank, filters, kernel_size, strides=strides, padding=padding, data_format=data_format,
-            dilation_rate=dilation_rate, activation=activation, use_bias=use_bias,
-            bias_initializer=bias_initializer, bias_regularizer=bias_regularizer,
-            activity_regularizer=activity_regularizer, bias_constraint=bias_constraint, **kwargs,
-        )
-        self.depth_multiplier = _depth_multiplier(depth_multiplier)
-        self.depthwise_initializer = initializers.get(depthwise_initializer)
-        self.pointwise_initializer = initializers.get(pointwise_initializer)
-        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
-        self.pointwise_regularizer = regularizers.get(pointwise_regularizer)
-        self.depthwise_constraint = constraints.get(depthwise_constraint)
-        self.pointwise_constraint = constraints.get(pointwise_constraint)
-
-    def _build_weights(self, channels: int) -> None:
-        self.depthwise_kernel = self.add_weight(
-            "depthwise_kernel", shape=self.kernel_size + (channels, self.depth_multiplier),
-            initializer=self.depthwise_initializer, regularizer=self.depthwise_regularizer,
-            constraint=self.depthwise_constraint, trainable=True,
-        )
-        self.pointwise_kernel = self.add_weight(
-            "pointwise_kernel", shape=(1,) * self.rank + (channels * self.depth_multiplier, self.filters),
-            initializer=self.pointwise_initializer, regularizer=self.pointwise_regularizer,
-            constraint=self.pointwise_constraint, trainable=True,
-        )
-        self._build_bias(self.filters)
-
-    def _convolve(self, x: np.ndarray, act: Any) -> np.ndarray:
-        return conv_ops.separable_conv(x, self.depthwise_kernel.value, self.pointwise_kernel.value,
-                                       self._bias_value(), self.strides, self.padding, self.dilation_rate,
-                                       self.data_format, act, where=f"{type(self).__name__} {self.name}")
-
-    def get_config(self) -> Dict[str, Any]:
-        config = super().get_config()
-        config.update(
-            {
-                "depth_multiplier": self.depth_multiplier,
-                "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
-                "pointwise_initializer": initializers.serialize(self.pointwise_initializer),
-                "depthwise_regularizer": regularizers.serialize(self.depthwise_regularizer),
-                "pointwise_regularizer": regularizers.serialize(self.pointwise_regularizer),
-                "depthwise_constraint": constraints.serialize(self.depthwise_constraint),
-                "pointwise_constraint": constraints.serialize(self.pointwise_constraint),
-            }
-        )
-        return config
-
-    def _to_keras3_config(self, config: Dict[str, Any]) -> Dict[str, Any]:
-        """Keras 3 has no ``kernel_*`` options on separable convolutions (tf-keras writes its
-        unused ones): the depthwise and pointwise ones are the real ones."""
-        config = dict(config)
-        for key in ("kernel_initializer", "kernel_regularizer", "kernel_constraint"):
-            config.pop(key, None)
-        return config
-
-
-class SeparableConv1D(SeparableConv):
-    """1-D separable convolution (see :class:`SeparableConv`); supports "causal" padding."""
-
-    _causal_ok = True
-
-    def __init__(self, filters: int, kernel_size: Any, strides: Any = 1, padding: str = "valid",
-                 data_format: Optional[str] = None, **kwargs: Any):
-        super().__init__(1, filters, kernel_size, strides, padding, data_format, **kwargs)
-
-
-class SeparableConv2D(SeparableConv):
-    """2-D separable convolution (see :class:`SeparableConv`)."""
-
-    def __init__(self, filters: int, kernel_size: Any, strides: Any = (1, 1), padding: str = "valid",
-                 data_format: Optional[str] = None, **kwargs: Any):
-        super().__init__(2, filters, kernel_size, strides, padding, data_format, **kwargs)
-
-
-# ---------------------------------------------------------------------------------------------
-class ConvTranspose(Conv):
-    """N-D transposed convolution (the gradient of a convolution with respect to its input).
-
-    ``output_padding`` (None or ``rank`` ints, each smaller than its stride) fixes the output
-    size; otherwise it is ``n * s + max(k_eff - s, 0)`` ("valid") or ``n * s`` ("same").
-    Weights ``kernel (*kernel_size, filters, cin)`` then ``bias (filters,)``.
-    """
-
-    def __init__(self, rank: int, filters: int, kernel_size: Any, strides: Any = 1, padding: str = "valid",
-                 output_padding: Any = None, data_format: Optional[str] = None, dilation_rate: Any = 1,
-                 **kwargs: Any):
-        super().__init__(rank, filters, kernel_size, strides=strides, padding=padding, data_format=data_format,
-                         dilation_rate=dilation_rate, **kwargs)
-        if self.padding not in ("valid", "same"):
-            raise ValueError(f"`padding` must be 'valid' or 'same' for {type(self).__name__}. Received: padding={padding!r}")
-        self.output_padding = output_padding
-        if output_padding is not None:
-            self.output_padding = shapes.normalize_tuple(output_padding, rank, "output_padding", allow_zero=True)
-            for stride, out_pad in zip(self.strides, self.output_padding):
-                if out_pad >= stride:
-                    raise ValueError(
-                        "Strides must be greater than output padding. "
-                        f"Received strides={self.strides}, output_padding={self.output_padding}."
-                    )
-
-    def _dilation(self) -> Tuple[int, ...]:
-        return self.dilation_rate
-
-    def build(self, input_shape: Any) -> None:
-        input_shape = tuple(input_shape)
-        if len(input_shape) != self.rank + 2:
-            raise ValueError(f"Inputs should have rank {self.rank + 2}. Received input_shape={input_shape}.")
-        channels = self._input_channels(input_shape)
-        self.kernel = self.add_weight(
-            "kernel", shape=self.kernel_size + (self.filters, channels),
-            initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
-            constraint=self.kernel_constraint, trainable=True,
-        )
-        self._build_bias(self.filters)
-        self.input_spec = InputSpec(ndim=self.rank + 2, axes={self._channel_axis(): channels})
-        self.built = True
-
-    def compute_output_shape(self, input_shape: Any) -> tuple:
-        input_shape = tuple(input_shape)
-        if len(input_shape) != self.rank + 2:
-            raise ValueError(f"Inputs should have rank {self.rank + 2}. Received input_shape={input_shape}.")
-        return tuple(conv_ops.conv_transpose_output_shape(
-            input_shape, self.kernel_size, self.filters, self.strides, self.padding, self._dilation(),
-            self.output_padding, self.data_format))
-
-    def _convolve(self, x: np.ndarray, act: Any) -> np.ndarray:
-        return conv_ops.conv_transpose(x, self.kernel.value, self._bias_value(), self.strides, self.padding,
-                                       self.output_padding, self._dilation(), self.data_format, act,
-                                       where=f"{type(self).__name__} {self.name}")
-
-    def get_config(self) -> Dict[str, Any]:
-        config = super().get_config()
-        config["output_padding"] = self.output_padding
-        return config
-
-
-class Conv1DTranspose(ConvTranspose):
-    """1-D transposed convolution (see :class:`ConvTranspose`)."""
-
-    def __init__(self, filters: int, kernel_size: Any, strides: Any = 1, padding: str = "valid",
-                 output_padding: Any = None, data_format: Optional[str] = None, **kwargs: Any):
-        super().__init__(1, filters, kernel_size, strides, padding, output_padding, data_format, **kwargs)
-
-
-class Conv2DTranspose(ConvTranspose):
-    """2-D transposed convolution (see :class:`ConvTranspose`)."""
-
-    def __init__(self, filters: int, kernel_size: Any, strides: Any = (1, 1), padding: str = "valid",
-                 output_padding: Any = None, data_format: Optional[str] = None, **kwargs: Any):
-        super().__init__(2, filters, kernel_size, strides, padding, output_padding, data_format, **kwargs)
-
-
-class Conv3DTranspose(ConvTranspose):
-    """3-D transposed convolution (see :class:`ConvTranspose`). As in tf-keras 2.21,
-    ``dilation_rate`` is accepted but not used, nor written in the config."""
-
-    def __init__(self, filters: int, kernel_size: Any, strides: Any = (1, 1, 1), padding: str = "valid",
-                 output_padding: Any = None, data_format: Optional[str] = None, **kwargs: Any):
-        super().__init__(3, filters, kernel_size, strides, padding, output_padding, data_format, **kwargs)
-
-    def _dilation(self) -> Tuple[int, ...]:
-        return (1, 1, 1)
-
-    def get_config(self) -> Dict[str, Any]:
-        config = super().get_config()
-        config.pop("dilation_rate")
-        return config
-
-    def _to_keras3_config(self, config: Dict[str, Any]) -> Dict[str, Any]:
-        """Keras 3 writes ``dilation_rate``: the one this layer computes with."""
-        config = dict(config)
-        config["dilation_rate"] = list(self._dilation())
-        return config
-
-
-# tf-keras's aliases
-Convolution1D = Conv1D
-Convolution2D = Conv2D
-Convolution3D = Conv3D
-SeparableConvolution1D = SeparableConv1D
-SeparableConvolution2D = SeparableConv2D
-Convolution2DTranspose = Conv2DTranspose
-Convolution3DTranspose = Conv3DTranspose
-
-register_builtins("layer", globals(), __all__)
+Conv._fold_base = Conv
+DepthwiseConv._fold_base = DepthwiseConv
