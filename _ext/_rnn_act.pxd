@@ -42,15 +42,16 @@ cdef inline void act_inplace(floating* p, Py_ssize_t n, int code) noexcept nogil
             for j in range(n):
                 p[j] = 1.0 / (1.0 + exp(-p[j]))
     elif code == ACT_HARD_SIGMOID:
-        # fmin(fmax(v, 0), 1) as selects, which vectorise (libm calls do not); NaN -> 0 as fmax
+        # clip as selects, which vectorise (libm calls do not); written so that NaN stays NaN,
+        # as tf.clip_by_value and the NumPy twin keep it
         for j in range(n):
             v = <floating>0.2 * p[j] + <floating>0.5
-            v = v if v > 0 else 0
-            p[j] = v if v < 1 else 1
+            v = 0 if v < 0 else v
+            p[j] = 1 if v > 1 else v
     elif code == ACT_HARD_SIGMOID_K3:
         for j in range(n):
             v = p[j] + 3
-            v = v if v > 0 else 0
-            p[j] = (v if v < 6 else 6) / 6
+            v = 0 if v < 0 else v
+            p[j] = (6 if v > 6 else v) / 6
     elif code == ACT_RELU or code == ACT_RELU6:
         _epilogue_act(p, n, code)

@@ -1,6 +1,6 @@
 /* float32 sigmoid / tanh over arrays for the recurrent gates (used through _rnn_act.pxd by
  * recurrent.pyx and convlstm.pyx): an inline Cephes-style exp on 8-lane GCC vectors (relative
- * error below 2e-7, NaN propagates), one variant per rung of the CPU-feature ladder
+ * error below 2e-7, NaN propagates, +-Inf saturate), one variant per rung of the CPU-feature ladder
  * (cpu_features.h), picked by kl_gate_use(level); a scalar libm fallback without GCC vectors.
  * float64 gates use libm (in _rnn_act.pxd). */
 #ifndef KLAYERS_RNN_ACT_H
@@ -23,7 +23,8 @@ static inline kl_v8f kl_sel(kl_v8i m, kl_v8f a, kl_v8f b) {
 
 /* Cephes expf: Cody-Waite reduction, degree-6 polynomial, 2^n from the exponent bits */
 static inline kl_v8f kl_vexpf(kl_v8f x) {
-    const kl_v8f hi = x * 0.0f + 88.3762626647949f;
+    /* constants broadcast from a zero vector: x * 0 would be NaN for an infinite x */
+    const kl_v8f zero = {0}, hi = zero + 88.3762626647949f;
     x = kl_sel(x < hi, x, hi);
     x = kl_sel(x > -hi, x, -hi);
     kl_v8f fn = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
@@ -56,7 +57,7 @@ static inline kl_v8f kl_vtanhf(kl_v8f x) {
     s = s * z + 1.33314422036E-1f;
     s = s * z - 3.33332819422E-1f;
     s = s * z * x + x;
-    kl_v8f nine = a * 0.0f + 9.0f;
+    const kl_v8f zero = {0}, nine = zero + 9.0f;
     kl_v8f e = kl_vexpf(2.0f * kl_sel(a < nine, a, nine));
     kl_v8f l = 1.0f - 2.0f / (e + 1.0f);
     l = (kl_v8f)((kl_v8i)l | sign);

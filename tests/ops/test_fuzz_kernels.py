@@ -100,7 +100,14 @@ def _kernel_functions(module: str) -> list:
 
 def test_every_kernel_module_has_seeds():
     missing = [m for m in KERNEL_MODULES if m not in SEEDS]
-    assert not missing, f"kernel modules without seed layers in tests/test_fuzz_kernels.py: {missing}"
+    assert not missing, f"kernel modules without seed layers in tests/ops/test_fuzz_kernels.py: {missing}"
+
+
+def test_every_kernel_module_has_its_ops_to_compare():
+    """The NaN/Inf comparison needs, per kernel module, the ops that reach it: a module without
+    any would compare nothing."""
+    missing = [m for m in KERNEL_MODULES if not OPS_OF_MODULE.get(m)]
+    assert not missing, f"kernel modules without ops in OPS_OF_MODULE: {missing}"
 
 
 # The child's common part: record the kernel calls of the seed layers.
@@ -270,38 +277,76 @@ print("FUZZ-OK", flush=True)
 
 # Through klayers.ops: compiled vs NumPy reference on NaN / Inf / layouts, seeded by the ops
 # calls the same layers make.
+#: Per ``_ext`` module: the ``klayers.ops`` functions (each with a ``*_reference`` twin) that
+#: call it; every one must receive seed calls from the module's seed layers. ``"a<b"``: the
+#: layers call ``b`` (which takes ``a``'s arguments), whose calls are replayed as ``a``.
+OPS_OF_MODULE = {
+    "dense": ["dense.dense"],
+    "conv": ["conv.conv"],
+    "depthwise": ["conv.depthwise_conv", "conv.separable_conv"],
+    "conv_transpose": ["conv.conv_transpose"],
+    "local": ["local.local_conv"],
+    "pooling": ["pooling.pool", "pooling.global_pool"],
+    "norm": ["normalization.layer_norm", "normalization.channel_affine"],
+    "softmax": ["softmax.softmax"],
+    "recurrent": ["recurrent.rnn_sequence<recurrent.rnn_job"],
+    "convlstm": ["recurrent_conv.convlstm_sequence"],
+}
+
 OPS = r"""
-import klayers.ops as ops_pkg
-import pkgutil
-OPS = {}
-for m in pkgutil.iter_modules(ops_pkg.__path__):
-    mod = importlib.import_module("klayers.ops." + m.name)
-    for n in dir(mod):
-        if n.endswith("_reference") and hasattr(mod, n[: -len("_reference")]):
-            OPS[(mod, n[: -len("_reference")])] = None
+EXPECTED_SPEC = {expected!r}
 OP_SEEDS = []
+
+def _x_index(args):
+    # the op's input: its first floating array argument (an RNN op takes the cell kind first)
+    return next((i for i, a in enumerate(args) if isinstance(a, np.ndarray) and a.dtype.kind == "f"), None)
 def _op_recorder(mod, name, fn):
+    import inspect
+    target = inspect.signature(getattr(mod, name))
     def rec(*args, **kwargs):
-        OP_SEEDS.append((mod, name, _snapshot(args), dict(kwargs)))
+        # the call as ``mod.name`` takes it: positional while the names line up, then keywords
+        bound = inspect.signature(fn).bind(*args, **kwargs).arguments
+        pos, kw, gap = [], {{}}, False
+        for p in target.parameters:
+            if p not in bound:
+                gap = True  # left at its default: what follows goes by keyword
+            elif gap:
+                kw[p] = bound[p]
+            else:
+                pos.append(bound[p])
+        OP_SEEDS.append((mod, name, _snapshot(tuple(pos)), dict(kw)))
         return fn(*args, **kwargs)
     return rec
-saved = {}
-for (mod, name) in OPS:
-    saved[(mod, name)] = getattr(mod, name)
-    setattr(mod, name, _op_recorder(mod, name, saved[(mod, name)]))
-# layers bind ops at call time through the module attribute: re-run the seeds
-import sys as _s
+# Layers reach an op through whatever name they imported it under (``from klayers.ops.softmax
+# import softmax as _op``, ``ops.dense`` the function shadowing the module ...): every attribute
+# of every klayers module that *is* the op function is swapped for the recorder.
+patched = []
+EXPECTED = [q.split("<")[0] for q in EXPECTED_SPEC]
+for spec in EXPECTED_SPEC:
+    qual, _, called = spec.partition("<")
+    mod = importlib.import_module("klayers.ops." + qual.split(".")[0])
+    name = qual.split(".")[1]
+    assert hasattr(mod, name + "_reference"), f"{{qual}} has no _reference twin"
+    cmod = importlib.import_module("klayers.ops." + (called or qual).split(".")[0])
+    fn = getattr(cmod, (called or qual).split(".")[1])
+    rec = _op_recorder(mod, name, fn)
+    for m in list(sys.modules.values()):
+        if getattr(m, "__name__", "").startswith("klayers"):
+            for attr, value in list(vars(m).items()):
+                if value is fn:
+                    setattr(m, attr, rec)
+                    patched.append((m, attr, fn))
 for layer, shape in {seeds}:
     x = rng.standard_normal((2,) + shape).astype("float32")
-    try:
-        layer(x)
-    except Exception:
-        pass
-for (mod, name), fn in saved.items():
-    setattr(mod, name, fn)
-OP_SEEDS = [s for s in OP_SEEDS if isinstance(s[2][0], np.ndarray) and s[2][0].dtype.kind == "f"]
-print("op seeds:", len(OP_SEEDS), sorted({{s[1] for s in OP_SEEDS}}), flush=True)
+    layer(x)  # a seed layer that fails is a broken seed, not a pass
+for m, attr, fn in patched:
+    setattr(m, attr, fn)
+OP_SEEDS = [s for s in OP_SEEDS if _x_index(s[2]) is not None]
+seeded = {{f"{{s[0].__name__.rsplit('.', 1)[1]}}.{{s[1]}}" for s in OP_SEEDS}}
+print("op seeds:", len(OP_SEEDS), sorted(seeded), flush=True)
+assert set(EXPECTED) <= seeded, f"ops without a seed call (nothing would be compared): {{sorted(set(EXPECTED) - seeded)}}"
 KNOWN = {known!r}
+COMPARED = []
 
 def known_bug(name, args, kwargs):
     # a fused relu / relu6 in an op listed in KNOWN_OPS_BUGS (its NaN handling is reported)
@@ -311,11 +356,10 @@ def known_bug(name, args, kwargs):
 @FUZZ
 @given(data=st.data())
 def fuzz_ops(data):
-    if not OP_SEEDS:
-        return
     mod, name, args, kwargs = data.draw(st.sampled_from(OP_SEEDS), label="op")
     args = list(copy.deepcopy(args))
-    x = args[0]
+    xi = _x_index(args)
+    x = args[xi]
     if isinstance(x, np.ndarray) and x.size:
         x = x.astype(data.draw(st.sampled_from(["float32", "float64"])))
         flat = x.reshape(-1)
@@ -331,10 +375,13 @@ def fuzz_ops(data):
             x = np.repeat(x, 2, axis=-1)[..., ::2]
         elif layout == "read_only":
             x.setflags(write=False)
-        args[0] = x
-    # weights in the input's dtype, as the layers pass them
-    args = [a.astype(x.dtype) if isinstance(a, np.ndarray) and a.dtype.kind == "f" and i > 0 else a
-            for i, a in enumerate(args)]
+        args[xi] = x
+    # weights (and states) in the input's dtype, as the layers pass them
+    def _cast(a, i):
+        if isinstance(a, list):
+            return [_cast(v, i) for v in a]
+        return a.astype(x.dtype) if isinstance(a, np.ndarray) and a.dtype.kind == "f" and i > xi else a
+    args = [_cast(a, i) for i, a in enumerate(args)]
     kwargs = {{k: (v.astype(x.dtype) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v) for k, v in kwargs.items()}}
     print(f"OP {{name}} x={{getattr(x, 'shape', None)}} {{getattr(x, 'dtype', None)}}", flush=True)
     ref_fn = getattr(mod, name + "_reference")
@@ -355,10 +402,12 @@ def fuzz_ops(data):
 def compare(name, got, want):
     got_l = got if isinstance(got, (list, tuple)) else [got]
     want_l = want if isinstance(want, (list, tuple)) else [want]
+    assert len(got_l) == len(want_l), (name, len(got_l), len(want_l))
     for g, w in zip(got_l, want_l):
         if g is None and w is None:
             continue
-        if isinstance(g, list):
+        if isinstance(g, (list, tuple)):  # an RNN's final states
+            compare(name, list(g), list(w))
             continue
         g, w = np.asarray(g), np.asarray(w)
         assert g.shape == w.shape, (name, g.shape, w.shape)
@@ -375,10 +424,11 @@ for mod, name, args, kwargs in OP_SEEDS:
     if known_bug(name, args, kwargs):
         continue
     args = list(copy.deepcopy(args))
-    x = args[0].copy()
+    xi = _x_index(args)
+    x = args[xi].copy()
     x.reshape(-1)[0] = np.nan
     x.reshape(-1)[-1] = np.inf
-    args[0] = x
+    args[xi] = x
     with np.errstate(all="ignore"):
         want = getattr(mod, name + "_reference")(*copy.deepcopy(args), **copy.deepcopy(kwargs))
         got = getattr(mod, name)(*args, **kwargs)
@@ -388,7 +438,10 @@ for mod, name, args, kwargs in OP_SEEDS:
         print(f"MISMATCH {{name}} NaN first, Inf last: x={{x.shape}} args={{[getattr(a, 'shape', a) for a in args[1:]]}} "
               f"kwargs={{ {{k: getattr(v, 'shape', v) for k, v in kwargs.items()}} }}\n{{str(e)[:1500]}}", flush=True)
         raise
+    COMPARED.append(name)
 fuzz_ops()
+print("compared:", sorted(set(COMPARED)), flush=True)
+assert {{q.split(".")[1] for q in EXPECTED}} <= set(COMPARED), "an expected op was never compared"
 print("OPS-OK", flush=True)
 """
 
@@ -402,7 +455,8 @@ _LIMIT = 6 * 2**30  # address space of a fuzz child: an absurd allocation fails 
 def _child(module: str, body: str) -> str:
     return PRELUDE.format(tests=f"{REPO}/tests", module=module, not_kernels=NOT_KERNELS,
                           seeds=SEEDS[module]) + body.replace("{seeds}", SEEDS[module]).replace(
-        "{known!r}", repr(set(KNOWN_OPS_BUGS))).replace("{{", "{").replace("}}", "}")
+        "{known!r}", repr(set(KNOWN_OPS_BUGS))).replace("{expected!r}", repr(OPS_OF_MODULE.get(module, []))).replace(
+        "{{", "{").replace("}}", "}")
 
 
 @pytest.mark.parametrize("module", KERNEL_MODULES)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import klayers
+from klayers.ops import common
 from klayers.ops import recurrent as R
 from klayers.ops import recurrent_steps as S
 from tests.helpers import N_THREADS, check_kernel_twin
@@ -108,6 +109,29 @@ def test_float32_activations_are_accurate(act, fn):
     nan = R.rnn_sequence("simple", np.full((1, 1, 3), np.nan, "float32"), np.eye(3, dtype="float32"),
                          np.zeros((3, 3), "float32"), None, [np.zeros((1, 3), "float32")], act=act)[0]
     assert np.isnan(nan).all()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("act,ract", [(R.ACT_TANH, R.ACT_SIGMOID), (R.ACT_TANH, R.ACT_HARD_SIGMOID),
+                                      (R.ACT_RELU, R.ACT_HARD_SIGMOID_K3)],
+                         ids=["tanh-sigmoid", "tanh-hard_sigmoid", "relu-hard_sigmoid_k3"])
+def test_gate_maps_saturate_at_infinity_and_keep_nan(act, ract, dtype):
+    """The compiled gate maps on +-inf, huge values and NaN give what the NumPy gates give: the
+    vector exp / tanh saturate (a constant made as ``x * 0`` would be NaN at infinity) and the
+    clips keep NaN, as tf.clip_by_value does."""
+    F = 16
+    special = np.array([np.nan, np.inf, -np.inf, 1e30, -1e30, 3e38, -3e38, 88.0, -88.0, 0.3, -7.0, 7.0])
+    rng = np.random.default_rng(F)
+    z = rng.choice(special, size=(3, 4 * F)).astype(dtype)
+    zh = np.zeros_like(z)
+    c = rng.standard_normal((3, F)).astype(dtype)
+    h, c1 = R.lstm_pointwise(z, zh, c, act, ract)
+    with np.errstate(all="ignore"):
+        want_h, want_c = S.lstm_gates(z.astype("float64"), c.astype("float64"), common.activation_function(act),
+                                      common.activation_function(ract))
+    for got, want in ((h, want_h), (c1, want_c)):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-30)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
