@@ -1,4 +1,4 @@
-"""Shared helpers of the fuzz suites (tests/*/test_fuzz_*.py, tests/test_threads_resources.py).
+"""Shared helpers of the fuzz suites (tests/*/test_fuzz_*.py, tests/package/test_threads_resources.py).
 
 Hypothesis profiles: ``KLAYERS_FUZZ_PROFILE=long`` runs many more examples locally; the default
 ("ci") keeps every fuzz suite to a few seconds on 2 cores. Profiles are applied per test through

@@ -37,6 +37,10 @@ def _x(rng, n, spatial, c, fmt, dtype):
     return (rng.standard_normal(shape) * 2).astype(dtype)
 
 
+#: The twin comparison's relative tolerance per dtype (absolute: times the output's magnitude).
+TOL = {"float32": 2e-5, "float64": 1e-12}
+
+
 def _close(got, want, dtype):
     assert got.shape == want.shape and got.dtype == np.dtype(dtype)
     tol = 2e-5 if dtype == "float32" else 1e-12
@@ -50,22 +54,21 @@ def conv_path(request, monkeypatch):
     return request.param
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("case", CONV, ids=[c[0] for c in CONV])
-def test_conv_matches_reference(case, fmt, threads, dtype, conv_path):
+def test_conv_matches_reference(case, fmt, kernel_twin, conv_path):
     _, rank, spatial, k, s, pad, d, g = case
-    rng = np.random.default_rng(len(case[0]))
     cin, filters = 4, 6 if g != 4 else 8
-    x = _x(rng, 2, spatial, cin, fmt, dtype)
     ks = (k,) * rank if isinstance(k, int) else k
-    w = rng.standard_normal(ks + (cin // g, filters)).astype(dtype)
-    b = rng.standard_normal(filters).astype(dtype)
-    for act, bias in [(C.ACT_LINEAR, b), (C.ACT_RELU, None), (C.ACT_RELU6, b)]:
-        with klayers.num_threads(threads):
-            got = C.conv(x, w, bias, s, pad, d, g, fmt, act)
-        _close(got, C.conv_reference(x, w, bias, s, pad, d, g, fmt, act), dtype)
+    for act, with_bias in [(C.ACT_LINEAR, True), (C.ACT_RELU, False), (C.ACT_RELU6, True)]:
+        def case_of(dtype, act=act, with_bias=with_bias):
+            rng = np.random.default_rng(len(case[0]))
+            x = _x(rng, 2, spatial, cin, fmt, dtype)
+            w = rng.standard_normal(ks + (cin // g, filters)).astype(dtype)
+            b = rng.standard_normal(filters).astype(dtype) if with_bias else None
+            return (x, w, b, s, pad, d, g, fmt, act), {}
+
+        kernel_twin(C.conv, case_of, tol=TOL)
 
 
 DW = [
@@ -80,22 +83,21 @@ DW = [
 ]
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("case", DW, ids=[c[0] for c in DW])
-def test_depthwise_matches_reference(case, fmt, threads, dtype):
+def test_depthwise_matches_reference(case, fmt, kernel_twin):
     _, rank, spatial, k, s, pad, d, mult = case
-    rng = np.random.default_rng(7)
     cin = 5
-    x = _x(rng, 2, spatial, cin, fmt, dtype)
     ks = (k,) * rank if isinstance(k, int) else k
-    w = rng.standard_normal(ks + (cin, mult)).astype(dtype)
-    b = rng.standard_normal(cin * mult).astype(dtype)
-    for act, bias in [(C.ACT_LINEAR, b), (C.ACT_RELU6, None)]:
-        with klayers.num_threads(threads):
-            got = C.depthwise_conv(x, w, bias, s, pad, d, fmt, act)
-        _close(got, C.depthwise_conv_reference(x, w, bias, s, pad, d, fmt, act), dtype)
+    for act, with_bias in [(C.ACT_LINEAR, True), (C.ACT_RELU6, False)]:
+        def case_of(dtype, act=act, with_bias=with_bias):
+            rng = np.random.default_rng(7)
+            x = _x(rng, 2, spatial, cin, fmt, dtype)
+            w = rng.standard_normal(ks + (cin, mult)).astype(dtype)
+            b = rng.standard_normal(cin * mult).astype(dtype) if with_bias else None
+            return (x, w, b, s, pad, d, fmt, act), {}
+
+        kernel_twin(C.depthwise_conv, case_of, tol=TOL)
 
 
 # wider rows and channel counts that are not a multiple of any vector tile: interior outputs

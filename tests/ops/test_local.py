@@ -41,25 +41,21 @@ def _tol(dtype):
     return 2e-5 if dtype == "float32" else 1e-12
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 @pytest.mark.parametrize("blocks", ["one", "many"])
 @pytest.mark.parametrize("geom", GEOMS, ids=GEOM_IDS)
-def test_local_conv_matches_reference(geom, blocks, data_format, threads, dtype, monkeypatch):
+def test_local_conv_matches_reference(geom, blocks, data_format, kernel_twin, monkeypatch):
     if blocks == "many":  # one sample per GEMM: many (position, row block) work items
         monkeypatch.setattr(L, "_PATCH_BYTES", 1)
     _, _, ks, st, padding, _ = geom
     for i, batch in enumerate([1, 2, 7]):
         act, use_bias = ACTS[i % len(ACTS)]
-        x, w, b = _problem(geom, batch, data_format, dtype, seed=i)
-        bias = b if use_bias else None
-        with klayers.num_threads(threads):
-            got = L.local_conv(x, w, bias, ks, st, padding, data_format, act)
-        want = L.local_conv_reference(x, w, bias, ks, st, padding, data_format, act)
-        assert got.dtype == np.dtype(dtype) and got.shape == want.shape
-        tol = _tol(dtype)
-        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(1.0, float(np.abs(want).max())))
+
+        def case(dtype, batch=batch, i=i, use_bias=use_bias, act=act):
+            x, w, b = _problem(geom, batch, data_format, dtype, seed=i)
+            return (x, w, b if use_bias else None, ks, st, padding, data_format, act), {}
+
+        kernel_twin(L.local_conv, case, tol={"float32": _tol("float32"), "float64": _tol("float64")})
 
 
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
@@ -177,11 +173,6 @@ def test_window_index_is_tf_keras_connectivity(geom):
         got = idx[p][idx[p] >= 0]
         assert sorted(got) == sorted(want)
 
-
-def test_reference_twin_has_the_same_signature():
-    import inspect
-
-    assert inspect.signature(L.local_conv) == inspect.signature(L.local_conv_reference)
 
 
 @pytest.mark.parametrize("k,padding,want", [(3, "valid", 0), (3, "same", 1), (4, "same", 2), (1, "same", 0)])

@@ -10,7 +10,7 @@ import pytest
 import klayers
 from klayers.ops.threads import blas_controller, blas_single_threaded
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _scipy_blas_threads():

@@ -24,7 +24,7 @@ import pytest
 import klayers
 from klayers import layers as L
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _models():
