@@ -29,7 +29,7 @@ from klayers.ops.shapes import pool_geometry
 MODE_MAX = _pooling.MODE_MAX
 MODE_AVG = _pooling.MODE_AVG
 # Below this many input values (1 MiB of float32) a kernel runs on one thread: waking a sleeping
-# OpenMP team (klayers._ext sets OMP_WAIT_POLICY=PASSIVE) costs about 10 us, a 1 MiB pass about 40.
+# OpenMP team costs 60-90 us (a spinning one, see klayers._ext, about 10), a 1 MiB pass about 40.
 _MIN_PARALLEL = 1 << 18
 # Global pooling of a small batch splits the spatial axis into this many values per slice at least.
 _MIN_SLICE = 1 << 13
