@@ -24,11 +24,102 @@ from libc.string cimport memset, memcpy
 from _act cimport activation_codes, check_epilogue_act
 from _blas cimport gemm
 from _conv_geometry cimport Geom, check_bias_size, check_kernel_size, load_geometry
+from _cpu cimport kl_cpu_level, kl_isa_name
 from _epilogue cimport epilogue
 from _windows cimport tap_output_range, window_taps
 
+cdef extern from "skinny_gemm.h":
+    int KSK_MAX_ROWS
+    void ksk_gemm_float(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A, Py_ssize_t lda,
+                        const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc) noexcept nogil
+    void ksk_gemm_double(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const double* A, Py_ssize_t lda,
+                         const double* B, Py_ssize_t ldb, double* C, Py_ssize_t ldc) noexcept nogil
+    int ksk_use(int level) noexcept nogil
+    int KSK_STRIP_BYTES
+    int KSK_PACKED_MAX_ROWS
+    void kskp_gemm_float(Py_ssize_t M, Py_ssize_t K, const float* A, Py_ssize_t lda, const float* Bp,
+                         Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t N, float* C, Py_ssize_t ldc) noexcept nogil
+    void kskp_gemm_double(Py_ssize_t M, Py_ssize_t K, const double* A, Py_ssize_t lda, const double* Bp,
+                          Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t N, double* C, Py_ssize_t ldc) noexcept nogil
+    void ksk_pack_float(Py_ssize_t K, Py_ssize_t N, const float* B, Py_ssize_t ldb, float* Bp) noexcept nogil
+    void ksk_pack_double(Py_ssize_t K, Py_ssize_t N, const double* B, Py_ssize_t ldb, double* Bp) noexcept nogil
+
 #: the activation codes (name -> code) of every kernel module (_act.pxd)
 ACTIVATIONS = activation_codes()
+
+#: GEMMs of at most this many rows run through the few-rows kernel (skinny_gemm.h), not BLAS
+SKINNY_ROWS = KSK_MAX_ROWS
+#: ... and through the packed-kernel one when the caller passes a packed kernel
+PACKED_ROWS = KSK_PACKED_MAX_ROWS
+#: bytes of columns per strip of a packed kernel (``pack_kernel``)
+STRIP_BYTES = KSK_STRIP_BYTES
+
+
+def packed_size(k, n, itemsize):
+    """Elements of the packed form of a ``k x n`` kernel matrix (``pack_kernel``) of
+    ``itemsize``-byte floats (4 or 8)."""
+    k, n, itemsize = int(k), int(n), int(itemsize)
+    if itemsize not in (4, 8) or k < 0 or n < 0:
+        raise ValueError(f"packed_size: needs k, n >= 0 and an itemsize of 4 or 8, got {k}, {n}, {itemsize}")
+    cdef Py_ssize_t sw = KSK_STRIP_BYTES // itemsize
+    return ((n + sw - 1) // sw) * sw * k
+
+
+def pack_kernel(const floating[::1] w, Py_ssize_t k, Py_ssize_t n, floating[::1] out):
+    """``out`` = the row-major ``k x n`` matrix ``w`` (a Keras kernel flattened to
+    ``(taps * cin, cout)``) in the strips the few-rows kernel streams (skinny_gemm.h)."""
+    if k < 0 or n < 0 or w.shape[0] != (<object>k) * (<object>n):
+        raise ValueError(f"pack_kernel: the kernel has {w.shape[0]} elements, not {k} x {n}")
+    if out.shape[0] != packed_size(k, n, sizeof(floating)):
+        raise ValueError(f"pack_kernel: out has {out.shape[0]} elements, "
+                         f"not {packed_size(k, n, sizeof(floating))}")
+    if k == 0 or n == 0:
+        return
+    with nogil:
+        if floating is float:
+            ksk_pack_float(k, n, &w[0], n, &out[0])
+        else:
+            ksk_pack_double(k, n, &w[0], n, &out[0])
+
+
+def select_isa(int max_level=2):
+    """Use the few-rows GEMM of the widest rung of the CPU-feature ladder (``cpu_features.h``:
+    0 baseline, 1 AVX2 + FMA, 2 AVX-512) that is at most ``max_level`` and that this CPU has;
+    returns its name. Import selects the widest; tests force lower levels."""
+    cdef int level = kl_cpu_level(max_level)
+    ksk_use(level)
+    return kl_isa_name(level).decode()
+
+
+#: the instruction set chosen at import (the same in every kernel module)
+ISA = select_isa()
+
+
+cdef inline void _gemm_packed(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const floating* a, Py_ssize_t lda,
+                              const floating* bp, Py_ssize_t f0, Py_ssize_t ncols, floating* c,
+                              Py_ssize_t ldc) noexcept nogil:
+    """C[:, f0:f0 + n] = A @ B[:, f0:f0 + n] with B packed (f0 on a strip boundary; ``ncols``:
+    B's width; ``c`` points at column 0)."""
+    cdef Py_ssize_t sw = KSK_STRIP_BYTES // sizeof(floating)
+    cdef Py_ssize_t s0 = f0 // sw, s1 = (f0 + n + sw - 1) // sw
+    cdef Py_ssize_t last = f0 + n
+    if floating is float:
+        kskp_gemm_float(m, k, a, lda, bp, s0, s1, last, c, ldc)
+    else:
+        kskp_gemm_double(m, k, a, lda, bp, s0, s1, last, c, ldc)
+
+
+cdef inline void _gemm_nn(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const floating* a, Py_ssize_t lda,
+                          const floating* b, Py_ssize_t ldb, floating* c, Py_ssize_t ldc) noexcept nogil:
+    """C = A @ B, row-major: few rows through the kernel that streams B unpacked, else BLAS."""
+    if m <= KSK_MAX_ROWS:
+        if floating is float:
+            ksk_gemm_float(m, n, k, a, lda, b, ldb, c, ldc)
+        else:
+            ksk_gemm_double(m, n, k, a, lda, b, ldb, c, ldc)
+    else:
+        gemm(False, False, <int>m, <int>n, <int>k, <floating>1.0, a, <int>lda, b, <int>ldb, <floating>0.0,
+             c, <int>ldc)
 
 
 cdef int _load_conv(object geometry, Geom* g, Py_ssize_t x_size, Py_ssize_t out_size, Py_ssize_t w_size,
@@ -112,32 +203,55 @@ cdef void _im2col(const floating* x, Geom* g, Py_ssize_t b, Py_ssize_t p0, Py_ss
 
 def conv_forward(const floating[::1] x, const floating[::1] w, const floating[::1] bias,
                  floating[::1] out, dict geometry, bint use_bias, int act,
-                 Py_ssize_t chunk_rows, int n_threads):
+                 Py_ssize_t chunk_rows, Py_ssize_t col_slice, int n_threads, const floating[::1] packed=None):
     """out = act(conv(x, w) + bias), x and out flat in the layout ``geometry`` says (a
     ConvGeometry: batch, in_channels, out_channels, groups, channels_first, in_size, out_size,
     kernel_size, strides, dilation_rate, pad_before; three axes each).
 
     w: the Keras kernel ``(k0, k1, k2, cin // groups, cout)`` flattened. bias: ``(cout,)``
-    (may be empty when ``use_bias`` is 0). ``chunk_rows``: output pixels per im2col chunk
-    (each chunk is one task of the OpenMP loop with a single-threaded GEMM per group; the
-    caller holds BLAS to one thread when ``n_threads > 1``). The 1x1, stride-1, unpadded,
-    ungrouped case skips im2col: each chunk's GEMM reads the input rows in place (channels_first:
-    ``W^T @ x[b, :, chunk]``). It is threaded by the same OpenMP chunks rather than by BLAS:
-    on the shared 2-core machine a 2-thread OpenBLAS GEMM of 784x256x64 took 8-18 ms against
-    0.26 ms on one thread, while the OpenMP split stays near the one-thread time or better.
+    (may be empty when ``use_bias`` is 0). The output is tiled into tasks of the OpenMP loop,
+    each one single-threaded GEMM per group (the caller holds BLAS to one thread when
+    ``n_threads > 1``): ``chunk_rows`` output pixels (channels_last: counted across the batch,
+    so a chunk may span samples; channels_first: within one sample) times ``col_slice`` output
+    channels of each group. Splitting the channels is what keeps every thread busy on small
+    maps, where there are fewer row chunks than threads, and each task's GEMM then packs only
+    its own slice of the kernel. The 1x1, stride-1, unpadded, ungrouped case skips im2col: each
+    task's GEMM reads the input rows in place (channels_first: ``W^T @ x[b, :, chunk]``).
+
+    ``packed``: optionally, ``w`` as ``pack_kernel`` packs it (channels_last, one group only);
+    tasks of at most ``PACKED_ROWS`` rows then multiply the packed strips, and ``col_slice``
+    must be a whole number of strips. GEMMs of at most ``SKINNY_ROWS`` rows without it run
+    through the few-rows kernel over ``w`` in place; others through BLAS.
     """
     cdef Geom g
     _load_conv(geometry, &g, x.shape[0], out.shape[0], w.shape[0], bias.shape[0], use_bias, act, "conv_forward")
-    if chunk_rows < 1:
-        raise ValueError(f"conv_forward: chunk_rows must be >= 1, got {chunk_rows}")
+    if chunk_rows < 1 or col_slice < 1:
+        raise ValueError(f"conv_forward: chunk_rows and col_slice must be >= 1, got {chunk_rows}, {col_slice}")
+    cdef Py_ssize_t SW = KSK_STRIP_BYTES // sizeof(floating)
+    cdef const floating* pp = NULL
+    if packed is not None and packed.shape[0] > 0:
+        if g.cf or g.groups != 1:
+            raise ValueError("conv_forward: a packed kernel needs channels_last and one group")
+        if packed.shape[0] != packed_size(w.shape[0] // g.cout if g.cout else 0, g.cout, sizeof(floating)):
+            raise ValueError(f"conv_forward: the packed kernel has {packed.shape[0]} elements, not "
+                             f"{packed_size(w.shape[0] // g.cout if g.cout else 0, g.cout, sizeof(floating))}")
+        if col_slice % SW and col_slice < g.cout:
+            raise ValueError(f"conv_forward: col_slice {col_slice} is not a whole number of {SW}-column strips")
+        pp = &packed[0]
     cdef Py_ssize_t P = g.outd[0] * g.outd[1] * g.outd[2]
-    if g.n == 0 or P == 0:
+    if g.n == 0 or P == 0 or g.cout == 0:
         return
     cdef Py_ssize_t T = g.k[0] * g.k[1] * g.k[2]
     cdef Py_ssize_t cg = g.cin // g.groups, fg = g.cout // g.groups, Kc = T * cg
-    cdef Py_ssize_t F = g.cout, R = chunk_rows if chunk_rows < P else P
-    cdef Py_ssize_t nc = (P + R - 1) // R, total = g.n * nc
-    cdef Py_ssize_t ch, b, p0, rows, gi
+    cdef Py_ssize_t F = g.cout
+    # rows counted across the batch (channels_last) or within a sample (channels_first)
+    cdef Py_ssize_t span = P if g.cf else g.n * P
+    cdef Py_ssize_t R = chunk_rows if chunk_rows < span else span
+    cdef Py_ssize_t CS = col_slice if col_slice < fg else fg
+    cdef Py_ssize_t ncs = (fg + CS - 1) // CS
+    cdef Py_ssize_t nc = (span + R - 1) // R
+    cdef Py_ssize_t total = (g.n if g.cf else 1) * nc * ncs
+    cdef Py_ssize_t task, ch, b, r0, rows, gi, f0, fw, seg, r, done
     cdef const floating* xp = &x[0]
     cdef const floating* wp = &w[0]
     cdef const floating* bp = &bias[0] if bias.shape[0] > 0 else NULL
@@ -150,36 +264,61 @@ def conv_forward(const floating[::1] x, const floating[::1] w, const floating[::
     with nogil, parallel(num_threads=n_threads):
         col = <floating*>malloc((1 if pointwise else R * Kc) * sizeof(floating))
         try:
-            for ch in prange(total, schedule="dynamic"):
+            for task in prange(total, schedule="dynamic"):
                 if col == NULL:
                     failed += 1
                     continue
-                b = ch // nc
-                p0 = (ch % nc) * R
-                rows = P - p0
+                ch = task // ncs
+                f0 = (task % ncs) * CS
+                fw = fg - f0
+                if fw > CS:
+                    fw = CS
+                b = ch // nc if g.cf else 0
+                r0 = (ch % nc) * R
+                rows = span - r0
                 if rows > R:
                     rows = R
                 if pointwise:
                     # 1x1: the input rows are the GEMM operand as they lie (no im2col)
                     if not g.cf:
-                        gemm(False, False, <int>rows, <int>F, <int>g.cin, <floating>1.0, xp + (b * P + p0) * g.cin,
-                             <int>g.cin, wp, <int>F, <floating>0.0, yp + (b * P + p0) * F, <int>F)
+                        if pp != NULL and rows <= KSK_PACKED_MAX_ROWS:
+                            _gemm_packed(rows, fw, g.cin, xp + r0 * g.cin, g.cin, pp, f0, F, yp + r0 * F, F)
+                        else:
+                            _gemm_nn(rows, fw, g.cin, xp + r0 * g.cin, g.cin, wp + f0, F, yp + r0 * F + f0, F)
+                        epilogue(yp + r0 * F + f0, rows, fw, F, bp + f0 if bp != NULL else NULL,
+                                 False, use_bias, act)
                     else:
-                        gemm(True, False, <int>F, <int>rows, <int>g.cin, <floating>1.0, wp, <int>F,
-                             xp + b * g.xb + p0, <int>P, <floating>0.0, yp + b * g.yb + p0, <int>P)
-                for gi in range(0 if pointwise else g.groups):
-                    _im2col(xp, &g, b, p0, rows, gi * cg, cg, col)
+                        gemm(True, False, <int>fw, <int>rows, <int>g.cin, <floating>1.0, wp + f0, <int>F,
+                             xp + b * g.xb + r0, <int>P, <floating>0.0, yp + b * g.yb + f0 * P + r0, <int>P)
+                        epilogue(yp + b * g.yb + f0 * P + r0, fw, rows, P, bp + f0 if bp != NULL else NULL,
+                                 True, use_bias, act)
+                    continue
+                for gi in range(g.groups):
+                    if g.cf:
+                        _im2col(xp, &g, b, r0, rows, gi * cg, cg, col)
+                    else:
+                        # a chunk of batch-wide rows: one im2col run per sample it touches
+                        done = 0
+                        while done < rows:
+                            r = r0 + done
+                            seg = P - r % P
+                            if seg > rows - done:
+                                seg = rows - done
+                            _im2col(xp, &g, r // P, r % P, seg, gi * cg, cg, col + done * Kc)
+                            done = done + seg
+                    # the slice's output is still in cache: bias and activation right after
                     if not g.cf:
-                        gemm(False, False, <int>rows, <int>fg, <int>Kc, <floating>1.0, col, <int>Kc,
-                             wp + gi * fg, <int>F, <floating>0.0, yp + (b * P + p0) * F + gi * fg, <int>F)
+                        if pp != NULL and rows <= KSK_PACKED_MAX_ROWS:
+                            _gemm_packed(rows, fw, Kc, col, Kc, pp, f0, F, yp + r0 * F, F)
+                        else:
+                            _gemm_nn(rows, fw, Kc, col, Kc, wp + gi * fg + f0, F, yp + r0 * F + gi * fg + f0, F)
+                        epilogue(yp + r0 * F + gi * fg + f0, rows, fw, F,
+                                 bp + gi * fg + f0 if bp != NULL else NULL, False, use_bias, act)
                     else:
-                        gemm(True, True, <int>fg, <int>rows, <int>Kc, <floating>1.0, wp + gi * fg, <int>F,
-                             col, <int>Kc, <floating>0.0, yp + b * g.yb + gi * fg * P + p0, <int>P)
-                # the chunk's output is still in cache: bias and activation now
-                if not g.cf:
-                    epilogue(yp + (b * P + p0) * F, rows, F, F, bp, False, use_bias, act)
-                else:
-                    epilogue(yp + b * g.yb + p0, F, rows, P, bp, True, use_bias, act)
+                        gemm(True, True, <int>fw, <int>rows, <int>Kc, <floating>1.0, wp + gi * fg + f0, <int>F,
+                             col, <int>Kc, <floating>0.0, yp + b * g.yb + (gi * fg + f0) * P + r0, <int>P)
+                        epilogue(yp + b * g.yb + (gi * fg + f0) * P + r0, fw, rows, P,
+                                 bp + gi * fg + f0 if bp != NULL else NULL, True, use_bias, act)
         finally:
             free(col)
     if failed:

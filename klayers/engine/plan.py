@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any, Callable, Iterator, List, NamedTuple, Sequence, Tuple
+from typing import Any, Callable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -129,12 +129,16 @@ class FoldableOp(NamedTuple):
     ``variables``: the weights the folded arrays are made from (their versions are watched).
     ``fold(inv, shift)``: the folded ``(kernel, bias)`` in the layer's dtype (float64 maths).
     ``run(x, kernel, bias, act)``: the op on ``x`` with those arrays and epilogue ``act``.
+    ``pack(kernel)``: optionally, the folded kernel in the layout the op streams fastest on
+    small inputs (or None); ``run`` then takes ``packed=``, a function that returns it, called
+    only when the op uses it (so it is made on first use and kept with the folded arrays).
     """
 
     channel_axis: int
     variables: Tuple[Variable, ...]
     fold: Callable[[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]
-    run: Callable[[np.ndarray, np.ndarray, np.ndarray, int], np.ndarray]
+    run: Callable[..., np.ndarray]
+    pack: Optional[Callable[[np.ndarray], Optional[np.ndarray]]] = None
 
 
 class ChannelAffine(NamedTuple):

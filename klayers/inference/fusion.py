@@ -46,7 +46,7 @@ class FusedStep:
     """
 
     __slots__ = ("kind", "steps", "layer", "op", "affine", "act", "in_id", "out_id", "_seen",
-                 "_global", "_kernel", "_bias", "_lock")
+                 "_global", "_kernel", "_bias", "_packed", "_lock")
 
     def __init__(self, steps: List[Step], op: FoldableOp, affine: ChannelAffine, act: int):
         self.kind = LOWERED
@@ -61,6 +61,8 @@ class FusedStep:
         self._global = -1
         self._kernel: Optional[np.ndarray] = None
         self._bias: Optional[np.ndarray] = None
+        # the op's packed form of the folded kernel, made on first use: (kernel, packed)
+        self._packed: Optional[Tuple[np.ndarray, Optional[np.ndarray]]] = None
         self._lock = threading.Lock()
 
     def _variables(self) -> List[Variable]:
@@ -79,11 +81,23 @@ class FusedStep:
                 self._global = g
         return self._kernel, self._bias  # type: ignore[return-value]
 
+    def packed(self, kernel: np.ndarray) -> Optional[np.ndarray]:
+        """``op.pack(kernel)`` of the folded ``kernel``, made once per folded kernel."""
+        entry = self._packed
+        if entry is None or entry[0] is not kernel:
+            with self._lock:
+                entry = self._packed
+                if entry is None or entry[0] is not kernel:
+                    entry = self._packed = (kernel, self.op.pack(kernel))  # type: ignore[misc]
+        return entry[1]
+
     def run(self, x: Any) -> np.ndarray:
         """The chain's output for input ``x`` (an array)."""
         x = self.layer._convert_inputs(x)
         kernel, bias = self.arrays()
-        return self.op.run(x, kernel, bias, self.act)
+        if self.op.pack is None:
+            return self.op.run(x, kernel, bias, self.act)
+        return self.op.run(x, kernel, bias, self.act, packed=lambda: self.packed(kernel))
 
 
 def lower(steps: List[Step], model: Any) -> List[Any]:

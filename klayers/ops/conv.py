@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from math import prod
-from typing import Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -71,6 +71,9 @@ DIRECT_SEG_BYTES = 256 << 10
 #: Haswell kernels) small GEMMs cost about what large ones do.
 SMALL_GEMM_MACS = 950_000
 SMALL_GEMM_MIN_ROWS = 16
+#: Fewest output channels per slice when ``conv_forward`` splits a layer's channels between
+#: tasks (the GEMM's N; below this OpenBLAS's kernels lose more than the split gains).
+MIN_SLICE = 32
 #: Bytes of output per depthwise block (stays in L1 across the taps).
 DW_BLOCK_BYTES = 16 << 10
 #: Bytes of depthwise output per fused separable block (the pointwise GEMM's A, still in cache).
@@ -84,7 +87,7 @@ TRANSPOSE_CHUNK_BYTES = 4 << 20
 
 __all__ = [
     "ACT_LINEAR", "ACT_RELU", "ACT_RELU6",
-    "conv", "conv_reference", "depthwise_conv", "depthwise_conv_reference",
+    "conv", "conv_reference", "pack_conv_kernel", "depthwise_conv", "depthwise_conv_reference",
     "separable_conv", "separable_conv_reference", "conv_transpose", "conv_transpose_reference",
     "conv_output_shape", "conv_transpose_output_shape",
 ]
@@ -175,10 +178,25 @@ def _conv_setup(x, kernel, bias, strides, padding, dilation_rate, groups, data_f
     return plan
 
 
+def pack_conv_kernel(kernel: np.ndarray, groups: int = 1) -> Optional[np.ndarray]:
+    """``kernel`` (``(*kernel_size, cin // groups, filters)``) packed for :func:`conv`'s
+    ``packed`` argument: the ``(taps * cin, filters)`` matrix in the column strips that the
+    few-rows GEMM streams (``_ext/skinny_gemm.h``). None when the kernel is grouped or not
+    floating point (nothing would use it). Pack once per kernel (the inference plan does, at
+    the first call that uses it) and hand it to :func:`conv` with that kernel."""
+    if groups != 1 or kernel.ndim < 3 or np.dtype(kernel.dtype) not in (np.float32, np.float64):
+        return None
+    dtype = np.dtype(kernel.dtype)
+    k, n = prod(kernel.shape[:-1]), kernel.shape[-1]
+    out = np.empty(_conv.packed_size(k, n, dtype.itemsize), dtype)
+    _conv.pack_kernel(np.ascontiguousarray(kernel).reshape(-1), k, n, out)
+    return out
+
+
 def conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], strides: int | Sequence[int] = 1,
          padding: str = "valid", dilation_rate: int | Sequence[int] = 1, groups: int = 1,
          data_format: str = "channels_last", act: Activation = ACT_LINEAR, n_threads: Optional[int] = None,
-         where: str = "conv") -> np.ndarray:
+         where: str = "conv", packed: Optional[Callable[[], Optional[np.ndarray]]] = None) -> np.ndarray:
     """``act(conv(x, kernel) + bias)`` for rank 1-3 (rank from ``kernel.ndim - 2``).
 
     Args:
@@ -189,6 +207,11 @@ def conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], strides:
         act: ``ACT_LINEAR`` / ``ACT_RELU`` / ``ACT_RELU6`` (fused into the epilogue) or the
             layer's activation function (linear / relu / relu6 fuse, others run after).
         n_threads: OpenMP threads (default ``klayers.get_num_threads()``; small work: one).
+        packed: None, or a function returning ``pack_conv_kernel(kernel, groups)`` of this
+            very ``kernel`` (typically from a cache the caller keeps per weight version). It is
+            called only when the packed form is used: channels_last, one group, at most
+            ``PACKED_ROWS`` output pixels in the whole batch (small maps at small batches),
+            where the convolution streams the packed strips instead of ``kernel``.
 
     Returns:
         ``(batch, *out, filters)`` (or channels_first) of the kernel's dtype, with
@@ -210,15 +233,21 @@ def conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], strides:
     threads = op_threads(n_threads, n * p_out * taps * cg * (filters // groups), SERIAL_MACS)
     pointwise = taps == 1 and groups == 1 and all(si == 1 for si in s) and not any(pads)
     fg = filters // groups
+    args = (_flat(x, dtype), _flat(kernel, dtype), _bias_arg(bias, dtype), y.reshape(-1), geo, bias is not None, code)
     if (not pointwise and cg >= DIRECT_MIN_CIN and out[-1] >= DIRECT_MIN_WIDTH
             and (fg <= 64 or cg * fg <= DIRECT_MAX_TAP_WEIGHTS) and (not cf or s[-1] == 1)):
         cap = _small_gemm_rows(cg, fg) or DIRECT_SEG_BYTES // (filters * dtype.itemsize)
-        kernel_fn, block = _conv.conv_direct_forward, _segment(n * p_out // out[-1], out[-1], cap, threads)
+        seg = _segment(n * p_out // out[-1], out[-1], cap, threads)
+        call_pinned(threads, _conv.conv_direct_forward, *args, int(seg), threads)
     else:
-        kernel_fn, block = _conv.conv_forward, _im2col_rows(
-            n, p_out, taps * cg * dtype.itemsize, threads, _small_gemm_rows(taps * cg, fg))
-    call_pinned(threads, kernel_fn, _flat(x, dtype), _flat(kernel, dtype), _bias_arg(bias, dtype), y.reshape(-1),
-                geo, bias is not None, code, int(block), threads)
+        pk = None
+        if packed is not None and not cf and groups == 1 and n * p_out <= _conv.PACKED_ROWS:
+            pk = packed()
+            if pk is not None and pk.dtype != dtype:
+                pk = None
+        rows, cols = _im2col_tiles(n, p_out, taps * cg, fg, dtype.itemsize, threads,
+                                   _small_gemm_rows(taps * cg, fg), cf, pk is not None)
+        call_pinned(threads, _conv.conv_forward, *args, rows, cols, threads, pk)
     return y if rest is None else apply_activation(y, rest, n_threads)
 
 
@@ -240,6 +269,64 @@ def _segment(rows: int, width: int, cap: int, threads: int) -> int:
     if threads > 1 and rows * nseg < 4 * threads:
         nseg = max(nseg, -(-4 * threads // max(rows, 1)))
     return max(1, -(-width // nseg))
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _im2col_tiles(n: int, p_out: int, kc: int, fg: int, itemsize: int, threads: int,
+                  small_rows: int, cf: bool, packed: bool = False) -> Tuple[int, int]:
+    """``(rows, channels)`` of each task of ``conv_forward``: output pixels per im2col (or 1x1)
+    chunk and output channels per slice of each group.
+
+    channels_last chunks count rows across the whole batch. With a packed kernel and at most
+    ``PACKED_ROWS`` rows in all (small maps at small batches: ResNet50's 3x3 and 6x6 stages at
+    96x96), one chunk of every row and the channels split evenly between the threads, in
+    whole strips: each thread streams its own contiguous part of the packed kernel once.
+    Otherwise, when there are at least twice as many row chunks as threads (large maps, large
+    batches) the channels are not split. On small maps there are fewer rows than threads
+    want, and every task's BLAS GEMM packs the kernel slice it multiplies: ``conv_forward``
+    over 2 row chunks of one 6x6 map packs the 2.4 MB kernel of a 3x3 256->256 conv twice,
+    over 2 channel slices once. The split minimises that traffic, ``row chunks x kernel +
+    channel slices x im2col block``, over the tilings whose task count is a multiple of the
+    threads, with slices of at least ``MIN_SLICE`` channels.
+    """
+    if cf:
+        return _im2col_rows(n, p_out, kc * itemsize, threads, small_rows), fg
+    span = n * p_out
+    if packed and span <= _conv.PACKED_ROWS:
+        sw = _conv.STRIP_BYTES // itemsize
+        strips = -(-fg // sw)
+        per = -(-strips // max(1, min(threads, strips)))
+        return max(1, span), per * sw
+    cap = max(8, CHUNK_BYTES // max(1, kc * itemsize))
+    if small_rows:
+        cap = min(cap, small_rows)
+    natural = -(-span // cap)
+    if threads == 1:
+        return max(1, min(cap, span)), fg
+    if natural >= 2 * threads or small_rows:
+        tasks = -(-max(natural, 2 * threads) // threads) * threads
+        return max(1, min(cap, -(-span // tasks))), fg
+    best: Optional[Tuple[int, int, int, int]] = None
+    for rt in range(max(1, natural), 2 * threads + 1):
+        rows = -(-span // rt)
+        if rows > cap:
+            continue
+        for ncs in range(1, 2 * threads + 1):
+            cs = fg if ncs == 1 else -(-_ceil_div(fg, ncs) // 16) * 16
+            if ncs > 1 and (cs < MIN_SLICE or cs >= fg):
+                continue
+            tasks = -(-span // rows) * -(-fg // cs)
+            if tasks < threads or tasks % threads:
+                continue
+            cost = tasks // -(-fg // cs) * kc * fg + -(-fg // cs) * span * kc
+            if best is None or (cost, tasks) < (best[0], best[1]):
+                best = (cost, tasks, rows, cs)
+    if best is None:
+        return _im2col_rows(1, span, kc * itemsize, threads, 0), fg
+    return best[2], best[3]
 
 
 def _im2col_rows(n: int, p_out: int, row_bytes: int, threads: int, small_rows: int = 0) -> int:
@@ -265,8 +352,10 @@ def _im2col_rows(n: int, p_out: int, row_bytes: int, threads: int, small_rows: i
 def conv_reference(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], strides: int | Sequence[int] = 1,
                    padding: str = "valid", dilation_rate: int | Sequence[int] = 1, groups: int = 1,
                    data_format: str = "channels_last", act: Activation = ACT_LINEAR,
-                   n_threads: Optional[int] = None, where: str = "conv") -> np.ndarray:
-    """NumPy twin of :func:`conv`: zero-pad, then one tensordot per kernel tap and group."""
+                   n_threads: Optional[int] = None, where: str = "conv",
+                   packed: Optional[Callable[[], Optional[np.ndarray]]] = None) -> np.ndarray:
+    """NumPy twin of :func:`conv`: zero-pad, then one tensordot per kernel tap and group
+    (``packed`` is ignored: it only gives ``kernel`` in another layout)."""
     rank, s, d, k, n, spatial, cin, filters, out = _conv_setup(
         x, kernel, bias, strides, padding, dilation_rate, groups, data_format, where)[:9]
     code, rest = split_activation(act)

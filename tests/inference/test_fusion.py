@@ -81,6 +81,34 @@ def test_weights_changed_after_predict_are_used():
     np.testing.assert_allclose(after, plain, rtol=1e-12, atol=1e-12 * np.abs(plain).max())
 
 
+@pytest.mark.parametrize("dtype,tol", [("float32", 2e-5), ("float64", 1e-12)])
+def test_small_maps_run_on_packed_kernels_that_follow_weight_changes(dtype, tol):
+    """At batch 1-2 the 1x1 convolution on the 5x5 map has few enough output rows for the
+    packed kernel (the others run on the direct kernel or have too many rows): the plan packs
+    its folded kernel once, gives the unfused result, and packs again after a weight it was
+    folded from is assigned."""
+    model = _every_pattern(dtype)
+    rng = np.random.default_rng(5)
+    for batch in (1, 2):
+        x = rng.standard_normal((batch, 10, 10, 3)).astype(dtype)
+        got = model.predict(x, verbose=0)
+        with inference.disabled():
+            plain = model.predict(x, verbose=0)
+        np.testing.assert_allclose(got, plain, rtol=tol, atol=tol * np.abs(plain).max())
+    fused_steps = [s for s in model._inference_plan.lowered if isinstance(s, inference.FusedStep)]
+    packed = {s.layer.name: s._packed for s in fused_steps if s._packed is not None}
+    assert [model.get_layer(n).kernel_size for n in packed] == [(1, 1)]
+    conv = model.get_layer(next(iter(packed)))
+    conv.kernel.assign(conv.kernel.value * -1.5)
+    x = rng.standard_normal((1, 10, 10, 3)).astype(dtype)
+    got = model.predict(x, verbose=0)
+    with inference.disabled():
+        plain = model.predict(x, verbose=0)
+    np.testing.assert_allclose(got, plain, rtol=tol, atol=tol * np.abs(plain).max())
+    step = next(s for s in fused_steps if s.layer is conv)
+    assert step._packed is not packed[conv.name] and step._packed[0] is step.arrays()[0]
+
+
 def test_weights_and_config_untouched():
     model = _every_pattern("float32")
     weights, config = model.get_weights(), model.get_config()

@@ -181,12 +181,112 @@ def test_direct_kernel_matches_im2col_kernel_on_random_geometries(cf, dtype):
         b = rng.standard_normal(geo["out_channels"]).astype(dtype)
         act = trial % 3
         want = np.empty(ny, dtype)
-        _conv.conv_forward(x, w, b, want, geo, trial % 2, act, 5, 1)
+        _conv.conv_forward(x, w, b, want, geo, trial % 2, act, 5, 1 << 20, 1)
         for seg, threads in [(1, 2), (3, 1), (1000, 2)]:
             got = np.full(ny, np.nan, dtype)
             _conv.conv_direct_forward(x, w, b, got, geo, trial % 2, act, seg, threads)
             np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == "float32" else 1e-12,
                                        atol=1e-5 if dtype == "float32" else 1e-12, err_msg=str(geo))
+
+
+@pytest.mark.parametrize("cf", [0, 1], ids=FORMATS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_im2col_kernel_tiles_agree_on_random_geometries(cf, dtype):
+    """conv_forward's tilings (row chunks that span samples, channel slices within each group,
+    1 and 2 threads) against one untiled GEMM per sample and group."""
+    rng = np.random.default_rng(300 + cf)
+    for trial in range(60):
+        geo, nx, ny, nw = _geometry(rng, cf)
+        x = rng.standard_normal(nx).astype(dtype)
+        w = rng.standard_normal(nw).astype(dtype)
+        b = rng.standard_normal(geo["out_channels"]).astype(dtype)
+        act, use_bias = trial % 3, trial % 2
+        want = np.empty(ny, dtype)
+        _conv.conv_forward(x, w, b, want, geo, use_bias, act, 1 << 20, 1 << 20, 1)
+        for rows, cols, threads in [(1, 1, 2), (3, 2, 1), (5, 1, 2), (1 << 20, 1, 2), (2, 1 << 20, 2)]:
+            got = np.full(ny, np.nan, dtype)
+            _conv.conv_forward(x, w, b, got, geo, use_bias, act, rows, cols, threads)
+            np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == "float32" else 1e-12,
+                                       atol=1e-5 if dtype == "float32" else 1e-12,
+                                       err_msg=f"{geo} rows={rows} cols={cols}")
+
+
+# (spatial, kernel, padding, cin, filters): small maps whose GEMMs have few rows; widths that
+# fill whole strips, leave a tail, or are narrower than one strip or one register tile
+SKINNY = [
+    ((3, 3), 3, "same", 16, 32), ((3, 3), 3, "same", 7, 33), ((2, 2), 1, "valid", 24, 70),
+    ((6, 6), 3, "valid", 5, 129), ((1, 1), 1, "valid", 40, 1), ((4, 4), 2, "valid", 9, 17),
+    ((3, 5), 3, "same", 3, 48),
+]
+
+
+@pytest.mark.parametrize("isa", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("batch", [1, 2, 3])
+@pytest.mark.parametrize("case", SKINNY, ids=[f"{c[0]}k{c[1]}-{c[3]}x{c[4]}" for c in SKINNY])
+def test_few_rows_gemm_packed_and_unpacked_match_reference(case, batch, dtype, isa):
+    """The few-rows GEMMs of ``conv_forward`` (every ISA variant), over the kernel in place and
+    over its packed strips (every whole-strip channel split, 1 and 2 threads), against the
+    NumPy twin: 1-48 output rows, widths with tails, float32 and float64."""
+    spatial, k, padding, cin, filters = case
+    rng = np.random.default_rng(sum(spatial) * 1000 + cin * 100 + filters + batch)
+    x = _x(rng, batch, spatial, cin, "channels_last", dtype)
+    kernel = rng.standard_normal((k, k, cin, filters)).astype(dtype)
+    bias = rng.standard_normal(filters).astype(dtype)
+    packed = C.pack_conv_kernel(kernel)
+    assert packed is not None and packed.dtype == np.dtype(dtype)
+    sw = _conv.STRIP_BYTES // np.dtype(dtype).itemsize
+    try:
+        assert _conv.select_isa(isa) in ("baseline", "avx2", "avx512")
+        for act in ACTS:
+            want = C.conv_reference(x, kernel, bias, 1, padding, 1, 1, "channels_last", act)
+            rows = want.size // filters
+            assert rows <= _conv.PACKED_ROWS
+            _close(C.conv(x, kernel, bias, 1, padding, act=act, n_threads=1), want, dtype)
+            calls = []
+
+            def packer(calls=calls):
+                calls.append(1)
+                return packed
+            got = C.conv(x, kernel, bias, 1, padding, act=act, n_threads=2, packed=packer)
+            _close(got, want, dtype)
+            assert calls == [1]
+            # direct kernel calls: every whole-strip slice width, 1 and 2 threads
+            geo = C._conv_setup(x, kernel, bias, (1, 1), padding, (1, 1), 1, "channels_last", "t")[-1]
+            for cols in range(sw, -(-filters // sw) * sw + 1, sw):
+                for threads in (1, 2):
+                    y = np.full(want.size, np.nan, dtype)
+                    _conv.conv_forward(x.reshape(-1), kernel.reshape(-1), bias, y, geo, True, act,
+                                       rows, cols, threads, packed)
+                    _close(y.reshape(want.shape), want, dtype)
+    finally:
+        _conv.select_isa()
+
+
+def test_packed_kernels_refuse_what_does_not_fit():
+    """pack_conv_kernel declines grouped and integer kernels; the kernels refuse packed arrays
+    of the wrong size, a channels_first or grouped geometry, and slices not on strip bounds."""
+    kernel = np.ones((3, 3, 4, 8), "float32")
+    assert C.pack_conv_kernel(kernel, groups=2) is None
+    assert C.pack_conv_kernel(kernel.astype("int32")) is None
+    packed = C.pack_conv_kernel(kernel)
+    assert packed.size == _conv.packed_size(36, 8, 4) == 36 * 32
+    x, b = np.ones(2 * 3 * 3 * 4, "float32"), np.zeros(8, "float32")
+    geo = C._conv_setup(x.reshape(2, 3, 3, 4), kernel, b, (1, 1), "same", (1, 1), 1, "channels_last", "t")[-1]
+    y = np.zeros(2 * 3 * 3 * 8, "float32")
+    with pytest.raises(ValueError, match="packed kernel has"):
+        _conv.conv_forward(x, kernel.reshape(-1), b, y, geo, True, 0, 18, 32, 1, packed[:-1])
+    with pytest.raises(ValueError, match="channels_last and one group"):
+        _conv.conv_forward(x, kernel.reshape(-1), b, y, dict(geo, channels_first=True), True, 0, 18, 32, 1, packed)
+    with pytest.raises(ValueError, match="strip"):
+        _conv.conv_forward(x, kernel.reshape(-1), b, y, geo, True, 0, 18, 5, 1, packed)
+    with pytest.raises(ValueError, match="elements"):
+        _conv.pack_kernel(kernel.reshape(-1), 36, 9, np.zeros(36 * 32, "float32"))
+    with pytest.raises(ValueError, match="out has"):
+        _conv.pack_kernel(kernel.reshape(-1), 36, 8, np.zeros(36 * 8, "float32"))
+    # a packer that hands back another dtype is not used
+    got = C.conv(x.reshape(2, 3, 3, 4), kernel, b, 1, "same", packed=lambda: packed.astype("float64"))
+    _close(got, C.conv_reference(x.reshape(2, 3, 3, 4), kernel, b, 1, "same"), "float32")
 
 
 @pytest.mark.parametrize("cf", [0, 1], ids=FORMATS)
@@ -204,7 +304,7 @@ def test_depthwise_kernel_matches_grouped_im2col_on_random_geometries(cf, dtype)
             b = rng.standard_normal(geo["out_channels"]).astype(dtype)
             act, use_bias = trial % 3, trial % 2
             want = np.empty(ny, dtype)
-            _conv.conv_forward(x, w, b, want, geo, use_bias, act, 7, 1)
+            _conv.conv_forward(x, w, b, want, geo, use_bias, act, 7, 1 << 20, 1)
             for isa in (0, 1, 2):
                 _depthwise.select_isa(isa)
                 for blk, threads in [(1, 2), (3, 1), (1000, 2)]:
@@ -418,9 +518,9 @@ def test_kernels_refuse_bad_geometry_with_an_error_naming_it(over, match):
     """Every conv kernel converts and checks its named geometry before the GIL is released: a
     bad field is an error naming that field (or the array size it contradicts), never a crash."""
     x, w, out, b = np.zeros(8, "f4"), np.zeros(18, "f4"), np.zeros(6, "f4"), np.zeros(3, "f4")
-    _conv.conv_forward(x, w, b, out, _geo(), 1, 0, 4, 1)  # consistent: runs
+    _conv.conv_forward(x, w, b, out, _geo(), 1, 0, 4, 3, 1)  # consistent: runs
     geo = _geo(**over)
-    calls = [lambda: _conv.conv_forward(x, w, b, out, geo, 1, 0, 4, 1),
+    calls = [lambda: _conv.conv_forward(x, w, b, out, geo, 1, 0, 4, 3, 1),
              lambda: _conv.conv_direct_forward(x, w, b, out, geo, 1, 0, 4, 1)]
     if "groups" not in over and "kernel_size" not in over:
         calls.append(lambda: _conv_transpose.conv_transpose_forward(
@@ -435,7 +535,7 @@ def test_kernels_check_geometry_before_releasing_the_gil():
     w = np.zeros(18, "f4")
     out = np.zeros(6, "f4")
     b = np.zeros(3, "f4")
-    _conv.conv_forward(x, w, b, out, _geo(), 1, 0, 4, 1)  # consistent: runs
+    _conv.conv_forward(x, w, b, out, _geo(), 1, 0, 4, 3, 1)  # consistent: runs
     bad = [
         (dict(), np.zeros(7, "f4"), w, out, "input has"),
         (dict(), x, np.zeros(17, "f4"), out, "kernel has"),
@@ -446,26 +546,26 @@ def test_kernels_check_geometry_before_releasing_the_gil():
     ]
     for over, xx, ww, oo, match in bad:
         with pytest.raises(ValueError, match=match):
-            _conv.conv_forward(xx, ww, b, oo, _geo(**over), 1, 0, 4, 1)
+            _conv.conv_forward(xx, ww, b, oo, _geo(**over), 1, 0, 4, 3, 1)
     with pytest.raises(ValueError, match="bias"):
-        _conv.conv_forward(x, w, np.zeros(2, "f4"), out, _geo(), 1, 0, 4, 1)
+        _conv.conv_forward(x, w, np.zeros(2, "f4"), out, _geo(), 1, 0, 4, 3, 1)
     with pytest.raises(ValueError, match="geometry lacks the field 'pad_before'"):
-        _conv.conv_forward(x, w, b, out, {k: v for k, v in _geo().items() if k != "pad_before"}, 1, 0, 4, 1)
+        _conv.conv_forward(x, w, b, out, {k: v for k, v in _geo().items() if k != "pad_before"}, 1, 0, 4, 3, 1)
     with pytest.raises(TypeError, match="dict"):
         _conv.conv_forward(x, w, b, out, np.array([1, 2, 3, 1, 0, 4, 1, 1, 2, 1, 1, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
-                                                  np.intp), 1, 0, 4, 1)
+                                                  np.intp), 1, 0, 4, 3, 1)
     with pytest.raises(ValueError, match="groups"):
         _depthwise.depthwise_forward(x, np.zeros(9, "f4"), b, out, _geo(), 1, 0, 4, 1)
     with pytest.raises(ValueError, match="kernel has"):
         _conv_transpose.conv_transpose_forward(x, np.zeros(17, "f4"), b, out, _geo(), 1, 0, 1, 1)
     with pytest.raises(ValueError):  # mixed dtypes match no fused specialization
-        _conv.conv_forward(x.astype("f8"), w, b, out, _geo(), 1, 0, 4, 1)
+        _conv.conv_forward(x.astype("f8"), w, b, out, _geo(), 1, 0, 4, 3, 1)
 
 
 @pytest.mark.parametrize("act", [-1, 3, 7, 2**20])
 def test_kernels_refuse_activation_codes_their_epilogue_does_not_fuse(act):
     x, w, out, b = np.zeros(8, "f4"), np.zeros(18, "f4"), np.zeros(6, "f4"), np.zeros(3, "f4")
-    for call in (lambda: _conv.conv_forward(x, w, b, out, _geo(), 1, act, 4, 1),
+    for call in (lambda: _conv.conv_forward(x, w, b, out, _geo(), 1, act, 4, 3, 1),
                  lambda: _conv.conv_direct_forward(x, w, b, out, _geo(), 1, act, 4, 1),
                  lambda: _conv_transpose.conv_transpose_forward(x, np.zeros(18, "f4"), b, out, _geo(), 1, act, 1, 1),
                  lambda: _depthwise.depthwise_forward(np.zeros(8, "f4"), np.zeros(6, "f4"), np.zeros(2, "f4"),
@@ -477,7 +577,7 @@ def test_kernels_refuse_activation_codes_their_epilogue_does_not_fuse(act):
 def test_conv_rejects_bad_chunk_and_block():
     x, w, out, b = np.zeros(8, "f4"), np.zeros(18, "f4"), np.zeros(6, "f4"), np.zeros(3, "f4")
     with pytest.raises(ValueError, match="chunk_rows"):
-        _conv.conv_forward(x, w, b, out, _geo(), 1, 0, 0, 1)
+        _conv.conv_forward(x, w, b, out, _geo(), 1, 0, 0, 3, 1)
     with pytest.raises(ValueError, match="seg"):
         _conv.conv_direct_forward(x, w, b, out, _geo(), 1, 0, 0, 1)
     with pytest.raises(ValueError, match="channels_first needs stride 1"):

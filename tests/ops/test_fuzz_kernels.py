@@ -47,6 +47,9 @@ SEEDS = {
         (L.Conv1D(3, 3, padding="same"), (20, 2)), (L.Conv2D(2, 3, dilation_rate=2), (5, 22, 2)),
         (L.Conv2D(4, 3, groups=2, padding="same", data_format="channels_first"), (4, 3, 18)),
         (L.Conv2D(3, 3, activation="softmax"), (5, 5, 2)),
+        # a model's plan folds the BatchNormalization and packs the kernel for small maps
+        (klayers.Sequential([L.Input((3, 3, 4)), L.Conv2D(40, 3, padding="same"), L.BatchNormalization(),
+                             L.ReLU()]), (3, 3, 4)),
     ]""",
     "depthwise": """[
         (L.DepthwiseConv2D(3, depth_multiplier=2), (5, 5, 3)),

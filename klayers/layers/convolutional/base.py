@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -191,9 +191,13 @@ class Conv(Layer):
     def _convolve(self, x: np.ndarray, act: Any) -> np.ndarray:
         return self._run_op(x, self.kernel.value, self._bias_value(), act)
 
-    def _run_op(self, x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: Any) -> np.ndarray:
+    def _run_op(self, x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: Any,
+                packed: Optional[Callable[[], Optional[np.ndarray]]] = None) -> np.ndarray:
         return conv_ops.conv(x, kernel, bias, self.strides, self.padding, self.dilation_rate, self.groups,
-                             self.data_format, act, where=f"{type(self).__name__} {self.name}")
+                             self.data_format, act, where=f"{type(self).__name__} {self.name}", packed=packed)
+
+    def _pack(self, kernel: np.ndarray) -> Optional[np.ndarray]:
+        return conv_ops.pack_conv_kernel(kernel, self.groups)
 
     def _fold_spec(self) -> Optional[FoldableOp]:
         """How a BatchNormalization after this convolution folds into it at inference (read by
@@ -213,7 +217,7 @@ class Conv(Layer):
 
         weights = (kernel_var, self.bias) if self.use_bias else (kernel_var,)
         channel_axis = 1 if self.data_format == "channels_first" else -1
-        return FoldableOp(channel_axis, weights, fold, self._run_op)
+        return FoldableOp(channel_axis, weights, fold, self._run_op, self._pack)
 
     def _kernel_variable(self) -> Any:
         return self.kernel
@@ -275,6 +279,8 @@ class DepthwiseConv(Conv):
     (*kernel_size, cin, depth_multiplier)`` then ``bias (cin * depth_multiplier,)``."""
 
     _kernel_channel_axes = 2
+    #: the depthwise kernel has no packed form (its op streams the kernel per channel)
+    _pack = None
 
     def __init__(
         self,

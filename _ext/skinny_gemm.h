@@ -1,0 +1,278 @@
+/* A GEMM for few rows: C[m * ldc + j] = sum_k A[m * lda + k] * B[k * ldb + j] for m < M, j < N,
+ * all row-major, C overwritten.
+ *
+ * Why: on small maps a convolution's GEMM has a handful of rows (a 3x3 map at batch 1 has 9
+ * output pixels) and a large B (the kernel, 9.4 MB for a 3x3 512->512 conv). A BLAS GEMM packs
+ * B into panels on every call, which for so few rows costs as much as the multiply, so it runs
+ * at a third of the memory bandwidth. This kernel reads B in place, once per pass of KSK_MR
+ * rows: a register tile of MR rows x 2 vectors of columns accumulates over all of K while B's
+ * tile row streams through, each B vector feeding MR fused multiply-adds.
+ *
+ * The tile is a function with compile-time MR and NV (always inlined into a switch), so the
+ * accumulators live in registers. Variants per rung of the CPU-feature ladder (cpu_features.h):
+ * AVX-512 tiles of 12 rows x 32 floats (24 of the 32 zmm registers), AVX2 and baseline tiles of
+ * 6 rows x 2 vectors (12 of 16). Column tails narrower than one vector are plain loops.
+ */
+#ifndef KLAYERS_SKINNY_GEMM_H
+#define KLAYERS_SKINNY_GEMM_H
+#include <stddef.h>
+#include "cpu_features.h"
+
+/* the most rows a caller should hand one call (more rows: BLAS's packed GEMM wins) */
+#define KSK_MAX_ROWS 16
+/* rows of B per block: a block is read as KSK_KB sequential streams (one per row, advancing a
+ * tile at a time), which the hardware prefetchers follow; a whole tile column down all of K
+ * would cross a page on every row and run at the latency of memory, not its bandwidth */
+#define KSK_KB 16
+
+#define KSK_TILE(T, V, U, L, MR, NV)                                                              \
+    do {                                                                                          \
+        V acc[MR][NV];                                                                            \
+        _Pragma("GCC unroll 16") for (int m = 0; m < MR; m++)                                     \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                                  \
+                acc[m][v] = first ? (V){0} : (V)(*(const U*)(C + (m0 + m) * ldc + j + v * L));    \
+        const T* bk = B + k0 * ldb + j;                                                           \
+        const T* ak = A + m0 * lda + k0;                                                          \
+        for (ptrdiff_t k = k0; k < k1; k++, bk += ldb, ak++) {                                    \
+            V bv[NV];                                                                             \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) bv[v] = *(const U*)(bk + v * L); \
+            _Pragma("GCC unroll 16") for (int m = 0; m < MR; m++) {                               \
+                T a = ak[m * lda];                                                                \
+                _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[m][v] += a * bv[v];      \
+            }                                                                                     \
+        }                                                                                         \
+        _Pragma("GCC unroll 16") for (int m = 0; m < MR; m++)                                     \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                                  \
+                *(U*)(C + (m0 + m) * ldc + j + v * L) = acc[m][v];                                \
+    } while (0)
+
+#define KSK_CASE(T, V, U, L, MR, NV) case MR: KSK_TILE(T, V, U, L, MR, NV); break;
+
+#define KSK_DEFINE(T, SUF, ATTR, VS, MRMAX)                                                       \
+    typedef T ksk_##T##_v_##SUF __attribute__((vector_size(VS)));                                 \
+    typedef T ksk_##T##_u_##SUF __attribute__((vector_size(VS), aligned(sizeof(T)), may_alias));  \
+    ATTR static void ksk_cols_##T##_##SUF(ptrdiff_t M, ptrdiff_t k0, ptrdiff_t k1, const T* A,    \
+            ptrdiff_t lda, const T* B, ptrdiff_t ldb, T* C, ptrdiff_t ldc, ptrdiff_t j, int nv)   \
+    {                                                                                             \
+        const int first = k0 == 0;                                                                \
+        const int L = VS / sizeof(T);                                                             \
+        for (ptrdiff_t m0 = 0; m0 < M; m0 += MRMAX) {                                             \
+            int mr = (int)(M - m0 < MRMAX ? M - m0 : MRMAX);                                      \
+            if (nv == 2) {                                                                        \
+                switch (mr) {                                                                     \
+                    KSK_CASES_##MRMAX(T, ksk_##T##_v_##SUF, ksk_##T##_u_##SUF, L, 2)              \
+                }                                                                                 \
+            } else {                                                                              \
+                switch (mr) {                                                                     \
+                    KSK_CASES_##MRMAX(T, ksk_##T##_v_##SUF, ksk_##T##_u_##SUF, L, 1)              \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+    }                                                                                             \
+    ATTR static void ksk_gemm_##T##_##SUF(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const T* A,      \
+            ptrdiff_t lda, const T* B, ptrdiff_t ldb, T* C, ptrdiff_t ldc)                        \
+    {                                                                                             \
+        const ptrdiff_t L = VS / sizeof(T);                                                       \
+        ptrdiff_t j = 0;                                                                          \
+        for (ptrdiff_t k0 = 0; k0 < K; k0 += KSK_KB) {                                            \
+            ptrdiff_t k1 = k0 + KSK_KB < K ? k0 + KSK_KB : K;                                     \
+            for (j = 0; j + 2 * L <= N; j += 2 * L)                                               \
+                ksk_cols_##T##_##SUF(M, k0, k1, A, lda, B, ldb, C, ldc, j, 2);                    \
+            for (; j + L <= N; j += L) ksk_cols_##T##_##SUF(M, k0, k1, A, lda, B, ldb, C, ldc, j, 1); \
+        }                                                                                         \
+        if (K == 0) j = 0;                                                                        \
+        for (ptrdiff_t m = 0; m < M && j < N; m++) {                                              \
+            for (ptrdiff_t jj = j; jj < N; jj++) C[m * ldc + jj] = 0;                             \
+            for (ptrdiff_t k = 0; k < K; k++) {                                                   \
+                T a = A[m * lda + k];                                                             \
+                for (ptrdiff_t jj = j; jj < N; jj++) C[m * ldc + jj] += a * B[k * ldb + jj];      \
+            }                                                                                     \
+        }                                                                                         \
+    }
+
+#define KSK_CASES_6(T, V, U, L, NV)                                                               \
+    KSK_CASE(T, V, U, L, 1, NV) KSK_CASE(T, V, U, L, 2, NV) KSK_CASE(T, V, U, L, 3, NV)           \
+    KSK_CASE(T, V, U, L, 4, NV) KSK_CASE(T, V, U, L, 5, NV) KSK_CASE(T, V, U, L, 6, NV)
+#define KSK_CASES_12(T, V, U, L, NV)                                                              \
+    KSK_CASES_6(T, V, U, L, NV)                                                                   \
+    KSK_CASE(T, V, U, L, 7, NV) KSK_CASE(T, V, U, L, 8, NV) KSK_CASE(T, V, U, L, 9, NV)           \
+    KSK_CASE(T, V, U, L, 10, NV) KSK_CASE(T, V, U, L, 11, NV) KSK_CASE(T, V, U, L, 12, NV)
+
+/* ---- the same over a packed B -------------------------------------------------------------
+ * B packed in strips of KSK_STRIP_BYTES (32 floats, 16 doubles) of columns: strip s holds
+ * B[k][s * SW + c] at Bp[(s * K + k) * SW + c], zero past column N. A strip is one contiguous
+ * K x SW block, so a tile streams it front to back (what the prefetchers like best) and the
+ * strips of a task's column slice are one contiguous range: threads that split the columns
+ * read disjoint, sequential memory. Layers pack their kernel once (at plan time). */
+#define KSK_STRIP_BYTES 128
+/* the most rows for the packed kernel: past this, BLAS's fully packed GEMM wins */
+#define KSK_PACKED_MAX_ROWS 48
+
+#define KSKP_TILE(T, V, U, L, MR, NV)                                                             \
+    do {                                                                                          \
+        V acc[MR][NV];                                                                            \
+        _Pragma("GCC unroll 16") for (int m = 0; m < MR; m++)                                     \
+            _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) acc[m][v] = (V){0};              \
+        const T* bk = bs;                                                                         \
+        const T* ak = A + m0 * lda;                                                               \
+        for (ptrdiff_t k = 0; k < K; k++, bk += NV * L, ak++) {                                   \
+            V bv[NV];                                                                             \
+            _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) bv[v] = *(const V*)(bk + v * L); \
+            _Pragma("GCC unroll 16") for (int m = 0; m < MR; m++) {                               \
+                T a = ak[m * lda];                                                                \
+                _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) acc[m][v] += a * bv[v];      \
+            }                                                                                     \
+        }                                                                                         \
+        _Pragma("GCC unroll 16") for (int m = 0; m < MR; m++)                                     \
+            _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)                                  \
+                *(U*)(cbase + m * cld + v * L) = acc[m][v];                                       \
+    } while (0)
+
+#define KSKP_CASE(T, V, U, L, MR, NV) case MR: KSKP_TILE(T, V, U, L, MR, NV); break;
+#define KSKP_CASES_1(T, V, U, L, NV) KSKP_CASE(T, V, U, L, 1, NV)
+#define KSKP_CASES_3(T, V, U, L, NV)                                                              \
+    KSKP_CASE(T, V, U, L, 1, NV) KSKP_CASE(T, V, U, L, 2, NV) KSKP_CASE(T, V, U, L, 3, NV)
+#define KSKP_CASES_12(T, V, U, L, NV)                                                             \
+    KSKP_CASES_3(T, V, U, L, NV)                                                                  \
+    KSKP_CASE(T, V, U, L, 4, NV) KSKP_CASE(T, V, U, L, 5, NV) KSKP_CASE(T, V, U, L, 6, NV)        \
+    KSKP_CASE(T, V, U, L, 7, NV) KSKP_CASE(T, V, U, L, 8, NV) KSKP_CASE(T, V, U, L, 9, NV)        \
+    KSKP_CASE(T, V, U, L, 10, NV) KSKP_CASE(T, V, U, L, 11, NV) KSKP_CASE(T, V, U, L, 12, NV)
+
+/* C[m][j] = sum_k A[m][k] * B[k][j] for m < M and the columns of strips [s0, s1) below N */
+#define KSKP_DEFINE(T, SUF, ATTR, VS, MRMAX)                                                      \
+    typedef T kskp_##T##_v_##SUF __attribute__((vector_size(VS), aligned(sizeof(T))));            \
+    typedef T kskp_##T##_u_##SUF __attribute__((vector_size(VS), aligned(sizeof(T)), may_alias)); \
+    ATTR static void kskp_gemm_##T##_##SUF(ptrdiff_t M, ptrdiff_t K, const T* A, ptrdiff_t lda,   \
+            const T* Bp, ptrdiff_t s0, ptrdiff_t s1, ptrdiff_t N, T* C, ptrdiff_t ldc)            \
+    {                                                                                             \
+        enum { L = VS / sizeof(T), SW = KSK_STRIP_BYTES / sizeof(T), NV = SW / L };               \
+        T tmp[MRMAX * SW];                                                                        \
+        for (ptrdiff_t s = s0; s < s1; s++) {                                                     \
+            const T* bs = Bp + s * K * SW;                                                        \
+            ptrdiff_t j = s * SW, width = N - j < SW ? N - j : SW;                                \
+            for (ptrdiff_t m0 = 0; m0 < M; m0 += MRMAX) {                                         \
+                int mr = (int)(M - m0 < MRMAX ? M - m0 : MRMAX);                                  \
+                T* cbase = width == SW ? C + m0 * ldc + j : tmp;                                  \
+                ptrdiff_t cld = width == SW ? ldc : SW;                                           \
+                switch (mr) {                                                                     \
+                    KSKP_CASES_##MRMAX(T, kskp_##T##_v_##SUF, kskp_##T##_u_##SUF, L, NV)          \
+                }                                                                                 \
+                if (width < SW)                                                                   \
+                    for (int m = 0; m < mr; m++)                                                  \
+                        for (ptrdiff_t c = 0; c < width; c++) C[(m0 + m) * ldc + j + c] = tmp[m * SW + c]; \
+            }                                                                                     \
+        }                                                                                         \
+    }
+
+#define KSKP_SCALAR(T)                                                                            \
+    static void kskp_gemm_##T##_base(ptrdiff_t M, ptrdiff_t K, const T* A, ptrdiff_t lda,         \
+            const T* Bp, ptrdiff_t s0, ptrdiff_t s1, ptrdiff_t N, T* C, ptrdiff_t ldc) {          \
+        enum { SW = KSK_STRIP_BYTES / sizeof(T) };                                                \
+        for (ptrdiff_t s = s0; s < s1; s++) {                                                     \
+            ptrdiff_t j = s * SW, width = N - j < SW ? N - j : SW;                                \
+            for (ptrdiff_t m = 0; m < M; m++) {                                                   \
+                T acc[SW];                                                                        \
+                for (ptrdiff_t c = 0; c < SW; c++) acc[c] = 0;                                    \
+                for (ptrdiff_t k = 0; k < K; k++) {                                               \
+                    T a = A[m * lda + k];                                                         \
+                    const T* b = Bp + (s * K + k) * SW;                                           \
+                    for (ptrdiff_t c = 0; c < SW; c++) acc[c] += a * b[c];                        \
+                }                                                                                 \
+                for (ptrdiff_t c = 0; c < width; c++) C[m * ldc + j + c] = acc[c];               \
+            }                                                                                     \
+        }                                                                                         \
+    }
+
+/* Bp = B (K x N, row stride ldb) packed in strips (see above); Bp holds ksk_packed_size. */
+#define KSK_PACK(T)                                                                               \
+    static void ksk_pack_##T(ptrdiff_t K, ptrdiff_t N, const T* B, ptrdiff_t ldb, T* Bp) {        \
+        enum { SW = KSK_STRIP_BYTES / sizeof(T) };                                                \
+        ptrdiff_t ns = (N + SW - 1) / SW;                                                         \
+        for (ptrdiff_t s = 0; s < ns; s++)                                                        \
+            for (ptrdiff_t k = 0; k < K; k++)                                                     \
+                for (ptrdiff_t c = 0; c < SW; c++)                                                \
+                    Bp[(s * K + k) * SW + c] = s * SW + c < N ? B[k * ldb + s * SW + c] : (T)0;   \
+    }
+KSK_PACK(float)
+KSK_PACK(double)
+
+typedef void (*ksk_float_t)(ptrdiff_t, ptrdiff_t, ptrdiff_t, const float*, ptrdiff_t, const float*,
+                            ptrdiff_t, float*, ptrdiff_t);
+typedef void (*ksk_double_t)(ptrdiff_t, ptrdiff_t, ptrdiff_t, const double*, ptrdiff_t, const double*,
+                             ptrdiff_t, double*, ptrdiff_t);
+
+typedef void (*kskp_float_t)(ptrdiff_t, ptrdiff_t, const float*, ptrdiff_t, const float*, ptrdiff_t,
+                             ptrdiff_t, ptrdiff_t, float*, ptrdiff_t);
+typedef void (*kskp_double_t)(ptrdiff_t, ptrdiff_t, const double*, ptrdiff_t, const double*, ptrdiff_t,
+                              ptrdiff_t, ptrdiff_t, double*, ptrdiff_t);
+
+#if defined(__GNUC__) && !defined(__clang__)
+KSK_DEFINE(float, base, , 16, 6)
+KSK_DEFINE(double, base, , 16, 6)
+KSKP_SCALAR(float)
+KSKP_SCALAR(double)
+#if KL_MULTIVERSION && defined(__x86_64__)
+KSK_DEFINE(float, avx2, KL_TARGET_AVX2, 32, 6)
+KSK_DEFINE(double, avx2, KL_TARGET_AVX2, 32, 6)
+KSK_DEFINE(float, avx512, KL_TARGET_AVX512, 64, 12)
+KSK_DEFINE(double, avx512, KL_TARGET_AVX512, 64, 12)
+KSKP_DEFINE(float, avx2, KL_TARGET_AVX2, 32, 3)
+KSKP_DEFINE(double, avx2, KL_TARGET_AVX2, 32, 3)
+KSKP_DEFINE(float, avx512, KL_TARGET_AVX512, 64, 12)
+KSKP_DEFINE(double, avx512, KL_TARGET_AVX512, 64, 12)
+#define KSK_MULTIVERSION 1
+#else
+#define KSK_MULTIVERSION 0
+#endif
+#else
+#define KSK_MULTIVERSION 0
+/* other compilers: plain loops (the callers still get the right answer) */
+#define KSK_SCALAR(T)                                                                             \
+    static void ksk_gemm_##T##_base(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const T* A,            \
+            ptrdiff_t lda, const T* B, ptrdiff_t ldb, T* C, ptrdiff_t ldc) {                      \
+        for (ptrdiff_t m = 0; m < M; m++) {                                                       \
+            for (ptrdiff_t j = 0; j < N; j++) C[m * ldc + j] = 0;                                 \
+            for (ptrdiff_t k = 0; k < K; k++) {                                                   \
+                T a = A[m * lda + k];                                                             \
+                for (ptrdiff_t j = 0; j < N; j++) C[m * ldc + j] += a * B[k * ldb + j];           \
+            }                                                                                     \
+        }                                                                                         \
+    }
+KSK_SCALAR(float)
+KSK_SCALAR(double)
+KSKP_SCALAR(float)
+KSKP_SCALAR(double)
+#endif
+
+static ksk_float_t ksk_gemm_float = ksk_gemm_float_base;
+static ksk_double_t ksk_gemm_double = ksk_gemm_double_base;
+static kskp_float_t kskp_gemm_float = kskp_gemm_float_base;
+static kskp_double_t kskp_gemm_double = kskp_gemm_double_base;
+
+/* Pick the variant for ``level`` (kl_cpu_level's answer); returns the level used. */
+static int ksk_use(int level) {
+#if KSK_MULTIVERSION
+    if (level >= KL_ISA_AVX512) {
+        ksk_gemm_float = ksk_gemm_float_avx512;
+        ksk_gemm_double = ksk_gemm_double_avx512;
+        kskp_gemm_float = kskp_gemm_float_avx512;
+        kskp_gemm_double = kskp_gemm_double_avx512;
+        return KL_ISA_AVX512;
+    }
+    if (level >= KL_ISA_AVX2) {
+        ksk_gemm_float = ksk_gemm_float_avx2;
+        ksk_gemm_double = ksk_gemm_double_avx2;
+        kskp_gemm_float = kskp_gemm_float_avx2;
+        kskp_gemm_double = kskp_gemm_double_avx2;
+        return KL_ISA_AVX2;
+    }
+#else
+    (void)level;
+#endif
+    ksk_gemm_float = ksk_gemm_float_base;
+    ksk_gemm_double = ksk_gemm_double_base;
+    kskp_gemm_float = kskp_gemm_float_base;
+    kskp_gemm_double = kskp_gemm_double_base;
+    return KL_ISA_BASELINE;
+}
+#endif
