@@ -23,7 +23,7 @@ from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 
-from _act cimport activation_codes, check_act
+from _act cimport activation_codes, check_gate_act
 from _blas cimport gemm
 from _named cimport geometry_error
 from _openmp cimport omp_get_thread_num
@@ -198,8 +198,8 @@ def convlstm_run(const floating[:, :, :, ::1] zx__btpg, const floating[:, ::1] u
     if G4 != 4 * F or P < 1:
         raise ValueError("convlstm_run: gates must be (B, T, P, 4F) with P >= 1")
     _load_geometry(geometry, &g, P)
-    check_act(act, "convlstm_run")
-    check_act(ract, "convlstm_run")
+    check_gate_act(act, "convlstm_run")
+    check_gate_act(ract, "convlstm_run")
     taps = g.kernel_size[0] * g.kernel_size[1] * g.kernel_size[2]
     K = taps * F
     if u__kg.shape[0] != K or u__kg.shape[1] != G4:

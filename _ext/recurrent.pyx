@@ -23,7 +23,7 @@ from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 
-from _act cimport activation_codes, check_act
+from _act cimport activation_codes, check_gate_act
 from _blas cimport gemm, gemv_t
 from _rnn_act cimport act_inplace as _act, select_gate_isa
 
@@ -363,8 +363,8 @@ cdef int _load_task(dict sp, Task* t, Py_ssize_t n_tasks, int n_threads, floatin
     cell = sp["cell"]
     if not (CELL_SIMPLE <= cell < CELL_END):
         raise ValueError(f"rnn_run: unknown cell code {cell} (expected 0 to {CELL_END - 1})")
-    check_act(sp["act"], "rnn_run")
-    check_act(sp["ract"], "rnn_run")
+    check_gate_act(sp["act"], "rnn_run")
+    check_gate_act(sp["ract"], "rnn_run")
     t.cell = cell
     t.act = sp["act"]
     t.ract = sp["ract"]
@@ -505,8 +505,8 @@ def lstm_pointwise(floating[:, ::1] z__ng, const floating[:, ::1] zh__ng, floati
     if (c__nf.shape[0] != N or c__nf.shape[1] != F or h__nf.shape[0] != N or h__nf.shape[1] != F
             or tmp__nf.shape[0] != N or tmp__nf.shape[1] != F):
         raise ValueError("lstm_pointwise: state arrays must be (N, F)")
-    check_act(act, "lstm_pointwise")
-    check_act(ract, "lstm_pointwise")
+    check_gate_act(act, "lstm_pointwise")
+    check_gate_act(ract, "lstm_pointwise")
     if N == 0 or F == 0:
         return
     cdef Py_ssize_t rows = (N + n_threads - 1) // n_threads if n_threads > 1 else N

@@ -14,15 +14,17 @@ typedef void (*kl_map_f_t)(float*, ptrdiff_t);
 
 #if defined(__GNUC__) || defined(__clang__)
 #define KL_VECTORS 1
+/* the vector helpers below are always inlined: a vector argument must not cross a call between
+ * functions compiled for different instruction sets (the ABIs differ) */
 typedef float kl_v8f __attribute__((vector_size(32)));
 typedef int32_t kl_v8i __attribute__((vector_size(32)));
 
-static inline kl_v8f kl_sel(kl_v8i m, kl_v8f a, kl_v8f b) {
+static inline __attribute__((always_inline)) kl_v8f kl_sel(kl_v8i m, kl_v8f a, kl_v8f b) {
     return (kl_v8f)((m & (kl_v8i)a) | (~m & (kl_v8i)b));
 }
 
 /* Cephes expf: Cody-Waite reduction, degree-6 polynomial, 2^n from the exponent bits */
-static inline kl_v8f kl_vexpf(kl_v8f x) {
+static inline __attribute__((always_inline)) kl_v8f kl_vexpf(kl_v8f x) {
     /* constants broadcast from a zero vector: x * 0 would be NaN for an infinite x */
     const kl_v8f zero = {0}, hi = zero + 88.3762626647949f;
     x = kl_sel(x < hi, x, hi);
@@ -42,13 +44,13 @@ static inline kl_v8f kl_vexpf(kl_v8f x) {
     return y * (kl_v8f)bits;
 }
 
-static inline kl_v8f kl_vsigmoidf(kl_v8f x) {
+static inline __attribute__((always_inline)) kl_v8f kl_vsigmoidf(kl_v8f x) {
     kl_v8f s = 1.0f / (1.0f + kl_vexpf(-x));
     return kl_sel(x == x, s, x);
 }
 
 /* odd polynomial near 0 (full relative precision), 1 - 2 / (exp(2|x|) + 1) elsewhere */
-static inline kl_v8f kl_vtanhf(kl_v8f x) {
+static inline __attribute__((always_inline)) kl_v8f kl_vtanhf(kl_v8f x) {
     kl_v8i sign = (kl_v8i)x & (int32_t)0x80000000;
     kl_v8f a = (kl_v8f)((kl_v8i)x & 0x7fffffff);
     kl_v8f z = x * x;
@@ -60,6 +62,7 @@ static inline kl_v8f kl_vtanhf(kl_v8f x) {
     const kl_v8f zero = {0}, nine = zero + 9.0f;
     kl_v8f e = kl_vexpf(2.0f * kl_sel(a < nine, a, nine));
     kl_v8f l = 1.0f - 2.0f / (e + 1.0f);
+    l = kl_sel(a < nine, l, zero + 1.0f);  /* tanh(9) rounds to 1 in float32 */
     l = (kl_v8f)((kl_v8i)l | sign);
     return kl_sel(x == x, kl_sel(a < 0.625f, s, l), x);
 }

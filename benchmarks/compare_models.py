@@ -107,6 +107,16 @@ def _mobilenet(size: int, classes: int) -> Callable[[Any], Any]:
     return build
 
 
+def _app(name: str, size: int, **kwargs: Any) -> Callable[[Any], Any]:
+    """``keras.applications.<name>(weights=None)`` at ``size x size x 3``, 1000 classes, with
+    logits out (``classifier_activation=None``: a random net's softmax saturates, and then
+    the output would hardly depend on the input)."""
+    def build(keras: Any) -> Any:
+        return getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3),
+                                                 classifier_activation=None, **kwargs)
+    return build
+
+
 def _text(keras: Any) -> Any:
     L = keras.layers
     tokens = keras.Input((TEXT_LEN,), dtype="int32", name="tokens")
@@ -117,35 +127,83 @@ def _text(keras: Any) -> Any:
     return keras.Model(tokens, out, name="text")
 
 
+def _lstm256(keras: Any) -> Any:
+    L = keras.layers
+    tokens = keras.Input((100,), dtype="int32", name="tokens")
+    h = L.Embedding(20000, 128, name="embed")(tokens)
+    h = L.LSTM(256, name="lstm")(h)
+    return keras.Model(tokens, L.Dense(10, name="out")(h), name="lstm256")
+
+
+def _gru(keras: Any) -> Any:
+    L = keras.layers
+    x = keras.Input((50, 32), name="series")
+    h = L.GRU(128, return_sequences=True, name="gru1")(x)
+    h = L.GRU(128, name="gru2")(h)
+    return keras.Model(x, L.Dense(1, name="out")(h), name="gru")
+
+
+def _conv1d(keras: Any) -> Any:
+    L = keras.layers
+    x = keras.Input((256, 8), name="series")
+    h = L.Conv1D(32, 7, padding="same", activation="relu", name="c1")(x)
+    h = L.MaxPooling1D(2, name="p1")(h)
+    h = L.Conv1D(64, 5, padding="same", activation="relu", name="c2")(h)
+    h = L.MaxPooling1D(2, name="p2")(h)
+    h = L.Conv1D(128, 3, padding="same", activation="relu", name="c3")(h)
+    h = L.GlobalAveragePooling1D(name="gap")(h)
+    return keras.Model(x, L.Dense(5, name="out")(h), name="conv1d")
+
+
+APPS = [("ResNet50", "resnet50"), ("MobileNetV2", "mobilenetv2"), ("EfficientNetB0", "efficientnetb0"),
+        ("MobileNetV3Small", "mobilenetv3small"), ("InceptionV3", "inceptionv3"), ("Xception", "xception"),
+        ("DenseNet121", "densenet121")]
+
 MODELS: Dict[str, ModelSpec] = {
     s.name: s for s in (
-        ModelSpec("mobilenetv2-224", _mobilenet(224, 1000), None,
+        *(ModelSpec(f"{key}-{size}", _app(app, size), None,
+                    f"keras.applications.{app}(weights=None), {size}x{size}x3, 1000 logits")
+          for size in (96, 224) for app, key in APPS),
+        ModelSpec("mobilenetv2a035-224", _mobilenet(224, 1000), None,
                   "MobileNetV2(alpha=0.35, weights=None), 224x224x3, 1000 classes"),
         ModelSpec("mobilenetv2-64", _mobilenet(64, 10), "mobilenet_v2.h5",
                   "MobileNetV2(alpha=0.35, weights=None), 64x64x3, 10 classes (the fixture's shape)"),
+        ModelSpec("conv1d", _conv1d, None,
+                  "Conv1D(32,7) -> pool -> Conv1D(64,5) -> pool -> Conv1D(128,3) -> GAP -> Dense(5), 256x8"),
+        ModelSpec("lstm256", _lstm256, None, "Embedding(20000, 128) -> LSTM(256) -> Dense(10), 100 tokens"),
+        ModelSpec("gru", _gru, None, "GRU(128, return_sequences) -> GRU(128) -> Dense(1), 50x32"),
         ModelSpec("text", _text, "text_model.h5",
                   f"Embedding({TEXT_VOCAB}, {TEXT_EMBED}, mask_zero) -> Bidirectional(LSTM({TEXT_UNITS}))"
                   f" -> GRU({TEXT_UNITS}) -> Dense({TEXT_CLASSES}, softmax), {TEXT_LEN} tokens, "
                   "padded"),
     )
 }
+#: what runs without ``--models`` (the issue's side-by-side set)
+DEFAULT_MODELS = ["resnet50-96", "mobilenetv2-96", "efficientnetb0-96", "mobilenetv3small-96", "inceptionv3-96",
+                  "conv1d", "lstm256", "gru", "text"]
 
 
 def randomize(model: Any, seed: int) -> None:
     """Seeded weights that keep activations in range through a deep net.
 
     Kernels ~ N(0, 2 / fan_in) (fan-in of a depthwise kernel: its window), biases and BatchNorm
-    beta / moving means ~ N(0, 0.1^2), gamma ~ U(0.5, 1.5), moving variances ~ U(0.5, 1.5),
-    embeddings ~ N(0, 0.5^2). Random statistics make BatchNorm's inference path matter.
+    beta / moving means ~ N(0, 0.1^2), gamma ~ U(0.5, 1.5), (moving) variances ~ U(0.5, 1.5),
+    embeddings ~ N(0, 0.5^2); integer weights (a Normalization's count) are kept. Random
+    statistics make BatchNorm's inference path matter. Then the last Dense layer is scaled so
+    that its outputs on a probe batch have a standard deviation of about 2: outputs that
+    depend on the input, neither vanishing nor exploding through the depth.
     """
     rng = np.random.default_rng(seed)
     values = []
     for w in model.weights:
         shape = tuple(int(d) for d in w.shape)
         name = w.name
-        if "moving_variance" in name or "gamma" in name:
+        if not np.dtype(w.dtype.name if hasattr(w.dtype, "name") else w.dtype).kind == "f":
+            values.append(w.numpy())
+            continue
+        if "variance" in name or "gamma" in name:
             v = rng.uniform(0.5, 1.5, shape)
-        elif "moving_mean" in name or "beta" in name or "bias" in name:
+        elif "mean" in name or "beta" in name or "bias" in name:
             v = rng.normal(0.0, 0.1, shape)
         elif "embeddings" in name:
             v = rng.normal(0.0, 0.5, shape)
@@ -154,6 +212,16 @@ def randomize(model: Any, seed: int) -> None:
             v = rng.normal(0.0, np.sqrt(2.0 / fan_in), shape)
         values.append(v.astype("float32"))
     model.set_weights(values)
+    last = model.layers[-1]
+    if type(last).__name__ == "Dense" and getattr(last.activation, "__name__", "") == "linear":
+        x = make_input(model.inputs[0].shape, model.inputs[0].dtype.name, 4, seed, _vocab(model) or 2)
+        std = float(np.std(np.asarray(model(x, training=False))))
+        if np.isfinite(std) and std > 0:
+            last.set_weights([w * (2.0 / std) for w in last.get_weights()])
+
+
+def _vocab(model: Any) -> int:
+    return max((int(layer.input_dim) for layer in model.layers if type(layer).__name__ == "Embedding"), default=0)
 
 
 def make_input(input_shape: Sequence[Optional[int]], dtype: str, batch: int, seed: int,
@@ -348,10 +416,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """The command line (see ``--help``)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", default=",".join(MODELS),
-                   help=f"comma-separated subset of {', '.join(MODELS)} (default: all)")
+    p.add_argument("--models", default=",".join(DEFAULT_MODELS),
+                   help=f"comma-separated subset of {', '.join(MODELS)} (default: {','.join(DEFAULT_MODELS)})")
     p.add_argument("--batches", default="1,16", help="comma-separated batch sizes (default 1,16)")
-    p.add_argument("--threads", type=int, default=2, help="threads for every engine (default 2)")
+    p.add_argument("--threads", default="2",
+                   help="threads for every engine (default 2); several, comma-separated ('all': every "
+                        "core), run one after another, each in its own process (TensorFlow fixes its "
+                        "thread pools once per process)")
     p.add_argument("--engines", default=None,
                    help="comma-separated subset of: " + ", ".join(ALL_ENGINES)
                         + "; 'klayers' means both klayers engines (default: every installed one)")
@@ -383,6 +454,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import json
 
     args = parse_args(argv)
+    counts = [os.cpu_count() or 1 if t.strip() == "all" else int(t) for t in str(args.threads).split(",") if t.strip()]
+    if len(counts) > 1:
+        import subprocess
+
+        rest = list(argv if argv is not None else sys.argv[1:])
+        i = next(i for i, a in enumerate(rest) if a.startswith("--threads"))
+        del rest[i:i + (1 if "=" in rest[i] else 2)]
+        status = 0
+        for t in counts:
+            sys.stdout.flush()
+            status = max(status, subprocess.call([sys.executable, os.path.abspath(__file__), "--threads", str(t), *rest]))
+        return status
+    args.threads = counts[0]
     wanted = _wanted_engines(args.engines)
     specs = [MODELS[m.strip()] for m in args.models.split(",") if m.strip()]
     batches = [int(b) for b in args.batches.split(",") if b.strip()]

@@ -16,7 +16,7 @@ from klayers.engine.input_spec import InputSpec
 from klayers.engine.plan import FoldableOp
 from klayers.layers._args import positive_int, weight_args_config
 from klayers.ops.activation import apply_activation
-from klayers.ops.common import ACT_RELU, ACT_RELU6, activation_code
+from klayers.ops.common import activation_code
 from klayers.ops.normalization import fold_affine
 from klayers.ops.shapes import normalize_data_format
 from klayers.serialization import register_builtins
@@ -149,10 +149,12 @@ class Activation(Layer):
         return apply_activation(inputs, self.activation)
 
     def _epilogue_code(self) -> Optional[int]:
-        """The rectifier this layer is, as a kernel epilogue a preceding op can apply (read by
-        the inference planner); None for other activations and for subclasses."""
+        """This layer's activation code (``klayers.ops.common``: rectifiers, swish, sigmoid,
+        gelu ...), for a preceding op to apply to its own output (read by the inference
+        planner); None for activations without a code (softmax, custom callables) and for
+        subclasses."""
         code = activation_code(self.activation)
-        return code if type(self) is Activation and code in (ACT_RELU, ACT_RELU6) else None
+        return code if type(self) is Activation and code >= 0 else None
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape

@@ -26,8 +26,10 @@ from klayers._ext import info as _info
 from klayers.ops.threads import blas_single_threaded, get_num_threads, num_threads, set_num_threads
 
 __all__ = [
-    "ACT_HARD_SIGMOID", "ACT_HARD_SIGMOID_K3", "ACT_LINEAR", "ACT_RELU", "ACT_RELU6", "ACT_SIGMOID",
-    "ACT_TANH", "ACTIVATION_CODES", "Activation", "EPILOGUE_CODES", "FLOATS", "activation_code",
+    "ACT_ELU", "ACT_EXPONENTIAL", "ACT_GELU", "ACT_GELU_TANH", "ACT_HARD_SIGMOID", "ACT_HARD_SIGMOID_K3",
+    "ACT_HARD_SWISH", "ACT_LINEAR", "ACT_MISH", "ACT_RELU", "ACT_RELU6", "ACT_SELU", "ACT_SIGMOID",
+    "ACT_SOFTPLUS", "ACT_SOFTSIGN", "ACT_SWISH", "ACT_TANH", "ACTIVATION_CODES", "Activation",
+    "EPILOGUE_CODES", "FLOATS", "GATE_CODES", "activation_code", "gate_code",
     "activation_function", "blas_pinned", "blas_single_threaded", "call_pinned", "float_dtype", "get_num_threads",
     "num_threads", "op_threads", "set_num_threads", "split_activation",
 ]
@@ -57,9 +59,22 @@ ACT_TANH = ACTIVATION_CODES["tanh"]
 ACT_SIGMOID = ACTIVATION_CODES["sigmoid"]
 ACT_HARD_SIGMOID = ACTIVATION_CODES["hard_sigmoid"]  # Keras 2: clip(0.2 x + 0.5, 0, 1)
 ACT_HARD_SIGMOID_K3 = ACTIVATION_CODES["hard_sigmoid_k3"]  # Keras 3: relu6(x + 3) / 6
-#: The codes a GEMM epilogue fuses (conv, depthwise, separable, transposed, dense, local kernels);
-#: the recurrent kernels take every code.
+ACT_SWISH = ACTIVATION_CODES["swish"]
+ACT_HARD_SWISH = ACTIVATION_CODES["hard_swish"]
+ACT_GELU = ACTIVATION_CODES["gelu"]
+ACT_GELU_TANH = ACTIVATION_CODES["gelu_tanh"]
+ACT_ELU = ACTIVATION_CODES["elu"]
+ACT_SELU = ACTIVATION_CODES["selu"]
+ACT_SOFTPLUS = ACTIVATION_CODES["softplus"]
+ACT_SOFTSIGN = ACTIVATION_CODES["softsign"]
+ACT_EXPONENTIAL = ACTIVATION_CODES["exponential"]
+ACT_MISH = ACTIVATION_CODES["mish"]
+#: The codes a GEMM epilogue fuses (conv, depthwise, separable, transposed, dense, local kernels).
 EPILOGUE_CODES = frozenset({ACT_LINEAR, ACT_RELU, ACT_RELU6})
+#: The codes the recurrent kernels take as gate activations.
+GATE_CODES = frozenset({ACT_LINEAR, ACT_RELU, ACT_RELU6, ACT_TANH, ACT_SIGMOID, ACT_HARD_SIGMOID,
+                        ACT_HARD_SIGMOID_K3})
+# the elementwise kernel (klayers.ops.activation) takes every code
 
 #: An activation as an op takes it: a code, or a function (of klayers.activations or any callable).
 Activation = Union[int, Callable[[np.ndarray], np.ndarray]]
@@ -75,6 +90,12 @@ _CODE_OF: Dict[int, int] = {
         (activations.tanh, ACT_TANH), (_k3.tanh, ACT_TANH),
         (activations.sigmoid, ACT_SIGMOID), (_k3.sigmoid, ACT_SIGMOID),
         (activations.hard_sigmoid, ACT_HARD_SIGMOID), (_k3.hard_sigmoid, ACT_HARD_SIGMOID_K3),
+        # called with x alone: silu's beta is 1, gelu's approximate False, elu's alpha 1
+        (activations.swish, ACT_SWISH), (activations.silu, ACT_SWISH), (_k3.silu, ACT_SWISH),
+        (activations.hard_silu, ACT_HARD_SWISH), (activations.gelu, ACT_GELU),
+        (activations.elu, ACT_ELU), (activations.selu, ACT_SELU), (activations.softplus, ACT_SOFTPLUS),
+        (activations.softsign, ACT_SOFTSIGN), (activations.exponential, ACT_EXPONENTIAL),
+        (activations.mish, ACT_MISH),
     ]
 }
 
@@ -87,6 +108,16 @@ _FUNCTION_OF: Dict[int, Callable[[np.ndarray], np.ndarray]] = {
     ACT_SIGMOID: lambda x: 1.0 / (1.0 + np.exp(-x)),
     ACT_HARD_SIGMOID: lambda x: np.clip(0.2 * x + 0.5, 0.0, 1.0),
     ACT_HARD_SIGMOID_K3: lambda x: np.clip(x + 3.0, 0.0, 6.0) / 6.0,
+    ACT_SWISH: activations.swish,
+    ACT_HARD_SWISH: activations.hard_silu,
+    ACT_GELU: activations.gelu,
+    ACT_GELU_TANH: lambda x: activations.gelu(x, approximate=True),
+    ACT_ELU: activations.elu,
+    ACT_SELU: activations.selu,
+    ACT_SOFTPLUS: activations.softplus,
+    ACT_SOFTSIGN: activations.softsign,
+    ACT_EXPONENTIAL: activations.exponential,
+    ACT_MISH: activations.mish,
 }
 
 
@@ -94,6 +125,13 @@ def activation_code(fn: Callable) -> int:
     """The kernels' code for a :mod:`klayers.activations` function (either dialect), or -1 when no
     kernel computes it (any other callable: the caller applies it)."""
     return _CODE_OF.get(id(fn), -1)
+
+
+def gate_code(fn: Activation) -> int:
+    """The recurrent kernels' code for a gate activation (a function or a code), or -1 when they
+    do not compute it (:data:`GATE_CODES`; the caller then runs the NumPy reference)."""
+    code = activation_code(fn) if callable(fn) else int(fn)
+    return code if code in GATE_CODES else -1
 
 
 def activation_function(act: Activation) -> Callable[[np.ndarray], np.ndarray]:
@@ -110,26 +148,26 @@ def activation_function(act: Activation) -> Callable[[np.ndarray], np.ndarray]:
         raise ValueError(f"Unknown activation code {act!r}; expected one of {ACTIVATION_CODES}") from None
 
 
-def split_activation(act: Activation) -> Tuple[int, Optional[Callable[[np.ndarray], np.ndarray]]]:
+def split_activation(act: Activation) -> Tuple[int, Optional[Activation]]:
     """``(epilogue code, rest)`` for an op's ``act`` argument: what a GEMM epilogue fuses, and the
     function to apply after the kernel (None when the epilogue does everything).
 
-    ``act`` is an epilogue code (:data:`EPILOGUE_CODES`) or a function: linear, relu and relu6
-    (either dialect) fuse; any other function runs after a linear epilogue (through
-    ``klayers.ops.activation.apply_activation``, which sends softmax to its kernel).
+    ``act`` is a code or a function: linear, relu and relu6 (codes or functions of either
+    dialect) fuse; any other code or function runs after a linear epilogue (through
+    ``klayers.ops.activation.apply_activation``: the elementwise kernel for codes and the
+    functions that have one, softmax through its kernel).
 
     Raises:
-        ValueError: an int code that no epilogue fuses.
+        ValueError: an int that is not a code.
     """
     fused = _FUSED.get(id(act))  # the functions that fuse (alive for good: no other object has their id)
     if fused is not None:
         return fused
     if callable(act):
         return ACT_LINEAR, act
-    if isinstance(act, bool) or int(act) not in EPILOGUE_CODES:
-        raise ValueError(f"The activation code {act!r} does not fuse into a kernel's epilogue; expected "
-                         f"{ACT_LINEAR} (linear), {ACT_RELU} (relu), {ACT_RELU6} (relu6) or a function")
-    return int(act), None
+    if isinstance(act, bool) or int(act) not in _FUNCTION_OF:
+        raise ValueError(f"Unknown activation code {act!r}; expected a function or one of {ACTIVATION_CODES}")
+    return ACT_LINEAR, int(act)
 
 
 _FUSED: Dict[int, Tuple[int, None]] = {key: (code, None) for key, code in _CODE_OF.items() if code in EPILOGUE_CODES}

@@ -248,7 +248,7 @@ def conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], strides:
         rows, cols = _im2col_tiles(n, p_out, taps * cg, fg, dtype.itemsize, threads,
                                    _small_gemm_rows(taps * cg, fg), cf, pk is not None)
         call_pinned(threads, _conv.conv_forward, *args, rows, cols, threads, pk)
-    return y if rest is None else apply_activation(y, rest, n_threads)
+    return y if rest is None else apply_activation(y, rest, n_threads, inplace=True)
 
 
 def _small_gemm_rows(k: int, n: int) -> int:
@@ -438,7 +438,7 @@ def depthwise_conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray]
     blk = _segment(rows, out[-1], DW_BLOCK_BYTES // per_out, threads)
     _depthwise.depthwise_forward(_flat(x, dtype), _flat(kernel, dtype), _bias_arg(bias, dtype), y.reshape(-1),
                                  geo, bias is not None, code, int(blk), threads)
-    return y if rest is None else apply_activation(y, rest, n_threads)
+    return y if rest is None else apply_activation(y, rest, n_threads, inplace=True)
 
 
 def depthwise_conv_reference(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray],
@@ -518,7 +518,7 @@ def separable_conv(x: np.ndarray, depthwise_kernel: np.ndarray, pointwise_kernel
     call_pinned(threads, _depthwise.separable_forward, _flat(x, dtype), _flat(depthwise_kernel, dtype),
                 _flat(pointwise_kernel, dtype), _bias_arg(bias, dtype), mid, y.reshape(-1), geo, bias is not None,
                 code, int(blk), threads)
-    return y if rest is None else apply_activation(y, rest, n_threads)
+    return y if rest is None else apply_activation(y, rest, n_threads, inplace=True)
 
 
 def separable_conv_reference(x: np.ndarray, depthwise_kernel: np.ndarray, pointwise_kernel: np.ndarray,
@@ -591,7 +591,7 @@ def conv_transpose(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray]
         block = max(1, -(-out[0] * n // threads))
     call_pinned(threads, _conv_transpose.conv_transpose_forward, _flat(x, dtype), _flat(kernel, dtype),
                 _bias_arg(bias, dtype), y.reshape(-1), geo, bias is not None, code, int(block), threads)
-    return y if rest is None else apply_activation(y, rest, n_threads)
+    return y if rest is None else apply_activation(y, rest, n_threads, inplace=True)
 
 
 def conv_transpose_reference(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray],

@@ -17,8 +17,9 @@ from typing import Any, List, Optional, Tuple
 import numpy as np
 
 from klayers.ops import recurrent_steps as steps
+from klayers.ops.common import gate_code
 from klayers.ops.conv import conv
-from klayers.ops.recurrent import Activation, activation_code, lstm_pointwise
+from klayers.ops.recurrent import Activation, lstm_pointwise
 from klayers.ops.recurrent_conv import convlstm_sequence
 
 __all__ = ["convlstm", "convlstm_step_loop"]
@@ -68,7 +69,7 @@ def convlstm(x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray, bi
     zx = np.ascontiguousarray(zx).reshape((B, T) + zx.shape[1:])
     h = np.ascontiguousarray(last_axis(np.asarray(states[0], dtype)))
     c = np.ascontiguousarray(last_axis(np.asarray(states[1], dtype)))
-    act, ract = _code(activation), _code(recurrent_activation)
+    act, ract = gate_code(activation), gate_code(recurrent_activation)
     if compiled and act >= 0 and ract >= 0 and dtype in _FLOATS:
         last, seq, (h, c) = convlstm_sequence(zx, recurrent_kernel, h, c, mask, act, ract, go_backwards, zero_output,
                                               return_sequences, where=where)
@@ -80,10 +81,6 @@ def convlstm(x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray, bi
         seq = np.ascontiguousarray(np.moveaxis(seq, -1, 2)) if seq is not None else None
         h, c = np.ascontiguousarray(np.moveaxis(h, -1, 1)), np.ascontiguousarray(np.moveaxis(c, -1, 1))
     return last, seq, [h, c]
-
-
-def _code(act: Activation) -> int:
-    return activation_code(act) if callable(act) else int(act)
 
 
 def convlstm_step_loop(zx: np.ndarray, recurrent_kernel: np.ndarray, h: np.ndarray, c: np.ndarray,

@@ -97,4 +97,4 @@ def dense(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: Ac
     threads = op_threads(n_threads) if x2.shape[0] == 1 and w.size >= _SPLIT_GEMV_MIN else 1
     call_pinned(threads, _dense.dense_forward, x2, w, b, out, bias is not None, code, threads)
     y = out if x.ndim == 2 else out.reshape(lead + (w.shape[1],))
-    return y if rest is None else apply_activation(y, rest, n_threads)
+    return y if rest is None else apply_activation(y, rest, n_threads, inplace=True)

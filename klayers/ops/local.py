@@ -294,4 +294,4 @@ def local_conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], ke
     threads = op_threads(n_threads) if items > 1 else 1
     call_pinned(threads, _local.local_forward, x2, w, b, out, geometry, bias is not None, code, block_rows, threads)
     y = _finish_shape(out, batch, out_spatial, filters, cf)
-    return y if rest is None else apply_activation(y, rest, n_threads)
+    return y if rest is None else apply_activation(y, rest, n_threads, inplace=True)

@@ -29,6 +29,7 @@ from klayers.ops.common import (  # noqa: F401  (ACT_* and activation_code: this
     Activation,
     activation_code,
     call_pinned,
+    gate_code,
     op_threads,
 )
 from klayers.ops.common import activation_function as _code_fn
@@ -143,8 +144,7 @@ def rnn_job(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.n
     activation it does not fuse): the caller then runs :func:`rnn_sequence_reference`."""
     u = _check(cell, x, kernel, recurrent_kernel, bias, states, mask, where)
     dtype = kernel.dtype
-    a = act if not callable(act) else activation_code(act)
-    ra = ract if not callable(ract) else activation_code(ract)
+    a, ra = gate_code(act), gate_code(ract)
     if dtype not in FLOATS or a < 0 or ra < 0:
         return None
     B, T, F = x.shape
@@ -272,8 +272,7 @@ def lstm_pointwise(z: np.ndarray, zh: np.ndarray, c: np.ndarray, act: Activation
     Returns:
         The new ``h`` and ``c``, each ``(N, F)`` in ``z``'s dtype.
     """
-    a = act if not callable(act) else activation_code(act)
-    ra = ract if not callable(ract) else activation_code(ract)
+    a, ra = gate_code(act), gate_code(ract)
     if a >= 0 and ra >= 0 and z.dtype in FLOATS:
         z = np.array(z, order="C", copy=True)  # the kernel overwrites its gates
         c = np.array(c, dtype=z.dtype, order="C", copy=True)

@@ -21,7 +21,7 @@ import numpy as np
 from klayers._ext import convlstm as _cl
 from klayers.ops import recurrent_steps as steps
 from klayers.ops import shapes
-from klayers.ops.common import Activation, activation_code, call_pinned, float_dtype, op_threads
+from klayers.ops.common import Activation, call_pinned, float_dtype, gate_code, op_threads
 from klayers.ops.common import activation_function as _code_fn
 from klayers.ops.conv import conv_reference
 
@@ -82,7 +82,7 @@ def convlstm_sequence(zx: np.ndarray, recurrent_kernel: np.ndarray, h: np.ndarra
         h, c: ``(batch, *out, F)`` initial states (not modified).
         mask: ``(batch, time)`` booleans or None.
         activation, recurrent_activation: codes of :mod:`klayers.ops.common` (``ACT_*``) or
-            activation functions (mapped by ``klayers.ops.common.activation_code``).
+            activation functions (mapped by ``klayers.ops.common.gate_code``).
         go_backwards: process time in reverse (``seq`` is in processing order, as Keras's).
 
     Returns:
@@ -90,8 +90,7 @@ def convlstm_sequence(zx: np.ndarray, recurrent_kernel: np.ndarray, h: np.ndarra
         ``(batch, time, *out, F)`` when ``return_sequences`` else None, the final states; all
         of ``recurrent_kernel``'s dtype (float32 or float64).
     """
-    act = activation_code(activation) if callable(activation) else int(activation)
-    ract = activation_code(recurrent_activation) if callable(recurrent_activation) else int(recurrent_activation)
+    act, ract = gate_code(activation), gate_code(recurrent_activation)
     if act < 0 or ract < 0:
         return convlstm_sequence_reference(zx, recurrent_kernel, h, c, mask, activation, recurrent_activation,
                                            go_backwards, zero_output, return_sequences, n_threads, where)

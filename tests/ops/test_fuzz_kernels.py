@@ -51,6 +51,11 @@ SEEDS = {
         (klayers.Sequential([L.Input((3, 3, 4)), L.Conv2D(40, 3, padding="same"), L.BatchNormalization(),
                              L.ReLU()]), (3, 3, 4)),
     ]""",
+    "activation": """[
+        (L.Activation("swish"), (5, 3)), (L.Activation("gelu"), (4,)), (L.Dense(3, activation="elu"), (4,)),
+        (L.Conv2D(2, 3, activation="sigmoid"), (4, 4, 2)), (L.Activation("mish"), (200, 300)),
+        (L.Activation(klayers.activations.keras3.hard_sigmoid), (7,)), (L.Activation("exponential"), (9,)),
+    ]""",
     "depthwise": """[
         (L.DepthwiseConv2D(3, depth_multiplier=2), (5, 5, 3)),
         (L.DepthwiseConv2D(3, data_format="channels_first", padding="same", activation="relu6"), (3, 5, 5)),
@@ -284,6 +289,7 @@ print("FUZZ-OK", flush=True)
 #: call it; every one must receive seed calls from the module's seed layers. ``"a<b"``: the
 #: layers call ``b`` (which takes ``a``'s arguments), whose calls are replayed as ``a``.
 OPS_OF_MODULE = {
+    "activation": ["activation.apply_activation"],
     "dense": ["dense.dense"],
     "conv": ["conv.conv"],
     "depthwise": ["conv.depthwise_conv", "conv.separable_conv"],

@@ -55,6 +55,16 @@ CODES = [
     ("sigmoid", activations.sigmoid, activations.keras3.sigmoid, "sigmoid"),
     ("hard_sigmoid", activations.hard_sigmoid, None, "hard_sigmoid"),
     ("hard_sigmoid_k3", None, activations.keras3.hard_sigmoid, "hard_sigmoid_k3"),
+    ("swish", activations.swish, activations.keras3.swish, "swish"),
+    ("silu", activations.silu, activations.keras3.silu, "swish"),
+    ("hard_swish", activations.hard_silu, activations.keras3.hard_swish, "hard_swish"),
+    ("gelu", activations.gelu, activations.keras3.gelu, "gelu"),
+    ("elu", activations.elu, activations.keras3.elu, "elu"),
+    ("selu", activations.selu, activations.keras3.selu, "selu"),
+    ("softplus", activations.softplus, activations.keras3.softplus, "softplus"),
+    ("softsign", activations.softsign, activations.keras3.softsign, "softsign"),
+    ("exponential", activations.exponential, activations.keras3.exponential, "exponential"),
+    ("mish", activations.mish, activations.keras3.mish, "mish"),
 ]
 
 
@@ -78,16 +88,32 @@ def test_functions_without_a_code_and_bad_codes():
     (activations.relu, "relu", None), (activations.keras3.relu, "relu", None), (activations.relu6, "relu6", None),
     (activations.linear, "linear", None), (0, "linear", None), (2, "relu6", None),
     (activations.tanh, "linear", activations.tanh), (activations.softmax, "linear", activations.softmax),
-], ids=["relu", "relu-k3", "relu6", "linear", "code-0", "code-2", "tanh", "softmax"])
+    (3, "linear", 3), (common.ACT_SWISH, "linear", common.ACT_SWISH),
+], ids=["relu", "relu-k3", "relu6", "linear", "code-0", "code-2", "tanh", "softmax", "code-3", "code-swish"])
 def test_split_activation_fuses_what_an_epilogue_computes(act, want_code, want_rest):
+    """The epilogue fuses linear, relu and relu6; other codes and functions are the rest."""
     code, rest = common.split_activation(act)
-    assert code == common.ACTIVATION_CODES[want_code] and rest is want_rest
+    assert code == common.ACTIVATION_CODES[want_code] and rest == want_rest
 
 
-@pytest.mark.parametrize("bad", [3, 6, -1, True])
-def test_split_activation_refuses_codes_no_epilogue_fuses(bad):
-    with pytest.raises(ValueError, match="does not fuse"):
+@pytest.mark.parametrize("bad", [len(info.ACTIVATIONS), -1, True])
+def test_split_activation_refuses_what_is_not_a_code(bad):
+    with pytest.raises(ValueError, match="Unknown activation code"):
         common.split_activation(bad)
+
+
+def test_gate_codes_are_what_the_recurrent_kernels_take():
+    """gate_code maps gate activations to codes and the rest to -1 (the NumPy path), and the
+    recurrent kernels refuse the codes outside the gate range with an error naming it."""
+    from klayers._ext import recurrent as _rec
+
+    assert common.gate_code(activations.tanh) == common.ACT_TANH
+    assert common.gate_code(common.ACT_HARD_SIGMOID_K3) == common.ACT_HARD_SIGMOID_K3
+    assert common.gate_code(activations.swish) == -1 and common.gate_code(common.ACT_SWISH) == -1
+    z = np.zeros((1, 4), "float32")
+    c = np.zeros((1, 1), "float32")
+    with pytest.raises(ValueError, match="not a gate activation"):
+        _rec.lstm_pointwise(z, z.copy(), c, c.copy(), c.copy(), common.ACT_SWISH, common.ACT_SIGMOID, 1)
 
 
 # -- one CPU-feature ladder -------------------------------------------------------------------
@@ -149,8 +175,8 @@ def test_recurrent_relu_keeps_nan_as_the_epilogue_does():
 
 
 @pytest.mark.parametrize("spec_change,match", [
-    (dict(cell=9), "unknown cell code"), (dict(act=99), "unknown activation code"),
-    (dict(ract=-1), "unknown activation code"), ("drop:recurrent_kernel", "lacks"),
+    (dict(cell=9), "unknown cell code"), (dict(act=99), "not a gate activation"),
+    (dict(ract=-1), "not a gate activation"), ("drop:recurrent_kernel", "lacks"),
 ], ids=["cell", "act", "ract", "missing-key"])
 def test_recurrent_task_specs_are_named_and_checked(spec_change, match):
     from klayers._ext import recurrent
