@@ -49,7 +49,8 @@ ACTIVATIONS = activation_codes()
 
 #: GEMMs of at most this many rows run through the few-rows kernel (skinny_gemm.h), not BLAS
 SKINNY_ROWS = KSK_MAX_ROWS
-#: ... and through the packed-kernel one when the caller passes a packed kernel
+#: with a packed kernel and at most this many rows in all, one row chunk whose channels the
+#: threads split (klayers.ops.conv._im2col_tiles)
 PACKED_ROWS = KSK_PACKED_MAX_ROWS
 #: bytes of columns per strip of a packed kernel (``pack_kernel``)
 STRIP_BYTES = KSK_STRIP_BYTES
@@ -219,9 +220,9 @@ def conv_forward(const floating[::1] x, const floating[::1] w, const floating[::
     task's GEMM reads the input rows in place (channels_first: ``W^T @ x[b, :, chunk]``).
 
     ``packed``: optionally, ``w`` as ``pack_kernel`` packs it (channels_last, one group only);
-    tasks of at most ``PACKED_ROWS`` rows then multiply the packed strips, and ``col_slice``
-    must be a whole number of strips. GEMMs of at most ``SKINNY_ROWS`` rows without it run
-    through the few-rows kernel over ``w`` in place; others through BLAS.
+    every task then multiplies the packed strips (skinny_gemm.h), and ``col_slice`` must be a
+    whole number of strips. Without it, GEMMs of at most ``SKINNY_ROWS`` rows run through the
+    few-rows kernel over ``w`` in place, others through BLAS.
     """
     cdef Geom g
     _load_conv(geometry, &g, x.shape[0], out.shape[0], w.shape[0], bias.shape[0], use_bias, act, "conv_forward")
@@ -281,7 +282,7 @@ def conv_forward(const floating[::1] x, const floating[::1] w, const floating[::
                 if pointwise:
                     # 1x1: the input rows are the GEMM operand as they lie (no im2col)
                     if not g.cf:
-                        if pp != NULL and rows <= KSK_PACKED_MAX_ROWS:
+                        if pp != NULL:
                             _gemm_packed(rows, fw, g.cin, xp + r0 * g.cin, g.cin, pp, f0, F, yp + r0 * F, F)
                         else:
                             _gemm_nn(rows, fw, g.cin, xp + r0 * g.cin, g.cin, wp + f0, F, yp + r0 * F + f0, F)
@@ -308,7 +309,7 @@ def conv_forward(const floating[::1] x, const floating[::1] w, const floating[::
                             done = done + seg
                     # the slice's output is still in cache: bias and activation right after
                     if not g.cf:
-                        if pp != NULL and rows <= KSK_PACKED_MAX_ROWS:
+                        if pp != NULL:
                             _gemm_packed(rows, fw, Kc, col, Kc, pp, f0, F, yp + r0 * F, F)
                         else:
                             _gemm_nn(rows, fw, Kc, col, Kc, wp + gi * fg + f0, F, yp + r0 * F + gi * fg + f0, F)

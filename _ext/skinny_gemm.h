@@ -98,25 +98,39 @@
     KSK_CASE(T, V, U, L, 7, NV) KSK_CASE(T, V, U, L, 8, NV) KSK_CASE(T, V, U, L, 9, NV)           \
     KSK_CASE(T, V, U, L, 10, NV) KSK_CASE(T, V, U, L, 11, NV) KSK_CASE(T, V, U, L, 12, NV)
 
-/* ---- the same over a packed B -------------------------------------------------------------
+/* ---- the same over a packed B, any number of rows -----------------------------------------
  * B packed in strips of KSK_STRIP_BYTES (32 floats, 16 doubles) of columns: strip s holds
  * B[k][s * SW + c] at Bp[(s * K + k) * SW + c], zero past column N. A strip is one contiguous
  * K x SW block, so a tile streams it front to back (what the prefetchers like best) and the
  * strips of a task's column slice are one contiguous range: threads that split the columns
- * read disjoint, sequential memory. Layers pack their kernel once (at plan time). */
+ * read disjoint, sequential memory. Layers pack their kernel once (the inference plan does).
+ *
+ * Each strip is taken KSKP_KC rows of B at a time (KSKP_KC x 128 bytes, in L1 while every
+ * row tile of A passes over it); the tile's accumulators start from C after the first block.
+ * A strip narrower than SW (the last one, when N is not a multiple) runs over all of K per
+ * row tile into a scratch tile, whose first columns are copied out. */
 #define KSK_STRIP_BYTES 128
-/* the most rows for the packed kernel: past this, BLAS's fully packed GEMM wins */
+/* with few rows, the packed kernel beats BLAS even without packing counted (ResNet50's 3x3
+ * and 6x6 stages at 96x96); the plan packs whatever it runs, so every row count uses it */
 #define KSK_PACKED_MAX_ROWS 48
+#define KSKP_KC 192
+/* rows of a strip ahead that a tile prefetches (the strip streams from L3 or memory) */
+#ifndef KSKP_PF
+#define KSKP_PF 32
+#endif
 
 #define KSKP_TILE(T, V, U, L, MR, NV)                                                             \
     do {                                                                                          \
         V acc[MR][NV];                                                                            \
         _Pragma("GCC unroll 16") for (int m = 0; m < MR; m++)                                     \
-            _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) acc[m][v] = (V){0};              \
+            _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)                                  \
+                acc[m][v] = first ? (V){0} : (V)(*(const U*)(cbase + m * cld + v * L));           \
         const T* bk = bs;                                                                         \
-        const T* ak = A + m0 * lda;                                                               \
-        for (ptrdiff_t k = 0; k < K; k++, bk += NV * L, ak++) {                                   \
+        const T* ak = ak0;                                                                        \
+        for (ptrdiff_t k = 0; k < kc; k++, bk += NV * L, ak++) {                                  \
             V bv[NV];                                                                             \
+            __builtin_prefetch(bk + KSKP_PF * SW);                                                \
+            __builtin_prefetch(bk + KSKP_PF * SW + 64 / sizeof(T));                               \
             _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) bv[v] = *(const V*)(bk + v * L); \
             _Pragma("GCC unroll 16") for (int m = 0; m < MR; m++) {                               \
                 T a = ak[m * lda];                                                                \
@@ -148,18 +162,39 @@
         enum { L = VS / sizeof(T), SW = KSK_STRIP_BYTES / sizeof(T), NV = SW / L };               \
         T tmp[MRMAX * SW];                                                                        \
         for (ptrdiff_t s = s0; s < s1; s++) {                                                     \
-            const T* bs = Bp + s * K * SW;                                                        \
+            const T* bs0 = Bp + s * K * SW;                                                       \
             ptrdiff_t j = s * SW, width = N - j < SW ? N - j : SW;                                \
+            if (width == SW) {                                                                    \
+                ptrdiff_t k0 = 0;                                                                 \
+                do {                                                                              \
+                    ptrdiff_t kc = K - k0 < KSKP_KC ? K - k0 : KSKP_KC;                           \
+                    const int first = k0 == 0;                                                    \
+                    const T* bs = bs0 + k0 * SW;                                                  \
+                    for (ptrdiff_t m0 = 0; m0 < M; m0 += MRMAX) {                                 \
+                        int mr = (int)(M - m0 < MRMAX ? M - m0 : MRMAX);                          \
+                        T* cbase = C + m0 * ldc + j;                                              \
+                        const ptrdiff_t cld = ldc;                                                \
+                        const T* ak0 = A + m0 * lda + k0;                                         \
+                        switch (mr) {                                                             \
+                            KSKP_CASES_##MRMAX(T, kskp_##T##_v_##SUF, kskp_##T##_u_##SUF, L, NV)  \
+                        }                                                                         \
+                    }                                                                             \
+                    k0 += KSKP_KC;                                                                \
+                } while (k0 < K);                                                                 \
+                continue;                                                                         \
+            }                                                                                     \
             for (ptrdiff_t m0 = 0; m0 < M; m0 += MRMAX) {                                         \
                 int mr = (int)(M - m0 < MRMAX ? M - m0 : MRMAX);                                  \
-                T* cbase = width == SW ? C + m0 * ldc + j : tmp;                                  \
-                ptrdiff_t cld = width == SW ? ldc : SW;                                           \
+                const int first = 1;                                                              \
+                const ptrdiff_t kc = K, cld = SW;                                                 \
+                const T* bs = bs0;                                                                \
+                const T* ak0 = A + m0 * lda;                                                      \
+                T* cbase = tmp;                                                                   \
                 switch (mr) {                                                                     \
                     KSKP_CASES_##MRMAX(T, kskp_##T##_v_##SUF, kskp_##T##_u_##SUF, L, NV)          \
                 }                                                                                 \
-                if (width < SW)                                                                   \
-                    for (int m = 0; m < mr; m++)                                                  \
-                        for (ptrdiff_t c = 0; c < width; c++) C[(m0 + m) * ldc + j + c] = tmp[m * SW + c]; \
+                for (int m = 0; m < mr; m++)                                                      \
+                    for (ptrdiff_t c = 0; c < width; c++) C[(m0 + m) * ldc + j + c] = tmp[m * SW + c]; \
             }                                                                                     \
         }                                                                                         \
     }

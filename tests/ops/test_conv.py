@@ -217,6 +217,8 @@ SKINNY = [
     ((3, 3), 3, "same", 16, 32), ((3, 3), 3, "same", 7, 33), ((2, 2), 1, "valid", 24, 70),
     ((6, 6), 3, "valid", 5, 129), ((1, 1), 1, "valid", 40, 1), ((4, 4), 2, "valid", 9, 17),
     ((3, 5), 3, "same", 3, 48),
+    # many rows, K past one block of the packed kernel (KSKP_KC = 192), a tail strip
+    ((9, 8), 3, "same", 40, 45), ((7, 7), 1, "valid", 400, 64),
 ]
 
 
@@ -225,9 +227,10 @@ SKINNY = [
 @pytest.mark.parametrize("batch", [1, 2, 3])
 @pytest.mark.parametrize("case", SKINNY, ids=[f"{c[0]}k{c[1]}-{c[3]}x{c[4]}" for c in SKINNY])
 def test_few_rows_gemm_packed_and_unpacked_match_reference(case, batch, dtype, isa):
-    """The few-rows GEMMs of ``conv_forward`` (every ISA variant), over the kernel in place and
-    over its packed strips (every whole-strip channel split, 1 and 2 threads), against the
-    NumPy twin: 1-48 output rows, widths with tails, float32 and float64."""
+    """The few-rows GEMM of ``conv_forward`` over the kernel in place and the packed GEMM over
+    its strips (every ISA variant, every whole-strip channel split, one row chunk and several,
+    1 and 2 threads), against the NumPy twin: 1-216 output rows, widths with tails, K in one
+    block and in several, float32 and float64."""
     spatial, k, padding, cin, filters = case
     rng = np.random.default_rng(sum(spatial) * 1000 + cin * 100 + filters + batch)
     x = _x(rng, batch, spatial, cin, "channels_last", dtype)
@@ -241,7 +244,6 @@ def test_few_rows_gemm_packed_and_unpacked_match_reference(case, batch, dtype, i
         for act in ACTS:
             want = C.conv_reference(x, kernel, bias, 1, padding, 1, 1, "channels_last", act)
             rows = want.size // filters
-            assert rows <= _conv.PACKED_ROWS
             _close(C.conv(x, kernel, bias, 1, padding, act=act, n_threads=1), want, dtype)
             calls = []
 
@@ -254,10 +256,10 @@ def test_few_rows_gemm_packed_and_unpacked_match_reference(case, batch, dtype, i
             # direct kernel calls: every whole-strip slice width, 1 and 2 threads
             geo = C._conv_setup(x, kernel, bias, (1, 1), padding, (1, 1), 1, "channels_last", "t")[-1]
             for cols in range(sw, -(-filters // sw) * sw + 1, sw):
-                for threads in (1, 2):
+                for chunk, threads in ((rows, 1), (rows, 2), (max(1, rows // 3), 2)):
                     y = np.full(want.size, np.nan, dtype)
                     _conv.conv_forward(x.reshape(-1), kernel.reshape(-1), bias, y, geo, True, act,
-                                       rows, cols, threads, packed)
+                                       chunk, cols, threads, packed)
                     _close(y.reshape(want.shape), want, dtype)
     finally:
         _conv.select_isa()
