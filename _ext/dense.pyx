@@ -3,11 +3,14 @@
 
 Level 2 of the kernel pattern (see DESIGN.md): IN arrays are const views, the OUT array is
 allocated by the caller (klayers.ops.dense), shapes are checked again here before the GIL is
-released. The GEMM is one BLAS call and BLAS threads it (DESIGN principle 3: one level of
-parallelism at a time). One exception: a large batch-1 product (a GEMV, memory-bound) is
-split by output units over ``n_threads`` OpenMP threads, each streaming its own slice of the
-kernel with single-threaded BLAS (the caller holds BLAS to one thread then): each core keeps
-its slice hot in its own cache, as DESIGN.md's notes on batch-1 recurrent steps describe.
+released. With ``n_threads`` > 1 the product is split by output units over OpenMP threads,
+each a single-threaded BLAS call over its own slice of the kernel (the caller holds BLAS to
+one thread then; DESIGN principle 3: one level of parallelism at a time): at batch 1 a GEMV
+per slice (memory-bound: each core keeps its slice hot in its own cache, as DESIGN.md's notes
+on batch-1 recurrent steps describe), at larger batches a GEMM per slice. BLAS's own thread
+pool is never used: its threads and the OpenMP team (which spins for a while after every
+kernel, klayers/_ext/__init__.py) would take turns on the same cores: a Dense at batch 16
+right after a pooling kernel took 1.6x its time.
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -67,6 +70,17 @@ def dense_forward(const floating[:, ::1] x__bi, const floating[:, ::1] w__io,
             # One row is a vector-matrix product: GEMV streams the kernel once, where a
             # one-row GEMM pays its packing overhead (about 10x slower at batch 1).
             gemv_t(<int>i, <int>o, <floating>1.0, &w__io[0, 0], <int>o, &x__bi[0, 0], beta, &out__bo[0, 0])
+        elif n_threads > 1 and o >= 32 * n_threads:
+            # Units split across OpenMP threads, each a single-threaded BLAS GEMM over its
+            # columns (the caller holds BLAS to one thread): BLAS's own thread pool never
+            # runs beside the OpenMP team that the kernels before and after keep spinning.
+            blk = ((o + n_threads - 1) // n_threads + 15) // 16 * 16
+            nblk = (o + blk - 1) // blk
+            for t in prange(nblk, num_threads=n_threads, schedule="static"):
+                c0 = t * blk
+                cw = o - c0 if o - c0 < blk else blk
+                gemm(False, False, <int>b, <int>cw, <int>i, <floating>1.0, &x__bi[0, 0], <int>i,
+                     &w__io[0, c0], <int>o, beta, &out__bo[0, c0], <int>o)
         else:
             gemm(False, False, <int>b, <int>o, <int>i, <floating>1.0, &x__bi[0, 0], <int>i,
                  &w__io[0, 0], <int>o, beta, &out__bo[0, 0], <int>o)

@@ -7,12 +7,17 @@ Where the graph allows it, a chain
       -> a layer declaring a :class:`~klayers.engine.plan.ChannelAffine` on the channel axis
          (BatchNormalization with its moving statistics)
       -> optionally a layer declaring an epilogue code (ReLU without slope or threshold and
-         max_value None or 6, Activation(relu | relu6))
+         max_value None or 6, Activation with any activation that has a kernel code: relu,
+         relu6, swish, sigmoid, gelu ...)
 
 runs as one call of the op's kernel with ``kernel * inv`` and ``bias * inv + shift``
 (``inv = gamma / sqrt(moving_variance + epsilon)``, ``shift = beta - moving_mean * inv``,
-computed in float64 and rounded once to the layer dtype) and the rectifier as the kernel's
-epilogue. A chain is folded only when every intermediate tensor has that one consumer in the
+computed in float64 and rounded once to the layer dtype) and the activation applied by the op
+(relu and relu6 in the kernel's epilogue, the others by the elementwise kernel on the op's own
+output). Where the op declares a packed form (``FoldableOp.pack``: channels_last, ungrouped
+convolutions), its kernel is packed once per folded kernel, on first use. A convolution with
+no chain to fold (``_pack_spec()``) runs alone on its packed kernel the same way, with its
+own activation. A chain is folded only when every intermediate tensor has that one consumer in the
 graph and is not a model output, the dtypes agree and no layer has an activity regularizer;
 each layer's declaration says whether it can take part at all (a subclass overriding its maths
 declares nothing). Results differ from the unfused layers by float rounding only;
@@ -22,7 +27,7 @@ any of the weights they come from is assigned (``Variable.value``, which ``set_w
 seen. An input mask reaching a folded chain makes it run unfused.
 
 Nothing here names a layer class: the planner reads the layers' declarations
-(``_fold_spec()``, ``_affine_spec()``, ``_epilogue_code()``).
+(``_fold_spec()``, ``_pack_spec()``, ``_affine_spec()``, ``_epilogue_code()``).
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ class FusedStep:
     __slots__ = ("kind", "steps", "layer", "op", "affine", "act", "in_id", "out_id", "_seen",
                  "_global", "_kernel", "_bias", "_packed", "_lock")
 
-    def __init__(self, steps: List[Step], op: FoldableOp, affine: ChannelAffine, act: int):
+    def __init__(self, steps: List[Step], op: FoldableOp, affine: Optional[ChannelAffine], act: Any):
         self.kind = LOWERED
         self.steps = steps
         self.layer = steps[0].layer
@@ -66,7 +71,7 @@ class FusedStep:
         self._lock = threading.Lock()
 
     def _variables(self) -> List[Variable]:
-        return list(self.op.variables) + list(self.affine.variables)
+        return list(self.op.variables) + (list(self.affine.variables) if self.affine is not None else [])
 
     def arrays(self) -> Tuple[np.ndarray, np.ndarray]:
         """The folded ``(kernel, bias)``, recomputed when a weight they come from was assigned."""
@@ -75,7 +80,7 @@ class FusedStep:
             with self._lock:
                 seen = tuple((id(v), v._version) for v in self._variables())
                 if seen != self._seen:
-                    inv, shift = self.affine.affine()
+                    inv, shift = self.affine.affine() if self.affine is not None else (None, None)
                     self._kernel, self._bias = self.op.fold(inv, shift)
                     self._seen = seen
                 self._global = g
@@ -125,7 +130,7 @@ def lower(steps: List[Step], model: Any) -> List[Any]:
     for s in steps:
         if id(s) in absorbed:
             continue
-        fused = _chain(s, only_successor)
+        fused = _chain(s, only_successor) or _lone(s)
         if fused is None:
             out.append(s)
             continue
@@ -142,6 +147,18 @@ def _declared(layer: Any, method: str) -> Any:
 def _plain(layer: Any, dtype: str) -> bool:
     """No activity penalty to collect and the same dtype as the chain's first layer."""
     return layer.activity_regularizer is None and layer._dtype == dtype
+
+
+def _lone(s: Step) -> Optional[FusedStep]:
+    """A convolution or Dense layer with no chain to fold, run on its packed kernel (the
+    layer's ``_pack_spec()``) with its own activation."""
+    if s.kind != SIMPLE:
+        return None
+    layer = s.layer
+    op = _declared(layer, "_pack_spec")
+    if op is None or op.pack is None or layer.activity_regularizer is not None or np.dtype(layer._dtype).kind != "f":
+        return None
+    return FusedStep([s], op, None, layer.activation)
 
 
 def _chain(s: Step, only_successor: Any) -> Optional[FusedStep]:

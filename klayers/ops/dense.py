@@ -26,6 +26,8 @@ __all__ = ["ACT_LINEAR", "ACT_RELU", "ACT_RELU6", "dense", "dense_reference"]
 _EMPTY = {d: np.empty(0, dtype=d) for d in FLOATS}
 #: Kernels at least this large (elements) make a batch-1 product worth splitting over threads.
 _SPLIT_GEMV_MIN = 1 << 20
+#: Products of fewer multiply-adds run on one thread (waking the team costs more).
+SERIAL_MACS = 1 << 18
 
 
 def _check(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], where: str) -> None:
@@ -92,9 +94,11 @@ def dense(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: Ac
     else:
         b = bias if bias.flags.c_contiguous and bias.dtype == dtype else np.ascontiguousarray(bias, dtype=dtype)
     out = np.empty((x2.shape[0], w.shape[1]), dtype=dtype)
-    # one level of parallelism: BLAS threads the product, except a large batch-1 GEMV, which the
-    # kernel splits by units over OpenMP threads with BLAS on one thread each
-    threads = op_threads(n_threads) if x2.shape[0] == 1 and w.size >= _SPLIT_GEMV_MIN else 1
+    # one level of parallelism: the kernel splits the units over OpenMP threads, BLAS on one
+    # thread in each (a batch-1 GEMV from _SPLIT_GEMV_MIN weights, a GEMM from SERIAL_MACS)
+    rows = x2.shape[0]
+    threads = (op_threads(n_threads) if w.size >= _SPLIT_GEMV_MIN else 1) if rows == 1 else \
+        op_threads(n_threads, rows * w.size, SERIAL_MACS)
     call_pinned(threads, _dense.dense_forward, x2, w, b, out, bias is not None, code, threads)
     y = out if x.ndim == 2 else out.reshape(lead + (w.shape[1],))
     return y if rest is None else apply_activation(y, rest, n_threads, inplace=True)

@@ -25,7 +25,8 @@ def _randomize(model, seed=0):
 
 
 def _n_fused(model):
-    return sum(1 for s in model._inference_plan.lowered if isinstance(s, inference.FusedStep))
+    """Folded chains (lone convolutions run on packed kernels are steps of their own)."""
+    return sum(1 for s in model._inference_plan.lowered if isinstance(s, inference.FusedStep) and s.affine is not None)
 
 
 def _every_pattern(dtype):
@@ -140,10 +141,12 @@ def test_shared_intermediate_is_not_folded():
     x = np.random.default_rng(6).standard_normal((2, 6, 6, 2)).astype("float32")
     fused = model.predict(x, verbose=0)
     assert _n_fused(model) == 0
+    lone = [s for s in model._inference_plan.lowered if isinstance(s, inference.FusedStep)]
+    assert [len(s.steps) for s in lone] == [1, 1]  # each Conv2D alone, on its packed kernel
     with inference.disabled():
         plain = model.predict(x, verbose=0)
     for p, q in zip(fused, plain):
-        np.testing.assert_array_equal(p, q)
+        np.testing.assert_allclose(p, q, rtol=2e-5, atol=2e-5 * np.abs(q).max())
 
 
 def test_sequential_and_graph_change():
@@ -173,3 +176,28 @@ def test_masks_pass_through_plan():
     with inference.disabled():
         plain = model.predict(x, verbose=0)
     np.testing.assert_allclose(fused, plain, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype,tol", [("float32", 2e-5), ("float64", 1e-12)])
+def test_lone_convolutions_run_packed_with_their_activation(dtype, tol):
+    """Convolutions with no BatchNormalization after them (channels_last, ungrouped) run alone
+    on packed kernels with their own activation (epilogue, elementwise kernel or a callable);
+    grouped, channels_first and depthwise ones stay layer calls; a weight assigned after a
+    call is used by the next one."""
+    x_in = klayers.Input((7, 7, 4), dtype=dtype)
+    h = L.Conv2D(8, 3, padding="same", activation="sigmoid", dtype=dtype)(x_in)
+    h = L.Conv2D(8, 1, activation="relu", dtype=dtype)(h)
+    h = L.Conv2D(8, 3, groups=2, dtype=dtype)(h)
+    h = L.DepthwiseConv2D(3, padding="same", dtype=dtype)(h)
+    out = L.Conv2D(3, 1, activation=lambda v: v * 2.0, dtype=dtype)(h)
+    model = klayers.Model(x_in, out)
+    _randomize(model, 11)
+    x = np.random.default_rng(12).standard_normal((2, 7, 7, 4)).astype(dtype)
+    for _ in range(2):
+        got = model.predict(x, verbose=0)
+        with inference.disabled():
+            plain = model.predict(x, verbose=0)
+        np.testing.assert_allclose(got, plain, rtol=tol, atol=tol * np.abs(plain).max())
+        lone = [s.layer.name for s in model._inference_plan.lowered if isinstance(s, inference.FusedStep)]
+        assert lone == [model.layers[i].name for i in (1, 2, 5)]
+        model.layers[2].kernel.assign(model.layers[2].kernel.value * -1.0)

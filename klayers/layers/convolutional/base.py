@@ -219,6 +219,23 @@ class Conv(Layer):
         channel_axis = 1 if self.data_format == "channels_first" else -1
         return FoldableOp(channel_axis, weights, fold, self._run_op, self._pack)
 
+    def _pack_spec(self) -> Optional[FoldableOp]:
+        """How the inference planner runs this convolution alone on its packed kernel: the
+        kernel and bias as they are (``fold`` ignores its arguments), the layer's own
+        activation after. None when there is no packed form (channels_first, groups, the
+        depthwise kernel) or a subclass changes the maths."""
+        cls, base = type(self), self._fold_base
+        if (self._pack is None or self.groups != 1 or self.data_format != "channels_last"
+                or cls.call is not Conv.call or cls._convolve is not base._convolve or cls._run_op is not base._run_op):
+            return None
+        kernel_var = self._kernel_variable()
+
+        def fold(inv: Any, shift: Any) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+            return kernel_var.value, self._bias_value()
+
+        weights = (kernel_var, self.bias) if self.use_bias else (kernel_var,)
+        return FoldableOp(-1, weights, fold, self._run_op, self._pack)
+
     def _kernel_variable(self) -> Any:
         return self.kernel
 
