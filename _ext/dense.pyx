@@ -17,11 +17,109 @@ from cython.parallel cimport prange
 
 from _act cimport activation_codes, check_epilogue_act
 from _blas cimport gemm, gemv_t
-from _epilogue cimport act_inplace
+from _cpu cimport kl_cpu_level, kl_isa_name
+from _epilogue cimport act_inplace, epilogue
+
+cdef extern from "skinny_gemm.h":
+    int KSK_STRIP_BYTES
+    int ksk_use(int level) noexcept nogil
+    void kskp_gemm_float(Py_ssize_t M, Py_ssize_t K, const float* A, Py_ssize_t lda, const float* Bp,
+                         Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t N, float* C, Py_ssize_t ldc) noexcept nogil
+    void kskp_gemm_double(Py_ssize_t M, Py_ssize_t K, const double* A, Py_ssize_t lda, const double* Bp,
+                          Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t N, double* C, Py_ssize_t ldc) noexcept nogil
 
 #: the activation codes (name -> code) of every kernel module (_act.pxd); the epilogue fuses
 #: linear, relu and relu6, anything else is applied by the caller
 ACTIVATIONS = activation_codes()
+
+cdef enum:
+    _ROW_BLOCK = 256
+
+#: rows of ``x`` per task of the packed path (its row tiles share each strip block in L1)
+PACKED_ROW_BLOCK = _ROW_BLOCK
+
+
+def select_isa(int max_level=2):
+    """Use the packed GEMM of the widest rung of the CPU-feature ladder (``cpu_features.h``: 0
+    baseline, 1 AVX2 + FMA, 2 AVX-512) that is at most ``max_level`` and that this CPU has;
+    returns its name. Import selects the widest; tests force lower levels."""
+    cdef int level = kl_cpu_level(max_level)
+    ksk_use(level)
+    return kl_isa_name(level).decode()
+
+
+#: the instruction set chosen at import (the same in every kernel module)
+ISA = select_isa()
+
+
+cdef inline void _packed_task(const floating* x, Py_ssize_t i, const floating* bp, Py_ssize_t s0, Py_ssize_t s1,
+                              Py_ssize_t o, floating* out, Py_ssize_t r0, Py_ssize_t rows,
+                              const floating* bias, bint use_bias, int act) noexcept nogil:
+    cdef Py_ssize_t sw = KSK_STRIP_BYTES // sizeof(floating)
+    cdef Py_ssize_t c0 = s0 * sw, c1 = s1 * sw
+    if c1 > o:
+        c1 = o
+    if floating is float:
+        kskp_gemm_float(rows, i, x + r0 * i, i, bp, s0, s1, o, out + r0 * o, o)
+    else:
+        kskp_gemm_double(rows, i, x + r0 * i, i, bp, s0, s1, o, out + r0 * o, o)
+    epilogue(out + r0 * o + c0, rows, c1 - c0, o, bias + c0 if use_bias else NULL, False, use_bias, act)
+
+
+def dense_packed_forward(const floating[:, ::1] x__bi, const floating[::1] packed, const floating[::1] bias__o,
+                         floating[:, ::1] out__bo, int use_bias, int act, int n_threads):
+    """out__bo = act(x__bi @ w + bias__o) with ``w`` (I, O) given only in the packed strips of
+    ``skinny_gemm.h`` (``klayers._ext.conv.pack_kernel``; ``packed`` holds
+    ``klayers._ext.conv.packed_size(I, O, itemsize)`` values). Tasks: blocks of
+    ``PACKED_ROW_BLOCK`` rows times whole-strip column slices, over ``n_threads`` OpenMP
+    threads; no BLAS."""
+    cdef Py_ssize_t b = x__bi.shape[0], i = x__bi.shape[1], o = out__bo.shape[1]
+    cdef Py_ssize_t sw = KSK_STRIP_BYTES // sizeof(floating)
+    cdef Py_ssize_t ns = (o + sw - 1) // sw
+    if out__bo.shape[0] != b:
+        raise ValueError(f"dense_packed_forward: out has {out__bo.shape[0]} rows, x has {b}")
+    if packed.shape[0] != ns * sw * i:
+        raise ValueError(f"dense_packed_forward: the packed kernel has {packed.shape[0]} values, "
+                         f"not {ns * sw * i} for {i} inputs and {o} units")
+    if use_bias and bias__o.shape[0] != o:
+        raise ValueError(f"dense_packed_forward: bias has {bias__o.shape[0]} values for {o} units")
+    if n_threads < 1:
+        raise ValueError(f"dense_packed_forward: n_threads must be >= 1, got {n_threads}")
+    check_epilogue_act(act, "dense_packed_forward")
+    if b == 0 or o == 0:
+        return
+    cdef Py_ssize_t nrc = (b + _ROW_BLOCK - 1) // _ROW_BLOCK
+    cdef Py_ssize_t ncs = (n_threads + nrc - 1) // nrc
+    if ncs > ns:
+        ncs = ns
+    cdef Py_ssize_t per = (ns + ncs - 1) // ncs
+    ncs = (ns + per - 1) // per
+    cdef Py_ssize_t tasks = nrc * ncs, t, r0, rows, s0, s1
+    cdef const floating* xp = &x__bi[0, 0] if i > 0 else NULL
+    cdef const floating* pp = &packed[0] if packed.shape[0] > 0 else NULL
+    cdef const floating* bp = &bias__o[0] if use_bias else NULL
+    cdef floating* op = &out__bo[0, 0]
+    cdef int nt = <int>(n_threads if n_threads < tasks else tasks)
+    with nogil:
+        if i == 0:
+            for r0 in range(b):
+                for t in range(o):
+                    op[r0 * o + t] = 0
+            epilogue(op, b, o, o, bp, False, use_bias, act)
+        elif nt == 1:
+            for t in range(tasks):
+                r0 = (t // ncs) * _ROW_BLOCK
+                rows = min(<Py_ssize_t>_ROW_BLOCK, b - r0)
+                s0 = (t % ncs) * per
+                s1 = min(s0 + per, ns)
+                _packed_task(xp, i, pp, s0, s1, o, op, r0, rows, bp, use_bias, act)
+        else:
+            for t in prange(tasks, num_threads=nt, schedule="dynamic"):
+                r0 = (t // ncs) * _ROW_BLOCK
+                rows = min(<Py_ssize_t>_ROW_BLOCK, b - r0)
+                s0 = (t % ncs) * per
+                s1 = min(s0 + per, ns)
+                _packed_task(xp, i, pp, s0, s1, o, op, r0, rows, bp, use_bias, act)
 
 
 def dense_forward(const floating[:, ::1] x__bi, const floating[:, ::1] w__io,

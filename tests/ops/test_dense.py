@@ -101,3 +101,60 @@ def test_batch1_gemv_split_by_units_matches_reference(dtype, units):
     tol = 1e-5 if dtype == "float32" else 1e-12
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol * float(np.abs(want).max()))
     assert not np.shares_memory(got, x)
+
+
+_dense_ops = __import__("sys").modules["klayers.ops.dense"]  # the module (ops.dense is the function)
+
+
+@pytest.mark.parametrize("isa", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("batch,inputs,units", [(1, 7, 3), (2, 300, 33), (17, 64, 96), (300, 200, 70),
+                                                (5, 0, 40), (600, 20, 1)])
+def test_packed_kernel_matches_reference(batch, inputs, units, dtype, isa):
+    """dense with a packed kernel (every ISA variant of the packed GEMM, 1 and 2 threads, row
+    blocks of PACKED_ROW_BLOCK and past it, unit tails, K in one strip block and several, no
+    inputs at all) against the NumPy twin; relu fused, sigmoid after."""
+    rng = np.random.default_rng(batch + inputs + units)
+    x = rng.standard_normal((batch, inputs)).astype(dtype)
+    kernel = rng.standard_normal((inputs, units)).astype(dtype)
+    bias = rng.standard_normal(units).astype(dtype)
+    packed = _dense_ops.pack_dense_kernel(kernel)
+    tol = 2e-5 if dtype == "float32" else 1e-12
+    try:
+        _dense.select_isa(isa)
+        for act in (ops.ACT_LINEAR, ops.ACT_RELU, klayers.activations.sigmoid):
+            want = _dense_ops.dense_reference(x, kernel, bias, act)
+            for threads in (1, 2):
+                calls = []
+
+                def packer(calls=calls):
+                    calls.append(1)
+                    return packed
+                got = ops.dense(x, kernel, bias, act, n_threads=threads, packed=packer)
+                assert calls == [1] and got.dtype == np.dtype(dtype)
+                np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(1.0, np.abs(want).max(initial=0)))
+            got = ops.dense(x, kernel, None, act, packed=lambda: packed)
+            want = _dense_ops.dense_reference(x, kernel, None, act)
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(1.0, np.abs(want).max(initial=0)))
+    finally:
+        _dense.select_isa()
+
+
+def test_packed_kernel_refuses_what_does_not_fit():
+    x, kernel = np.ones((3, 4), "float32"), np.ones((4, 5), "float32")
+    packed = _dense_ops.pack_dense_kernel(kernel)
+    assert packed.size == 4 * 32 and _dense_ops.pack_dense_kernel(kernel.astype("int64")) is None
+    out = np.empty((3, 5), "float32")
+    with pytest.raises(ValueError, match="packed kernel has"):
+        _dense.dense_packed_forward(x, packed[:-1], np.zeros(5, "float32"), out, 1, 0, 1)
+    with pytest.raises(ValueError, match="bias has"):
+        _dense.dense_packed_forward(x, packed, np.zeros(4, "float32"), out, 1, 0, 1)
+    with pytest.raises(ValueError, match="out has"):
+        _dense.dense_packed_forward(x, packed, np.zeros(5, "float32"), out[:2], 1, 0, 1)
+    with pytest.raises(ValueError, match="n_threads"):
+        _dense.dense_packed_forward(x, packed, np.zeros(5, "float32"), out, 1, 0, 0)
+    with pytest.raises(ValueError, match="does not fuse"):
+        _dense.dense_packed_forward(x, packed, np.zeros(5, "float32"), out, 1, 4, 1)
+    # a packer handing back another dtype is not used
+    got = ops.dense(x, kernel, None, packed=lambda: packed.astype("float64"))
+    np.testing.assert_array_equal(got, np.full((3, 5), 4.0, "float32"))

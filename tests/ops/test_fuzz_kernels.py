@@ -37,6 +37,8 @@ SEEDS = {
     "dense": """[
         (L.Dense(3), (4,)), (L.Dense(5, activation="relu"), (2, 3)), (L.Dense(2, activation="relu6", use_bias=False), (7,)),
         (L.Dense(4, activation="softmax"), (3,)),
+        # a model's plan runs its Dense layers on packed kernels
+        (klayers.Sequential([L.Input((6,)), L.Dense(40, activation="relu"), L.Dense(3)]), (6,)),
     ]""",
     "conv": """[
         (L.Conv1D(3, 3), (7, 2)), (L.Conv2D(4, 3, padding="same", activation="relu"), (6, 5, 2)),
