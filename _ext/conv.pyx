@@ -21,11 +21,11 @@ from cython.parallel cimport parallel, prange
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset, memcpy
 
-from _act cimport activation_codes, check_epilogue_act
+from _act cimport activation_codes, check_act
 from _blas cimport gemm
 from _conv_geometry cimport Geom, check_bias_size, check_kernel_size, load_geometry
 from _cpu cimport kl_cpu_level, kl_isa_name
-from _epilogue cimport epilogue
+from _epilogue cimport epilogue, kl_act_use
 from _windows cimport tap_output_range, window_taps
 
 cdef extern from "skinny_gemm.h":
@@ -89,6 +89,7 @@ def select_isa(int max_level=2):
     returns its name. Import selects the widest; tests force lower levels."""
     cdef int level = kl_cpu_level(max_level)
     ksk_use(level)
+    kl_act_use(level)
     return kl_isa_name(level).decode()
 
 
@@ -129,7 +130,7 @@ cdef int _load_conv(object geometry, Geom* g, Py_ssize_t x_size, Py_ssize_t out_
     load_geometry(geometry, g, x_size, out_size, where)
     check_kernel_size(w_size, g, (g.cin // g.groups) * g.cout, where)
     check_bias_size(bias_size, use_bias, g.cout, where)
-    check_epilogue_act(act, where)
+    check_act(act, where)
     return 0
 
 

@@ -15,10 +15,10 @@ right after a pooling kernel took 1.6x its time.
 from cython cimport floating
 from cython.parallel cimport prange
 
-from _act cimport activation_codes, check_epilogue_act
+from _act cimport activation_codes, check_act
 from _blas cimport gemm, gemv_t
 from _cpu cimport kl_cpu_level, kl_isa_name
-from _epilogue cimport act_inplace, epilogue
+from _epilogue cimport act_inplace, epilogue, kl_act_use
 
 cdef extern from "skinny_gemm.h":
     int KSK_STRIP_BYTES
@@ -45,6 +45,7 @@ def select_isa(int max_level=2):
     returns its name. Import selects the widest; tests force lower levels."""
     cdef int level = kl_cpu_level(max_level)
     ksk_use(level)
+    kl_act_use(level)
     return kl_isa_name(level).decode()
 
 
@@ -85,7 +86,7 @@ def dense_packed_forward(const floating[:, ::1] x__bi, const floating[::1] packe
         raise ValueError(f"dense_packed_forward: bias has {bias__o.shape[0]} values for {o} units")
     if n_threads < 1:
         raise ValueError(f"dense_packed_forward: n_threads must be >= 1, got {n_threads}")
-    check_epilogue_act(act, "dense_packed_forward")
+    check_act(act, "dense_packed_forward")
     if b == 0 or o == 0:
         return
     cdef Py_ssize_t nrc = (b + _ROW_BLOCK - 1) // _ROW_BLOCK
@@ -136,7 +137,7 @@ def dense_forward(const floating[:, ::1] x__bi, const floating[:, ::1] w__io,
         raise ValueError(f"dense_forward: shape mismatch x=({b}, {i}) w=({w__io.shape[0]}, {o}) out=({out__bo.shape[0]}, {out__bo.shape[1]})")
     if use_bias and bias__o.shape[0] != o:
         raise ValueError(f"dense_forward: bias has {bias__o.shape[0]} values for {o} units")
-    check_epilogue_act(act, "dense_forward")
+    check_act(act, "dense_forward")
     if b == 0 or o == 0:
         return
     cdef Py_ssize_t r, c

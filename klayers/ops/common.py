@@ -29,7 +29,7 @@ __all__ = [
     "ACT_ELU", "ACT_EXPONENTIAL", "ACT_GELU", "ACT_GELU_TANH", "ACT_HARD_SIGMOID", "ACT_HARD_SIGMOID_K3",
     "ACT_HARD_SWISH", "ACT_LINEAR", "ACT_MISH", "ACT_RELU", "ACT_RELU6", "ACT_SELU", "ACT_SIGMOID",
     "ACT_SOFTPLUS", "ACT_SOFTSIGN", "ACT_SWISH", "ACT_TANH", "ACTIVATION_CODES", "Activation",
-    "EPILOGUE_CODES", "FLOATS", "GATE_CODES", "activation_code", "gate_code",
+    "ALL_CODES", "EPILOGUE_CODES", "FLOATS", "GATE_CODES", "activation_code", "gate_code",
     "activation_function", "blas_pinned", "blas_single_threaded", "call_pinned", "float_dtype", "get_num_threads",
     "num_threads", "op_threads", "set_num_threads", "split_activation",
 ]
@@ -148,32 +148,39 @@ def activation_function(act: Activation) -> Callable[[np.ndarray], np.ndarray]:
         raise ValueError(f"Unknown activation code {act!r}; expected one of {ACTIVATION_CODES}") from None
 
 
-def split_activation(act: Activation) -> Tuple[int, Optional[Activation]]:
+def split_activation(act: Activation, fuse: frozenset = EPILOGUE_CODES) -> Tuple[int, Optional[Activation]]:
     """``(epilogue code, rest)`` for an op's ``act`` argument: what a GEMM epilogue fuses, and the
     function to apply after the kernel (None when the epilogue does everything).
 
-    ``act`` is a code or a function: linear, relu and relu6 (codes or functions of either
-    dialect) fuse; any other code or function runs after a linear epilogue (through
-    ``klayers.ops.activation.apply_activation``: the elementwise kernel for codes and the
-    functions that have one, softmax through its kernel).
+    ``act`` is a code or a function: the codes in ``fuse`` (codes or functions of either
+    dialect that have them) fuse: by default linear, relu and relu6, which every epilogue
+    computes; the conv and dense kernels take :data:`ALL_CODES`. Any other code or function
+    runs after a linear epilogue (through ``klayers.ops.activation.apply_activation``: the
+    elementwise kernel for codes and the functions that have one, softmax through its kernel).
 
     Raises:
         ValueError: an int that is not a code.
     """
-    fused = _FUSED.get(id(act))  # the functions that fuse (alive for good: no other object has their id)
-    if fused is not None:
+    fused = (_FUSED if fuse is EPILOGUE_CODES else _FUSED_ALL if fuse is ALL_CODES else {}).get(id(act))
+    if fused is not None:  # the functions that fuse (alive for good: no other object has their id)
         return fused
     if callable(act):
-        return ACT_LINEAR, act
+        code = activation_code(act)
+        return (code, None) if code in fuse else (ACT_LINEAR, act)
     if isinstance(act, bool) or int(act) not in _FUNCTION_OF:
         raise ValueError(f"Unknown activation code {act!r}; expected a function or one of {ACTIVATION_CODES}")
-    return ACT_LINEAR, int(act)
+    return (int(act), None) if int(act) in fuse else (ACT_LINEAR, int(act))
 
 
 _FUSED: Dict[int, Tuple[int, None]] = {key: (code, None) for key, code in _CODE_OF.items() if code in EPILOGUE_CODES}
 # the epilogue codes themselves: CPython's small ints are single objects, so a code passed as a
 # plain int takes this fast path too (any other int-like value takes the checked path below)
 _FUSED.update({id(code): (code, None) for code in EPILOGUE_CODES})
+#: Every code: what the conv and dense kernels' epilogues compute (the elementwise maps on the
+#: block just computed, for the codes past relu6).
+ALL_CODES = frozenset(_FUNCTION_OF)
+_FUSED_ALL: Dict[int, Tuple[int, None]] = {key: (code, None) for key, code in _CODE_OF.items()}
+_FUSED_ALL.update({id(code): (code, None) for code in ALL_CODES})
 
 
 # ---------------------------------------------------------------------------------------------

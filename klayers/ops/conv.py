@@ -33,6 +33,7 @@ from klayers.ops.common import (
     ACT_LINEAR,
     ACT_RELU,
     ACT_RELU6,
+    ALL_CODES,
     Activation,
     activation_function,
     call_pinned,
@@ -204,8 +205,9 @@ def conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], strides:
         kernel: ``(*kernel_size, cin // groups, filters)``.
         bias: ``(filters,)`` or None.
         padding: "valid", "same" or "causal" (rank 1: all ``k_eff - 1`` padding before).
-        act: ``ACT_LINEAR`` / ``ACT_RELU`` / ``ACT_RELU6`` (fused into the epilogue) or the
-            layer's activation function (linear / relu / relu6 fuse, others run after).
+        act: an activation code (``klayers.ops.common.ACTIVATION_CODES``) or the layer's
+            activation function: every code (and every function with one) runs in the
+            kernel's epilogue on the block just computed; other functions run after.
         n_threads: OpenMP threads (default ``klayers.get_num_threads()``; small work: one).
         packed: None, or a function returning ``pack_conv_kernel(kernel, groups)`` of this
             very ``kernel`` (typically from a cache the caller keeps per weight version). It is
@@ -224,7 +226,7 @@ def conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], strides:
     """
     rank, s, d, k, n, spatial, cin, filters, out, pads, geo = _conv_setup(
         x, kernel, bias, strides, padding, dilation_rate, groups, data_format, where)
-    code, rest = split_activation(act)
+    code, rest = split_activation(act, ALL_CODES)  # every code runs in the kernels' epilogue
     dtype = float_dtype(kernel.dtype)
     cf = data_format == "channels_first"
     y = np.empty(shapes.join_shape(n, out, filters, data_format), dtype=dtype)

@@ -14,6 +14,7 @@ from klayers.ops.common import (
     ACT_LINEAR,
     ACT_RELU,
     ACT_RELU6,
+    ALL_CODES,
     FLOATS,
     Activation,
     activation_function,
@@ -83,9 +84,10 @@ def dense(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: Ac
         x: ``(..., input_dim)``, float32 or float64 (same dtype as ``kernel``).
         kernel: ``(input_dim, units)``.
         bias: ``(units,)`` or None.
-        act: an epilogue code (``ACT_LINEAR``, ``ACT_RELU``, ``ACT_RELU6``) or the layer's activation
-            function: linear / relu / relu6 fuse into the kernel, any other runs after it
-            (softmax through its kernel: ``klayers.ops.activation.apply_activation``).
+        act: an activation code (``klayers.ops.common.ACTIVATION_CODES``) or the layer's
+            activation function: every code (and every function with one) runs in the
+            kernel's epilogue; any other function runs after it (softmax through its kernel:
+            ``klayers.ops.activation.apply_activation``).
         n_threads: threads for a large batch-1 product (default: ``klayers.get_num_threads()``);
             BLAS follows ``klayers.set_num_threads``.
         where: the layer name for error messages.
@@ -103,7 +105,7 @@ def dense(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: Ac
         dense(np.ones((2, 3), "float32"), np.ones((3, 4), "float32"), None).shape  # (2, 4), all 3.0
     """
     _check(x, kernel, bias, where)
-    code, rest = split_activation(act)
+    code, rest = split_activation(act, ALL_CODES)  # every code runs in the kernel's epilogue
     dtype = kernel.dtype
     if dtype not in FLOATS:
         return dense_reference(x.astype(dtype, copy=False), kernel, bias, act, n_threads, where)

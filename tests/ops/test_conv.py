@@ -566,14 +566,49 @@ def test_kernels_check_geometry_before_releasing_the_gil():
 
 @pytest.mark.parametrize("act", [-1, 3, 7, 2**20])
 def test_kernels_refuse_activation_codes_their_epilogue_does_not_fuse(act):
+    """The transposed and depthwise kernels fuse linear, relu and relu6; the conv kernels every
+    code of the space (and refuse the rest)."""
     x, w, out, b = np.zeros(8, "f4"), np.zeros(18, "f4"), np.zeros(6, "f4"), np.zeros(3, "f4")
-    for call in (lambda: _conv.conv_forward(x, w, b, out, _geo(), 1, act, 4, 3, 1),
-                 lambda: _conv.conv_direct_forward(x, w, b, out, _geo(), 1, act, 4, 1),
-                 lambda: _conv_transpose.conv_transpose_forward(x, np.zeros(18, "f4"), b, out, _geo(), 1, act, 1, 1),
+    for call in (lambda: _conv_transpose.conv_transpose_forward(x, np.zeros(18, "f4"), b, out, _geo(), 1, act, 1, 1),
                  lambda: _depthwise.depthwise_forward(np.zeros(8, "f4"), np.zeros(6, "f4"), np.zeros(2, "f4"),
                                                       np.zeros(4, "f4"), _geo(groups=2, out_channels=2), 1, act, 4, 1)):
         with pytest.raises(ValueError, match="does not fuse into the epilogue"):
             call()
+    in_space = 0 <= act < len(_conv.ACTIVATIONS)
+    for call in (lambda: _conv.conv_forward(x, w, b, out, _geo(), 1, act, 4, 3, 1),
+                 lambda: _conv.conv_direct_forward(x, w, b, out, _geo(), 1, act, 4, 1)):
+        if in_space:
+            call()
+        else:
+            with pytest.raises(ValueError, match="unknown activation code"):
+                call()
+
+
+@pytest.mark.parametrize("isa", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_activation_code_runs_in_the_conv_epilogue(dtype, isa):
+    """conv (direct, im2col, 1x1 and channels_first paths) with each activation code fused
+    in its epilogue against the NumPy twin, which applies the function after."""
+    from klayers.ops import common
+
+    rng = np.random.default_rng(7)
+    tol = 2e-5 if dtype == "float32" else 1e-12
+    try:
+        _conv.select_isa(isa)
+        for name, code in common.ACTIVATION_CODES.items():
+            for fmt, spatial, k in (("channels_last", (5, 20), 3), ("channels_last", (4, 4), 1),
+                                    ("channels_first", (6, 5), 3), ("channels_last", (3, 3), 3)):
+                x = _x(rng, 2, spatial, 6, fmt, dtype) * 0.5
+                kernel = (rng.standard_normal((k, k, 6, 9)) * 0.3).astype(dtype)
+                bias = rng.standard_normal(9).astype(dtype)
+                want = C.conv_reference(x, kernel, bias, 1, "same", data_format=fmt, act=code)
+                for use_bias in (bias, None):
+                    want = C.conv_reference(x, kernel, use_bias, 1, "same", data_format=fmt, act=code)
+                    got = C.conv(x, kernel, use_bias, 1, "same", data_format=fmt, act=code, n_threads=2)
+                    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(1, np.abs(want).max()),
+                                               err_msg=f"{name} {fmt} {spatial} k{k}")
+    finally:
+        _conv.select_isa()
 
 
 def test_conv_rejects_bad_chunk_and_block():

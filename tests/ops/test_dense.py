@@ -153,8 +153,27 @@ def test_packed_kernel_refuses_what_does_not_fit():
         _dense.dense_packed_forward(x, packed, np.zeros(5, "float32"), out[:2], 1, 0, 1)
     with pytest.raises(ValueError, match="n_threads"):
         _dense.dense_packed_forward(x, packed, np.zeros(5, "float32"), out, 1, 0, 0)
-    with pytest.raises(ValueError, match="does not fuse"):
-        _dense.dense_packed_forward(x, packed, np.zeros(5, "float32"), out, 1, 4, 1)
+    with pytest.raises(ValueError, match="unknown activation code"):
+        _dense.dense_packed_forward(x, packed, np.zeros(5, "float32"), out, 1, len(_dense.ACTIVATIONS), 1)
     # a packer handing back another dtype is not used
     got = ops.dense(x, kernel, None, packed=lambda: packed.astype("float64"))
     np.testing.assert_array_equal(got, np.full((3, 5), 4.0, "float32"))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_activation_code_runs_in_the_dense_epilogue(dtype):
+    """Without a packed kernel (GEMV at batch 1, GEMM at larger batches, 1 and 2 threads)
+    every activation code runs in the kernel's epilogue; the twin applies the function."""
+    from klayers.ops import common
+
+    rng = np.random.default_rng(3)
+    tol = 2e-5 if dtype == "float32" else 1e-12
+    kernel = (rng.standard_normal((40, 1100)) * 0.2).astype(dtype)
+    bias = rng.standard_normal(1100).astype(dtype)
+    for name, code in common.ACTIVATION_CODES.items():
+        for batch in (1, 5):
+            x = rng.standard_normal((batch, 40)).astype(dtype)
+            want = _dense_ops.dense_reference(x, kernel, bias, code)
+            for threads in (1, 2):
+                got = ops.dense(x, kernel, bias, code, n_threads=threads)
+                np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(1, np.abs(want).max()), err_msg=name)
