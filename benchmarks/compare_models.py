@@ -309,6 +309,11 @@ def runners(prep: Prepared, x: np.ndarray, wanted: Sequence[str], threads: Optio
             logging.getLogger("tf2onnx").setLevel(logging.ERROR)
             proto, _ = tf2onnx.convert.from_function(fn, input_signature=[spec])
             sess = _ort_session(ort, proto, threads)
+            if len(sess.get_inputs()) != 1:
+                # captured values that the function export left as graph inputs (EfficientNet's
+                # Normalization statistics): the Keras export freezes them
+                proto, _ = tf2onnx.convert.from_keras(model, input_signature=[spec])
+                sess = _ort_session(ort, proto, threads)
             feed = {sess.get_inputs()[0].name: x}
             return lambda: sess.run(None, feed)[0]
 

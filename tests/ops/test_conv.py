@@ -10,6 +10,7 @@ from klayers._ext import conv as _conv
 from klayers._ext import conv_transpose as _conv_transpose
 from klayers._ext import depthwise as _depthwise
 from klayers.ops import conv as C
+from klayers.ops import conv_transpose as CT
 
 ACTS = [C.ACT_LINEAR, C.ACT_RELU, C.ACT_RELU6]
 FORMATS = ["channels_last", "channels_first"]
@@ -359,8 +360,8 @@ def test_conv_transpose_matches_reference(case, fmt, threads, dtype):
     b = rng.standard_normal(filters).astype(dtype)
     for act, bias in [(C.ACT_LINEAR, b), (C.ACT_RELU, None)]:
         with klayers.num_threads(threads):
-            got = C.conv_transpose(x, w, bias, s, pad, op, d, fmt, act)
-        _close(got, C.conv_transpose_reference(x, w, bias, s, pad, op, d, fmt, act), dtype)
+            got = CT.conv_transpose(x, w, bias, s, pad, op, d, fmt, act)
+        _close(got, CT.conv_transpose_reference(x, w, bias, s, pad, op, d, fmt, act), dtype)
 
 
 SEP = [
@@ -435,10 +436,10 @@ def test_chunked_path_with_many_chunks_and_threads(monkeypatch):
                 _close(C.conv(x, w, None, 1, "same"), want, "float32")
                 w1 = w[1:2, 1:2]
                 _close(C.conv(x, w1, None), C.conv_reference(x, w1, None), "float32")
-    monkeypatch.setattr(C, "TRANSPOSE_CHUNK_BYTES", 1)
+    monkeypatch.setattr(CT, "TRANSPOSE_CHUNK_BYTES", 1)
     wt = rng.standard_normal((4, 4, 5, 8)).astype("float32")
     with klayers.num_threads(2):
-        _close(C.conv_transpose(x, wt, None, 2, "same"), C.conv_transpose_reference(x, wt, None, 2, "same"), "float32")
+        _close(CT.conv_transpose(x, wt, None, 2, "same"), CT.conv_transpose_reference(x, wt, None, 2, "same"), "float32")
 
 
 def test_results_do_not_depend_on_thread_count():
@@ -474,8 +475,8 @@ def test_readonly_and_non_contiguous_inputs():
         (lambda: C.conv(np.zeros((1, 5, 5, 2), "f4"), np.zeros((3, 3, 2, 3), "f4"), None, padding="causal"), "causal"),
         (lambda: C.depthwise_conv(np.zeros((1, 5, 2), "f4"), np.zeros((3, 3, 1), "f4"), None), "channels"),
         (lambda: C.depthwise_conv(np.zeros((1, 2, 2), "f4"), np.zeros((3, 2, 1), "f4"), None), "<= 0"),
-        (lambda: C.conv_transpose(np.zeros((1, 5, 2), "f4"), np.zeros((3, 3, 3), "f4"), None), "channels"),
-        (lambda: C.conv_transpose(np.zeros((1, 5, 2), "f4"), np.zeros((3, 3, 2), "f4"), None, padding="causal"), "padding"),
+        (lambda: CT.conv_transpose(np.zeros((1, 5, 2), "f4"), np.zeros((3, 3, 3), "f4"), None), "channels"),
+        (lambda: CT.conv_transpose(np.zeros((1, 5, 2), "f4"), np.zeros((3, 3, 2), "f4"), None, padding="causal"), "padding"),
     ],
     ids=["empty-output", "channels", "rank", "groups", "bias", "causal-2d", "dw-channels", "dw-empty",
          "tr-channels", "tr-padding"],
@@ -637,7 +638,7 @@ def test_zero_batch():
     assert y.shape == (0, 3, 3, 4)
     y = C.depthwise_conv(np.zeros((0, 5, 2), "f4"), np.ones((3, 2, 2), "f4"), None)
     assert y.shape == (0, 3, 4)
-    y = C.conv_transpose(np.zeros((0, 5, 2), "f4"), np.ones((3, 4, 2), "f4"), None, 2)
+    y = CT.conv_transpose(np.zeros((0, 5, 2), "f4"), np.ones((3, 4, 2), "f4"), None, 2)
     assert y.shape == (0, 11, 4)
     y = C.separable_conv(np.zeros((0, 5, 2), "f4"), np.ones((3, 2, 1), "f4"), np.ones((1, 2, 3), "f4"), None)
     assert y.shape == (0, 3, 3)

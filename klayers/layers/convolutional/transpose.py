@@ -8,7 +8,7 @@ import numpy as np
 
 from klayers.engine.input_spec import InputSpec
 from klayers.layers.convolutional.base import Conv
-from klayers.ops import conv as conv_ops
+from klayers.ops import conv_transpose as conv_transpose_ops
 from klayers.ops import shapes
 
 
@@ -58,12 +58,12 @@ class ConvTranspose(Conv):
         input_shape = tuple(input_shape)
         if len(input_shape) != self.rank + 2:
             raise ValueError(f"Inputs should have rank {self.rank + 2}. Received input_shape={input_shape}.")
-        return tuple(conv_ops.conv_transpose_output_shape(
+        return tuple(conv_transpose_ops.conv_transpose_output_shape(
             input_shape, self.kernel_size, self.filters, self.strides, self.padding, self._dilation(),
             self.output_padding, self.data_format))
 
     def _convolve(self, x: np.ndarray, act: Any) -> np.ndarray:
-        return conv_ops.conv_transpose(x, self.kernel.value, self._bias_value(), self.strides, self.padding,
+        return conv_transpose_ops.conv_transpose(x, self.kernel.value, self._bias_value(), self.strides, self.padding,
                                        self.output_padding, self._dilation(), self.data_format, act,
                                        where=f"{type(self).__name__} {self.name}")
 
