@@ -523,9 +523,9 @@ def test_op_wrappers_refuse_bad_arguments_with_a_clear_error(case, request):
     code = f"""
 import importlib
 import numpy as np
-conv, dense, local, normalization, pooling, recurrent, softmax = (
+conv, conv_transpose, dense, local, normalization, pooling, recurrent, softmax = (
     importlib.import_module("klayers.ops." + m)
-    for m in ("conv", "dense", "local", "normalization", "pooling", "recurrent", "softmax"))
+    for m in ("conv", "conv_transpose", "dense", "local", "normalization", "pooling", "recurrent", "softmax"))
 try:
     {case}
 except (ValueError, TypeError) as e:
