@@ -50,7 +50,7 @@ class FusedStep:
     ``steps`` are the chain's own SIMPLE steps, run instead when an input mask arrives.
     """
 
-    __slots__ = ("kind", "steps", "layer", "op", "affine", "act", "in_id", "out_id", "_seen",
+    __slots__ = ("kind", "steps", "layer", "op", "affine", "act", "in_id", "out_id", "pad", "_seen",
                  "_global", "_kernel", "_bias", "_packed", "_lock")
 
     def __init__(self, steps: List[Step], op: FoldableOp, affine: Optional[ChannelAffine], act: Any):
@@ -62,6 +62,8 @@ class FusedStep:
         self.act = act
         self.in_id = steps[0].in_id
         self.out_id = steps[-1].out_id
+        # explicit zero padding of a ZeroPadding layer folded in front (its step is steps[0])
+        self.pad: Optional[Tuple[Tuple[int, int], ...]] = None
         self._seen: Optional[Tuple[Tuple[int, int], ...]] = None
         self._global = -1
         self._kernel: Optional[np.ndarray] = None
@@ -100,9 +102,16 @@ class FusedStep:
         """The chain's output for input ``x`` (an array)."""
         x = self.layer._convert_inputs(x)
         kernel, bias = self.arrays()
+        extra: Dict[str, Any] = {} if self.pad is None else {"padding": self.pad}
         if self.op.pack is None:
-            return self.op.run(x, kernel, bias, self.act)
-        return self.op.run(x, kernel, bias, self.act, packed=lambda: self.packed(kernel))
+            return self.op.run(x, kernel, bias, self.act, **extra)
+        return self.op.run(x, kernel, bias, self.act, packed=lambda: self.packed(kernel), **extra)
+
+    def fold_padding(self, pad_step: Step, pad: Tuple[Tuple[int, int], ...]) -> None:
+        """Take the ZeroPadding ``pad_step`` in front of this step's first layer into it."""
+        self.steps = [pad_step] + list(self.steps)
+        self.in_id = pad_step.in_id
+        self.pad = pad
 
 
 def lower(steps: List[Step], model: Any) -> List[Any]:
@@ -130,13 +139,36 @@ def lower(steps: List[Step], model: Any) -> List[Any]:
     for s in steps:
         if id(s) in absorbed:
             continue
-        fused = _chain(s, only_successor) or _lone(s)
+        fused = _padded(s, only_successor) or _chain(s, only_successor) or _lone(s)
         if fused is None:
             out.append(s)
             continue
         absorbed.update(id(c) for c in fused.steps)
         out.append(fused)
     return out
+
+
+def _padded(s: Step, only_successor: Any) -> Optional[FusedStep]:
+    """A ZeroPadding layer whose only consumer is a "valid" convolution (alone or heading a
+    foldable chain) in the same data format: the convolution takes the padding as explicit
+    zero padding, and the padded tensor is never made."""
+    if s.kind != SIMPLE:
+        return None
+    spec = _declared(s.layer, "_pad_spec")
+    nxt = only_successor(s) if spec is not None else None
+    if nxt is None or s.layer._dtype != nxt.layer._dtype:
+        return None
+    fmt = getattr(nxt.layer, "_takes_padding", lambda: None)()
+    if fmt != spec[0]:
+        return None
+    fused = _chain(nxt, only_successor)
+    if fused is None:
+        op = _declared(nxt.layer, "_pack_spec")
+        if op is None or nxt.layer.activity_regularizer is not None or np.dtype(nxt.layer._dtype).kind != "f":
+            return None
+        fused = FusedStep([nxt], op, None, nxt.layer.activation)
+    fused.fold_padding(s, spec[1])
+    return fused
 
 
 def _declared(layer: Any, method: str) -> Any:

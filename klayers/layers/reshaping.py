@@ -149,6 +149,14 @@ class _ZeroPadding(_Spatial):
                 shape[axis] = shape[axis] + a + b
         return tuple(shape)
 
+    def _pad_spec(self) -> Optional[Tuple[str, Tuple[Tuple[int, int], ...]]]:
+        """``(data_format, ((before, after) per spatial axis))``: the zeros this layer adds, for
+        the inference planner to fold into a "valid" convolution after it; None for subclasses."""
+        if type(self).call is not _ZeroPadding.call:
+            return None
+        fmt = getattr(self, "data_format", "channels_last")
+        return fmt, tuple((int(a), int(b)) for a, b in self.padding)
+
     def call(self, inputs: np.ndarray) -> np.ndarray:
         out = np.zeros(self.compute_output_shape(inputs.shape), dtype=inputs.dtype)
         index = [slice(None)] * inputs.ndim

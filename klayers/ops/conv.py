@@ -375,7 +375,7 @@ def conv_reference(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray]
     xl = np.asarray(x, dtype=dtype)
     if data_format == "channels_first":
         xl = np.moveaxis(xl, 1, -1)
-    pads = [shapes.padding_amounts(nn, ki, padding, si, di) for nn, ki, si, di in zip(spatial, k, s, d)]
+    pads = shapes.axis_paddings(spatial, k, padding, s, d)
     xp = np.pad(xl, [(0, 0)] + pads + [(0, 0)])
     cg, fg = cin // groups, filters // groups
     y = np.zeros((n,) + tuple(out) + (filters,), dtype=dtype)
@@ -466,7 +466,7 @@ def depthwise_conv_reference(x: np.ndarray, kernel: np.ndarray, bias: Optional[n
     xl = np.asarray(x, dtype=dtype)
     if data_format == "channels_first":
         xl = np.moveaxis(xl, 1, -1)
-    pads = [shapes.padding_amounts(nn, ki, padding, si, di) for nn, ki, si, di in zip(spatial, k, s, d)]
+    pads = shapes.axis_paddings(spatial, k, padding, s, d)
     xp = np.pad(xl, [(0, 0)] + pads + [(0, 0)])
     y = np.zeros((n,) + tuple(out) + (cin, mult), dtype=dtype)
     for tap in np.ndindex(*k):

@@ -10,7 +10,7 @@ smaller half before and the larger half after.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 from klayers import backend
 
@@ -190,25 +190,45 @@ def _check_positive(out: Sequence[Optional[int]], where: str, x_shape: Sequence[
         )
 
 
-def conv_output_sizes(spatial: Sequence[Optional[int]], kernel_size: Sequence[int], padding: str,
+def conv_output_sizes(spatial: Sequence[Optional[int]], kernel_size: Sequence[int], padding: Any,
                       strides: Sequence[int], dilation_rate: Sequence[int], where: str = "conv",
                       x_shape: Optional[Sequence[Any]] = None) -> Tuple[Optional[int], ...]:
-    """:func:`conv_output_length` per spatial axis (None stays None).
+    """:func:`conv_output_length` per spatial axis (None stays None). ``padding`` is a Keras
+    padding name or explicit zero padding, one ``(before, after)`` pair per spatial axis (a
+    ZeroPadding layer folded into the convolution after it: "valid" on the padded input).
 
     Raises:
         ValueError: an output size would be <= 0 (tf-keras's message, naming ``where``).
     """
+    if not isinstance(padding, str):
+        if (not isinstance(padding, (tuple, list)) or len(padding) != len(spatial)
+                or any(len(p) != 2 or any(not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= MAX_DIM for v in p) for p in padding)):
+            raise ValueError(f"{where}: explicit padding must be one (before, after) pair of non-negative "
+                             f"ints per spatial axis ({len(spatial)}), got {padding!r}")
+        out = tuple(None if n is None else conv_output_length(n + b + a, k, "valid", s, d)
+                    for n, k, s, d, (b, a) in zip(spatial, kernel_size, strides, dilation_rate, padding))
+        _check_positive(out, where, x_shape if x_shape is not None else spatial)
+        return out
     out = tuple(conv_output_length(n, k, padding, s, d)
                 for n, k, s, d in zip(spatial, kernel_size, strides, dilation_rate))
     _check_positive(out, where, x_shape if x_shape is not None else spatial)
     return out
 
 
-def pads_before(spatial: Sequence[int], kernel_size: Sequence[int], padding: str, strides: Sequence[int],
+def pads_before(spatial: Sequence[int], kernel_size: Sequence[int], padding: Any, strides: Sequence[int],
                 dilation_rate: Optional[Sequence[int]] = None) -> Tuple[int, ...]:
-    """The padding before each spatial axis (:func:`padding_amounts`)."""
+    """The padding before each spatial axis (:func:`axis_paddings`)."""
+    return tuple(b for b, _ in axis_paddings(spatial, kernel_size, padding, strides, dilation_rate))
+
+
+def axis_paddings(spatial: Sequence[int], kernel_size: Sequence[int], padding: Any, strides: Sequence[int],
+                  dilation_rate: Optional[Sequence[int]] = None) -> List[Tuple[int, int]]:
+    """``(before, after)`` per spatial axis: :func:`padding_amounts` of a Keras padding name,
+    or the explicit pairs themselves (see :func:`conv_output_sizes`)."""
+    if not isinstance(padding, str):
+        return [(int(b), int(a)) for b, a in padding]
     d = dilation_rate if dilation_rate is not None else (1,) * len(spatial)
-    return tuple(padding_amounts(n, k, padding, s, di)[0] for n, k, s, di in zip(spatial, kernel_size, strides, d))
+    return [padding_amounts(n, k, padding, s, di) for n, k, s, di in zip(spatial, kernel_size, strides, d)]
 
 
 def window_pads(length: int, out: int, kernel: int, stride: int, before: int, dilation: int = 1) -> Tuple[int, int]:

@@ -201,3 +201,42 @@ def test_lone_convolutions_run_packed_with_their_activation(dtype, tol):
         lone = [s.layer.name for s in model._inference_plan.lowered if isinstance(s, inference.FusedStep)]
         assert lone == [model.layers[i].name for i in (1, 2, 5)]
         model.layers[2].kernel.assign(model.layers[2].kernel.value * -1.0)
+
+
+@pytest.mark.parametrize("dtype,tol", [("float32", 2e-5), ("float64", 1e-12)])
+def test_zero_padding_folds_into_the_valid_convolution_after_it(dtype, tol):
+    """ZeroPadding before a "valid" convolution (a depthwise + BN + ReLU chain, a lone Conv2D,
+    a channels_first one, a Conv1D) becomes the convolution's explicit padding; before a
+    "same" convolution, or with a second consumer, it stays a layer of its own."""
+    x_in = klayers.Input((9, 8, 6), dtype=dtype)
+    h = L.ZeroPadding2D(((0, 1), (1, 2)), dtype=dtype)(x_in)
+    h = L.DepthwiseConv2D(3, strides=2, dtype=dtype)(h)
+    h = L.BatchNormalization(dtype=dtype)(h)
+    h = L.ReLU(dtype=dtype)(h)
+    h = L.ZeroPadding2D(1, dtype=dtype)(h)
+    h = L.Conv2D(5, 3, strides=2, activation="swish", dtype=dtype)(h)
+    p = L.ZeroPadding2D(1, dtype=dtype)(h)
+    same = L.Conv2D(4, 3, padding="same", dtype=dtype)(p)              # "same": no fold
+    shared = L.ZeroPadding2D(1, dtype=dtype)(h)
+    a = L.Conv2D(4, 3, dtype=dtype)(shared)                              # two consumers: no fold
+    b = L.Conv2D(4, 3, dtype=dtype)(shared)
+    cf = L.Permute((3, 1, 2), dtype=dtype)(h)
+    cf = L.ZeroPadding2D((1, 0), data_format="channels_first", dtype=dtype)(cf)
+    cf = L.Conv2D(3, 2, data_format="channels_first", dtype=dtype)(cf)
+    seq = L.Reshape((-1, 5), dtype=dtype)(h)
+    seq = L.ZeroPadding1D((2, 1), dtype=dtype)(seq)
+    seq = L.Conv1D(3, 3, strides=2, dtype=dtype)(seq)
+    model = klayers.Model(x_in, [same, a, b, cf, seq])
+    _randomize(model, 13)
+    x = np.random.default_rng(14).standard_normal((2, 9, 8, 6)).astype(dtype)
+    got = model.predict(x, verbose=0)
+    with inference.disabled():
+        plain = model.predict(x, verbose=0)
+    for g, w in zip(got, plain):
+        np.testing.assert_allclose(g, w, rtol=tol, atol=tol * np.abs(w).max())
+    padded = [[type(c.layer).__name__ for c in s.steps] for s in model._inference_plan.lowered
+              if isinstance(s, inference.FusedStep) and s.pad is not None]
+    assert sorted(padded) == [["ZeroPadding1D", "Conv1D"], ["ZeroPadding2D", "Conv2D"], ["ZeroPadding2D", "Conv2D"],
+                              ["ZeroPadding2D", "DepthwiseConv2D", "BatchNormalization", "ReLU"]]
+    kept = [type(s.layer).__name__ for s in model._inference_plan.lowered if not isinstance(s, inference.FusedStep)]
+    assert kept.count("ZeroPadding2D") == 2

@@ -95,3 +95,13 @@ def test_output_shapes_of_every_family():
 ])
 def test_embed3(values, fill, last, want):
     assert shapes.embed3(values, fill, last) == want
+
+
+def test_explicit_padding_pairs():
+    """Explicit (before, after) pairs per axis: "valid" on the padded input; bad pairs refused."""
+    assert shapes.conv_output_sizes((9, 8), (3, 3), ((0, 1), (1, 2)), (2, 2), (1, 1)) == (4, 5)
+    assert shapes.pads_before((9, 8), (3, 3), ((0, 1), (1, 2)), (2, 2)) == (0, 1)
+    assert shapes.axis_paddings((9,), (3,), "same", (1,)) == [(1, 1)]
+    for bad in (((0, 1),), ((0, -1), (1, 1)), ((0, 1, 2), (1, 1)), ((0.5, 1), (1, 1)), "nope"):
+        with pytest.raises(ValueError):
+            shapes.conv_output_sizes((9, 8), (3, 3), bad, (1, 1), (1, 1))

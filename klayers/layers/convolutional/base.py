@@ -192,9 +192,10 @@ class Conv(Layer):
         return self._run_op(x, self.kernel.value, self._bias_value(), act)
 
     def _run_op(self, x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: Any,
-                packed: Optional[Callable[[], Optional[np.ndarray]]] = None) -> np.ndarray:
-        return conv_ops.conv(x, kernel, bias, self.strides, self.padding, self.dilation_rate, self.groups,
-                             self.data_format, act, where=f"{type(self).__name__} {self.name}", packed=packed)
+                packed: Optional[Callable[[], Optional[np.ndarray]]] = None, padding: Any = None) -> np.ndarray:
+        return conv_ops.conv(x, kernel, bias, self.strides, self.padding if padding is None else padding,
+                             self.dilation_rate, self.groups, self.data_format, act,
+                             where=f"{type(self).__name__} {self.name}", packed=packed)
 
     def _pack(self, kernel: np.ndarray) -> Optional[np.ndarray]:
         return conv_ops.pack_conv_kernel(kernel, self.groups)
@@ -220,21 +221,27 @@ class Conv(Layer):
         return FoldableOp(channel_axis, weights, fold, self._run_op, self._pack)
 
     def _pack_spec(self) -> Optional[FoldableOp]:
-        """How the inference planner runs this convolution alone on its packed kernel: the
-        kernel and bias as they are (``fold`` ignores its arguments), the layer's own
-        activation after. None when there is no packed form (channels_first, groups, the
-        depthwise kernel) or a subclass changes the maths."""
+        """How the inference planner runs this convolution alone: the kernel and bias as they
+        are (``fold`` ignores its arguments), the layer's own activation after, on the packed
+        kernel where there is one (``pack`` None for channels_first, groups and the depthwise
+        kernel). None when a subclass changes the maths."""
         cls, base = type(self), self._fold_base
-        if (self._pack is None or self.groups != 1 or self.data_format != "channels_last"
-                or cls.call is not Conv.call or cls._convolve is not base._convolve or cls._run_op is not base._run_op):
+        if cls.call is not Conv.call or cls._convolve is not base._convolve or cls._run_op is not base._run_op:
             return None
+        pack = self._pack if self.groups == 1 and self.data_format == "channels_last" else None
         kernel_var = self._kernel_variable()
 
         def fold(inv: Any, shift: Any) -> Tuple[np.ndarray, Optional[np.ndarray]]:
             return kernel_var.value, self._bias_value()
 
         weights = (kernel_var, self.bias) if self.use_bias else (kernel_var,)
-        return FoldableOp(-1, weights, fold, self._run_op, self._pack)
+        return FoldableOp(-1, weights, fold, self._run_op, pack)
+
+    def _takes_padding(self) -> Optional[str]:
+        """The data format in which the inference planner may fold a ZeroPadding before this
+        layer into it ("valid" convolutions only: explicit zero padding on the padded input's
+        terms); None otherwise."""
+        return self.data_format if self.padding == "valid" else None
 
     def _kernel_variable(self) -> Any:
         return self.kernel
@@ -354,9 +361,11 @@ class DepthwiseConv(Conv):
     def _convolve(self, x: np.ndarray, act: Any) -> np.ndarray:
         return self._run_op(x, self.depthwise_kernel.value, self._bias_value(), act)
 
-    def _run_op(self, x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: Any) -> np.ndarray:
-        return conv_ops.depthwise_conv(x, kernel, bias, self.strides, self.padding, self.dilation_rate,
-                                       self.data_format, act, where=f"{type(self).__name__} {self.name}")
+    def _run_op(self, x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: Any,
+                padding: Any = None) -> np.ndarray:
+        return conv_ops.depthwise_conv(x, kernel, bias, self.strides, self.padding if padding is None else padding,
+                                       self.dilation_rate, self.data_format, act,
+                                       where=f"{type(self).__name__} {self.name}")
 
     def _kernel_variable(self) -> Any:
         return self.depthwise_kernel
