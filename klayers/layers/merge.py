@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from klayers.engine.base_layer import Layer
+from klayers.ops.merge import merge as merge_op
 from klayers.serialization import register_builtins
 
 __all__ = [
@@ -142,21 +143,11 @@ class _Merge(Layer):
         return super().get_config()
 
 
-def _accumulate(inputs: Sequence[np.ndarray], ufunc: np.ufunc) -> np.ndarray:
-    out = ufunc(inputs[0], inputs[1]) if len(inputs) > 1 else np.array(inputs[0], copy=True)
-    for x in inputs[2:]:
-        if np.broadcast_shapes(out.shape, x.shape) == out.shape:
-            ufunc(out, x, out=out)
-        else:
-            out = ufunc(out, x)
-    return out
-
-
 class Add(_Merge):
     """Sum of a list of inputs (same shape, or broadcastable as Keras allows)."""
 
     def _merge_function(self, inputs: List[np.ndarray]) -> np.ndarray:
-        return _accumulate(inputs, np.add)
+        return merge_op(inputs, "add", where=self._where())
 
 
 class Subtract(_Merge):
@@ -165,21 +156,21 @@ class Subtract(_Merge):
     _exact_inputs = 2
 
     def _merge_function(self, inputs: List[np.ndarray]) -> np.ndarray:
-        return inputs[0] - inputs[1]
+        return merge_op(inputs, "subtract", where=self._where())
 
 
 class Multiply(_Merge):
     """Element-wise product of a list of inputs."""
 
     def _merge_function(self, inputs: List[np.ndarray]) -> np.ndarray:
-        return _accumulate(inputs, np.multiply)
+        return merge_op(inputs, "multiply", where=self._where())
 
 
 class Average(_Merge):
     """Element-wise mean of a list of inputs (their sum divided by their count)."""
 
     def _merge_function(self, inputs: List[np.ndarray]) -> np.ndarray:
-        out = _accumulate(inputs, np.add)
+        out = merge_op(inputs, "add", where=self._where())
         return out / out.dtype.type(len(inputs)) if out.dtype.kind == "f" else out / len(inputs)
 
 
@@ -187,14 +178,14 @@ class Maximum(_Merge):
     """Element-wise maximum of a list of inputs."""
 
     def _merge_function(self, inputs: List[np.ndarray]) -> np.ndarray:
-        return _accumulate(inputs, np.maximum)
+        return merge_op(inputs, "maximum", where=self._where())
 
 
 class Minimum(_Merge):
     """Element-wise minimum of a list of inputs."""
 
     def _merge_function(self, inputs: List[np.ndarray]) -> np.ndarray:
-        return _accumulate(inputs, np.minimum)
+        return merge_op(inputs, "minimum", where=self._where())
 
 
 class Concatenate(_Merge):
