@@ -315,6 +315,12 @@ class Functional(Layer):
                     masks[step.out_id] = None
                     continue
                 todo = step.steps  # a mask reached the chain: run its layers one by one
+            elif kind == plan_lib.MERGED:
+                if all(masks.get(i) is None for i in step.in_ids):
+                    values[step.out_id] = step.run([values[i] for i in step.in_ids])
+                    masks[step.out_id] = None
+                    continue
+                todo = step.steps
             else:
                 todo = (step,)
             for step in todo:

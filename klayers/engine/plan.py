@@ -36,8 +36,10 @@ from klayers.engine.variable import Variable
 
 _STATE = threading.local()
 
-#: Step kinds.
-SIMPLE, GENERAL, LOWERED = 0, 1, 2
+#: Step kinds. A LOWERED step has ``in_id``, ``out_id``, ``steps`` and ``run(x)``; a MERGED step
+#: has ``in_ids`` (several inputs), ``out_id``, ``steps`` and ``run([x, ...])``. Both run their
+#: ``steps`` one by one instead when an input mask arrives.
+SIMPLE, GENERAL, LOWERED, MERGED = 0, 1, 2, 3
 
 
 def enabled() -> bool:

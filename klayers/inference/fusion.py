@@ -39,7 +39,7 @@ import numpy as np
 
 from klayers.engine.keras_tensor import KerasTensor
 from klayers.engine.node import flatten
-from klayers.engine.plan import LOWERED, SIMPLE, ChannelAffine, FoldableOp, Step
+from klayers.engine.plan import GENERAL, LOWERED, MERGED, SIMPLE, ChannelAffine, FoldableOp, Step
 from klayers.engine.variable import _WEIGHTS_VERSION, Variable
 from klayers.ops import ACT_LINEAR
 
@@ -114,6 +114,30 @@ class FusedStep:
         self.pad = pad
 
 
+class MergeStep:
+    """An element-wise merge (Add, Multiply ...) of same-rank tensors, optionally with the
+    Activation after it (any activation with a kernel code), run as one kernel call.
+
+    ``steps`` are the merge's GENERAL step and the activation's SIMPLE step, run instead
+    when an input mask arrives.
+    """
+
+    __slots__ = ("kind", "steps", "layer", "run_merge", "act", "in_ids", "out_id")
+
+    def __init__(self, steps: List[Step], run_merge: Any, act: int, in_ids: List[int], out_id: int):
+        self.kind = MERGED
+        self.steps = steps
+        self.layer = steps[0].layer
+        self.run_merge = run_merge
+        self.act = act
+        self.in_ids = in_ids
+        self.out_id = out_id
+
+    def run(self, xs: List[Any]) -> np.ndarray:
+        """The merge of arrays ``xs`` (in the node's order), activated."""
+        return self.run_merge([self.layer._convert_inputs(x) for x in xs], self.act)
+
+
 def lower(steps: List[Step], model: Any) -> List[Any]:
     """``steps`` with every foldable chain replaced by a :class:`FusedStep`."""
     consumers: Dict[int, int] = {}
@@ -139,13 +163,43 @@ def lower(steps: List[Step], model: Any) -> List[Any]:
     for s in steps:
         if id(s) in absorbed:
             continue
-        fused = _padded(s, only_successor) or _chain(s, only_successor) or _lone(s)
+        fused = (_merged(s, consumers, protected, by_input, steps) or _padded(s, only_successor)
+                 or _chain(s, only_successor) or _lone(s))
         if fused is None:
             out.append(s)
             continue
         absorbed.update(id(c) for c in fused.steps)
         out.append(fused)
     return out
+
+
+def _merged(s: Step, consumers: Dict[int, int], protected: Any, by_input: Dict[int, int],
+            steps: List[Step]) -> Optional[MergeStep]:
+    """A merge layer declaring ``_merge_spec()`` called on a list of same-rank tensors (nothing
+    else), with its one output's only consumer folded in when that is an Activation with a
+    kernel code in the same dtype."""
+    if s.kind != GENERAL:
+        return None
+    node = s.node
+    run_merge = _declared(s.layer, "_merge_spec")
+    args = node.call_args
+    if (run_merge is None or node.call_kwargs or len(args) != 1 or not isinstance(args[0], (list, tuple))
+            or len(args[0]) < 2 or not all(isinstance(t, KerasTensor) for t in args[0])):
+        return None
+    outs = flatten(node.outputs)
+    if len(outs) != 1 or len({len(t.shape) for t in args[0]}) != 1 or s.layer.activity_regularizer is not None:
+        return None
+    out_id = id(outs[0])
+    chain, act = [s], ACT_LINEAR
+    j = by_input.get(out_id)
+    if j is not None and consumers.get(out_id) == 1 and out_id not in protected:
+        nxt = steps[j]
+        code = _declared(nxt.layer, "_epilogue_code")
+        if code is not None and _plain(nxt.layer, s.layer._dtype):
+            chain.append(nxt)
+            act = code
+            out_id = nxt.out_id
+    return MergeStep(chain, run_merge, act, [id(t) for t in args[0]], out_id)
 
 
 def _padded(s: Step, only_successor: Any) -> Optional[FusedStep]:

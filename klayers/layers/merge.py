@@ -143,27 +143,45 @@ class _Merge(Layer):
         return super().get_config()
 
 
-class Add(_Merge):
-    """Sum of a list of inputs (same shape, or broadcastable as Keras allows)."""
+class _Elementwise(_Merge):
+    """A merge that is one operation of ``klayers.ops.merge`` folded over the inputs."""
+
+    _op = ""
 
     def _merge_function(self, inputs: List[np.ndarray]) -> np.ndarray:
-        return merge_op(inputs, "add", where=self._where())
+        return merge_op(inputs, self._op, where=self._where())
+
+    def _merge_spec(self) -> Optional[Any]:
+        """``run(inputs, act_code)``: this merge of same-rank inputs with an activation code
+        applied to the result, for the inference planner to fold an Activation after it
+        into; None for subclasses that change the maths."""
+        if type(self)._merge_function is not _Elementwise._merge_function or type(self).call is not _Merge.call:
+            return None
+        where, op = self._where(), self._op
+
+        def run(inputs: List[np.ndarray], act: int) -> np.ndarray:
+            return merge_op(inputs, op, where=where, act=act)
+        return run
 
 
-class Subtract(_Merge):
+class Add(_Elementwise):
+    """Sum of a list of inputs (same shape, or broadcastable as Keras allows)."""
+
+    _op = "add"
+
+
+class Subtract(_Elementwise):
     """``inputs[0] - inputs[1]``: exactly two inputs."""
 
     _exact_inputs = 2
 
-    def _merge_function(self, inputs: List[np.ndarray]) -> np.ndarray:
-        return merge_op(inputs, "subtract", where=self._where())
+    _op = "subtract"
 
 
-class Multiply(_Merge):
+class Multiply(_Elementwise):
     """Element-wise product of a list of inputs."""
 
-    def _merge_function(self, inputs: List[np.ndarray]) -> np.ndarray:
-        return merge_op(inputs, "multiply", where=self._where())
+    _op = "multiply"
 
 
 class Average(_Merge):
@@ -174,18 +192,16 @@ class Average(_Merge):
         return out / out.dtype.type(len(inputs)) if out.dtype.kind == "f" else out / len(inputs)
 
 
-class Maximum(_Merge):
+class Maximum(_Elementwise):
     """Element-wise maximum of a list of inputs."""
 
-    def _merge_function(self, inputs: List[np.ndarray]) -> np.ndarray:
-        return merge_op(inputs, "maximum", where=self._where())
+    _op = "maximum"
 
 
-class Minimum(_Merge):
+class Minimum(_Elementwise):
     """Element-wise minimum of a list of inputs."""
 
-    def _merge_function(self, inputs: List[np.ndarray]) -> np.ndarray:
-        return merge_op(inputs, "minimum", where=self._where())
+    _op = "minimum"
 
 
 class Concatenate(_Merge):

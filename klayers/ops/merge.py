@@ -17,8 +17,17 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from klayers._ext import activation as _act
-from klayers.ops.activation import SERIAL_VALUES
-from klayers.ops.common import FLOATS, op_threads
+from klayers.ops.activation import SERIAL_VALUES, apply_activation
+from klayers.ops.common import (
+    ACT_LINEAR,
+    ACTIVATION_CODES,
+    ALL_CODES,
+    FLOATS,
+    Activation,
+    activation_code,
+    activation_function,
+    op_threads,
+)
 
 __all__ = ["MERGE_OPS", "merge", "merge_reference"]
 
@@ -46,9 +55,10 @@ def _channel_broadcast(full: Tuple[int, ...], small: Tuple[int, ...]) -> bool:
 
 
 def _pair(a: np.ndarray, b: np.ndarray, code: int, ufunc: np.ufunc, commutative: bool,
-          n_threads: Optional[int]) -> np.ndarray:
+          n_threads: Optional[int], act: int = ACT_LINEAR) -> np.ndarray:
     if a.dtype != b.dtype or a.dtype not in FLOATS:
-        return ufunc(a, b)
+        out = ufunc(a, b)
+        return out if act == ACT_LINEAR else apply_activation(out, act, n_threads, inplace=True)
     if a.shape != b.shape and commutative and _channel_broadcast(b.shape, a.shape):
         a, b = b, a
     if a.shape == b.shape:
@@ -57,41 +67,59 @@ def _pair(a: np.ndarray, b: np.ndarray, code: int, ufunc: np.ufunc, commutative:
     elif _channel_broadcast(a.shape, b.shape):
         rows, reps, width, bcast = a.shape[0], prod(a.shape[1:-1]), a.shape[-1], True
     else:
-        return ufunc(a, b)
+        out = ufunc(a, b)
+        return out if act == ACT_LINEAR else apply_activation(out, act, n_threads, inplace=True)
     a_flat = np.ascontiguousarray(a).reshape(-1)
     b_flat = np.ascontiguousarray(b).reshape(-1)
     out = np.empty(a.shape, a.dtype)
-    _act.binary_forward(a_flat, b_flat, out.reshape(-1), rows, reps, width, bcast, code, 0,
+    _act.binary_forward(a_flat, b_flat, out.reshape(-1), rows, reps, width, bcast, code, act,
                         op_threads(n_threads, a.size, SERIAL_VALUES))
     return out
 
 
-def merge(inputs: Sequence[np.ndarray], op: str, n_threads: Optional[int] = None, where: str = "merge") -> np.ndarray:
-    """``inputs[0] <op> inputs[1] <op> ...`` (``op`` a key of ``MERGE_OPS``), with NumPy's
+def merge(inputs: Sequence[np.ndarray], op: str, n_threads: Optional[int] = None, where: str = "merge",
+          act: Activation = ACT_LINEAR) -> np.ndarray:
+    """``act(inputs[0] <op> inputs[1] <op> ...)`` (``op`` a key of ``MERGE_OPS``), with NumPy's
     broadcasting and dtype promotion; the pairs the kernel takes (see the module) run
-    compiled and threaded.
+    compiled and threaded, with an activation code fused into the last pair.
+
+    Args:
+        act: an activation code (``klayers.ops.common.ACTIVATION_CODES``) applied to the
+            result (the inference plan folds ``Add`` + ``Activation("relu")`` so).
 
     Raises:
-        ValueError: no inputs, or an unknown operation.
+        ValueError: no inputs, an unknown operation or activation code.
     """
     code, ufunc, commutative = _op(op, where)
     if not inputs:
         raise ValueError(f"{where}: nothing to merge")
+    act_code = _act_code(act, where)
     if len(inputs) == 1:
-        return np.array(inputs[0], copy=True)
-    out = _pair(inputs[0], inputs[1], code, ufunc, commutative, n_threads)
-    for x in inputs[2:]:
-        out = _pair(out, x, code, ufunc, commutative, n_threads)
+        out = np.array(inputs[0], copy=True)
+        return out if act_code == ACT_LINEAR else apply_activation(out, act_code, n_threads, inplace=True)
+    last = len(inputs) - 2
+    out = _pair(inputs[0], inputs[1], code, ufunc, commutative, n_threads, act_code if last == 0 else ACT_LINEAR)
+    for i, x in enumerate(inputs[2:], 1):
+        out = _pair(out, x, code, ufunc, commutative, n_threads, act_code if i == last else ACT_LINEAR)
     return out
+
+
+def _act_code(act: Activation, where: str) -> int:
+    code = activation_code(act) if callable(act) else int(act)
+    if code not in ALL_CODES:
+        raise ValueError(f"{where}: the activation {act!r} has no kernel code; expected one of {ACTIVATION_CODES}")
+    return code
 
 
 def merge_reference(inputs: Sequence[np.ndarray], op: str, n_threads: Optional[int] = None,
-                    where: str = "merge") -> np.ndarray:
-    """NumPy twin of :func:`merge`: the ufunc folded over the inputs."""
+                    where: str = "merge", act: Activation = ACT_LINEAR) -> np.ndarray:
+    """NumPy twin of :func:`merge`: the ufunc folded over the inputs, then the activation's
+    NumPy formula."""
     _, ufunc, _ = _op(op, where)
     if not inputs:
         raise ValueError(f"{where}: nothing to merge")
+    act_code = _act_code(act, where)
     out = np.array(inputs[0], copy=True)
     for x in inputs[1:]:
         out = ufunc(out, x)
-    return out
+    return out if act_code == ACT_LINEAR else activation_function(act_code)(out)

@@ -240,3 +240,47 @@ def test_zero_padding_folds_into_the_valid_convolution_after_it(dtype, tol):
                               ["ZeroPadding2D", "DepthwiseConv2D", "BatchNormalization", "ReLU"]]
     kept = [type(s.layer).__name__ for s in model._inference_plan.lowered if not isinstance(s, inference.FusedStep)]
     assert kept.count("ZeroPadding2D") == 2
+
+
+@pytest.mark.parametrize("dtype,tol", [("float32", 2e-5), ("float64", 1e-12)])
+def test_merges_run_as_one_step_with_the_activation_after_them(dtype, tol):
+    """Add + ReLU (residual), Multiply of a squeeze-and-excitation scale + Activation(swish),
+    a three-input Maximum that is a model output (no activation folded), a Subtract whose
+    result has two consumers; masks arriving make the steps run layer by layer."""
+    x_in = klayers.Input((6, 5, 4), dtype=dtype)
+    c = L.Conv2D(4, 3, padding="same", dtype=dtype)(x_in)
+    r = L.Add(dtype=dtype)([c, x_in])
+    r = L.ReLU(dtype=dtype)(r)
+    se = L.GlobalAveragePooling2D(keepdims=True, dtype=dtype)(r)
+    se = L.Conv2D(4, 1, activation="sigmoid", dtype=dtype)(se)
+    m = L.Multiply(dtype=dtype)([r, se])
+    m = L.Activation("swish", dtype=dtype)(m)
+    mx = L.Maximum(dtype=dtype)([m, r, c])
+    d = L.Subtract(dtype=dtype)([m, c])
+    out2 = L.Add(dtype=dtype)([d, L.ReLU(dtype=dtype)(d)])
+    model = klayers.Model(x_in, [mx, out2])
+    _randomize(model, 15)
+    x = np.random.default_rng(16).standard_normal((3, 6, 5, 4)).astype(dtype)
+    got = model.predict(x, verbose=0)
+    with inference.disabled():
+        plain = model.predict(x, verbose=0)
+    for g, w in zip(got, plain):
+        np.testing.assert_allclose(g, w, rtol=tol, atol=tol * np.abs(w).max())
+    merged = sorted([type(c.layer).__name__ for c in s.steps] for s in model._inference_plan.lowered
+                    if isinstance(s, inference.MergeStep))
+    assert merged == [["Add"], ["Add", "ReLU"], ["Maximum"], ["Multiply", "Activation"], ["Subtract"]]
+
+
+def test_masked_inputs_run_merges_layer_by_layer():
+    tokens = klayers.Input((5,), dtype="int32")
+    e = L.Embedding(10, 4, mask_zero=True)(tokens)
+    a = L.Dense(4)(e)
+    out = L.LSTM(3)(L.Activation("tanh")(L.Add()([a, e])))
+    model = klayers.Model(tokens, out)
+    _randomize(model, 17)
+    x = np.array([[1, 2, 3, 0, 0], [4, 5, 6, 7, 8]], "int32")
+    got = model.predict(x, verbose=0)
+    with inference.disabled():
+        plain = model.predict(x, verbose=0)
+    np.testing.assert_allclose(got, plain, rtol=1e-5, atol=1e-6)
+    assert any(isinstance(s, inference.MergeStep) for s in model._inference_plan.lowered)
