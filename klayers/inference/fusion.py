@@ -41,7 +41,8 @@ from klayers.engine.keras_tensor import KerasTensor
 from klayers.engine.node import flatten
 from klayers.engine.plan import GENERAL, LOWERED, MERGED, SIMPLE, ChannelAffine, FoldableOp, Step
 from klayers.engine.variable import _WEIGHTS_VERSION, Variable
-from klayers.ops import ACT_LINEAR
+from klayers.ops.activation import apply_activation
+from klayers.ops.common import ACT_HARD_SIGMOID_K3, ACT_HARD_SWISH, ACT_LINEAR, ACT_RELU6
 
 
 class FusedStep:
@@ -138,6 +139,31 @@ class MergeStep:
         return self.run_merge([self.layer._convert_inputs(x) for x in xs], self.act)
 
 
+class MapStep:
+    """An element-wise pattern of several layers computed by one activation code (tf-keras's
+    hard sigmoid ``ReLU(6)(x + 3) * (1 / 6)`` and hard swish ``x * hard_sigmoid(x)``).
+
+    ``steps`` are the pattern's own steps, run instead when an input mask arrives.
+    """
+
+    __slots__ = ("kind", "steps", "layer", "code", "in_id", "out_id")
+
+    def __init__(self, steps: List[Any], code: int, in_id: int, out_id: int):
+        self.kind = LOWERED
+        self.steps = steps
+        self.layer = steps[-1].layer
+        self.code = code
+        self.in_id = in_id
+        self.out_id = out_id
+
+    def run(self, x: Any) -> np.ndarray:
+        """The pattern's output for input ``x``."""
+        x = np.asarray(x)
+        if x.dtype.kind != "f":
+            x = x.astype(self.layer._dtype)
+        return apply_activation(x, self.code)
+
+
 def lower(steps: List[Step], model: Any) -> List[Any]:
     """``steps`` with every foldable chain replaced by a :class:`FusedStep`."""
     consumers: Dict[int, int] = {}
@@ -163,7 +189,8 @@ def lower(steps: List[Step], model: Any) -> List[Any]:
     for s in steps:
         if id(s) in absorbed:
             continue
-        fused = (_merged(s, consumers, protected, by_input, steps) or _padded(s, only_successor)
+        fused = (_hard_sigmoid(s, steps, consumers, protected, absorbed)
+                 or _merged(s, consumers, protected, by_input, steps) or _padded(s, only_successor)
                  or _chain(s, only_successor) or _lone(s))
         if fused is None:
             out.append(s)
@@ -171,6 +198,49 @@ def lower(steps: List[Step], model: Any) -> List[Any]:
         absorbed.update(id(c) for c in fused.steps)
         out.append(fused)
     return out
+
+
+def _scalar(step: Step) -> Optional[Tuple[str, float]]:
+    spec = getattr(step.layer, "_scalar_spec", None)
+    return spec(step.node) if spec is not None and step.kind == GENERAL else None
+
+
+def _hard_sigmoid(s: Step, steps: List[Step], consumers: Dict[int, int], protected: Any,
+                  absorbed: Any) -> Optional[MapStep]:
+    """``x + 3`` -> ReLU(6) -> ``* (1 / 6)`` (each the only consumer of the one before, none a
+    model output): one HARD_SIGMOID_K3 map of ``x``; and when a plain Multiply of exactly
+    ``[x, that]`` (either order) follows as that result's only consumer, one HARD_SWISH map."""
+    if _scalar(s) != ("add", 3.0):
+        return None
+
+    def single(out_id: int) -> Optional[Step]:
+        if consumers.get(out_id) != 1 or out_id in protected:
+            return None
+        users = [t for t in steps if id(t) not in absorbed and out_id in _input_ids(t)]
+        return users[0] if len(users) == 1 else None
+
+    x_id = id(s.node.call_args[0])
+    add_out = id(flatten(s.node.outputs)[0])
+    relu = single(add_out)
+    if relu is None or relu.kind != SIMPLE or _declared(relu.layer, "_epilogue_code") != ACT_RELU6:
+        return None
+    mul = single(relu.out_id)
+    if mul is None or _scalar(mul) is None or _scalar(mul)[0] != "multiply" or abs(_scalar(mul)[1] - 1 / 6) > 1e-12:
+        return None
+    hs_out = id(flatten(mul.node.outputs)[0])
+    chain, code, out_id = [s, relu, mul], ACT_HARD_SIGMOID_K3, hs_out
+    swish = single(hs_out)
+    if (swish is not None and _declared(swish.layer, "_merge_spec") is not None and not swish.node.call_kwargs
+            and len(swish.node.call_args) == 1 and isinstance(swish.node.call_args[0], (list, tuple))
+            and sorted(id(t) for t in swish.node.call_args[0]) == sorted([x_id, hs_out])
+            and getattr(swish.layer, "_op", None) == "multiply"):
+        chain.append(swish)
+        code, out_id = ACT_HARD_SWISH, id(flatten(swish.node.outputs)[0])
+    return MapStep(chain, code, x_id, out_id)
+
+
+def _input_ids(step: Step) -> List[int]:
+    return [id(t) for t in flatten((step.node.call_args, step.node.call_kwargs)) if isinstance(t, KerasTensor)]
 
 
 def _merged(s: Step, consumers: Dict[int, int], protected: Any, by_input: Dict[int, int],

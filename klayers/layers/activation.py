@@ -15,6 +15,8 @@ import numpy as np
 from klayers import activations, backend, constraints, initializers, ops, regularizers
 from klayers.engine.base_layer import Layer
 from klayers.engine.input_spec import InputSpec
+from klayers.ops.activation import apply_activation
+from klayers.ops.common import FLOATS
 from klayers.ops.softmax import softmax as _softmax_op
 from klayers.serialization import register_builtins
 
@@ -98,6 +100,9 @@ class ReLU(_Elementwise):
         self.threshold = _f32(threshold)
 
     def call(self, inputs: np.ndarray) -> np.ndarray:
+        code = self._epilogue_code()
+        if code is not None and isinstance(inputs, np.ndarray) and inputs.dtype in FLOATS:
+            return apply_activation(inputs, code)  # the elementwise kernel: the same values
         return backend.relu(inputs, alpha=self.negative_slope, max_value=self.max_value, threshold=self.threshold)
 
     def _epilogue_code(self) -> Optional[int]:

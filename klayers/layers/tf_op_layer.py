@@ -104,6 +104,21 @@ class TFOpLambda(Layer):
             return self._fn(*args, **kwargs)
         return self._fn(inputs, *args, **kwargs)
 
+    #: function names whose node ``f(x, y=<number>)`` is an element-wise ``x <op> number``
+    _SCALAR_OPS = {"__operators__.add": "add", "math.add": "add", "__operators__.mul": "multiply",
+                   "math.multiply": "multiply"}
+
+    def _scalar_spec(self, node: Any) -> Any:
+        """``(op, number)`` when ``node`` (one of this layer's nodes) computes ``x + number`` or
+        ``x * number`` on one float tensor (read by the inference planner, which folds tf-keras's
+        hard sigmoid ``ReLU(6)(x + 3) * (1 / 6)`` into one kernel); None otherwise."""
+        op = self._SCALAR_OPS.get(self.function)
+        kwargs = {k: v for k, v in node.call_kwargs.items() if not (k == "name" and v is None)}
+        if (op is None or len(node.call_args) != 1 or not isinstance(node.call_args[0], KerasTensor)
+                or set(kwargs) != {"y"} or isinstance(kwargs["y"], bool) or not isinstance(kwargs["y"], (int, float))):
+            return None
+        return op, float(kwargs["y"])
+
     def _convert_inputs(self, inputs: Any) -> Any:
         return map_structure(lambda x: np.asarray(x) if x is not None else None, inputs)
 

@@ -284,3 +284,40 @@ def test_masked_inputs_run_merges_layer_by_layer():
         plain = model.predict(x, verbose=0)
     np.testing.assert_allclose(got, plain, rtol=1e-5, atol=1e-6)
     assert any(isinstance(s, inference.MergeStep) for s in model._inference_plan.lowered)
+
+
+def _tf_op(function, x, y):
+    from klayers.layers.tf_op_layer import TFOpLambda
+
+    return TFOpLambda(function)(x, y=y, name=None)
+
+
+@pytest.mark.parametrize("dtype,tol", [("float32", 2e-6), ("float64", 1e-12)])
+def test_tf_keras_hard_sigmoid_and_hard_swish_run_as_one_map(dtype, tol):
+    """tf-keras's MobileNetV3 writes hard sigmoid as ``ReLU(6)(x + 3) * (1 / 6)`` (TFOpLambda
+    nodes) and hard swish as ``Multiply([x, hard_sigmoid(x)])``: each runs as one map of the
+    activation code; a pattern whose pieces have other consumers, another constant or
+    another order of operands in the Multiply's place stays layer by layer."""
+    x_in = klayers.Input((5, 4, 8), dtype=dtype)
+    x = L.Conv2D(8, 1, dtype=dtype)(x_in)
+    hs = _tf_op("math.multiply", L.ReLU(6.0, dtype=dtype)(_tf_op("__operators__.add", x, 3.0)), 1.0 / 6.0)
+    swish = L.Multiply(dtype=dtype)([x, hs])                                   # hard swish
+    se = L.GlobalAveragePooling2D(keepdims=True, dtype=dtype)(swish)
+    gate = _tf_op("math.multiply", L.ReLU(6.0, dtype=dtype)(_tf_op("math.add", se, 3.0)), 1.0 / 6.0)
+    scaled = L.Multiply(dtype=dtype)([swish, gate])                            # hard sigmoid only
+    other = _tf_op("math.multiply", L.ReLU(6.0, dtype=dtype)(_tf_op("__operators__.add", scaled, 2.0)), 1 / 6)
+    a = _tf_op("__operators__.add", other, 3.0)
+    r = L.ReLU(6.0, dtype=dtype)(a)
+    kept = L.Add(dtype=dtype)([_tf_op("math.multiply", r, 1.0 / 6.0), a])      # a has two consumers
+    model = klayers.Model(x_in, [kept, scaled])
+    _randomize(model, 18)
+    x = (np.random.default_rng(19).standard_normal((2, 5, 4, 8)) * 4).astype(dtype)
+    got = model.predict(x, verbose=0)
+    with inference.disabled():
+        plain = model.predict(x, verbose=0)
+    for g, w in zip(got, plain):
+        np.testing.assert_allclose(g, w, rtol=tol, atol=tol * np.abs(w).max())
+    maps = [(s.code, len(s.steps)) for s in model._inference_plan.lowered if isinstance(s, inference.fusion.MapStep)]
+    from klayers.ops import common
+
+    assert sorted(maps) == sorted([(common.ACT_HARD_SWISH, 4), (common.ACT_HARD_SIGMOID_K3, 3)])
