@@ -84,10 +84,10 @@ def test_weights_changed_after_predict_are_used():
 
 @pytest.mark.parametrize("dtype,tol", [("float32", 2e-5), ("float64", 1e-12)])
 def test_convolutions_run_on_packed_kernels_that_follow_weight_changes(dtype, tol):
-    """The Conv2D layers (im2col and 1x1 paths; the Conv1D runs on the direct kernel and the
-    depthwise one has no packed form) multiply packed kernels: the plan packs each folded
-    kernel once, gives the unfused result, and packs again after a weight it was folded
-    from is assigned."""
+    """The Conv1D and Conv2D layers (im2col and 1x1 paths: few output pixels, where the
+    packed GEMM beats the direct kernel; the depthwise one has no packed form) multiply
+    packed kernels: the plan packs each folded kernel once, gives the unfused result, and
+    packs again after a weight it was folded from is assigned."""
     model = _every_pattern(dtype)
     rng = np.random.default_rng(5)
     for batch in (1, 2):
@@ -98,7 +98,7 @@ def test_convolutions_run_on_packed_kernels_that_follow_weight_changes(dtype, to
         np.testing.assert_allclose(got, plain, rtol=tol, atol=tol * np.abs(plain).max())
     fused_steps = [s for s in model._inference_plan.lowered if isinstance(s, inference.FusedStep)]
     packed = {s.layer.name: s._packed for s in fused_steps if s._packed is not None and hasattr(s.layer, "kernel_size")}
-    assert sorted(model.get_layer(n).kernel_size for n in packed) == [(1, 1), (3, 3)]
+    assert sorted(model.get_layer(n).kernel_size for n in packed) == [(1, 1), (3,), (3, 3)]
     conv = next(model.get_layer(n) for n in packed if model.get_layer(n).kernel_size == (1, 1))
     conv.kernel.assign(conv.kernel.value * -1.5)
     x = rng.standard_normal((1, 10, 10, 3)).astype(dtype)
