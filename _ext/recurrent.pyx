@@ -25,7 +25,16 @@ from libc.string cimport memcpy, memset
 
 from _act cimport activation_codes, check_gate_act
 from _blas cimport gemm, gemv_t
+from _cpu cimport kl_cpu_level
 from _rnn_act cimport act_inplace as _act, select_gate_isa
+
+cdef extern from "skinny_gemm.h":
+    int KSK_STRIP_BYTES
+    int ksk_use(int level) noexcept nogil
+    void kskp_gemm_float(Py_ssize_t M, Py_ssize_t K, const float* A, Py_ssize_t lda, const float* Bp,
+                         Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t N, float* C, Py_ssize_t ldc) noexcept nogil
+    void kskp_gemm_double(Py_ssize_t M, Py_ssize_t K, const double* A, Py_ssize_t lda, const double* Bp,
+                          Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t N, double* C, Py_ssize_t ldc) noexcept nogil
 
 cdef enum Cell:
     CELL_SIMPLE = 0
@@ -52,8 +61,11 @@ ACTIVATIONS = activation_codes()
 
 def select_isa(int max_level=2):
     """Use the float32 gate maps of the widest rung of the CPU-feature ladder (``cpu_features.h``:
-    0 baseline, 1 AVX2 + FMA, 2 AVX-512) at most ``max_level`` that this CPU has; its name."""
-    return select_gate_isa(max_level)
+    0 baseline, 1 AVX2 + FMA, 2 AVX-512) at most ``max_level`` that this CPU has, and the
+    packed GEMM of the same rung; its name."""
+    name = select_gate_isa(max_level)
+    ksk_use(kl_cpu_level(max_level))
+    return name
 
 
 #: the instruction set chosen at import (the same in every kernel module)
@@ -175,6 +187,7 @@ ctypedef struct Task:
     const void* bias       # (G*u,) input bias (zeros when the layer has none)
     const void* rbias      # (G*u,) recurrent bias (reset-after GRU) or NULL
     const void* U          # (u, G*u)
+    const void* Up         # U packed in strips (skinny_gemm.h) for the batch GEMMs, or NULL
     const unsigned char* mask   # (B, T) 0/1 or NULL
     void* h                # (B, u) IN initial / OUT final state
     void* c                # (B, u) LSTM carry, likewise; NULL otherwise
@@ -310,6 +323,17 @@ cdef void _run_task(Task* tk, floating* kind) noexcept nogil:
                              <floating>0.0, rec + GRU_H * u, <int>GU)
                 elif B == 1:
                     gemv_t(<int>u, <int>GU, <floating>1.0, U, <int>GU, hp, <floating>0.0, rec)
+                elif tk.Up != NULL:
+                    # the packed recurrent kernel stays in this core's cache across the steps,
+                    # where a BLAS GEMM would pack it again at every step
+                    if floating is float:
+                        kskp_gemm_float(B, u, <const float*>hp, u, <const float*>tk.Up, 0,
+                                        (GU * sizeof(float) + KSK_STRIP_BYTES - 1) // KSK_STRIP_BYTES,
+                                        GU, <float*>rec, GU)
+                    else:
+                        kskp_gemm_double(B, u, <const double*>hp, u, <const double*>tk.Up, 0,
+                                         (GU * sizeof(double) + KSK_STRIP_BYTES - 1) // KSK_STRIP_BYTES,
+                                         GU, <double*>rec, GU)
                 else:
                     gemm(False, False, <int>B, <int>GU, <int>u, <floating>1.0, hp, <int>u, U, <int>GU,
                          <floating>0.0, rec, <int>GU)
@@ -356,7 +380,7 @@ cdef int _load_task(dict sp, Task* t, Py_ssize_t n_tasks, int n_threads, floatin
     cdef const unsigned char[:, ::1] m2
     cdef floating[:, ::1] s2
     cdef floating[:, :, ::1] s3
-    cdef Py_ssize_t G, GU, B, T, u
+    cdef Py_ssize_t G, GU, B, T, u, sw
     missing = [k for k in TASK_KEYS if k not in sp]
     if missing:
         raise ValueError(f"rnn_run: a task spec lacks {missing}")
@@ -380,6 +404,15 @@ cdef int _load_task(dict sp, Task* t, Py_ssize_t n_tasks, int n_threads, floatin
     if w2.shape[1] != GU:
         raise ValueError(f"rnn_run: recurrent kernel shape ({u}, {w2.shape[1]}) does not fit {G} gates")
     t.U = &w2[0, 0] if w2.size else NULL
+    t.Up = NULL
+    packed = sp.get("packed_recurrent_kernel")
+    if packed is not None:
+        b1 = packed
+        sw = KSK_STRIP_BYTES // sizeof(floating)
+        if b1.shape[0] != (GU + sw - 1) // sw * sw * u:
+            raise ValueError(f"rnn_run: the packed recurrent kernel has {b1.shape[0]} values, "
+                             f"not {(GU + sw - 1) // sw * sw * u}")
+        t.Up = &b1[0] if b1.shape[0] else NULL
     x3 = sp["x"]
     B, T = x3.shape[0], x3.shape[1]
     t.B, t.T, t.u = B, T, u
@@ -482,7 +515,10 @@ def rnn_run(list specs, bint double, int n_threads):
     entry); ``seq`` ``(B, T, u)`` OUT outputs in processing order, or None. ``split_units``: one
     batch-1 task whose units are split across ``n_threads`` threads each step. Gate blocks are in
     Keras's order (LSTM i, f, c, o; GRU z, r, h). BLAS must be single-threaded when more than one
-    thread runs (the caller holds it so). Every array C-contiguous.
+    thread runs (the caller holds it so). Every array C-contiguous. Optional key
+    ``packed_recurrent_kernel``: ``recurrent_kernel`` packed as ``klayers._ext.conv.pack_kernel``
+    packs a ``(u, G*u)`` matrix; the batch (B > 1) steps of cells other than the reset-before
+    GRU then multiply it with the packed GEMM instead of BLAS.
     """
     if double:
         _run_tasks[double](specs, n_threads, NULL)

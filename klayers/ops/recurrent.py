@@ -33,14 +33,16 @@ from klayers.ops.common import (  # noqa: F401  (ACT_* and activation_code: this
     op_threads,
 )
 from klayers.ops.common import activation_function as _code_fn
+from klayers.ops.dense import dense, pack_dense_kernel
 
 #: cell name -> the kernel's cell code (``klayers._ext.recurrent.CELLS``)
 CELLS = dict(_rec.CELLS)
 #: gate blocks per cell, in Keras's order: GRU z, r, h; LSTM i, f, c, o
 GATES = {"simple": 1, "gru": 3, "gru_before": 3, "lstm": 4}
 #: batch-1 layers whose recurrent kernel has at least this many entries split their units
-#: across threads (below it, one core's GEMV is faster than a fork/join per step).
-SPLIT_UNITS_MIN_WEIGHTS = 256 * 1024
+#: across threads (below it, one core's GEMV is faster than a fork/join per step: LSTM(256),
+#: 262,144 weights, over 100 steps took 1.2-1.6 ms on one core and 1.3-1.8 split on two).
+SPLIT_UNITS_MIN_WEIGHTS = 1024 * 1024
 #: below this many multiply-adds per call, everything runs on one thread (a fork/join and a
 #: second core's cold caches cost more than they save).
 PARALLEL_MIN_MACS = 2 * 1024 * 1024
@@ -48,6 +50,9 @@ PARALLEL_MIN_MACS = 2 * 1024 * 1024
 #: multithreaded GEMM first; smaller ones are computed in cache-sized chunks inside the task
 #: on one BLAS thread (on 2 cores, threading a small GEMM costs far more than it saves).
 PROJECTION_THREADED_MIN_MACS = 32 * 1024 * 1024
+#: Sequences of at least this many steps run their batch steps on a packed recurrent kernel
+#: (packing costs about one step's product; BLAS packs the kernel at every step).
+PACKED_MIN_STEPS = 4
 
 def _check(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray,
            bias: Optional[np.ndarray], states: List[np.ndarray], mask: Optional[np.ndarray], where: str) -> int:
@@ -111,7 +116,7 @@ class RnnJob:
     """
 
     __slots__ = ("cell", "act", "ract", "go_backwards", "zero_output", "x", "kernel", "bias", "rbias",
-                 "rkernel", "mask", "h", "c", "last", "seq", "B", "T", "F", "u", "G")
+                 "rkernel", "rpacked", "mask", "h", "c", "last", "seq", "B", "T", "F", "u", "G")
 
     def result(self) -> Tuple[np.ndarray, Optional[np.ndarray], List[np.ndarray]]:
         """``(last_output, outputs or None, final states)`` as :func:`rnn_sequence` returns them."""
@@ -129,10 +134,18 @@ class RnnJob:
             return a if a is None or full else a[b0:b1]
 
         x, kernel = (rows(self.x), self.kernel) if xw is None else (rows(xw), None)
+        # the batch steps multiply a packed recurrent kernel (made once per call: BLAS would pack
+        # it at every step); batch 1 uses GEMV, the reset-before GRU multiplies two blocks
+        packed = None
+        if b1 - b0 > 1 and self.cell != "gru_before" and self.T >= PACKED_MIN_STEPS and not split:
+            if self.rpacked is None:
+                self.rpacked = pack_dense_kernel(self.rkernel)
+            packed = self.rpacked
         return dict(cell=CELLS[self.cell], act=self.act, ract=self.ract, go_backwards=self.go_backwards,
                     zero_output=self.zero_output, split_units=split, x=x, kernel=kernel, bias=self.bias,
                     rbias=self.rbias, recurrent_kernel=self.rkernel, mask=rows(self.mask), h=rows(self.h),
-                    c=rows(self.c) if self.cell == "lstm" else None, last=rows(self.last), seq=rows(self.seq))
+                    c=rows(self.c) if self.cell == "lstm" else None, last=rows(self.last), seq=rows(self.seq),
+                    packed_recurrent_kernel=packed)
 
 
 def rnn_job(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray,
@@ -156,6 +169,7 @@ def rnn_job(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.n
     job.x = np.ascontiguousarray(x, dtype=dtype)
     job.kernel = np.ascontiguousarray(kernel)
     job.rkernel = np.ascontiguousarray(recurrent_kernel)
+    job.rpacked = None
     job.rbias = None
     if bias is None:
         job.bias = np.zeros(G * u, dtype)
@@ -197,7 +211,9 @@ def _projections(job: RnnJob, n: int) -> Optional[np.ndarray]:
     compute a large one on one core; else None (the task computes them in cache-sized chunks)."""
     if job.B * job.T * job.F * job.G * job.u < PROJECTION_THREADED_MIN_MACS:
         return None
-    xw = job.x.reshape(-1, job.F) @ job.kernel
+    # the dense op: OpenMP threads over one-thread BLAS (BLAS's own pool would then spin
+    # beside the recurrent kernel's team)
+    xw = dense(job.x.reshape(-1, job.F), job.kernel, None, n_threads=n)
     return xw.reshape(job.B, job.T, job.G * job.u)
 
 

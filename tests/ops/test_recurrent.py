@@ -156,3 +156,33 @@ def test_lstm_pointwise_matches_the_numpy_gates(acts, dtype, threads):
     assert h.dtype == c1.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(z, z0)  # the inputs are not overwritten
     np.testing.assert_array_equal(c, c0)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("units", [7, 40, 200])
+def test_batch_steps_on_the_packed_recurrent_kernel_match_reference(cell, units, dtype):
+    """Batches of 2-6 rows over 6 steps multiply the packed recurrent kernel (gate widths with
+    strip tails; 200 units: K past one strip block); the reset-before GRU keeps BLAS."""
+    rng = np.random.default_rng(units)
+    for batch in (2, 6):
+        x, k, rk, b, states, mask = problem(cell, dtype, batch, units, rng)
+        job = R.rnn_job(cell, x, k, rk, b, states, mask)
+        spec = job.spec(0, batch)
+        assert (spec["packed_recurrent_kernel"] is not None) == (cell != "gru_before" and x.shape[1] >= R.PACKED_MIN_STEPS)
+        for threads in (1, 2):
+            got = R.rnn_sequence(cell, x, k, rk, b, states, mask, return_sequences=True, n_threads=threads)
+            want = R.rnn_sequence_reference(cell, x, k, rk, b, states, mask, return_sequences=True)
+            for g, w in zip([got[0], got[1]] + got[2], [want[0], want[1]] + want[2]):
+                np.testing.assert_allclose(g, w, rtol=TOL[dtype], atol=TOL[dtype] * max(1, np.abs(w).max()))
+
+
+def test_packed_recurrent_kernel_of_the_wrong_size_is_refused():
+    from klayers._ext import recurrent as _rec
+
+    x, k, rk, b, states, _ = problem("lstm", "float32", 3, 5, np.random.default_rng(2))
+    job = R.rnn_job("lstm", x, k, rk, b, states)
+    spec = job.spec(0, 3)
+    spec["packed_recurrent_kernel"] = spec["packed_recurrent_kernel"][:-1].copy()
+    with pytest.raises(ValueError, match="packed recurrent kernel has"):
+        _rec.rnn_run([spec], False, 1)
