@@ -368,7 +368,7 @@ cdef void _run_task(Task* tk, floating* kind) noexcept nogil:
 
 #: the keys of one task spec of :func:`rnn_run`
 TASK_KEYS = ("cell", "act", "ract", "go_backwards", "zero_output", "split_units", "x", "kernel", "bias",
-             "rbias", "recurrent_kernel", "mask", "h", "c", "last", "seq")
+             "rbias", "recurrent_kernel", "packed_recurrent_kernel", "mask", "h", "c", "last", "seq")
 
 
 cdef int _load_task(dict sp, Task* t, Py_ssize_t n_tasks, int n_threads, floating* kind) except -1:
@@ -405,7 +405,7 @@ cdef int _load_task(dict sp, Task* t, Py_ssize_t n_tasks, int n_threads, floatin
         raise ValueError(f"rnn_run: recurrent kernel shape ({u}, {w2.shape[1]}) does not fit {G} gates")
     t.U = &w2[0, 0] if w2.size else NULL
     t.Up = NULL
-    packed = sp.get("packed_recurrent_kernel")
+    packed = sp["packed_recurrent_kernel"]
     if packed is not None:
         b1 = packed
         sw = KSK_STRIP_BYTES // sizeof(floating)
@@ -515,10 +515,10 @@ def rnn_run(list specs, bint double, int n_threads):
     entry); ``seq`` ``(B, T, u)`` OUT outputs in processing order, or None. ``split_units``: one
     batch-1 task whose units are split across ``n_threads`` threads each step. Gate blocks are in
     Keras's order (LSTM i, f, c, o; GRU z, r, h). BLAS must be single-threaded when more than one
-    thread runs (the caller holds it so). Every array C-contiguous. Optional key
-    ``packed_recurrent_kernel``: ``recurrent_kernel`` packed as ``klayers._ext.conv.pack_kernel``
-    packs a ``(u, G*u)`` matrix; the batch (B > 1) steps of cells other than the reset-before
-    GRU then multiply it with the packed GEMM instead of BLAS.
+    thread runs (the caller holds it so). Every array C-contiguous. ``packed_recurrent_kernel``:
+    None, or ``recurrent_kernel`` packed as ``klayers._ext.conv.pack_kernel`` packs a
+    ``(u, G*u)`` matrix; the batch (B > 1) steps of cells other than the reset-before GRU then
+    multiply it with the packed GEMM instead of BLAS.
     """
     if double:
         _run_tasks[double](specs, n_threads, NULL)
