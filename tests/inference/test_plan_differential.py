@@ -9,7 +9,6 @@ inf where they are, in float32 and float64, on 1 and 2 threads."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
