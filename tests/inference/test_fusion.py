@@ -321,3 +321,42 @@ def test_tf_keras_hard_sigmoid_and_hard_swish_run_as_one_map(dtype, tol):
     from klayers.ops import common
 
     assert sorted(maps) == sorted([(common.ACT_HARD_SWISH, 4), (common.ACT_HARD_SIGMOID_K3, 3)])
+
+
+def test_concurrent_predicts_on_one_model_give_the_serial_answers():
+    """Several threads calling predict on one model at once (the first calls racing to fold and
+    pack the kernels) get exactly the answers of serial calls."""
+    import threading
+
+    x_in = klayers.Input((8, 8, 6))
+    h = L.ZeroPadding2D(1)(x_in)
+    h = L.Conv2D(16, 3)(h)
+    h = L.BatchNormalization()(h)
+    h = L.Activation("swish")(h)
+    r = L.Add()([L.Conv2D(16, 1)(h), h])
+    r = L.ReLU()(r)
+    out = L.Dense(4, activation="sigmoid")(L.Flatten()(r))
+    model = klayers.Model(x_in, out)
+    _randomize(model, 20)
+    rng = np.random.default_rng(21)
+    xs = [rng.standard_normal((b, 8, 8, 6)).astype("float32") for b in (1, 3, 2, 5, 1, 4, 2, 3)]
+    results = [None] * len(xs)
+    errors = []
+    barrier = threading.Barrier(4)
+
+    def work(i0):
+        try:
+            barrier.wait()
+            for i in range(i0, len(xs), 4):
+                results[i] = model.predict(xs[i], verbose=0)
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for x, got in zip(xs, results):
+        np.testing.assert_array_equal(got, model.predict(x, verbose=0))
