@@ -141,6 +141,9 @@ class FoldableOp(NamedTuple):
     fold: Callable[[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]
     run: Callable[..., np.ndarray]
     pack: Optional[Callable[[np.ndarray], Optional[np.ndarray]]] = None
+    #: optionally ``prepare(x_shape, kernel, bias, act, packed=..., padding=...)``: ``run`` with
+    #: everything but the input settled, as a callable of ``x`` (kept per input shape).
+    prepare: Optional[Callable[..., Callable[[np.ndarray], np.ndarray]]] = None
 
 
 class ChannelAffine(NamedTuple):

@@ -42,7 +42,16 @@ from klayers.engine.node import flatten
 from klayers.engine.plan import GENERAL, LOWERED, MERGED, SIMPLE, ChannelAffine, FoldableOp, Step
 from klayers.engine.variable import _WEIGHTS_VERSION, Variable
 from klayers.ops.activation import apply_activation
-from klayers.ops.common import ACT_HARD_SIGMOID_K3, ACT_HARD_SWISH, ACT_LINEAR, ACT_RELU6
+from klayers.ops.common import (
+    ACT_HARD_SIGMOID_K3,
+    ACT_HARD_SWISH,
+    ACT_LINEAR,
+    ACT_RELU6,
+    get_num_threads,
+)
+
+#: input signatures per step whose prepared calls are kept (more: the cache starts over)
+_MAX_PREPARED = 8
 
 
 class FusedStep:
@@ -52,7 +61,7 @@ class FusedStep:
     """
 
     __slots__ = ("kind", "steps", "layer", "op", "affine", "act", "in_id", "out_id", "pad", "_seen",
-                 "_global", "_kernel", "_bias", "_packed", "_lock")
+                 "_global", "_kernel", "_bias", "_packed", "_calls", "_lock")
 
     def __init__(self, steps: List[Step], op: FoldableOp, affine: Optional[ChannelAffine], act: Any):
         self.kind = LOWERED
@@ -71,6 +80,9 @@ class FusedStep:
         self._bias: Optional[np.ndarray] = None
         # the op's packed form of the folded kernel, made on first use: (kernel, packed)
         self._packed: Optional[Tuple[np.ndarray, Optional[np.ndarray]]] = None
+        # prepared op calls (FoldableOp.prepare) per (input shape, dtype, threads), each with
+        # the folded kernel it was made from: {key: (kernel, call)}
+        self._calls: Dict[Any, Tuple[np.ndarray, Any]] = {}
         self._lock = threading.Lock()
 
     def _variables(self) -> List[Variable]:
@@ -104,6 +116,16 @@ class FusedStep:
         x = self.layer._convert_inputs(x)
         kernel, bias = self.arrays()
         extra: Dict[str, Any] = {} if self.pad is None else {"padding": self.pad}
+        if self.op.prepare is not None and isinstance(x, np.ndarray):
+            key = (x.shape, x.dtype, get_num_threads())
+            entry = self._calls.get(key)
+            if entry is None or entry[0] is not kernel:
+                if len(self._calls) >= _MAX_PREPARED:
+                    self._calls = {}
+                packed = (lambda: self.packed(kernel)) if self.op.pack is not None else None
+                entry = (kernel, self.op.prepare(x.shape, kernel, bias, self.act, packed=packed, **extra))
+                self._calls[key] = entry
+            return entry[1](x)
         if self.op.pack is None:
             return self.op.run(x, kernel, bias, self.act, **extra)
         return self.op.run(x, kernel, bias, self.act, packed=lambda: self.packed(kernel), **extra)

@@ -92,7 +92,7 @@ SERIAL_MACS = 1 << 18
 
 __all__ = [
     "ACT_LINEAR", "ACT_RELU", "ACT_RELU6",
-    "conv", "conv_reference", "pack_conv_kernel", "depthwise_conv", "depthwise_conv_reference",
+    "ConvCall", "conv", "conv_call", "conv_reference", "pack_conv_kernel", "depthwise_conv", "depthwise_conv_reference",
     "separable_conv", "separable_conv_reference", "conv_output_shape",
 ]
 
@@ -227,19 +227,56 @@ def conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], strides:
 
         y = conv(np.ones((1, 5, 5, 3), "float32"), np.ones((3, 3, 3, 8), "float32"), None)  # (1, 3, 3, 8)
     """
-    rank, s, d, k, n, spatial, cin, filters, out, pads, geo = _conv_setup(
-        x, kernel, bias, strides, padding, dilation_rate, groups, data_format, where)
+    return conv_call(x.shape, kernel, bias, strides, padding, dilation_rate, groups, data_format, act, n_threads,
+                     where, packed)(x)
+
+
+class ConvCall:
+    """One convolution with everything but its input decided (:func:`conv_call`): call it on
+    an input of the shape it was made for."""
+
+    __slots__ = ("x_shape", "shape", "dtype", "fn", "pre", "post", "pin", "rest", "n_threads")
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if x.shape != self.x_shape:
+            raise ValueError(f"conv: this call was prepared for inputs of shape {self.x_shape}, got {x.shape}")
+        y = np.empty(self.shape, self.dtype)
+        if self.pin > 1:
+            call_pinned(self.pin, self.fn, _flat(x, self.dtype), *self.pre, y.reshape(-1), *self.post)
+        else:
+            self.fn(_flat(x, self.dtype), *self.pre, y.reshape(-1), *self.post)
+        return y if self.rest is None else apply_activation(y, self.rest, self.n_threads, inplace=True)
+
+
+def conv_call(x_shape: Tuple[int, ...], kernel: np.ndarray, bias: Optional[np.ndarray],
+              strides: int | Sequence[int] = 1, padding: str = "valid", dilation_rate: int | Sequence[int] = 1,
+              groups: int = 1, data_format: str = "channels_last", act: Activation = ACT_LINEAR,
+              n_threads: Optional[int] = None, where: str = "conv",
+              packed: Optional[Callable[[], Optional[np.ndarray]]] = None) -> ConvCall:
+    """:func:`conv` of inputs of shape ``x_shape`` with these weights, prepared: the checks,
+    the geometry, the path (direct, im2col or 1x1, packed or not), the tiling and the thread
+    count are settled here once, and the returned :class:`ConvCall` only allocates the output
+    and runs the kernel (the inference plan keeps one per input shape). Arguments as
+    :func:`conv`; ``kernel``, ``bias`` and the packed kernel are held by the call."""
+    x_shape = tuple(x_shape)
+    rank, s, d, k, n, spatial, cin, filters, out, pads, geo = _conv_plan(
+        x_shape, tuple(kernel.shape), _key(strides), padding, _key(dilation_rate), groups, data_format, where)
+    if bias is not None and bias.shape != (filters,):
+        raise ValueError(f"{where}: bias must have shape ({filters},), got {bias.shape}")
     code, rest = split_activation(act, ALL_CODES)  # every code runs in the kernels' epilogue
     dtype = float_dtype(kernel.dtype)
     cf = data_format == "channels_first"
-    y = np.empty(shapes.join_shape(n, out, filters, data_format), dtype=dtype)
     taps = prod(k)
     cg = cin // groups
     p_out = prod(out)
     threads = op_threads(n_threads, n * p_out * taps * cg * (filters // groups), SERIAL_MACS)
     pointwise = taps == 1 and groups == 1 and all(si == 1 for si in s) and not any(pads)
     fg = filters // groups
-    args = (_flat(x, dtype), _flat(kernel, dtype), _bias_arg(bias, dtype), y.reshape(-1), geo, bias is not None, code)
+    call = ConvCall()
+    call.x_shape, call.shape, call.dtype = x_shape, shapes.join_shape(n, out, filters, data_format), dtype
+    call.pre = (_flat(kernel, dtype), _bias_arg(bias, dtype))
+    call.rest, call.n_threads = rest, n_threads
+    head = (geo, bias is not None, code)
     # with a packed kernel, im2col + the packed GEMM beats the per-tap GEMMs of the direct path
     # on few input channels (stems: 3x3 3->32 at 96x96 b16 730 us against 1420) and on fewer
     # than PACKED_OVER_DIRECT_ROWS output pixels (3x3 64->64 at 24x24 b1: 149 against 171)
@@ -249,20 +286,18 @@ def conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], strides:
             and not (packable and (cg < PACKED_OVER_DIRECT_CIN or n * p_out < PACKED_OVER_DIRECT_ROWS))):
         cap = _small_gemm_rows(cg, fg) or DIRECT_SEG_BYTES // (filters * dtype.itemsize)
         seg = _segment(n * p_out // out[-1], out[-1], cap, threads)
-        call_pinned(threads, _conv.conv_direct_forward, *args, int(seg), threads)
-    else:
-        pk = None
-        if packable:
-            pk = packed()
-            if pk is not None and pk.dtype != dtype:
-                pk = None
-        rows, cols = _im2col_tiles(n, p_out, taps * cg, fg, dtype.itemsize, threads,
-                                   0 if pk is not None else _small_gemm_rows(taps * cg, fg), cf, pk is not None)
-        if pk is not None:  # the packed GEMM calls no BLAS: nothing to pin
-            _conv.conv_forward(*args, rows, cols, threads, pk)
-        else:
-            call_pinned(threads, _conv.conv_forward, *args, rows, cols, threads, None)
-    return y if rest is None else apply_activation(y, rest, n_threads, inplace=True)
+        call.fn, call.post, call.pin = _conv.conv_direct_forward, head + (int(seg), threads), threads
+        return call
+    pk = None
+    if packable:
+        pk = packed()
+        if pk is not None and pk.dtype != dtype:
+            pk = None
+    rows, cols = _im2col_tiles(n, p_out, taps * cg, fg, dtype.itemsize, threads,
+                               0 if pk is not None else _small_gemm_rows(taps * cg, fg), cf, pk is not None)
+    # the packed GEMM calls no BLAS: nothing to pin
+    call.fn, call.post, call.pin = _conv.conv_forward, head + (rows, cols, threads, pk), 1 if pk is not None else threads
+    return call
 
 
 def _small_gemm_rows(k: int, n: int) -> int:

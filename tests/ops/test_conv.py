@@ -642,3 +642,24 @@ def test_zero_batch():
     assert y.shape == (0, 11, 4)
     y = C.separable_conv(np.zeros((0, 5, 2), "f4"), np.ones((3, 2, 1), "f4"), np.ones((1, 2, 3), "f4"), None)
     assert y.shape == (0, 3, 3)
+
+
+def test_prepared_calls_equal_conv_and_refuse_other_shapes():
+    """conv_call settles everything but the input once: its calls give conv's result on every
+    path (direct, im2col, 1x1, packed, channels_first) and refuse inputs of another shape."""
+    rng = np.random.default_rng(31)
+    for xs, ks, fmt, packed in [((2, 5, 20, 6), (3, 3, 6, 8), "channels_last", False),
+                                ((2, 5, 5, 6), (3, 3, 6, 8), "channels_last", True),
+                                ((1, 4, 4, 6), (1, 1, 6, 40), "channels_last", True),
+                                ((2, 6, 5, 7), (3, 3, 6, 4), "channels_first", False)]:
+        x = rng.standard_normal(xs).astype("float32")
+        kernel = rng.standard_normal(ks).astype("float32")
+        bias = rng.standard_normal(ks[-1]).astype("float32")
+        pk = C.pack_conv_kernel(kernel) if packed else None
+        call = C.conv_call(x.shape, kernel, bias, 1, "same", data_format=fmt, act=C.ACT_RELU,
+                           packed=(lambda pk=pk: pk) if packed else None)
+        want = C.conv_reference(x, kernel, bias, 1, "same", data_format=fmt, act=C.ACT_RELU)
+        for _ in range(2):
+            _close(call(x), want, "float32")
+        with pytest.raises(ValueError, match="prepared for inputs of shape"):
+            call(x[:1])

@@ -200,6 +200,12 @@ class Conv(Layer):
     def _pack(self, kernel: np.ndarray) -> Optional[np.ndarray]:
         return conv_ops.pack_conv_kernel(kernel, self.groups)
 
+    def _prepare(self, x_shape: Tuple[int, ...], kernel: np.ndarray, bias: Optional[np.ndarray], act: Any,
+                    packed: Optional[Callable[[], Optional[np.ndarray]]] = None, padding: Any = None) -> Any:
+        return conv_ops.conv_call(x_shape, kernel, bias, self.strides, self.padding if padding is None else padding,
+                                  self.dilation_rate, self.groups, self.data_format, act,
+                                  where=f"{type(self).__name__} {self.name}", packed=packed)
+
     def _fold_spec(self) -> Optional[FoldableOp]:
         """How a BatchNormalization after this convolution folds into it at inference (read by
         the inference planner): output channels scaled in the kernel, the shift added to the
@@ -218,7 +224,7 @@ class Conv(Layer):
 
         weights = (kernel_var, self.bias) if self.use_bias else (kernel_var,)
         channel_axis = 1 if self.data_format == "channels_first" else -1
-        return FoldableOp(channel_axis, weights, fold, self._run_op, self._pack)
+        return FoldableOp(channel_axis, weights, fold, self._run_op, self._pack, self._prepare)
 
     def _pack_spec(self) -> Optional[FoldableOp]:
         """How the inference planner runs this convolution alone: the kernel and bias as they
@@ -235,7 +241,7 @@ class Conv(Layer):
             return kernel_var.value, self._bias_value()
 
         weights = (kernel_var, self.bias) if self.use_bias else (kernel_var,)
-        return FoldableOp(-1, weights, fold, self._run_op, pack)
+        return FoldableOp(-1, weights, fold, self._run_op, pack, self._prepare)
 
     def _takes_padding(self) -> Optional[str]:
         """The data format in which the inference planner may fold a ZeroPadding before this
@@ -303,8 +309,10 @@ class DepthwiseConv(Conv):
     (*kernel_size, cin, depth_multiplier)`` then ``bias (cin * depth_multiplier,)``."""
 
     _kernel_channel_axes = 2
-    #: the depthwise kernel has no packed form (its op streams the kernel per channel)
+    #: the depthwise kernel has no packed form (its op streams the kernel per channel) and its
+    #: op no prepared call
     _pack = None
+    _prepare = None
 
     def __init__(
         self,
