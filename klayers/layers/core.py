@@ -17,7 +17,7 @@ from klayers.engine.plan import FoldableOp
 from klayers.layers._args import positive_int, weight_args_config
 from klayers.ops.activation import apply_activation
 from klayers.ops.common import activation_code
-from klayers.ops.dense import pack_dense_kernel
+from klayers.ops.dense import dense_call, pack_dense_kernel
 from klayers.ops.normalization import fold_affine
 from klayers.ops.shapes import normalize_data_format
 from klayers.serialization import register_builtins
@@ -111,12 +111,16 @@ class Dense(Layer):
             return fold_affine(self.kernel.value, bias, inv, shift, dtype)
 
         weights = (self.kernel, self.bias) if self.use_bias else (self.kernel,)
-        return FoldableOp(-1, weights, fold, self._run_op, pack_dense_kernel)
+        return FoldableOp(-1, weights, fold, self._run_op, pack_dense_kernel, self._prepare)
 
     def _run_op(self, x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: Any,
                 packed: Optional[Callable[[], Optional[np.ndarray]]] = None) -> np.ndarray:
         x = x if x.dtype == kernel.dtype else x.astype(kernel.dtype)
         return ops.dense(x, kernel, bias, act, where=f"Dense {self.name}", packed=packed)
+
+    def _prepare(self, x_shape: Tuple[int, ...], kernel: np.ndarray, bias: Optional[np.ndarray], act: Any,
+                 packed: Optional[Callable[[], Optional[np.ndarray]]] = None) -> Callable[[np.ndarray], np.ndarray]:
+        return dense_call(x_shape, kernel, bias, act, where=f"Dense {self.name}", packed=packed)
 
     def _pack_spec(self) -> Optional[FoldableOp]:
         """How the inference planner runs this layer alone on its packed kernel (its own
@@ -128,7 +132,7 @@ class Dense(Layer):
             return self.kernel.value, self.bias.value if self.use_bias else None
 
         weights = (self.kernel, self.bias) if self.use_bias else (self.kernel,)
-        return FoldableOp(-1, weights, fold, self._run_op, pack_dense_kernel)
+        return FoldableOp(-1, weights, fold, self._run_op, pack_dense_kernel, self._prepare)
 
     def compute_output_shape(self, input_shape: Any) -> tuple:
         input_shape = tuple(input_shape)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from klayers.ops.common import (
     split_activation,
 )
 
-__all__ = ["ACT_LINEAR", "ACT_RELU", "ACT_RELU6", "dense", "dense_reference", "pack_dense_kernel"]
+__all__ = ["ACT_LINEAR", "ACT_RELU", "ACT_RELU6", "dense", "dense_call", "dense_reference", "pack_dense_kernel"]
 
 _EMPTY = {d: np.empty(0, dtype=d) for d in FLOATS}
 #: Kernels at least this large (elements) make a batch-1 product worth splitting over threads.
@@ -73,6 +73,37 @@ def pack_dense_kernel(kernel: np.ndarray) -> Optional[np.ndarray]:
     out = np.empty(_conv.packed_size(k, n, kernel.dtype.itemsize), kernel.dtype)
     _conv.pack_kernel(np.ascontiguousarray(kernel).reshape(-1), k, n, out)
     return out
+
+
+def dense_call(x_shape: Tuple[int, ...], kernel: np.ndarray, bias: Optional[np.ndarray],
+               act: Activation = ACT_LINEAR, n_threads: Optional[int] = None, where: str = "dense",
+               packed: Optional[Callable[[], Optional[np.ndarray]]] = None) -> Callable[[np.ndarray], np.ndarray]:
+    """:func:`dense` of inputs of shape ``x_shape`` with these weights, prepared: the checks, the
+    activation split, the packed kernel and the thread count are settled once; the returned
+    callable only allocates the output and runs the packed GEMM (the inference plan keeps one
+    per input shape). Without a usable packed kernel it is :func:`dense` itself."""
+    x_shape = tuple(x_shape)
+    dtype = kernel.dtype
+    _check(np.empty(x_shape, dtype if dtype in FLOATS else np.float32), kernel, bias, where)
+    pk = packed() if packed is not None and dtype in FLOATS else None
+    if pk is None or pk.dtype != dtype or kernel.ndim != 2:
+        return lambda x: dense(x, kernel, bias, act, n_threads, where, packed)
+    code, rest = split_activation(act, ALL_CODES)
+    lead, features, units = x_shape[:-1], x_shape[-1], kernel.shape[1]
+    rows = math.prod(lead)
+    b = _EMPTY[dtype] if bias is None else np.ascontiguousarray(bias, dtype=dtype)
+    use_bias = bias is not None
+    threads = op_threads(n_threads, rows * kernel.size, SERIAL_MACS)
+
+    def call(x: np.ndarray) -> np.ndarray:
+        if x.shape != x_shape:
+            raise ValueError(f"{where}: this call was prepared for inputs of shape {x_shape}, got {x.shape}")
+        x2 = np.ascontiguousarray(x.reshape(rows, features), dtype=dtype)
+        out = np.empty((rows, units), dtype=dtype)
+        _dense.dense_packed_forward(x2, pk, b, out, use_bias, code, threads)
+        y = out.reshape(lead + (units,))
+        return y if rest is None else apply_activation(y, rest, n_threads, inplace=True)
+    return call
 
 
 def dense(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: Activation = ACT_LINEAR,

@@ -177,3 +177,25 @@ def test_every_activation_code_runs_in_the_dense_epilogue(dtype):
             for threads in (1, 2):
                 got = ops.dense(x, kernel, bias, code, n_threads=threads)
                 np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(1, np.abs(want).max()), err_msg=name)
+
+
+def test_prepared_calls_equal_dense_and_refuse_other_shapes():
+    """dense_call settles everything but the input once (packed kernel, activation, threads);
+    its calls give dense's result, refuse another shape, and fall back to dense without a
+    packed kernel."""
+    rng = np.random.default_rng(41)
+    kernel = rng.standard_normal((12, 70)).astype("float32")
+    bias = rng.standard_normal(70).astype("float32")
+    packed = _dense_ops.pack_dense_kernel(kernel)
+    for shape in [(1, 12), (5, 12), (2, 3, 12)]:
+        x = rng.standard_normal(shape).astype("float32")
+        for act in (ops.ACT_RELU, klayers.activations.sigmoid, klayers.activations.softmax):
+            want = _dense_ops.dense_reference(x, kernel, bias, act)
+            for pk in (packed, None):
+                call = _dense_ops.dense_call(x.shape, kernel, bias, act, packed=(lambda pk=pk: pk))
+                got = call(x)
+                np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5 * max(1, np.abs(want).max()))
+        with pytest.raises(ValueError, match="prepared for inputs of shape"):
+            _dense_ops.dense_call(x.shape, kernel, bias, packed=lambda: packed)(x[..., :11].copy())
+    with pytest.raises(ValueError):
+        _dense_ops.dense_call((3, 11), kernel, bias, packed=lambda: packed)
