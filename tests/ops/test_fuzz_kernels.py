@@ -57,8 +57,10 @@ SEEDS = {
         (L.Activation("swish"), (5, 3)), (L.Activation("gelu"), (4,)), (L.Dense(3, activation="elu"), (4,)),
         (L.Conv2D(2, 3, activation="sigmoid"), (4, 4, 2)), (L.Activation("mish"), (200, 300)),
         (L.Activation(klayers.activations.keras3.hard_sigmoid), (7,)), (L.Activation("exponential"), (9,)),
-        (_merge(L.Add(), (4, 5, 3), (4, 5, 3)), (4, 5, 3)), (_merge(L.Multiply(), (4, 5, 3), (1, 1, 3)), (4, 5, 3)),
-        (_merge(L.Maximum(), (6,), (6,)), (6,)), (_merge(L.Subtract(), (2, 7), (2, 7)), (2, 7)),
+        # merges reach the kernel from ops.activation.SERIAL_VALUES (32768) values on
+        (_merge(L.Add(), (64, 64, 8), (64, 64, 8)), (64, 64, 8)),
+        (_merge(L.Multiply(), (64, 64, 8), (1, 1, 8)), (64, 64, 8)),
+        (_merge(L.Maximum(), (32768,), (32768,)), (32768,)), (_merge(L.Subtract(), (256, 128), (256, 128)), (256, 128)),
     ]""",
     "depthwise": """[
         (L.DepthwiseConv2D(3, depth_multiplier=2), (5, 5, 3)),

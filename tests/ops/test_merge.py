@@ -25,7 +25,8 @@ CASES = [
 
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("shapes", CASES, ids=["x".join(map(str, c[0])) + f"-{len(c)}in-{i}" for i, c in enumerate(CASES)])
-def test_merge_matches_its_twin(shapes, op):
+def test_merge_matches_its_twin(shapes, op, monkeypatch):
+    monkeypatch.setattr(M, "SERIAL_VALUES", 0)  # the kernel for every size (small ones take NumPy)
     if op == "subtract" and len(shapes) != 2:
         shapes = shapes[:2]
 
@@ -38,6 +39,17 @@ def test_merge_matches_its_twin(shapes, op):
         return (xs, op), {}
 
     check_kernel_twin(M.merge, make_case)
+
+
+def test_small_arrays_take_numpy_and_large_ones_the_kernel(monkeypatch):
+    calls = []
+    real = M._act.binary_forward
+    monkeypatch.setattr(M._act, "binary_forward", lambda *a: calls.append(1) or real(*a))
+    small, large = np.ones((2, 8, 8, 4), "float32"), np.ones((2, 64, 64, 8), "float32")
+    np.testing.assert_array_equal(M.merge([small, small], "add"), small * 2)
+    assert not calls
+    np.testing.assert_array_equal(M.merge([large, large], "add", act=1), large * 2)
+    assert calls == [1]
 
 
 def test_mixed_and_integer_inputs_take_numpy():
