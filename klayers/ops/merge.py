@@ -58,7 +58,8 @@ def _pair(a: np.ndarray, b: np.ndarray, code: int, ufunc: np.ufunc, commutative:
           n_threads: Optional[int], act: int = ACT_LINEAR) -> np.ndarray:
     # small arrays: NumPy's ufunc costs less than the kernel's call (16K values: 7 us against 9.5)
     if a.dtype != b.dtype or a.dtype not in FLOATS or max(a.size, b.size) < SERIAL_VALUES:
-        out = ufunc(a, b)
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, silently, as Keras
+            out = ufunc(a, b)
         return out if act == ACT_LINEAR else apply_activation(out, act, n_threads, inplace=True)
     if a.shape != b.shape and commutative and _channel_broadcast(b.shape, a.shape):
         a, b = b, a
@@ -68,7 +69,8 @@ def _pair(a: np.ndarray, b: np.ndarray, code: int, ufunc: np.ufunc, commutative:
     elif _channel_broadcast(a.shape, b.shape):
         rows, reps, width, bcast = a.shape[0], prod(a.shape[1:-1]), a.shape[-1], True
     else:
-        out = ufunc(a, b)
+        with np.errstate(invalid="ignore", over="ignore"):
+            out = ufunc(a, b)
         return out if act == ACT_LINEAR else apply_activation(out, act, n_threads, inplace=True)
     a_flat = np.ascontiguousarray(a).reshape(-1)
     b_flat = np.ascontiguousarray(b).reshape(-1)
