@@ -24,25 +24,10 @@ from libc.string cimport memset, memcpy
 from _act cimport activation_codes, check_act
 from _blas cimport gemm
 from _conv_geometry cimport Geom, check_bias_size, check_kernel_size, load_geometry
-from _cpu cimport kl_cpu_level, kl_isa_name
-from _epilogue cimport epilogue, kl_act_use
+from _epilogue cimport epilogue
+from _skinny cimport (KSK_MAX_ROWS, KSK_PACKED_MAX_ROWS, KSK_STRIP_BYTES, ksk_gemm_double, ksk_gemm_float,
+                      ksk_pack_double, ksk_pack_float, packed_gemm, packed_len, select_gemm_isa, strips)
 from _windows cimport tap_output_range, window_taps
-
-cdef extern from "skinny_gemm.h":
-    int KSK_MAX_ROWS
-    void ksk_gemm_float(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A, Py_ssize_t lda,
-                        const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc) noexcept nogil
-    void ksk_gemm_double(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const double* A, Py_ssize_t lda,
-                         const double* B, Py_ssize_t ldb, double* C, Py_ssize_t ldc) noexcept nogil
-    int ksk_use(int level) noexcept nogil
-    int KSK_STRIP_BYTES
-    int KSK_PACKED_MAX_ROWS
-    void kskp_gemm_float(Py_ssize_t M, Py_ssize_t K, const float* A, Py_ssize_t lda, const float* Bp,
-                         Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t N, float* C, Py_ssize_t ldc) noexcept nogil
-    void kskp_gemm_double(Py_ssize_t M, Py_ssize_t K, const double* A, Py_ssize_t lda, const double* Bp,
-                          Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t N, double* C, Py_ssize_t ldc) noexcept nogil
-    void ksk_pack_float(Py_ssize_t K, Py_ssize_t N, const float* B, Py_ssize_t ldb, float* Bp) noexcept nogil
-    void ksk_pack_double(Py_ssize_t K, Py_ssize_t N, const double* B, Py_ssize_t ldb, double* Bp) noexcept nogil
 
 #: the activation codes (name -> code) of every kernel module (_act.pxd)
 ACTIVATIONS = activation_codes()
@@ -62,8 +47,7 @@ def packed_size(k, n, itemsize):
     k, n, itemsize = int(k), int(n), int(itemsize)
     if itemsize not in (4, 8) or k < 0 or n < 0:
         raise ValueError(f"packed_size: needs k, n >= 0 and an itemsize of 4 or 8, got {k}, {n}, {itemsize}")
-    cdef Py_ssize_t sw = KSK_STRIP_BYTES // itemsize
-    return ((n + sw - 1) // sw) * sw * k
+    return packed_len(k, n, itemsize)
 
 
 def pack_kernel(const floating[::1] w, Py_ssize_t k, Py_ssize_t n, floating[::1] out):
@@ -84,31 +68,14 @@ def pack_kernel(const floating[::1] w, Py_ssize_t k, Py_ssize_t n, floating[::1]
 
 
 def select_isa(int max_level=2):
-    """Use the few-rows GEMM of the widest rung of the CPU-feature ladder (``cpu_features.h``:
+    """Use the few-rows GEMMs of the widest rung of the CPU-feature ladder (``cpu_features.h``:
     0 baseline, 1 AVX2 + FMA, 2 AVX-512) that is at most ``max_level`` and that this CPU has;
     returns its name. Import selects the widest; tests force lower levels."""
-    cdef int level = kl_cpu_level(max_level)
-    ksk_use(level)
-    kl_act_use(level)
-    return kl_isa_name(level).decode()
+    return select_gemm_isa(max_level)
 
 
 #: the instruction set chosen at import (the same in every kernel module)
 ISA = select_isa()
-
-
-cdef inline void _gemm_packed(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const floating* a, Py_ssize_t lda,
-                              const floating* bp, Py_ssize_t f0, Py_ssize_t ncols, floating* c,
-                              Py_ssize_t ldc) noexcept nogil:
-    """C[:, f0:f0 + n] = A @ B[:, f0:f0 + n] with B packed (f0 on a strip boundary; ``ncols``:
-    B's width; ``c`` points at column 0)."""
-    cdef Py_ssize_t sw = KSK_STRIP_BYTES // sizeof(floating)
-    cdef Py_ssize_t s0 = f0 // sw, s1 = (f0 + n + sw - 1) // sw
-    cdef Py_ssize_t last = f0 + n
-    if floating is float:
-        kskp_gemm_float(m, k, a, lda, bp, s0, s1, last, c, ldc)
-    else:
-        kskp_gemm_double(m, k, a, lda, bp, s0, s1, last, c, ldc)
 
 
 cdef inline void _gemm_nn(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const floating* a, Py_ssize_t lda,
@@ -284,7 +251,8 @@ def conv_forward(const floating[::1] x, const floating[::1] w, const floating[::
                     # 1x1: the input rows are the GEMM operand as they lie (no im2col)
                     if not g.cf:
                         if pp != NULL:
-                            _gemm_packed(rows, fw, g.cin, xp + r0 * g.cin, g.cin, pp, f0, F, yp + r0 * F, F)
+                            packed_gemm(rows, g.cin, xp + r0 * g.cin, g.cin, pp, f0 // SW, strips(f0 + fw, sizeof(floating)), f0 + fw,
+                                        yp + r0 * F, F)
                         else:
                             _gemm_nn(rows, fw, g.cin, xp + r0 * g.cin, g.cin, wp + f0, F, yp + r0 * F + f0, F)
                         epilogue(yp + r0 * F + f0, rows, fw, F, bp + f0 if bp != NULL else NULL,
@@ -311,7 +279,7 @@ def conv_forward(const floating[::1] x, const floating[::1] w, const floating[::
                     # the slice's output is still in cache: bias and activation right after
                     if not g.cf:
                         if pp != NULL:
-                            _gemm_packed(rows, fw, Kc, col, Kc, pp, f0, F, yp + r0 * F, F)
+                            packed_gemm(rows, Kc, col, Kc, pp, f0 // SW, strips(f0 + fw, sizeof(floating)), f0 + fw, yp + r0 * F, F)
                         else:
                             _gemm_nn(rows, fw, Kc, col, Kc, wp + gi * fg + f0, F, yp + r0 * F + gi * fg + f0, F)
                         epilogue(yp + r0 * F + gi * fg + f0, rows, fw, F,

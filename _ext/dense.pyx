@@ -17,16 +17,8 @@ from cython.parallel cimport prange
 
 from _act cimport activation_codes, check_act
 from _blas cimport gemm, gemv_t
-from _cpu cimport kl_cpu_level, kl_isa_name
-from _epilogue cimport act_inplace, epilogue, kl_act_use
-
-cdef extern from "skinny_gemm.h":
-    int KSK_STRIP_BYTES
-    int ksk_use(int level) noexcept nogil
-    void kskp_gemm_float(Py_ssize_t M, Py_ssize_t K, const float* A, Py_ssize_t lda, const float* Bp,
-                         Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t N, float* C, Py_ssize_t ldc) noexcept nogil
-    void kskp_gemm_double(Py_ssize_t M, Py_ssize_t K, const double* A, Py_ssize_t lda, const double* Bp,
-                          Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t N, double* C, Py_ssize_t ldc) noexcept nogil
+from _epilogue cimport act_inplace, epilogue
+from _skinny cimport KSK_STRIP_BYTES, packed_gemm, packed_len, select_gemm_isa, strips
 
 #: the activation codes (name -> code) of every kernel module (_act.pxd); the epilogue fuses
 #: linear, relu and relu6, anything else is applied by the caller
@@ -43,10 +35,7 @@ def select_isa(int max_level=2):
     """Use the packed GEMM of the widest rung of the CPU-feature ladder (``cpu_features.h``: 0
     baseline, 1 AVX2 + FMA, 2 AVX-512) that is at most ``max_level`` and that this CPU has;
     returns its name. Import selects the widest; tests force lower levels."""
-    cdef int level = kl_cpu_level(max_level)
-    ksk_use(level)
-    kl_act_use(level)
-    return kl_isa_name(level).decode()
+    return select_gemm_isa(max_level)
 
 
 #: the instruction set chosen at import (the same in every kernel module)
@@ -60,10 +49,7 @@ cdef inline void _packed_task(const floating* x, Py_ssize_t i, const floating* b
     cdef Py_ssize_t c0 = s0 * sw, c1 = s1 * sw
     if c1 > o:
         c1 = o
-    if floating is float:
-        kskp_gemm_float(rows, i, x + r0 * i, i, bp, s0, s1, o, out + r0 * o, o)
-    else:
-        kskp_gemm_double(rows, i, x + r0 * i, i, bp, s0, s1, o, out + r0 * o, o)
+    packed_gemm(rows, i, x + r0 * i, i, bp, s0, s1, o, out + r0 * o, o)
     epilogue(out + r0 * o + c0, rows, c1 - c0, o, bias + c0 if use_bias else NULL, False, use_bias, act)
 
 
@@ -75,13 +61,12 @@ def dense_packed_forward(const floating[:, ::1] x__bi, const floating[::1] packe
     ``PACKED_ROW_BLOCK`` rows times whole-strip column slices, over ``n_threads`` OpenMP
     threads; no BLAS."""
     cdef Py_ssize_t b = x__bi.shape[0], i = x__bi.shape[1], o = out__bo.shape[1]
-    cdef Py_ssize_t sw = KSK_STRIP_BYTES // sizeof(floating)
-    cdef Py_ssize_t ns = (o + sw - 1) // sw
+    cdef Py_ssize_t ns = strips(o, sizeof(floating))
     if out__bo.shape[0] != b:
         raise ValueError(f"dense_packed_forward: out has {out__bo.shape[0]} rows, x has {b}")
-    if packed.shape[0] != ns * sw * i:
+    if packed.shape[0] != packed_len(i, o, sizeof(floating)):
         raise ValueError(f"dense_packed_forward: the packed kernel has {packed.shape[0]} values, "
-                         f"not {ns * sw * i} for {i} inputs and {o} units")
+                         f"not {packed_len(i, o, sizeof(floating))} for {i} inputs and {o} units")
     if use_bias and bias__o.shape[0] != o:
         raise ValueError(f"dense_packed_forward: bias has {bias__o.shape[0]} values for {o} units")
     if n_threads < 1:

@@ -25,16 +25,8 @@ from libc.string cimport memcpy, memset
 
 from _act cimport activation_codes, check_gate_act
 from _blas cimport gemm, gemv_t
-from _cpu cimport kl_cpu_level
+from _skinny cimport packed_gemm, packed_len, select_gemm_isa, strips
 from _rnn_act cimport act_inplace as _act, select_gate_isa
-
-cdef extern from "skinny_gemm.h":
-    int KSK_STRIP_BYTES
-    int ksk_use(int level) noexcept nogil
-    void kskp_gemm_float(Py_ssize_t M, Py_ssize_t K, const float* A, Py_ssize_t lda, const float* Bp,
-                         Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t N, float* C, Py_ssize_t ldc) noexcept nogil
-    void kskp_gemm_double(Py_ssize_t M, Py_ssize_t K, const double* A, Py_ssize_t lda, const double* Bp,
-                          Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t N, double* C, Py_ssize_t ldc) noexcept nogil
 
 cdef enum Cell:
     CELL_SIMPLE = 0
@@ -63,9 +55,8 @@ def select_isa(int max_level=2):
     """Use the float32 gate maps of the widest rung of the CPU-feature ladder (``cpu_features.h``:
     0 baseline, 1 AVX2 + FMA, 2 AVX-512) at most ``max_level`` that this CPU has, and the
     packed GEMM of the same rung; its name."""
-    name = select_gate_isa(max_level)
-    ksk_use(kl_cpu_level(max_level))
-    return name
+    select_gemm_isa(max_level)
+    return select_gate_isa(max_level)
 
 
 #: the instruction set chosen at import (the same in every kernel module)
@@ -326,14 +317,7 @@ cdef void _run_task(Task* tk, floating* kind) noexcept nogil:
                 elif tk.Up != NULL:
                     # the packed recurrent kernel stays in this core's cache across the steps,
                     # where a BLAS GEMM would pack it again at every step
-                    if floating is float:
-                        kskp_gemm_float(B, u, <const float*>hp, u, <const float*>tk.Up, 0,
-                                        (GU * sizeof(float) + KSK_STRIP_BYTES - 1) // KSK_STRIP_BYTES,
-                                        GU, <float*>rec, GU)
-                    else:
-                        kskp_gemm_double(B, u, <const double*>hp, u, <const double*>tk.Up, 0,
-                                         (GU * sizeof(double) + KSK_STRIP_BYTES - 1) // KSK_STRIP_BYTES,
-                                         GU, <double*>rec, GU)
+                    packed_gemm(B, u, hp, u, <const floating*>tk.Up, 0, strips(GU, sizeof(floating)), GU, rec, GU)
                 else:
                     gemm(False, False, <int>B, <int>GU, <int>u, <floating>1.0, hp, <int>u, U, <int>GU,
                          <floating>0.0, rec, <int>GU)
@@ -380,7 +364,7 @@ cdef int _load_task(dict sp, Task* t, Py_ssize_t n_tasks, int n_threads, floatin
     cdef const unsigned char[:, ::1] m2
     cdef floating[:, ::1] s2
     cdef floating[:, :, ::1] s3
-    cdef Py_ssize_t G, GU, B, T, u, sw
+    cdef Py_ssize_t G, GU, B, T, u
     missing = [k for k in TASK_KEYS if k not in sp]
     if missing:
         raise ValueError(f"rnn_run: a task spec lacks {missing}")
@@ -408,10 +392,9 @@ cdef int _load_task(dict sp, Task* t, Py_ssize_t n_tasks, int n_threads, floatin
     packed = sp["packed_recurrent_kernel"]
     if packed is not None:
         b1 = packed
-        sw = KSK_STRIP_BYTES // sizeof(floating)
-        if b1.shape[0] != (GU + sw - 1) // sw * sw * u:
+        if b1.shape[0] != packed_len(u, GU, sizeof(floating)):
             raise ValueError(f"rnn_run: the packed recurrent kernel has {b1.shape[0]} values, "
-                             f"not {(GU + sw - 1) // sw * sw * u}")
+                             f"not {packed_len(u, GU, sizeof(floating))}")
         t.Up = &b1[0] if b1.shape[0] else NULL
     x3 = sp["x"]
     B, T = x3.shape[0], x3.shape[1]

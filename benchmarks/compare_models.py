@@ -198,7 +198,7 @@ def randomize(model: Any, seed: int) -> None:
     for w in model.weights:
         shape = tuple(int(d) for d in w.shape)
         name = w.name
-        if not np.dtype(w.dtype.name if hasattr(w.dtype, "name") else w.dtype).kind == "f":
+        if not w.dtype.is_floating:  # a Normalization's count
             values.append(w.numpy())
             continue
         if "variance" in name or "gamma" in name:
@@ -442,6 +442,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def thread_counts(text: str) -> List[int]:
+    """``--threads``: comma-separated counts, ``all`` for every core (``"1,2,all"``)."""
+    return [(os.cpu_count() or 1) if t.strip() == "all" else int(t) for t in str(text).split(",") if t.strip()]
+
+
 def _wanted_engines(text: Optional[str]) -> List[str]:
     if not text:
         return list(ALL_ENGINES)
@@ -459,7 +464,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import json
 
     args = parse_args(argv)
-    counts = [os.cpu_count() or 1 if t.strip() == "all" else int(t) for t in str(args.threads).split(",") if t.strip()]
+    counts = thread_counts(args.threads)
     if len(counts) > 1:
         import subprocess
 

@@ -33,3 +33,12 @@ def test_text_input_is_padded() -> None:
     assert (x == 0).any() and x.max() < 20
     nonzero = x != 0
     assert (np.diff(nonzero.astype(int), axis=1) <= 0).all()  # zeros only at the end
+
+
+def test_thread_counts() -> None:
+    """``--threads``: one count, several, and ``all`` (every core)."""
+    import os
+
+    assert compare_models.thread_counts("1") == [1]
+    assert compare_models.thread_counts("3") == [3]
+    assert compare_models.thread_counts("1, 2,all") == [1, 2, os.cpu_count() or 1]

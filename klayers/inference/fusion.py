@@ -189,31 +189,32 @@ class MapStep:
 def lower(steps: List[Step], model: Any) -> List[Any]:
     """``steps`` with every foldable chain replaced by a :class:`FusedStep`."""
     consumers: Dict[int, int] = {}
+    users: Dict[int, List[Step]] = {}
     for s in steps:
-        for t in flatten((s.node.call_args, s.node.call_kwargs)):
-            if isinstance(t, KerasTensor):
-                consumers[id(t)] = consumers.get(id(t), 0) + 1
+        for i in _input_ids(s):
+            consumers[i] = consumers.get(i, 0) + 1
+            if not users.setdefault(i, []) or users[i][-1] is not s:
+                users[i].append(s)
     protected = {id(t) for t in model.outputs}
-    by_input: Dict[int, int] = {}
-    for i, s in enumerate(steps):
-        if s.kind == SIMPLE:
-            by_input.setdefault(s.in_id, i)
 
-    def only_successor(s: Step) -> Optional[Step]:
-        """The SIMPLE step that alone consumes ``s``'s output, when that output is internal."""
-        if consumers.get(s.out_id) != 1 or s.out_id in protected:
+    def sole_user(tensor_id: int) -> Optional[Step]:
+        """The step that alone consumes the tensor (once), when the tensor is internal."""
+        if consumers.get(tensor_id) != 1 or tensor_id in protected:
             return None
-        j = by_input.get(s.out_id)
-        return steps[j] if j is not None else None
+        return users[tensor_id][0]
+
+    def simple_user(tensor_id: int) -> Optional[Step]:
+        """:func:`sole_user` when that is a SIMPLE step (one tensor in, one out)."""
+        nxt = sole_user(tensor_id)
+        return nxt if nxt is not None and nxt.kind == SIMPLE else None
 
     out: List[Any] = []
     absorbed = set()
     for s in steps:
         if id(s) in absorbed:
             continue
-        fused = (_hard_sigmoid(s, steps, consumers, protected, absorbed)
-                 or _merged(s, consumers, protected, by_input, steps) or _padded(s, only_successor)
-                 or _chain(s, only_successor) or _lone(s))
+        fused = (_hard_sigmoid(s, sole_user) or _merged(s, simple_user) or _padded(s, simple_user)
+                 or _chain(s, simple_user) or _lone(s))
         if fused is None:
             out.append(s)
             continue
@@ -227,35 +228,25 @@ def _scalar(step: Step) -> Optional[Tuple[str, float]]:
     return spec(step.node) if spec is not None and step.kind == GENERAL else None
 
 
-def _hard_sigmoid(s: Step, steps: List[Step], consumers: Dict[int, int], protected: Any,
-                  absorbed: Any) -> Optional[MapStep]:
+def _hard_sigmoid(s: Step, sole_user: Any) -> Optional[MapStep]:
     """``x + 3`` -> ReLU(6) -> ``* (1 / 6)`` (each the only consumer of the one before, none a
     model output): one HARD_SIGMOID_K3 map of ``x``; and when a plain Multiply of exactly
     ``[x, that]`` (either order) follows as that result's only consumer, one HARD_SWISH map."""
     if _scalar(s) != ("add", 3.0):
         return None
-
-    def single(out_id: int) -> Optional[Step]:
-        if consumers.get(out_id) != 1 or out_id in protected:
-            return None
-        users = [t for t in steps if id(t) not in absorbed and out_id in _input_ids(t)]
-        return users[0] if len(users) == 1 else None
-
     x_id = id(s.node.call_args[0])
-    add_out = id(flatten(s.node.outputs)[0])
-    relu = single(add_out)
+    relu = sole_user(id(flatten(s.node.outputs)[0]))
     if relu is None or relu.kind != SIMPLE or _declared(relu.layer, "_epilogue_code") != ACT_RELU6:
         return None
-    mul = single(relu.out_id)
-    if mul is None or _scalar(mul) is None or _scalar(mul)[0] != "multiply" or abs(_scalar(mul)[1] - 1 / 6) > 1e-12:
+    mul = sole_user(relu.out_id)
+    scale = _scalar(mul) if mul is not None else None
+    if scale is None or scale[0] != "multiply" or abs(scale[1] - 1 / 6) > 1e-12:
         return None
     hs_out = id(flatten(mul.node.outputs)[0])
     chain, code, out_id = [s, relu, mul], ACT_HARD_SIGMOID_K3, hs_out
-    swish = single(hs_out)
-    if (swish is not None and _declared(swish.layer, "_merge_spec") is not None and not swish.node.call_kwargs
-            and len(swish.node.call_args) == 1 and isinstance(swish.node.call_args[0], (list, tuple))
-            and sorted(id(t) for t in swish.node.call_args[0]) == sorted([x_id, hs_out])
-            and getattr(swish.layer, "_op", None) == "multiply"):
+    swish = sole_user(hs_out)
+    merge = _merge_inputs(swish) if swish is not None else None
+    if merge is not None and merge[0] == "multiply" and sorted(merge[2]) == sorted([x_id, hs_out]):
         chain.append(swish)
         code, out_id = ACT_HARD_SWISH, id(flatten(swish.node.outputs)[0])
     return MapStep(chain, code, x_id, out_id)
@@ -265,49 +256,53 @@ def _input_ids(step: Step) -> List[int]:
     return [id(t) for t in flatten((step.node.call_args, step.node.call_kwargs)) if isinstance(t, KerasTensor)]
 
 
-def _merged(s: Step, consumers: Dict[int, int], protected: Any, by_input: Dict[int, int],
-            steps: List[Step]) -> Optional[MergeStep]:
-    """A merge layer declaring ``_merge_spec()`` called on a list of same-rank tensors (nothing
-    else), with its one output's only consumer folded in when that is an Activation with a
-    kernel code in the same dtype."""
+def _merge_inputs(s: Step) -> Optional[Tuple[str, Any, List[int]]]:
+    """``(operation, run, input ids)`` of a merge layer declaring ``_merge_spec()`` called on a
+    list of two or more same-rank tensors (nothing else) with one output; None otherwise."""
     if s.kind != GENERAL:
         return None
     node = s.node
-    run_merge = _declared(s.layer, "_merge_spec")
+    spec = _declared(s.layer, "_merge_spec")
     args = node.call_args
-    if (run_merge is None or node.call_kwargs or len(args) != 1 or not isinstance(args[0], (list, tuple))
-            or len(args[0]) < 2 or not all(isinstance(t, KerasTensor) for t in args[0])):
+    if (spec is None or node.call_kwargs or len(args) != 1 or not isinstance(args[0], (list, tuple))
+            or len(args[0]) < 2 or not all(isinstance(t, KerasTensor) for t in args[0])
+            or len(flatten(node.outputs)) != 1 or len({len(t.shape) for t in args[0]}) != 1):
         return None
-    outs = flatten(node.outputs)
-    if len(outs) != 1 or len({len(t.shape) for t in args[0]}) != 1 or s.layer.activity_regularizer is not None:
+    return spec[0], spec[1], [id(t) for t in args[0]]
+
+
+def _merged(s: Step, simple_user: Any) -> Optional[MergeStep]:
+    """A merge (:func:`_merge_inputs`), with its one output's only consumer folded in when that
+    is an Activation with a kernel code in the same dtype."""
+    merge = _merge_inputs(s)
+    if merge is None or s.layer.activity_regularizer is not None:
         return None
-    out_id = id(outs[0])
+    out_id = id(flatten(s.node.outputs)[0])
     chain, act = [s], ACT_LINEAR
-    j = by_input.get(out_id)
-    if j is not None and consumers.get(out_id) == 1 and out_id not in protected:
-        nxt = steps[j]
+    nxt = simple_user(out_id)
+    if nxt is not None:
         code = _declared(nxt.layer, "_epilogue_code")
         if code is not None and _plain(nxt.layer, s.layer._dtype):
             chain.append(nxt)
             act = code
             out_id = nxt.out_id
-    return MergeStep(chain, run_merge, act, [id(t) for t in args[0]], out_id)
+    return MergeStep(chain, merge[1], act, merge[2], out_id)
 
 
-def _padded(s: Step, only_successor: Any) -> Optional[FusedStep]:
+def _padded(s: Step, simple_user: Any) -> Optional[FusedStep]:
     """A ZeroPadding layer whose only consumer is a "valid" convolution (alone or heading a
     foldable chain) in the same data format: the convolution takes the padding as explicit
     zero padding, and the padded tensor is never made."""
     if s.kind != SIMPLE:
         return None
     spec = _declared(s.layer, "_pad_spec")
-    nxt = only_successor(s) if spec is not None else None
+    nxt = simple_user(s.out_id) if spec is not None else None
     if nxt is None or s.layer._dtype != nxt.layer._dtype:
         return None
     fmt = getattr(nxt.layer, "_takes_padding", lambda: None)()
     if fmt != spec[0]:
         return None
-    fused = _chain(nxt, only_successor)
+    fused = _chain(nxt, simple_user)
     if fused is None:
         op = _declared(nxt.layer, "_pack_spec")
         if op is None or nxt.layer.activity_regularizer is not None or np.dtype(nxt.layer._dtype).kind != "f":
@@ -339,14 +334,14 @@ def _lone(s: Step) -> Optional[FusedStep]:
     return FusedStep([s], op, None, layer.activation)
 
 
-def _chain(s: Step, only_successor: Any) -> Optional[FusedStep]:
+def _chain(s: Step, simple_user: Any) -> Optional[FusedStep]:
     if s.kind != SIMPLE:
         return None
     layer = s.layer
     op = _declared(layer, "_fold_spec")
     if op is None or layer.activity_regularizer is not None or np.dtype(layer._dtype).kind != "f":
         return None
-    bn_step = only_successor(s)
+    bn_step = simple_user(s.out_id)
     if bn_step is None:
         return None
     affine = _declared(bn_step.layer, "_affine_spec")
@@ -357,7 +352,7 @@ def _chain(s: Step, only_successor: Any) -> Optional[FusedStep]:
     if axes != [op.channel_axis % rank]:
         return None
     chain, act = [s, bn_step], ACT_LINEAR
-    act_step = only_successor(bn_step)
+    act_step = simple_user(bn_step.out_id)
     if act_step is not None:
         code = _declared(act_step.layer, "_epilogue_code")
         if code is not None and _plain(act_step.layer, layer._dtype):

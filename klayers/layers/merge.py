@@ -152,16 +152,17 @@ class _Elementwise(_Merge):
         return merge_op(inputs, self._op, where=self._where())
 
     def _merge_spec(self) -> Optional[Any]:
-        """``run(inputs, act_code)``: this merge of same-rank inputs with an activation code
-        applied to the result, for the inference planner to fold an Activation after it
-        into; None for subclasses that change the maths."""
+        """``(operation, run)``: the ``klayers.ops.merge`` operation and ``run(inputs,
+        act_code)``, this merge of same-rank inputs with an activation code applied to the
+        result, for the inference planner to fold an Activation after it into; None for
+        subclasses that change the maths."""
         if type(self)._merge_function is not _Elementwise._merge_function or type(self).call is not _Merge.call:
             return None
         where, op = self._where(), self._op
 
         def run(inputs: List[np.ndarray], act: int) -> np.ndarray:
             return merge_op(inputs, op, where=where, act=act)
-        return run
+        return op, run
 
 
 class Add(_Elementwise):

@@ -41,6 +41,7 @@ from klayers.ops.common import (
     op_threads,
     split_activation,
 )
+from klayers.ops.dense import pack_dense_kernel
 from klayers.ops.shapes import conv_output_shape
 
 #: Bytes of im2col scratch per OpenMP task. Not sized to L2: OpenBLAS blocks the GEMM for its
@@ -174,7 +175,8 @@ def _conv_plan(x_shape, k_shape, strides, padding, dilation_rate, groups, data_f
 
 
 def _conv_setup(x, kernel, bias, strides, padding, dilation_rate, groups, data_format, where):
-    plan = _conv_plan(tuple(x.shape), tuple(kernel.shape), _key(strides), padding, _key(dilation_rate),
+    """:func:`_conv_plan` of ``x`` (an array, or its shape as a tuple) and ``kernel``, and the bias checked."""
+    plan = _conv_plan(x if isinstance(x, tuple) else tuple(x.shape), tuple(kernel.shape), _key(strides), padding, _key(dilation_rate),
                       groups, data_format, where)
     filters = plan[7]
     if bias is not None and bias.shape != (filters,):
@@ -188,13 +190,9 @@ def pack_conv_kernel(kernel: np.ndarray, groups: int = 1) -> Optional[np.ndarray
     few-rows GEMM streams (``_ext/skinny_gemm.h``). None when the kernel is grouped or not
     floating point (nothing would use it). Pack once per kernel (the inference plan does, at
     the first call that uses it) and hand it to :func:`conv` with that kernel."""
-    if groups != 1 or kernel.ndim < 3 or np.dtype(kernel.dtype) not in (np.float32, np.float64):
+    if groups != 1 or kernel.ndim < 3:
         return None
-    dtype = np.dtype(kernel.dtype)
-    k, n = prod(kernel.shape[:-1]), kernel.shape[-1]
-    out = np.empty(_conv.packed_size(k, n, dtype.itemsize), dtype)
-    _conv.pack_kernel(np.ascontiguousarray(kernel).reshape(-1), k, n, out)
-    return out
+    return pack_dense_kernel(kernel.reshape(-1, kernel.shape[-1]))
 
 
 def conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], strides: int | Sequence[int] = 1,
@@ -259,10 +257,8 @@ def conv_call(x_shape: Tuple[int, ...], kernel: np.ndarray, bias: Optional[np.nd
     and runs the kernel (the inference plan keeps one per input shape). Arguments as
     :func:`conv`; ``kernel``, ``bias`` and the packed kernel are held by the call."""
     x_shape = tuple(x_shape)
-    rank, s, d, k, n, spatial, cin, filters, out, pads, geo = _conv_plan(
-        x_shape, tuple(kernel.shape), _key(strides), padding, _key(dilation_rate), groups, data_format, where)
-    if bias is not None and bias.shape != (filters,):
-        raise ValueError(f"{where}: bias must have shape ({filters},), got {bias.shape}")
+    rank, s, d, k, n, spatial, cin, filters, out, pads, geo = _conv_setup(
+        x_shape, kernel, bias, strides, padding, dilation_rate, groups, data_format, where)
     code, rest = split_activation(act, ALL_CODES)  # every code runs in the kernels' epilogue
     dtype = float_dtype(kernel.dtype)
     cf = data_format == "channels_first"

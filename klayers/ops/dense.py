@@ -65,8 +65,9 @@ def dense_reference(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray
 
 def pack_dense_kernel(kernel: np.ndarray) -> Optional[np.ndarray]:
     """``kernel`` (``(input_dim, units)``, float32 or float64) in the column strips of the packed
-    GEMM (``_ext/skinny_gemm.h``, the layout ``klayers.ops.conv.pack_conv_kernel`` uses), for
-    :func:`dense`'s ``packed``; None for other dtypes or ranks."""
+    GEMM (``_ext/skinny_gemm.h``), for :func:`dense`'s ``packed``; None for other dtypes or
+    ranks. The one packing of a matrix: convolutions (their kernel as ``(taps * cin, filters)``)
+    and recurrent kernels use it too."""
     if kernel.ndim != 2 or np.dtype(kernel.dtype) not in FLOATS:
         return None
     k, n = kernel.shape
