@@ -17,9 +17,11 @@ cdef extern from "skinny_gemm.h":
     void ksk_gemm_double(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const double* A, Py_ssize_t lda,
                          const double* B, Py_ssize_t ldb, double* C, Py_ssize_t ldc) noexcept nogil
     void kskp_gemm_float(Py_ssize_t M, Py_ssize_t K, const float* A, Py_ssize_t lda, const float* Bp,
-                         Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t N, float* C, Py_ssize_t ldc) noexcept nogil
+                         Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t N, float* C, Py_ssize_t ldc,
+                         const float* bias, int act) noexcept nogil
     void kskp_gemm_double(Py_ssize_t M, Py_ssize_t K, const double* A, Py_ssize_t lda, const double* Bp,
-                          Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t N, double* C, Py_ssize_t ldc) noexcept nogil
+                          Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t N, double* C, Py_ssize_t ldc,
+                          const double* bias, int act) noexcept nogil
     void ksk_pack_float(Py_ssize_t K, Py_ssize_t N, const float* B, Py_ssize_t ldb, float* Bp) noexcept nogil
     void ksk_pack_double(Py_ssize_t K, Py_ssize_t N, const double* B, Py_ssize_t ldb, double* Bp) noexcept nogil
 
@@ -37,13 +39,15 @@ cdef inline Py_ssize_t packed_len(Py_ssize_t k, Py_ssize_t n, Py_ssize_t itemsiz
 
 cdef inline void packed_gemm(Py_ssize_t m, Py_ssize_t k, const floating* a, Py_ssize_t lda, const floating* bp,
                              Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t n, floating* c,
-                             Py_ssize_t ldc) noexcept nogil:
-    """C[:, cols] = A @ B[:, cols] for the columns of strips ``[s0, s1)`` below ``n``; B packed,
-    ``c`` pointing at column 0."""
+                             Py_ssize_t ldc, const floating* bias=NULL, int act=0) noexcept nogil:
+    """C[:, cols] = act(A @ B[:, cols] + bias[cols]) for the columns of strips ``[s0, s1)``
+    below ``n``; B packed, ``c`` and ``bias`` (or NULL) indexed from column 0, ``act`` any
+    activation code (relu and relu6 in the register tile's store, the others mapped over each
+    finished row tile)."""
     if floating is float:
-        kskp_gemm_float(m, k, a, lda, bp, s0, s1, n, c, ldc)
+        kskp_gemm_float(m, k, a, lda, bp, s0, s1, n, c, ldc, bias, act)
     else:
-        kskp_gemm_double(m, k, a, lda, bp, s0, s1, n, c, ldc)
+        kskp_gemm_double(m, k, a, lda, bp, s0, s1, n, c, ldc, bias, act)
 
 
 cdef inline str select_gemm_isa(int max_level):

@@ -233,7 +233,7 @@ def conv_forward(const floating[::1] x, const floating[::1] w, const floating[::
     with nogil, parallel(num_threads=n_threads):
         col = <floating*>malloc((1 if pointwise else R * Kc) * sizeof(floating))
         try:
-            for task in prange(total, schedule="dynamic"):
+            for task in prange(total, schedule="static"):
                 if col == NULL:
                     failed += 1
                     continue
@@ -251,12 +251,13 @@ def conv_forward(const floating[::1] x, const floating[::1] w, const floating[::
                     # 1x1: the input rows are the GEMM operand as they lie (no im2col)
                     if not g.cf:
                         if pp != NULL:
+                            # bias and activation in the GEMM's register tiles
                             packed_gemm(rows, g.cin, xp + r0 * g.cin, g.cin, pp, f0 // SW, strips(f0 + fw, sizeof(floating)), f0 + fw,
-                                        yp + r0 * F, F)
+                                        yp + r0 * F, F, bp if use_bias else NULL, act)
                         else:
                             _gemm_nn(rows, fw, g.cin, xp + r0 * g.cin, g.cin, wp + f0, F, yp + r0 * F + f0, F)
-                        epilogue(yp + r0 * F + f0, rows, fw, F, bp + f0 if bp != NULL else NULL,
-                                 False, use_bias, act)
+                            epilogue(yp + r0 * F + f0, rows, fw, F, bp + f0 if bp != NULL else NULL,
+                                     False, use_bias, act)
                     else:
                         gemm(True, False, <int>fw, <int>rows, <int>g.cin, <floating>1.0, wp + f0, <int>F,
                              xp + b * g.xb + r0, <int>P, <floating>0.0, yp + b * g.yb + f0 * P + r0, <int>P)
@@ -279,11 +280,12 @@ def conv_forward(const floating[::1] x, const floating[::1] w, const floating[::
                     # the slice's output is still in cache: bias and activation right after
                     if not g.cf:
                         if pp != NULL:
-                            packed_gemm(rows, Kc, col, Kc, pp, f0 // SW, strips(f0 + fw, sizeof(floating)), f0 + fw, yp + r0 * F, F)
+                            packed_gemm(rows, Kc, col, Kc, pp, f0 // SW, strips(f0 + fw, sizeof(floating)), f0 + fw, yp + r0 * F, F,
+                                        bp if use_bias else NULL, act)
                         else:
                             _gemm_nn(rows, fw, Kc, col, Kc, wp + gi * fg + f0, F, yp + r0 * F + gi * fg + f0, F)
-                        epilogue(yp + r0 * F + gi * fg + f0, rows, fw, F,
-                                 bp + gi * fg + f0 if bp != NULL else NULL, False, use_bias, act)
+                            epilogue(yp + r0 * F + gi * fg + f0, rows, fw, F,
+                                     bp + gi * fg + f0 if bp != NULL else NULL, False, use_bias, act)
                     else:
                         gemm(True, True, <int>fw, <int>rows, <int>Kc, <floating>1.0, wp + gi * fg + f0, <int>F,
                              col, <int>Kc, <floating>0.0, yp + b * g.yb + (gi * fg + f0) * P + r0, <int>P)

@@ -45,12 +45,7 @@ ISA = select_isa()
 cdef inline void _packed_task(const floating* x, Py_ssize_t i, const floating* bp, Py_ssize_t s0, Py_ssize_t s1,
                               Py_ssize_t o, floating* out, Py_ssize_t r0, Py_ssize_t rows,
                               const floating* bias, bint use_bias, int act) noexcept nogil:
-    cdef Py_ssize_t sw = KSK_STRIP_BYTES // sizeof(floating)
-    cdef Py_ssize_t c0 = s0 * sw, c1 = s1 * sw
-    if c1 > o:
-        c1 = o
-    packed_gemm(rows, i, x + r0 * i, i, bp, s0, s1, o, out + r0 * o, o)
-    epilogue(out + r0 * o + c0, rows, c1 - c0, o, bias + c0 if use_bias else NULL, False, use_bias, act)
+    packed_gemm(rows, i, x + r0 * i, i, bp, s0, s1, o, out + r0 * o, o, bias if use_bias else NULL, act)
 
 
 def dense_packed_forward(const floating[:, ::1] x__bi, const floating[::1] packed, const floating[::1] bias__o,

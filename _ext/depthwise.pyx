@@ -87,7 +87,7 @@ def depthwise_forward(const floating[::1] x, const floating[::1] w, const floati
     cdef Py_ssize_t rows = g.n * g.outd[0] * g.outd[1] * (g.cout if g.cf else 1)
     cdef Py_ssize_t task
     with nogil:
-        for task in prange(rows * nblk, num_threads=n_threads, schedule="dynamic"):
+        for task in prange(rows * nblk, num_threads=n_threads, schedule="static"):
             if g.cf:
                 _dw_block_cf(xp, wp, bp, yp, &g, task // nblk, (task % nblk) * blk, blk, use_bias, act)
             else:

@@ -16,6 +16,9 @@
 #ifndef KLAYERS_SKINNY_GEMM_H
 #define KLAYERS_SKINNY_GEMM_H
 #include <stddef.h>
+#include <stdint.h>
+#include "activation_codes.h"
+#include "act_map.h"
 #include "cpu_features.h"
 
 /* the most rows a caller should hand one call (more rows: BLAS's packed GEMM wins) */
@@ -119,7 +122,10 @@
 #define KSKP_PF 32
 #endif
 
-#define KSKP_TILE(T, V, U, L, MR, NV)                                                             \
+/* The tile's store: with ``ep`` (the last block of K) the bias (``bj``: the bias at the tile's
+   first column, or NULL) is added and relu / relu6 applied in registers (NaN stays NaN: a
+   select on ``v < 0``, as the epilogue); other codes are mapped over the finished rows after. */
+#define KSKP_TILE(T, V, U, MT, L, MR, NV)                                                         \
     do {                                                                                          \
         V acc[MR][NV];                                                                            \
         _Pragma("GCC unroll 16") for (int m = 0; m < MR; m++)                                     \
@@ -137,71 +143,154 @@
                 _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) acc[m][v] += a * bv[v];      \
             }                                                                                     \
         }                                                                                         \
+        if (ep && bj) {                                                                           \
+            V bb[NV];                                                                             \
+            _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) bb[v] = *(const U*)(bj + v * L); \
+            _Pragma("GCC unroll 16") for (int m = 0; m < MR; m++)                                 \
+                _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) acc[m][v] += bb[v];          \
+        }                                                                                         \
+        if (ep && (act == KL_ACT_RELU || act == KL_ACT_RELU6)) {                                  \
+            const V zero = {0}, six = zero + (T)6;                                                \
+            _Pragma("GCC unroll 16") for (int m = 0; m < MR; m++)                                 \
+                _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) {                            \
+                    V r = (V)(~(MT)(acc[m][v] < zero) & (MT)acc[m][v]);                           \
+                    if (act == KL_ACT_RELU6) {                                                    \
+                        MT gt = (MT)(r > six);                                                    \
+                        r = (V)((gt & (MT)six) | (~gt & (MT)r));                                  \
+                    }                                                                             \
+                    acc[m][v] = r;                                                                \
+                }                                                                                 \
+        }                                                                                         \
         _Pragma("GCC unroll 16") for (int m = 0; m < MR; m++)                                     \
             _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)                                  \
                 *(U*)(cbase + m * cld + v * L) = acc[m][v];                                       \
     } while (0)
 
-#define KSKP_CASE(T, V, U, L, MR, NV) case MR: KSKP_TILE(T, V, U, L, MR, NV); break;
-#define KSKP_CASES_1(T, V, U, L, NV) KSKP_CASE(T, V, U, L, 1, NV)
-#define KSKP_CASES_3(T, V, U, L, NV)                                                              \
-    KSKP_CASE(T, V, U, L, 1, NV) KSKP_CASE(T, V, U, L, 2, NV) KSKP_CASE(T, V, U, L, 3, NV)
-#define KSKP_CASES_12(T, V, U, L, NV)                                                             \
-    KSKP_CASES_3(T, V, U, L, NV)                                                                  \
-    KSKP_CASE(T, V, U, L, 4, NV) KSKP_CASE(T, V, U, L, 5, NV) KSKP_CASE(T, V, U, L, 6, NV)        \
-    KSKP_CASE(T, V, U, L, 7, NV) KSKP_CASE(T, V, U, L, 8, NV) KSKP_CASE(T, V, U, L, 9, NV)        \
-    KSKP_CASE(T, V, U, L, 10, NV) KSKP_CASE(T, V, U, L, 11, NV) KSKP_CASE(T, V, U, L, 12, NV)
+#define KSKP_CASE(T, V, U, MT, L, MR, NV) case MR: KSKP_TILE(T, V, U, MT, L, MR, NV); break;
+#define KSKP_CASES_1(T, V, U, MT, L, NV) KSKP_CASE(T, V, U, MT, L, 1, NV)
+#define KSKP_CASES_3(T, V, U, MT, L, NV)                                                          \
+    KSKP_CASE(T, V, U, MT, L, 1, NV) KSKP_CASE(T, V, U, MT, L, 2, NV) KSKP_CASE(T, V, U, MT, L, 3, NV)
+#define KSKP_CASES_12(T, V, U, MT, L, NV)                                                         \
+    KSKP_CASES_3(T, V, U, MT, L, NV)                                                              \
+    KSKP_CASE(T, V, U, MT, L, 4, NV) KSKP_CASE(T, V, U, MT, L, 5, NV) KSKP_CASE(T, V, U, MT, L, 6, NV) \
+    KSKP_CASE(T, V, U, MT, L, 7, NV) KSKP_CASE(T, V, U, MT, L, 8, NV) KSKP_CASE(T, V, U, MT, L, 9, NV) \
+    KSKP_CASE(T, V, U, MT, L, 10, NV) KSKP_CASE(T, V, U, MT, L, 11, NV) KSKP_CASE(T, V, U, MT, L, 12, NV)
 
-/* C[m][j] = sum_k A[m][k] * B[k][j] for m < M and the columns of strips [s0, s1) below N */
+/* the scalar epilogue of one value (a strip narrower than SW, the plain loops) */
+#define KSKP_EP1(v, act)                                                                          \
+    do {                                                                                          \
+        if ((act) == KL_ACT_RELU || (act) == KL_ACT_RELU6) (v) = (v) < 0 ? 0 : (v);               \
+        if ((act) == KL_ACT_RELU6) (v) = (v) > 6 ? 6 : (v);                                       \
+    } while (0)
+
+static inline void kskp_act_float(int act, float* p, ptrdiff_t n) { kl_act_map_f(act, p, p, n); }
+static inline void kskp_act_double(int act, double* p, ptrdiff_t n) { kl_act_map_d(act, p, p, n); }
+
+/* The codes the tile does not apply in registers: mapped over rows [m0, m1) of columns [c0, c1). */
+#define KSKP_MAP_ROWS(T, C, ldc, m0, m1, c0, c1, act)                                             \
+    do {                                                                                          \
+        if ((act) > KL_ACT_RELU6 && (c1) > (c0))                                                  \
+            for (ptrdiff_t mm = (m0); mm < (m1); mm++)                                            \
+                kskp_act_##T((act), (C) + mm * (ldc) + (c0), (c1) - (c0));                        \
+    } while (0)
+
+/* C[m][j] = act(sum_k A[m][k] * B[k][j] + bias[j]) for m < M and the columns of strips
+   [s0, s1) below N; ``bias`` (indexed by column from 0) may be NULL, ``act`` any code (0:
+   linear). When all of K is one block, row tiles go outer: a tile of A stays in registers and
+   L1 while the strips pass, and C is written a whole row range at a time. */
 #define KSKP_DEFINE(T, SUF, ATTR, VS, MRMAX)                                                      \
     typedef T kskp_##T##_v_##SUF __attribute__((vector_size(VS), aligned(sizeof(T))));            \
     typedef T kskp_##T##_u_##SUF __attribute__((vector_size(VS), aligned(sizeof(T)), may_alias)); \
-    ATTR static void kskp_gemm_##T##_##SUF(ptrdiff_t M, ptrdiff_t K, const T* A, ptrdiff_t lda,   \
-            const T* Bp, ptrdiff_t s0, ptrdiff_t s1, ptrdiff_t N, T* C, ptrdiff_t ldc)            \
+    typedef KSKP_INT_##T kskp_##T##_m_##SUF __attribute__((vector_size(VS)));                     \
+    ATTR static void kskp_narrow_##T##_##SUF(ptrdiff_t M, ptrdiff_t K, const T* A, ptrdiff_t lda, \
+            const T* bs0, ptrdiff_t m0, int mr, ptrdiff_t j, ptrdiff_t width, T* C, ptrdiff_t ldc, \
+            const T* bias, int act)                                                               \
     {                                                                                             \
         enum { L = VS / sizeof(T), SW = KSK_STRIP_BYTES / sizeof(T), NV = SW / L };               \
         T tmp[MRMAX * SW];                                                                        \
-        for (ptrdiff_t s = s0; s < s1; s++) {                                                     \
-            const T* bs0 = Bp + s * K * SW;                                                       \
-            ptrdiff_t j = s * SW, width = N - j < SW ? N - j : SW;                                \
-            if (width == SW) {                                                                    \
-                ptrdiff_t k0 = 0;                                                                 \
-                do {                                                                              \
-                    ptrdiff_t kc = K - k0 < KSKP_KC ? K - k0 : KSKP_KC;                           \
-                    const int first = k0 == 0;                                                    \
-                    const T* bs = bs0 + k0 * SW;                                                  \
-                    for (ptrdiff_t m0 = 0; m0 < M; m0 += MRMAX) {                                 \
-                        int mr = (int)(M - m0 < MRMAX ? M - m0 : MRMAX);                          \
-                        T* cbase = C + m0 * ldc + j;                                              \
-                        const ptrdiff_t cld = ldc;                                                \
-                        const T* ak0 = A + m0 * lda + k0;                                         \
-                        switch (mr) {                                                             \
-                            KSKP_CASES_##MRMAX(T, kskp_##T##_v_##SUF, kskp_##T##_u_##SUF, L, NV)  \
-                        }                                                                         \
-                    }                                                                             \
-                    k0 += KSKP_KC;                                                                \
-                } while (k0 < K);                                                                 \
-                continue;                                                                         \
+        const int first = 1, ep = 0;                                                              \
+        const T* bj = NULL;                                                                       \
+        const ptrdiff_t kc = K, cld = SW;                                                         \
+        const T* bs = bs0;                                                                        \
+        const T* ak0 = A + m0 * lda;                                                              \
+        T* cbase = tmp;                                                                           \
+        (void)M; (void)ep; (void)bj;                                                              \
+        switch (mr) {                                                                             \
+            KSKP_CASES_##MRMAX(T, kskp_##T##_v_##SUF, kskp_##T##_u_##SUF, kskp_##T##_m_##SUF, L, NV) \
+        }                                                                                         \
+        for (int m = 0; m < mr; m++)                                                              \
+            for (ptrdiff_t c = 0; c < width; c++) {                                               \
+                T v = tmp[m * SW + c] + (bias ? bias[j + c] : (T)0);                              \
+                KSKP_EP1(v, act);                                                                 \
+                C[(m0 + m) * ldc + j + c] = v;                                                    \
             }                                                                                     \
+    }                                                                                             \
+    ATTR static void kskp_gemm_##T##_##SUF(ptrdiff_t M, ptrdiff_t K, const T* A, ptrdiff_t lda,   \
+            const T* Bp, ptrdiff_t s0, ptrdiff_t s1, ptrdiff_t N, T* C, ptrdiff_t ldc,            \
+            const T* bias, int act)                                                               \
+    {                                                                                             \
+        enum { L = VS / sizeof(T), SW = KSK_STRIP_BYTES / sizeof(T), NV = SW / L };               \
+        const ptrdiff_t c0 = s0 * SW, c1 = s1 * SW < N ? s1 * SW : N;                             \
+        if (K <= KSKP_KC) {                                                                       \
+            const int first = 1, ep = 1;                                                          \
+            const ptrdiff_t kc = K, cld = ldc;                                                    \
             for (ptrdiff_t m0 = 0; m0 < M; m0 += MRMAX) {                                         \
                 int mr = (int)(M - m0 < MRMAX ? M - m0 : MRMAX);                                  \
-                const int first = 1;                                                              \
-                const ptrdiff_t kc = K, cld = SW;                                                 \
-                const T* bs = bs0;                                                                \
                 const T* ak0 = A + m0 * lda;                                                      \
-                T* cbase = tmp;                                                                   \
-                switch (mr) {                                                                     \
-                    KSKP_CASES_##MRMAX(T, kskp_##T##_v_##SUF, kskp_##T##_u_##SUF, L, NV)          \
+                for (ptrdiff_t s = s0; s < s1; s++) {                                             \
+                    const T* bs = Bp + s * K * SW;                                                \
+                    ptrdiff_t j = s * SW;                                                         \
+                    if (N - j < SW) {                                                             \
+                        kskp_narrow_##T##_##SUF(M, K, A, lda, bs, m0, mr, j, N - j, C, ldc, bias, act); \
+                        continue;                                                                 \
+                    }                                                                             \
+                    T* cbase = C + m0 * ldc + j;                                                  \
+                    const T* bj = bias ? bias + j : NULL;                                         \
+                    switch (mr) {                                                                 \
+                        KSKP_CASES_##MRMAX(T, kskp_##T##_v_##SUF, kskp_##T##_u_##SUF, kskp_##T##_m_##SUF, L, NV) \
+                    }                                                                             \
                 }                                                                                 \
-                for (int m = 0; m < mr; m++)                                                      \
-                    for (ptrdiff_t c = 0; c < width; c++) C[(m0 + m) * ldc + j + c] = tmp[m * SW + c]; \
+                KSKP_MAP_ROWS(T, C, ldc, m0, m0 + mr, c0, c1, act);                               \
             }                                                                                     \
+            return;                                                                               \
         }                                                                                         \
+        for (ptrdiff_t s = s0; s < s1; s++) {                                                     \
+            const T* bs0 = Bp + s * K * SW;                                                       \
+            ptrdiff_t j = s * SW;                                                                 \
+            if (N - j < SW) {                                                                     \
+                for (ptrdiff_t m0 = 0; m0 < M; m0 += MRMAX)                                       \
+                    kskp_narrow_##T##_##SUF(M, K, A, lda, bs0, m0,                                \
+                        (int)(M - m0 < MRMAX ? M - m0 : MRMAX), j, N - j, C, ldc, bias, act);     \
+                continue;                                                                         \
+            }                                                                                     \
+            const T* bj = bias ? bias + j : NULL;                                                 \
+            ptrdiff_t k0 = 0;                                                                     \
+            do {                                                                                  \
+                ptrdiff_t kc = K - k0 < KSKP_KC ? K - k0 : KSKP_KC;                               \
+                const int first = k0 == 0, ep = k0 + kc == K;                                     \
+                const T* bs = bs0 + k0 * SW;                                                      \
+                for (ptrdiff_t m0 = 0; m0 < M; m0 += MRMAX) {                                     \
+                    int mr = (int)(M - m0 < MRMAX ? M - m0 : MRMAX);                              \
+                    T* cbase = C + m0 * ldc + j;                                                  \
+                    const ptrdiff_t cld = ldc;                                                    \
+                    const T* ak0 = A + m0 * lda + k0;                                             \
+                    switch (mr) {                                                                 \
+                        KSKP_CASES_##MRMAX(T, kskp_##T##_v_##SUF, kskp_##T##_u_##SUF, kskp_##T##_m_##SUF, L, NV) \
+                    }                                                                             \
+                }                                                                                 \
+                k0 += KSKP_KC;                                                                    \
+            } while (k0 < K);                                                                     \
+        }                                                                                         \
+        KSKP_MAP_ROWS(T, C, ldc, 0, M, c0, c1, act);                                              \
     }
+
+#define KSKP_INT_float int32_t
+#define KSKP_INT_double int64_t
 
 #define KSKP_SCALAR(T)                                                                            \
     static void kskp_gemm_##T##_base(ptrdiff_t M, ptrdiff_t K, const T* A, ptrdiff_t lda,         \
-            const T* Bp, ptrdiff_t s0, ptrdiff_t s1, ptrdiff_t N, T* C, ptrdiff_t ldc) {          \
+            const T* Bp, ptrdiff_t s0, ptrdiff_t s1, ptrdiff_t N, T* C, ptrdiff_t ldc,            \
+            const T* bias, int act) {                                                             \
         enum { SW = KSK_STRIP_BYTES / sizeof(T) };                                                \
         for (ptrdiff_t s = s0; s < s1; s++) {                                                     \
             ptrdiff_t j = s * SW, width = N - j < SW ? N - j : SW;                                \
@@ -213,9 +302,14 @@
                     const T* b = Bp + (s * K + k) * SW;                                           \
                     for (ptrdiff_t c = 0; c < SW; c++) acc[c] += a * b[c];                        \
                 }                                                                                 \
-                for (ptrdiff_t c = 0; c < width; c++) C[m * ldc + j + c] = acc[c];               \
+                for (ptrdiff_t c = 0; c < width; c++) {                                           \
+                    T v = acc[c] + (bias ? bias[j + c] : (T)0);                                   \
+                    KSKP_EP1(v, act);                                                             \
+                    C[m * ldc + j + c] = v;                                                       \
+                }                                                                                 \
             }                                                                                     \
         }                                                                                         \
+        KSKP_MAP_ROWS(T, C, ldc, 0, M, s0 * SW, s1 * SW < N ? s1 * SW : N, act);                  \
     }
 
 /* Bp = B (K x N, row stride ldb) packed in strips (see above); Bp holds ksk_packed_size. */
@@ -237,9 +331,9 @@ typedef void (*ksk_double_t)(ptrdiff_t, ptrdiff_t, ptrdiff_t, const double*, ptr
                              ptrdiff_t, double*, ptrdiff_t);
 
 typedef void (*kskp_float_t)(ptrdiff_t, ptrdiff_t, const float*, ptrdiff_t, const float*, ptrdiff_t,
-                             ptrdiff_t, ptrdiff_t, float*, ptrdiff_t);
+                             ptrdiff_t, ptrdiff_t, float*, ptrdiff_t, const float*, int);
 typedef void (*kskp_double_t)(ptrdiff_t, ptrdiff_t, const double*, ptrdiff_t, const double*, ptrdiff_t,
-                              ptrdiff_t, ptrdiff_t, double*, ptrdiff_t);
+                              ptrdiff_t, ptrdiff_t, double*, ptrdiff_t, const double*, int);
 
 #if defined(__GNUC__) && !defined(__clang__)
 KSK_DEFINE(float, base, , 16, 6)

@@ -11,6 +11,7 @@ from klayers._ext import conv_transpose as _conv_transpose
 from klayers._ext import depthwise as _depthwise
 from klayers.ops import conv as C
 from klayers.ops import conv_transpose as CT
+from klayers.ops.common import ACT_SWISH
 
 ACTS = [C.ACT_LINEAR, C.ACT_RELU, C.ACT_RELU6]
 FORMATS = ["channels_last", "channels_first"]
@@ -242,7 +243,8 @@ def test_few_rows_gemm_packed_and_unpacked_match_reference(case, batch, dtype, i
     sw = _conv.STRIP_BYTES // np.dtype(dtype).itemsize
     try:
         assert _conv.select_isa(isa) in ("baseline", "avx2", "avx512")
-        for act in ACTS:
+        # relu and relu6 are applied in the packed GEMM's register tiles, swish mapped after
+        for act in ACTS + [ACT_SWISH]:
             want = C.conv_reference(x, kernel, bias, 1, padding, 1, 1, "channels_last", act)
             rows = want.size // filters
             _close(C.conv(x, kernel, bias, 1, padding, act=act, n_threads=1), want, dtype)
@@ -262,6 +264,12 @@ def test_few_rows_gemm_packed_and_unpacked_match_reference(case, batch, dtype, i
                     _conv.conv_forward(x.reshape(-1), kernel.reshape(-1), bias, y, geo, True, act,
                                        chunk, cols, threads, packed)
                     _close(y.reshape(want.shape), want, dtype)
+            # no bias: only the activation in the tiles
+            want = C.conv_reference(x, kernel, None, 1, padding, 1, 1, "channels_last", act)
+            y = np.full(want.size, np.nan, dtype)
+            _conv.conv_forward(x.reshape(-1), kernel.reshape(-1), np.empty(0, dtype), y, geo, False, act,
+                               max(1, rows // 3), sw, 2, packed)
+            _close(y.reshape(want.shape), want, dtype)
     finally:
         _conv.select_isa()
 
