@@ -6,6 +6,10 @@ with ids such as ``float32-1thread`` and ``float64-Nthreads``. Call it as
 ``kernel_twin(op, make_case, **options)`` (options: :func:`tests.helpers.check_kernel_twin`).
 
 ``run_layer_test`` needs no fixture: import it from :mod:`tests.helpers`.
+
+Every test runs with the inference arena lending buffers of any size (``arena.MIN_BYTES = 0``):
+the small models of the tests then reuse buffers from step to step and call to call as big
+ones do.
 """
 
 from __future__ import annotations
@@ -15,7 +19,13 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 
+from klayers.backend import arena
 from tests.helpers import TWIN_RUNS, check_kernel_twin
+
+
+@pytest.fixture(autouse=True)
+def _arena_lends_every_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(arena, "MIN_BYTES", 0)
 
 
 def _run_id(run: tuple) -> str:

@@ -73,6 +73,10 @@ class Layer(WeightsAPI, NodeAPI):
     #: Whether a float layer casts integer and boolean inputs to its dtype (as it casts other
     #: floats); layers that consume indices or user code (Embedding, Lambda) keep them.
     _cast_integer_inputs = True
+    #: Whether the layer keeps nothing it is given or returns past its call (true of klayers's
+    #: own layers; Lambda runs user code). The inference arena reuses a buffer after its last
+    #: reader only when that reader, and every layer it tracks, says so.
+    _arena_safe = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import collections
 import json
 import sys
+import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from klayers.backend import arena as arena_lib
 from klayers.engine import hooks
 from klayers.engine import plan as plan_lib
 from klayers.engine.base_layer import Layer
@@ -21,6 +23,10 @@ from klayers.engine.layer_utils import shape_to_list, unique_object_name
 from klayers.engine.node import Node, flatten, map_structure, pack_as
 from klayers.engine.summary import print_summary
 from klayers.serialization import json_default, register_builtins, serialize_keras_object
+
+#: arenas a model keeps for concurrent calls (more callers at once get a fresh one each)
+_MAX_ARENAS = 4
+_ARENAS_LOCK = threading.Lock()
 
 
 class _Progbar:
@@ -307,68 +313,139 @@ class Functional(Layer):
         plan = self.__dict__.get("_inference_plan")
         if plan is None or plan.key is not self._nodes_by_depth:
             plan = self._inference_plan = plan_lib.build_plan(self)
-        for step in plan.lowered if not training and plan_lib.enabled() else plan.steps:
-            kind = step.kind
-            if kind == plan_lib.LOWERED:
-                if masks.get(step.in_id) is None:
-                    values[step.out_id] = step.run(values[step.in_id])
-                    masks[step.out_id] = None
-                    continue
-                todo = step.steps  # a mask reached the chain: run its layers one by one
-            elif kind == plan_lib.MERGED:
-                if all(masks.get(i) is None for i in step.in_ids):
-                    values[step.out_id] = step.run([values[i] for i in step.in_ids])
-                    masks[step.out_id] = None
-                    continue
-                todo = step.steps
-            else:
-                todo = (step,)
-            for step in todo:
-                if step.kind == plan_lib.SIMPLE:
-                    in_mask = masks.get(step.in_id)
-                    out, out_mask = step.layer._eager_call(values[step.in_id], (), None, training, in_mask,
-                                                           in_mask is not None or step.want_mask)
-                    values[step.out_id] = out
-                    masks[step.out_id] = out_mask
-                    continue
-                node = step.node
-
-                def value(t):
-                    return values[id(t)] if isinstance(t, KerasTensor) else t
-
-                args = map_structure(value, node.call_args)
-                kwargs = map_structure(value, node.call_kwargs)
-                first = args[0] if args else None
-                in_mask = map_structure(lambda t: masks.get(id(t)) if isinstance(t, KerasTensor) else None, node.input_tensors)
-                if all(m is None for m in flatten(in_mask)):
-                    in_mask = None
-                call_mask = kwargs.pop("mask", in_mask)
-                call_training = kwargs.pop("training", training)
-                out, out_mask = node.layer._eager_call(first, tuple(args[1:]), kwargs, call_training, call_mask)
-                flat_out = flatten(node.outputs)
-                flat_values = flatten(out) if len(flat_out) > 1 else [out]
-                if len(flat_values) != len(flat_out):
-                    raise ValueError(
-                        f"Layer {node.layer.name} returned {len(flat_values)} outputs where its node expects {len(flat_out)}."
-                    )
-                if out_mask is None:
-                    flat_masks = [None] * len(flat_out)
-                elif len(flat_out) == 1:
-                    flat_masks = [out_mask]
-                else:
-                    flat_masks = flatten(out_mask) if isinstance(out_mask, (list, tuple)) else [out_mask] * len(flat_out)
-                    # tf-keras zips flat outputs with flat masks: outputs past the masks (an RNN's
-                    # [y, [h, c], h2] with masks [m, None, None]) have none
-                    flat_masks += [None] * (len(flat_out) - len(flat_masks))
-                for t, v, m in zip(flat_out, flat_values, flat_masks):
-                    values[id(t)] = v
-                    masks[id(t)] = m
+        if training or not plan_lib.enabled():
+            self._run_steps(plan.steps, values, masks, training, None, None)
+        else:
+            # inference: intermediate buffers from an arena (one per concurrent call, kept by
+            # the model), each released after its last use; a nested model shares its caller's
+            own = arena_lib.current() is None
+            arena = self._take_arena() if own else arena_lib.current()
+            before = arena_lib.activate(arena)
+            try:
+                for x in flat:
+                    arena.hold(x)
+                self._run_steps(plan.lowered, values, masks, training, arena, plan.liveness(True))
+                if own:
+                    for t in self.outputs:
+                        arena.escape(values[id(t)])
+            finally:
+                arena_lib.activate(before)
+                if own:
+                    arena.end()
+                    self._give_arena(arena)
         outs = [values[id(t)] for t in self.outputs]
         out_masks = [masks.get(id(t)) for t in self.outputs]
         nested = pack_as(self._nested_outputs, outs)
         if all(m is None for m in out_masks):
             return nested, None
         return nested, (out_masks[0] if len(out_masks) == 1 else out_masks)
+
+    def _run_steps(self, steps: Any, values: Dict[int, Any], masks: Dict[int, Any], training: Any,
+                   arena: Any, liveness: Any) -> None:
+        """Run ``steps`` over ``values`` / ``masks`` (by tensor id). With an ``arena``: each
+        stored value is held, each tensor released after its last use (``liveness``), and a
+        step that may keep its inputs gets them as escaped, with no arena active."""
+        if arena is None:
+            for step in steps:
+                self._run_step(step, values, masks, training)
+            return
+        release, keeps, reads, writes = liveness
+        hold, drop, lent = arena.hold, arena.drop, arena.lent  # nothing lent: nothing to count
+        lowered_kind = plan_lib.LOWERED
+        for i, step in enumerate(steps):
+            if step.kind == lowered_kind and masks.get(step.in_id) is None:
+                values[step.out_id] = out = step.run(values[step.in_id])
+                masks[step.out_id] = None
+                if lent:
+                    hold(out)
+            elif keeps[i]:
+                for t in reads[i]:
+                    arena.escape(values.get(t))
+                before = arena_lib.activate(None)
+                try:
+                    self._run_step(step, values, masks, training)
+                finally:
+                    arena_lib.activate(before)
+            else:
+                self._run_step(step, values, masks, training)
+                if lent:
+                    for t in writes[i]:
+                        hold(values.get(t))
+            for t in release[i]:
+                masks.pop(t, None)
+                out = values.pop(t, None)
+                if lent:
+                    drop(out)
+
+    def _run_step(self, step: Any, values: Dict[int, Any], masks: Dict[int, Any], training: Any) -> None:
+        """One step of a plan (a lowered chain reached by a mask runs its own steps)."""
+        kind = step.kind
+        if kind == plan_lib.LOWERED:
+            if masks.get(step.in_id) is None:
+                values[step.out_id] = step.run(values[step.in_id])
+                masks[step.out_id] = None
+                return
+            todo = step.steps  # a mask reached the chain: run its layers one by one
+        elif kind == plan_lib.MERGED:
+            if all(masks.get(i) is None for i in step.in_ids):
+                values[step.out_id] = step.run([values[i] for i in step.in_ids])
+                masks[step.out_id] = None
+                return
+            todo = step.steps
+        else:
+            todo = (step,)
+        for step in todo:
+            if step.kind == plan_lib.SIMPLE:
+                in_mask = masks.get(step.in_id)
+                out, out_mask = step.layer._eager_call(values[step.in_id], (), None, training, in_mask,
+                                                       in_mask is not None or step.want_mask)
+                values[step.out_id] = out
+                masks[step.out_id] = out_mask
+                continue
+            node = step.node
+
+            def value(t):
+                return values[id(t)] if isinstance(t, KerasTensor) else t
+
+            args = map_structure(value, node.call_args)
+            kwargs = map_structure(value, node.call_kwargs)
+            first = args[0] if args else None
+            in_mask = map_structure(lambda t: masks.get(id(t)) if isinstance(t, KerasTensor) else None, node.input_tensors)
+            if all(m is None for m in flatten(in_mask)):
+                in_mask = None
+            call_mask = kwargs.pop("mask", in_mask)
+            call_training = kwargs.pop("training", training)
+            out, out_mask = node.layer._eager_call(first, tuple(args[1:]), kwargs, call_training, call_mask)
+            flat_out = flatten(node.outputs)
+            flat_values = flatten(out) if len(flat_out) > 1 else [out]
+            if len(flat_values) != len(flat_out):
+                raise ValueError(
+                    f"Layer {node.layer.name} returned {len(flat_values)} outputs where its node expects {len(flat_out)}."
+                )
+            if out_mask is None:
+                flat_masks = [None] * len(flat_out)
+            elif len(flat_out) == 1:
+                flat_masks = [out_mask]
+            else:
+                flat_masks = flatten(out_mask) if isinstance(out_mask, (list, tuple)) else [out_mask] * len(flat_out)
+                # tf-keras zips flat outputs with flat masks: outputs past the masks (an RNN's
+                # [y, [h, c], h2] with masks [m, None, None]) have none
+                flat_masks += [None] * (len(flat_out) - len(flat_masks))
+            for t, v, m in zip(flat_out, flat_values, flat_masks):
+                values[id(t)] = v
+                masks[id(t)] = m
+
+    def _take_arena(self) -> Any:
+        """An arena no other call of this model is using (a new one when all are busy)."""
+        with _ARENAS_LOCK:
+            pool = self.__dict__.setdefault("_arenas", [])
+            return pool.pop() if pool else arena_lib.Arena()
+
+    def _give_arena(self, arena: Any) -> None:
+        with _ARENAS_LOCK:
+            pool = self.__dict__.setdefault("_arenas", [])
+            if len(pool) < _MAX_ARENAS:
+                pool.append(arena)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         if not self._is_graph_network:

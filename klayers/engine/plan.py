@@ -84,10 +84,71 @@ class Plan:
     ``key`` is the ``_nodes_by_depth`` object the plan was built from.
     """
 
-    def __init__(self, key: Any, steps: List[Step], lowered: Sequence[Any]):
+    def __init__(self, key: Any, steps: List[Step], lowered: Sequence[Any], outputs: Sequence[int] = ()):
         self.key = key
         self.steps = steps
         self.lowered = lowered
+        self.outputs = frozenset(outputs)
+        self._liveness: dict = {}
+
+    def liveness(self, lowered: bool) -> Liveness:
+        """The :class:`Liveness` of ``lowered`` (or of ``steps``), made once."""
+        got = self._liveness.get(lowered)
+        if got is None:
+            steps = self.lowered if lowered else self.steps
+            reads = [step_reads(step) for step in steps]
+            writes = [step_writes(step) for step in steps]
+            last: dict = {}
+            for i in range(len(steps)):
+                for t in reads[i]:
+                    last[t] = i
+                for t in writes[i]:
+                    last.setdefault(t, i)
+            release: List[List[int]] = [[] for _ in steps]
+            for t, i in last.items():
+                if t not in self.outputs:
+                    release[i].append(t)
+            keeps = [step.kind in (SIMPLE, GENERAL) and not _arena_safe(step.layer) for step in steps]
+            got = self._liveness[lowered] = Liveness(
+                tuple(tuple(r) for r in release), tuple(keeps), tuple(reads), tuple(writes))
+        return got
+
+
+class Liveness(NamedTuple):
+    """Per step of a plan: ``release``, the tensor ids whose last use it is (model outputs
+    excepted; a value nothing reads is released by the step that makes it); ``keeps``, whether
+    the step may keep what it is given (a layer running code the arena cannot see: its inputs
+    escape, and it runs with no arena); ``reads`` and ``writes``, its tensor ids."""
+
+    release: Tuple[Tuple[int, ...], ...]
+    keeps: Tuple[bool, ...]
+    reads: Tuple[Tuple[int, ...], ...]
+    writes: Tuple[Tuple[int, ...], ...]
+
+
+def step_reads(step: Any) -> Tuple[int, ...]:
+    """The tensor ids a step reads."""
+    if step.kind == MERGED:
+        return tuple(step.in_ids)
+    if step.kind == GENERAL:
+        return tuple(id(t) for t in step.node.keras_inputs)
+    return (step.in_id,)
+
+
+def step_writes(step: Any) -> Tuple[int, ...]:
+    """The tensor ids a step writes."""
+    if step.kind == GENERAL:
+        return tuple(id(t) for t in flatten(step.node.outputs))
+    return (step.out_id,)
+
+
+def _arena_safe(layer: Any) -> bool:
+    """Whether a layer is klayers's own and says it keeps none of its inputs (``_arena_safe``),
+    and so does every layer it tracks: a subclass defined elsewhere, a Lambda, a wrapper or
+    RNN of either may keep them."""
+    if not (type(layer).__module__.startswith("klayers.") and layer._arena_safe):
+        return False
+    return all(_arena_safe(sub) for sub in layer._flatten_layers_list)
 
 
 Lowering = Callable[[List[Step], Any], List[Any]]
@@ -119,7 +180,7 @@ def build_plan(model: Any) -> Plan:
             for t in flatten(node.outputs):
                 known.add(id(t))
     lowered = _LOWERING[0](steps, model) if _LOWERING else steps
-    return Plan(model._nodes_by_depth, steps, lowered)
+    return Plan(model._nodes_by_depth, steps, lowered, [id(t) for t in model.outputs])
 
 
 # -- what layers declare --------------------------------------------------------------------------

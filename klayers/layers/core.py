@@ -198,6 +198,8 @@ class Lambda(Layer):
     marshalled code, which is only loaded with ``safe_mode=False``.
     """
 
+    _arena_safe = False  # user code may keep its inputs
+
     _cast_integer_inputs = False  # user code sees the dtype it was given, as in tf-keras
 
     def __init__(self, function: Callable, output_shape: Any = None, mask: Any = None,

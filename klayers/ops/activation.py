@@ -18,6 +18,7 @@ import numpy as np
 
 from klayers import activations
 from klayers._ext import activation as _act
+from klayers.backend import arena
 from klayers.ops.common import FLOATS, Activation, activation_code, activation_function, op_threads
 from klayers.ops.softmax import softmax
 
@@ -57,7 +58,7 @@ def apply_activation(y: np.ndarray, fn: Activation, n_threads: Optional[int] = N
         return activation_function(fn)(y)
     x = np.ascontiguousarray(y)
     own = inplace and x is y and y.flags.writeable
-    out = y if own else np.empty(y.shape, y.dtype)
+    out = y if own else arena.empty(y.shape, y.dtype)
     _act.activation_forward(x.reshape(-1), out.reshape(-1), code, op_threads(n_threads, y.size, SERIAL_VALUES))
     return out
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from klayers._ext import conv as _conv
 from klayers._ext import depthwise as _depthwise
+from klayers.backend import arena
 from klayers.ops import shapes
 from klayers.ops.activation import apply_activation, apply_activation_reference
 from klayers.ops.common import (
@@ -233,12 +234,12 @@ class ConvCall:
     """One convolution with everything but its input decided (:func:`conv_call`): call it on
     an input of the shape it was made for."""
 
-    __slots__ = ("x_shape", "shape", "dtype", "fn", "pre", "post", "pin", "rest", "n_threads")
+    __slots__ = ("x_shape", "shape", "dtype", "fn", "pre", "post", "pin", "rest", "n_threads", "alloc")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if x.shape != self.x_shape:
             raise ValueError(f"conv: this call was prepared for inputs of shape {self.x_shape}, got {x.shape}")
-        y = np.empty(self.shape, self.dtype)
+        y = self.alloc(self.shape, self.dtype)
         if self.pin > 1:
             call_pinned(self.pin, self.fn, _flat(x, self.dtype), *self.pre, y.reshape(-1), *self.post)
         else:
@@ -270,6 +271,7 @@ def conv_call(x_shape: Tuple[int, ...], kernel: np.ndarray, bias: Optional[np.nd
     fg = filters // groups
     call = ConvCall()
     call.x_shape, call.shape, call.dtype = x_shape, shapes.join_shape(n, out, filters, data_format), dtype
+    call.alloc = arena.allocator(call.shape, dtype)
     call.pre = (_flat(kernel, dtype), _bias_arg(bias, dtype))
     call.rest, call.n_threads = rest, n_threads
     head = (geo, bias is not None, code)
@@ -487,7 +489,7 @@ def depthwise_conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray]
     code, rest = split_activation(act)
     dtype = float_dtype(kernel.dtype)
     cf = data_format == "channels_first"
-    y = np.empty(shapes.join_shape(n, out, cin * mult, data_format), dtype=dtype)
+    y = arena.empty(shapes.join_shape(n, out, cin * mult, data_format), dtype)
     p_out = prod(out)
     threads = op_threads(n_threads, n * p_out * cin * mult * prod(k) // 4, SERIAL_MACS)
     rows = n * (p_out // out[-1]) * (cin * mult if cf else 1)

@@ -9,6 +9,7 @@ import numpy as np
 
 from klayers._ext import conv as _conv
 from klayers._ext import dense as _dense
+from klayers.backend import arena
 from klayers.ops.activation import apply_activation, apply_activation_reference
 from klayers.ops.common import (
     ACT_LINEAR,
@@ -96,11 +97,13 @@ def dense_call(x_shape: Tuple[int, ...], kernel: np.ndarray, bias: Optional[np.n
     use_bias = bias is not None
     threads = op_threads(n_threads, rows * kernel.size, SERIAL_MACS)
 
+    alloc = arena.allocator((rows, units), dtype)
+
     def call(x: np.ndarray) -> np.ndarray:
         if x.shape != x_shape:
             raise ValueError(f"{where}: this call was prepared for inputs of shape {x_shape}, got {x.shape}")
         x2 = np.ascontiguousarray(x.reshape(rows, features), dtype=dtype)
-        out = np.empty((rows, units), dtype=dtype)
+        out = alloc((rows, units), dtype)
         _dense.dense_packed_forward(x2, pk, b, out, use_bias, code, threads)
         y = out.reshape(lead + (units,))
         return y if rest is None else apply_activation(y, rest, n_threads, inplace=True)
@@ -151,7 +154,7 @@ def dense(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: Ac
         b = _EMPTY[dtype]
     else:
         b = bias if bias.flags.c_contiguous and bias.dtype == dtype else np.ascontiguousarray(bias, dtype=dtype)
-    out = np.empty((x2.shape[0], w.shape[1]), dtype=dtype)
+    out = arena.empty((x2.shape[0], w.shape[1]), dtype)
     if packed is not None and x2.shape[0] >= PACKED_MIN_ROWS:
         pk = packed()
         if pk is not None and pk.dtype == dtype:

@@ -17,6 +17,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from klayers._ext import activation as _act
+from klayers.backend import arena
 from klayers.ops.activation import SERIAL_VALUES, apply_activation
 from klayers.ops.common import (
     ACT_LINEAR,
@@ -74,7 +75,7 @@ def _pair(a: np.ndarray, b: np.ndarray, code: int, ufunc: np.ufunc, commutative:
         return out if act == ACT_LINEAR else apply_activation(out, act, n_threads, inplace=True)
     a_flat = np.ascontiguousarray(a).reshape(-1)
     b_flat = np.ascontiguousarray(b).reshape(-1)
-    out = np.empty(a.shape, a.dtype)
+    out = arena.empty(a.shape, a.dtype)
     _act.binary_forward(a_flat, b_flat, out.reshape(-1), rows, reps, width, bcast, code, act,
                         op_threads(n_threads, a.size, SERIAL_VALUES))
     return out

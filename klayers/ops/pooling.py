@@ -22,6 +22,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from klayers._ext import pooling as _pooling
+from klayers.backend import arena
 from klayers.ops import shapes
 from klayers.ops.common import FLOATS, op_threads
 from klayers.ops.shapes import pool_geometry
@@ -119,7 +120,7 @@ def pool(x: np.ndarray, pool_size: Sequence[int], strides: Sequence[int], paddin
         return pool_reference(x, pool_size, strides, padding, data_format, mode, n_threads, where)
     spatial, channels = _split(x, rank, data_format, where)
     out_spatial, before = pool_geometry(spatial, pool_size, strides, padding, where)
-    out = np.empty(shapes.join_shape(x.shape[0], out_spatial, channels, data_format), dtype=x.dtype)
+    out = arena.empty(shapes.join_shape(x.shape[0], out_spatial, channels, data_format), x.dtype)
     if out.size == 0:
         return out
     batch = x.shape[0]
