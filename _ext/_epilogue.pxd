@@ -3,9 +3,9 @@
 # tf.nn.relu and np.maximum (fmax would give 0), and the select vectorises. One loop per
 # activation so that each one vectorises. Every other code of _act.pxd (tanh, sigmoid, swish,
 # gelu ...) runs through the elementwise maps of act_map.h on the block just computed, still in
-# cache; the kernels that take them (conv, dense: ``check_act``) pick the maps' vector variant
-# with ``kl_act_use`` in their ``select_isa``, the others accept linear, relu and relu6 only
-# (``check_epilogue_act``).
+# cache; the kernels that take them (conv, dense, depthwise and separable: ``check_act``) pick
+# the maps' vector variant with ``kl_act_use`` in their ``select_isa``, the others accept linear,
+# relu and relu6 only (``check_epilogue_act``).
 from cython cimport floating
 
 from _act cimport ACT_LINEAR, ACT_RELU, ACT_RELU6

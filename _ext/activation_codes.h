@@ -1,6 +1,7 @@
 /* The one activation-code space of every kernel (C side; _act.pxd declares the same names to
- * Cython). The epilogue kernels (conv, depthwise, separable, transposed conv, dense,
- * locally-connected) fuse the codes below KL_ACT_EPILOGUE_END; the recurrent kernels
+ * Cython). The conv, dense, depthwise and separable kernels fuse every code (relu and relu6 in
+ * their register tiles, the others through act_map.h on each finished block); the transposed
+ * conv and locally-connected kernels fuse the codes below KL_ACT_EPILOGUE_END; the recurrent kernels
  * (recurrent, convlstm) take the codes below KL_ACT_GATE_END as gate activations; the
  * elementwise kernel (activation.pyx, act_map.h) takes every code below KL_ACT_END. */
 #ifndef KLAYERS_ACTIVATION_CODES_H

@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Depthwise and separable convolution kernels (rank 1-3): direct loops, register-tiled per row
-of taps (``depthwise_tiles.h``, one variant per rung of the CPU-feature ladder, picked at import
-by :func:`select_isa`), and the separable convolution fused per block (depthwise outputs go
+"""Depthwise and separable convolution kernels (rank 1-3): direct loops, register-tiled over the
+whole window (``depthwise_tiles.h``, one variant per rung of the CPU-feature ladder, picked at
+import by :func:`select_isa`), and the separable convolution fused per block (depthwise outputs go
 through their pointwise GEMM while still in cache).
 
 Same contract as ``conv.pyx``: const flat IN views, caller-allocated OUT views, a named
@@ -13,21 +13,26 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.string cimport memset, memcpy
 
-from _act cimport activation_codes, check_epilogue_act
+from _act cimport ACT_RELU6, activation_codes, check_act
 from _blas cimport gemm
 from _conv_geometry cimport Geom, check_bias_size, check_kernel_size, load_geometry
 from _cpu cimport kl_cpu_level, kl_isa_name
-from _epilogue cimport act_inplace, epilogue
+from _epilogue cimport act_inplace, epilogue, kl_act_use
 from _windows cimport tap_output_range, window_taps
 
 cdef extern from "depthwise_tiles.h":
-    void kdw_rowtaps_float(float* o, const float* x, Py_ssize_t off, Py_ssize_t xstep, Py_ssize_t tapstep,
-                           const float* w, Py_ssize_t K2, Py_ssize_t npix, Py_ssize_t C, const float* bias,
-                           int first, int act) noexcept nogil
-    void kdw_rowtaps_double(double* o, const double* x, Py_ssize_t off, Py_ssize_t xstep, Py_ssize_t tapstep,
-                            const double* w, Py_ssize_t K2, Py_ssize_t npix, Py_ssize_t C, const double* bias,
-                            int first, int act) noexcept nogil
+    void kdw_window_float(float* o, const float* const* xr, const float* const* wr, int nr, Py_ssize_t off,
+                          Py_ssize_t woff, Py_ssize_t xstep, Py_ssize_t tapstep, Py_ssize_t K2, Py_ssize_t npix,
+                          Py_ssize_t C, const float* bias, int act) noexcept nogil
+    void kdw_window_double(double* o, const double* const* xr, const double* const* wr, int nr, Py_ssize_t off,
+                           Py_ssize_t woff, Py_ssize_t xstep, Py_ssize_t tapstep, Py_ssize_t K2, Py_ssize_t npix,
+                           Py_ssize_t C, const double* bias, int act) noexcept nogil
     void kdw_use(int level) noexcept nogil
+
+cdef enum:
+    # the most rows of taps (k0, k1 pairs in range) the whole-window kernel takes; larger
+    # kernels sweep one tap at a time
+    _MAX_TAP_ROWS = 64
 
 #: the activation codes (name -> code) of every kernel module (_act.pxd)
 ACTIVATIONS = activation_codes()
@@ -39,6 +44,7 @@ def select_isa(int max_level=2):
     that this CPU has; returns its name. Import selects the widest; tests force lower levels."""
     cdef int level = kl_cpu_level(max_level)
     kdw_use(level)
+    kl_act_use(level)
     return kl_isa_name(level).decode()
 
 
@@ -53,7 +59,7 @@ cdef int _load_depthwise(object geometry, Geom* g, Py_ssize_t x_size, Py_ssize_t
     if g.groups != g.cin:
         raise ValueError(f"{where}: geometry groups ({g.groups}) must equal in_channels ({g.cin})")
     check_kernel_size(w_size, g, g.cout, where)
-    check_epilogue_act(act, where)
+    check_act(act, where)
     return 0
 
 
@@ -115,13 +121,13 @@ cdef inline void _dw_tap_cl(floating* o, const floating* xs, Py_ssize_t xstep, c
             xs += xstep
 
 
-cdef inline void _dw_rowtaps(floating* o, const floating* x, Py_ssize_t off, Py_ssize_t xstep,
-                             Py_ssize_t tapstep, const floating* w, Py_ssize_t K2, Py_ssize_t npix,
-                             Py_ssize_t C, const floating* bias, int first, int act) noexcept nogil:
+cdef inline void _dw_window(floating* o, const floating** xr, const floating** wr, int nr, Py_ssize_t off,
+                            Py_ssize_t woff, Py_ssize_t xstep, Py_ssize_t tapstep, Py_ssize_t K2, Py_ssize_t npix,
+                            Py_ssize_t C, const floating* bias, int act) noexcept nogil:
     if floating is float:
-        kdw_rowtaps_float(o, x, off, xstep, tapstep, w, K2, npix, C, bias, first, act)
+        kdw_window_float(o, xr, wr, nr, off, woff, xstep, tapstep, K2, npix, C, bias, act)
     else:
-        kdw_rowtaps_double(o, x, off, xstep, tapstep, w, K2, npix, C, bias, first, act)
+        kdw_window_double(o, xr, wr, nr, off, woff, xstep, tapstep, K2, npix, C, bias, act)
 
 
 cdef void _dw_sweep_cl(const floating* xp, const floating* wp, const floating* bp, floating* orow,
@@ -156,41 +162,42 @@ cdef void _dw_sweep_cl(const floating* xp, const floating* wp, const floating* b
         act_inplace(orow + q_lo * F, (q_hi - q_lo) * F, act)
 
 
-cdef inline void _dw_border(floating* orow, const floating* xrow, const floating* wrow, Geom* g,
-                            Py_ssize_t q, const floating* bias, int first, int act) noexcept nogil:
-    """One border output of a row of taps: only its in-range taps along the last axis (possibly
-    none: then it is just started from the bias and, on the last row of taps, activated)."""
-    cdef Py_ssize_t st2, lo2, hi2, C = g.cin
-    window_taps(q, g.s[2], g.pad[2], g.dil[2], g.k[2], g.ind[2], &st2, &lo2, &hi2)
-    if hi2 < lo2:
-        hi2 = lo2
-    _dw_rowtaps(orow + q * C, xrow, (st2 + lo2 * g.dil[2]) * C if hi2 > lo2 else 0, 0, g.dil[2] * C,
-                wrow + lo2 * C, hi2 - lo2, 1, C, bias, first, act)
-
-
 cdef void _dw_block_cl(const floating* xp, const floating* wp, const floating* bp, floating* yp,
                        Geom* g, Py_ssize_t r, Py_ssize_t q_lo, Py_ssize_t blk, bint use_bias,
                        int act) noexcept nogil:
     """Outputs ``q_lo <= o2 < q_lo + blk`` of output row ``r`` (sample, o0, o1), channels_last.
-    With multiplier 1 everything goes through the register-tiled ``kdw_rowtaps``, one call per
-    in-range (k0, k1): the outputs whose taps along the last axis are all in range in one run,
-    each border output with its own in-range taps. Multipliers > 1 take the per-tap sweep."""
+    With multiplier 1 everything goes through the register-tiled whole-window kernel
+    (``kdw_window``): the in-range rows of taps (k0, k1) are listed once, then the outputs
+    whose taps along the last axis are all in range go in one run, each border output with its
+    own in-range taps; every output is stored once, with its bias and relu / relu6 (other
+    activations map the block after, still in L1). Multipliers > 1 and kernels of more than
+    ``_MAX_TAP_ROWS`` rows of taps take the per-tap sweep."""
     cdef Py_ssize_t C = g.cin, F = g.cout, K1 = g.k[1], K2 = g.k[2], s2 = g.s[2], d2 = g.dil[2]
     cdef Py_ssize_t b = r // (g.outd[0] * g.outd[1]), o0 = (r // g.outd[1]) % g.outd[0], o1 = r % g.outd[1]
-    cdef Py_ssize_t q_hi = q_lo + blk, qa, qb, q, a, bb, cc, lo, hi
+    cdef Py_ssize_t q_hi = q_lo + blk, qa, qb, q, a, bb, cc, lo, hi, st2, lo2, hi2
     cdef Py_ssize_t st0, st1, lo0, hi0, lo1, hi1
     cdef floating* orow = yp + b * g.yb + o0 * g.y0 + o1 * g.y1
-    cdef const floating* xrow
-    cdef const floating* wrow
+    cdef const floating* xr[_MAX_TAP_ROWS]
+    cdef const floating* wr[_MAX_TAP_ROWS]
+    cdef int nr = 0
     cdef const floating* bias = bp if use_bias else NULL
-    cdef int first = 1, last_act
+    cdef int tile_act = act if act <= ACT_RELU6 else 0
     if q_hi > g.outd[2]:
         q_hi = g.outd[2]
     window_taps(o0, g.s[0], g.pad[0], g.dil[0], g.k[0], g.ind[0], &st0, &lo0, &hi0)
     window_taps(o1, g.s[1], g.pad[1], g.dil[1], K1, g.ind[1], &st1, &lo1, &hi1)
-    if F != C or lo0 >= hi0 or lo1 >= hi1:
+    if hi0 < lo0:
+        hi0 = lo0
+    if hi1 < lo1:
+        hi1 = lo1
+    if F != C or (hi0 - lo0) * (hi1 - lo1) > _MAX_TAP_ROWS:
         _dw_sweep_cl(xp, wp, bp, orow, g, b, st0, lo0, hi0, st1, lo1, hi1, q_lo, q_hi, use_bias, act)
         return
+    for a in range(lo0, hi0):
+        for bb in range(lo1, hi1):
+            xr[nr] = xp + b * g.xb + (st0 + a * g.dil[0]) * g.x0 + (st1 + bb * g.dil[1]) * g.x1
+            wr[nr] = wp + (a * K1 + bb) * K2 * F
+            nr += 1
     # interior: outputs where every tap along the last axis is in range
     qa, qb = q_lo, q_hi
     for cc in range(K2):
@@ -201,19 +208,19 @@ cdef void _dw_block_cl(const floating* xp, const floating* wp, const floating* b
             qb = hi
     if qb <= qa:
         qa = qb = q_lo
-    for a in range(lo0, hi0):
-        for bb in range(lo1, hi1):
-            xrow = xp + b * g.xb + (st0 + a * g.dil[0]) * g.x0 + (st1 + bb * g.dil[1]) * g.x1
-            wrow = wp + (a * K1 + bb) * K2 * F
-            last_act = act if (a == hi0 - 1 and bb == hi1 - 1) else -1
-            if qb > qa:
-                _dw_rowtaps(orow + qa * F, xrow, (qa * s2 - g.pad[2]) * C, s2 * C, d2 * C, wrow, K2, qb - qa, C,
-                            bias, first, last_act)
-            for q in range(q_lo, qa):
-                _dw_border(orow, xrow, wrow, g, q, bias, first, last_act)
-            for q in range(qb, q_hi):
-                _dw_border(orow, xrow, wrow, g, q, bias, first, last_act)
-            first = 0
+    if qb > qa:
+        _dw_window(orow + qa * F, xr, wr, nr, (qa * s2 - g.pad[2]) * C, 0, s2 * C, d2 * C, K2, qb - qa, C,
+                   bias, tile_act)
+    for q in range(q_lo, q_hi):
+        if qa <= q < qb:
+            continue
+        window_taps(q, s2, g.pad[2], d2, K2, g.ind[2], &st2, &lo2, &hi2)
+        if hi2 < lo2:
+            hi2 = lo2
+        _dw_window(orow + q * C, xr, wr, nr, (st2 + lo2 * d2) * C, lo2 * C, 0, d2 * C, hi2 - lo2, 1, C,
+                   bias, tile_act)
+    if act > ACT_RELU6:
+        act_inplace(orow + q_lo * F, (q_hi - q_lo) * F, act)
 
 
 cdef void _dw_block_cf(const floating* xp, const floating* wp, const floating* bp, floating* yp,

@@ -486,7 +486,7 @@ def depthwise_conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray]
     """
     rank, s, d, k, n, spatial, cin, mult, out, geo = _depthwise_setup(
         x, kernel, bias, strides, padding, dilation_rate, data_format, where)
-    code, rest = split_activation(act)
+    code, rest = split_activation(act, ALL_CODES)  # every code runs in the kernel
     dtype = float_dtype(kernel.dtype)
     cf = data_format == "channels_first"
     y = arena.empty(shapes.join_shape(n, out, cin * mult, data_format), dtype)
@@ -566,7 +566,7 @@ def separable_conv(x: np.ndarray, depthwise_kernel: np.ndarray, pointwise_kernel
                          f"got {pointwise_kernel.shape}")
     if bias is not None and bias.shape != (filters,):
         raise ValueError(f"{where}: bias must have shape ({filters},), got {bias.shape}")
-    code, rest = split_activation(act)
+    code, rest = split_activation(act, ALL_CODES)
     dtype = float_dtype(depthwise_kernel.dtype)
     p_out = prod(out)
     mid = np.empty(n * p_out * cm, dtype=dtype)

@@ -111,12 +111,17 @@ DW_WIDE = [
     ("1d-causal-like-same-k4", 1, (50,), 4, 1, "same", 1, 1),
     ("3d-same", 3, (3, 4, 20), 3, 1, "same", 1, 1),
     ("2d-mult2", 2, (4, 30), 3, 1, "same", 1, 2),
+    # small maps: runs of one and two outputs (the short-run tiles), no interior at all
+    ("2d-3x3-map", 2, (3, 3), 3, 1, "same", 1, 1),
+    ("2d-2x5-map-k5", 2, (2, 5), 5, 1, "same", 1, 1),
+    # more rows of taps than the whole-window kernel lists (9 x 9 > 64): the per-tap sweep
+    ("2d-k9", 2, (10, 12), 9, 1, "same", 1, 1),
 ]
 
 
 @pytest.mark.parametrize("isa", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("cin", [37, 53, 64])
+@pytest.mark.parametrize("cin", [37, 53, 64, 150])
 @pytest.mark.parametrize("case", DW_WIDE, ids=[c[0] for c in DW_WIDE])
 def test_depthwise_tiles_and_isa_variants(case, cin, dtype, isa, monkeypatch):
     """Every instruction-set variant of the tiled loop this CPU has (a level the CPU lacks falls
@@ -130,7 +135,8 @@ def test_depthwise_tiles_and_isa_variants(case, cin, dtype, isa, monkeypatch):
         _depthwise.select_isa(isa)
         for block_bytes in (C.DW_BLOCK_BYTES, 1):
             monkeypatch.setattr(C, "DW_BLOCK_BYTES", block_bytes)
-            for threads, act, bias in [(1, C.ACT_RELU6, b), (2, C.ACT_RELU, None), (1, C.ACT_LINEAR, None)]:
+            for threads, act, bias in [(1, C.ACT_RELU6, b), (2, C.ACT_RELU, None), (1, C.ACT_LINEAR, None),
+                                       (2, ACT_SWISH, b)]:
                 with klayers.num_threads(threads):
                     got = C.depthwise_conv(x, w, bias, s, pad, d, "channels_last", act)
                 _close(got, C.depthwise_conv_reference(x, w, bias, s, pad, d, "channels_last", act), dtype)
@@ -399,7 +405,7 @@ def test_separable_matches_reference(case, fmt, threads, dtype, monkeypatch):
         [("same", 2, 1), ("valid", 1, 1), ("same", 1, 2)]
     for block_bytes in (C.SEPARABLE_BLOCK_BYTES, 1):
         monkeypatch.setattr(C, "SEPARABLE_BLOCK_BYTES", block_bytes)
-        for (pad, s, d), (act, bias) in zip(pads, [(C.ACT_RELU, b), (C.ACT_LINEAR, None), (C.ACT_RELU6, b),
+        for (pad, s, d), (act, bias) in zip(pads, [(C.ACT_RELU, b), (ACT_SWISH, None), (C.ACT_RELU6, b),
                                                    (C.ACT_LINEAR, b)]):
             with klayers.num_threads(threads):
                 got = C.separable_conv(x, dw, pw, bias, s, pad, d, fmt, act)
@@ -575,17 +581,16 @@ def test_kernels_check_geometry_before_releasing_the_gil():
 
 @pytest.mark.parametrize("act", [-1, 3, 7, 2**20])
 def test_kernels_refuse_activation_codes_their_epilogue_does_not_fuse(act):
-    """The transposed and depthwise kernels fuse linear, relu and relu6; the conv kernels every
+    """The transposed kernel fuses linear, relu and relu6; the conv and depthwise kernels every
     code of the space (and refuse the rest)."""
     x, w, out, b = np.zeros(8, "f4"), np.zeros(18, "f4"), np.zeros(6, "f4"), np.zeros(3, "f4")
-    for call in (lambda: _conv_transpose.conv_transpose_forward(x, np.zeros(18, "f4"), b, out, _geo(), 1, act, 1, 1),
-                 lambda: _depthwise.depthwise_forward(np.zeros(8, "f4"), np.zeros(6, "f4"), np.zeros(2, "f4"),
-                                                      np.zeros(4, "f4"), _geo(groups=2, out_channels=2), 1, act, 4, 1)):
-        with pytest.raises(ValueError, match="does not fuse into the epilogue"):
-            call()
+    with pytest.raises(ValueError, match="does not fuse into the epilogue"):
+        _conv_transpose.conv_transpose_forward(x, np.zeros(18, "f4"), b, out, _geo(), 1, act, 1, 1)
     in_space = 0 <= act < len(_conv.ACTIVATIONS)
     for call in (lambda: _conv.conv_forward(x, w, b, out, _geo(), 1, act, 4, 3, 1),
-                 lambda: _conv.conv_direct_forward(x, w, b, out, _geo(), 1, act, 4, 1)):
+                 lambda: _conv.conv_direct_forward(x, w, b, out, _geo(), 1, act, 4, 1),
+                 lambda: _depthwise.depthwise_forward(np.zeros(8, "f4"), np.zeros(6, "f4"), np.zeros(2, "f4"),
+                                                      np.zeros(4, "f4"), _geo(groups=2, out_channels=2), 1, act, 4, 1)):
         if in_space:
             call()
         else:
