@@ -77,6 +77,9 @@ class Layer(WeightsAPI, NodeAPI):
     #: own layers; Lambda runs user code). The inference arena reuses a buffer after its last
     #: reader only when that reader, and every layer it tracks, says so.
     _arena_safe = True
+    #: Whether ``compute_mask`` (overridden) gives None whenever no mask comes in (a layer that
+    #: only consumes masks): the plan then need not ask it for one on unmasked inputs.
+    _no_mask_from_nothing = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

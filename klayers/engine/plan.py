@@ -75,7 +75,8 @@ class Step:
         self.layer = node.layer
         self.in_id = id(node.call_args[0]) if simple else None
         self.out_id = id(flatten(node.outputs)[0]) if simple else None
-        self.want_mask = type(node.layer).compute_mask is not Layer.compute_mask
+        self.want_mask = (type(node.layer).compute_mask is not Layer.compute_mask
+                          and not node.layer._no_mask_from_nothing)
 
 
 class Plan:
@@ -108,7 +109,7 @@ class Plan:
             for t, i in last.items():
                 if t not in self.outputs:
                     release[i].append(t)
-            keeps = [step.kind in (SIMPLE, GENERAL) and not _arena_safe(step.layer) for step in steps]
+            keeps = [step.kind in (SIMPLE, GENERAL) and not arena_safe(step.layer) for step in steps]
             got = self._liveness[lowered] = Liveness(
                 tuple(tuple(r) for r in release), tuple(keeps), tuple(reads), tuple(writes))
         return got
@@ -142,13 +143,13 @@ def step_writes(step: Any) -> Tuple[int, ...]:
     return (step.out_id,)
 
 
-def _arena_safe(layer: Any) -> bool:
+def arena_safe(layer: Any) -> bool:
     """Whether a layer is klayers's own and says it keeps none of its inputs (``_arena_safe``),
     and so does every layer it tracks: a subclass defined elsewhere, a Lambda, a wrapper or
     RNN of either may keep them."""
     if not (type(layer).__module__.startswith("klayers.") and layer._arena_safe):
         return False
-    return all(_arena_safe(sub) for sub in layer._flatten_layers_list)
+    return all(arena_safe(sub) for sub in layer._flatten_layers_list)
 
 
 Lowering = Callable[[List[Step], Any], List[Any]]

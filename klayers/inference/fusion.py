@@ -32,14 +32,26 @@ Nothing here names a layer class: the planner reads the layers' declarations
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from klayers.engine.base_layer import Layer
 from klayers.engine.keras_tensor import KerasTensor
+from klayers.engine.layer_utils import error_naming_layer
 from klayers.engine.node import flatten
-from klayers.engine.plan import GENERAL, LOWERED, MERGED, SIMPLE, ChannelAffine, FoldableOp, Step
+from klayers.engine.plan import (
+    GENERAL,
+    LOWERED,
+    MERGED,
+    SIMPLE,
+    ChannelAffine,
+    FoldableOp,
+    Step,
+    arena_safe,
+)
 from klayers.engine.variable import _WEIGHTS_VERSION, Variable
 from klayers.ops.activation import apply_activation
 from klayers.ops.common import (
@@ -186,6 +198,51 @@ class MapStep:
         return apply_activation(x, self.code)
 
 
+class DirectStep:
+    """A layer of klayers's own run by its ``call`` alone, with no mask and in inference: the
+    per-call work of ``Layer._eager_call`` (input-spec checks, build, context, activity penalty,
+    mask) is settled when the plan is made. Errors still name the layer.
+
+    ``steps`` is the layer's own SIMPLE step, run instead when an input mask arrives.
+    """
+
+    __slots__ = ("kind", "steps", "layer", "call", "in_id", "out_id")
+
+    def __init__(self, step: Step):
+        self.kind = LOWERED
+        self.steps = [step]
+        self.layer = step.layer
+        # _call_with_context passes training=None to a call that takes it
+        self.call = (functools.partial(self.layer.call, training=None) if self.layer._expects("training")
+                     else self.layer.call)
+        self.in_id = step.in_id
+        self.out_id = step.out_id
+
+    def run(self, x: Any) -> Any:
+        """The layer's output for input ``x``."""
+        layer = self.layer
+        try:
+            return self.call(layer._convert_inputs(x))
+        except (ValueError, TypeError, IndexError) as e:
+            named = error_naming_layer(e, layer)
+            if named is None:
+                raise
+            raise named from e
+
+
+def _direct(s: Step) -> Optional[DirectStep]:
+    """A SIMPLE step of a built klayers layer that makes no mask of its own, has no activity
+    penalty and keeps nothing it is given (``arena_safe``), run by its ``call``."""
+    if s.kind != SIMPLE or s.want_mask:
+        return None
+    layer = s.layer
+    cls = type(layer)
+    if (not layer.built or layer.activity_regularizer is not None or not arena_safe(layer)
+            or cls._eager_call is not Layer._eager_call or cls._call_with_context is not Layer._call_with_context):
+        return None
+    return DirectStep(s)
+
+
 def lower(steps: List[Step], model: Any) -> List[Any]:
     """``steps`` with every foldable chain replaced by a :class:`FusedStep`."""
     consumers: Dict[int, int] = {}
@@ -214,7 +271,7 @@ def lower(steps: List[Step], model: Any) -> List[Any]:
         if id(s) in absorbed:
             continue
         fused = (_hard_sigmoid(s, sole_user) or _merged(s, simple_user) or _padded(s, simple_user)
-                 or _chain(s, simple_user) or _lone(s))
+                 or _chain(s, simple_user) or _lone(s) or _direct(s))
         if fused is None:
             out.append(s)
             continue

@@ -12,7 +12,13 @@ from klayers import backend, constraints, initializers, regularizers
 from klayers.engine.base_layer import Layer
 from klayers.engine.input_spec import InputSpec
 from klayers.engine.plan import ChannelAffine
-from klayers.ops.normalization import batch_norm, batch_norm_affine, channel_affine, layer_norm
+from klayers.ops.normalization import (
+    batch_norm,
+    batch_norm_affine,
+    channel_affine,
+    last_axis_rows,
+    layer_norm,
+)
 from klayers.serialization import register_builtins
 
 __all__ = ["BatchNormalization", "LayerNormalization", "Normalization", "Rescaling"]
@@ -495,6 +501,11 @@ class Normalization(Layer):
         x = inputs.astype(self._dtype, copy=False)
         mean, variance = self._stats()
         denom = np.maximum(np.sqrt(variance), variance.dtype.type(backend.epsilon()))
+        if self._keep_axis == [x.ndim - 1] and x.ndim == len(self._broadcast_shape):
+            # channels last: the same maths on rows of whole pixels (long inner loops)
+            rows, (mean, denom) = last_axis_rows(x, mean, denom)
+            out = mean + rows * denom if self.invert else (rows - mean) / denom
+            return out.reshape(x.shape)
         if self.invert:
             return mean + x * denom
         return (x - mean) / denom

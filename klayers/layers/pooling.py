@@ -246,6 +246,7 @@ class GlobalAveragePooling1D(GlobalPooling):
 
     _rank = 1
     _mode = pooling_ops.MODE_AVG
+    _no_mask_from_nothing = True
 
     def __init__(self, data_format: Optional[str] = "channels_last", keepdims: bool = False, **kwargs: Any):
         super().__init__(data_format=data_format, keepdims=keepdims, **kwargs)

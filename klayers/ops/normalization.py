@@ -22,6 +22,29 @@ PARALLEL_MIN_SIZE = 1 << 17
 AFFINE_PARALLEL_MIN_SIZE = 1 << 19
 
 
+#: Rows of at least this many values when :func:`last_axis_rows` regroups pixels
+_ROW_VALUES = 512
+
+
+def last_axis_rows(x: np.ndarray, *vectors: np.ndarray) -> Tuple[np.ndarray, Tuple[np.ndarray, ...]]:
+    """``x`` (C-contiguous, ``C`` channels last) viewed as rows of whole pixels, and each
+    ``vector`` (``C`` values broadcast along the last axis) tiled to one row: a per-channel
+    NumPy expression on these gives, value for value, what it gives on ``x`` and the vectors,
+    but its inner loops run over rows of hundreds of values instead of ``C`` (3 for an RGB
+    image: 10x slower). Without a regrouping that pays (many channels, another layout), ``x``
+    and the vectors come back as they are. Reshape the result to ``x.shape``."""
+    c = x.shape[-1] if x.ndim else 0
+    pixels = x.size // c if c else 0
+    if x.ndim < 2 or c == 0 or c >= _ROW_VALUES // 4 or not x.flags.c_contiguous or pixels == 0:
+        return x, vectors
+    reps = 1
+    for d in reversed(x.shape[:-1]):
+        if reps * c >= _ROW_VALUES or d == 0:
+            break
+        reps *= d
+    return x.reshape(-1, reps * c), tuple(np.tile(np.reshape(v, -1), reps) for v in vectors)
+
+
 def _check(x: np.ndarray, n_axes: int, gamma: Optional[np.ndarray], beta: Optional[np.ndarray],
            where: str) -> tuple:
     if not 1 <= n_axes <= x.ndim:

@@ -360,3 +360,35 @@ def test_concurrent_predicts_on_one_model_give_the_serial_answers():
     assert not errors
     for x, got in zip(xs, results):
         np.testing.assert_array_equal(got, model.predict(x, verbose=0))
+
+
+def test_plain_layers_run_by_their_call_and_errors_still_name_them():
+    """Layers of klayers's own with nothing to fold (Reshape, Dropout, pooling, Normalization)
+    run as direct calls in the plan, with the layer path's results; user layers and layers
+    making masks keep the layer path, as does a planned layer a mask reaches; an error inside
+    names the layer."""
+
+    class Twice(klayers.layers.Layer):
+        def call(self, inputs):
+            return inputs * 2.0
+
+    x_in = klayers.Input((None, 4))
+    h = L.Normalization(mean=[0.1, 0.2, 0.3, 0.4], variance=[1.0, 2.0, 3.0, 4.0])(x_in)
+    h = L.Dropout(0.5)(h)
+    h = Twice()(h)
+    m = L.Masking(0.0)(h)
+    h = L.GlobalAveragePooling1D()(h)
+    r = L.Reshape((2, 2), name="to_pairs")(h)
+    model = klayers.Model(x_in, [r, L.GlobalMaxPooling1D()(m)])
+    x = np.random.default_rng(5).standard_normal((3, 6, 4)).astype("float32")
+    got = model.predict(x, verbose=0)
+    direct = [type(s.layer).__name__ for s in model._inference_plan.lowered if isinstance(s, inference.DirectStep)]
+    # GlobalMaxPooling1D is planned too, and runs its layer path when the mask reaches it
+    assert sorted(direct) == ["Dropout", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "Normalization", "Reshape"]
+    with inference.disabled():
+        want = model.predict(x, verbose=0)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6)
+    bad = klayers.Model(x_in, L.Reshape((3, 5), name="bad_reshape")(L.Flatten()(L.Dropout(0.1)(x_in))))
+    with pytest.raises(ValueError, match="bad_reshape"):
+        bad.predict(np.zeros((1, 6, 4), "float32"), verbose=0)

@@ -94,3 +94,22 @@ def test_layer_norm_kernel_long_float32_rows_stay_accurate():
     got = norm_ops.layer_norm(x, 1, None, None, 1e-6)
     want = norm_ops.layer_norm_reference(x.astype("float64"), 1, None, None, 1e-6)
     np.testing.assert_allclose(got, want, rtol=0, atol=2e-3)
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 7, 3), (4, 3), (1, 1, 1, 3), (3, 9, 200, 1), (2, 0, 3), (6, 130), (5,)])
+def test_last_axis_rows_gives_the_broadcast_values_exactly(shape):
+    """A per-channel expression on the regrouped rows equals, bit for bit, the same expression
+    broadcast over ``x`` (contiguous or not: a strided view comes back as it is)."""
+    rng = np.random.default_rng(len(shape) * 10 + shape[-1])
+    x = rng.standard_normal(shape).astype("float32")
+    c = shape[-1]
+    mean, denom = rng.standard_normal(c).astype("float32"), rng.uniform(0.5, 2, c).astype("float32")
+    want = (x - mean) / denom
+    rows, (m, d) = norm_ops.last_axis_rows(x, mean.reshape((1,) * (x.ndim - 1) + (c,)), denom)
+    np.testing.assert_array_equal(((rows - m) / d).reshape(x.shape), want)
+    if x.ndim >= 2 and x.size and c < 128:
+        assert rows.ndim == 2 and rows.shape[-1] >= min(512, x.size) // 2 and rows.shape[-1] % c == 0
+    strided = x[..., ::-1]
+    rows, (m, d) = norm_ops.last_axis_rows(strided, mean, denom)
+    assert rows is strided or strided.flags.c_contiguous
+    np.testing.assert_array_equal(((rows - m) / d).reshape(x.shape), (strided - mean) / denom)
