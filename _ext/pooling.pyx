@@ -27,7 +27,26 @@ from cython.parallel cimport prange
 from libc.float cimport DBL_MAX, FLT_MAX
 from libc.math cimport INFINITY
 
+from _cpu cimport kl_cpu_level, kl_isa_name
 from _windows cimport tap_output_range, window_taps
+
+cdef extern from "pool_rows.h":
+    void kgp_sum_float(const float* x, Py_ssize_t s_lo, Py_ssize_t s_hi, Py_ssize_t C, float* acc) noexcept nogil
+    void kgp_sum_double(const double* x, Py_ssize_t s_lo, Py_ssize_t s_hi, Py_ssize_t C, double* acc) noexcept nogil
+    void kgp_use(int level) noexcept nogil
+
+
+def select_isa(int max_level=2):
+    """Use the global average's column sums of the widest rung of the CPU-feature ladder
+    (``cpu_features.h``: 0 baseline, 1 AVX2 + FMA, 2 AVX-512) that is at most ``max_level``
+    and that this CPU has; returns its name. Import selects the widest; tests force lower levels."""
+    cdef int level = kl_cpu_level(max_level)
+    kgp_use(level)
+    return kl_isa_name(level).decode()
+
+
+#: the instruction set chosen at import (the same in every kernel module)
+ISA = select_isa()
 
 MODE_MAX = 0
 MODE_AVG = 1
@@ -193,20 +212,20 @@ cdef inline void _reduce_chunk(const floating* x, const floating* w, floating* a
                 v = xr[c]
                 # sticky NaN: once acc is NaN, v > acc is false and v != v too (for a number)
                 acc[c] = v if (v > acc[c]) | (v != v) else acc[c]
+    elif w == NULL:
+        # the sums in registers across the rows (pool_rows.h): the same additions, in row order
+        if floating is float:
+            kgp_sum_float(x, s_lo, s_hi, C, acc)
+        else:
+            kgp_sum_double(x, s_lo, s_hi, C, acc)
     else:
         for c in range(C):
             acc[c] = 0
-        if w == NULL:
-            for s in range(s_lo, s_hi):
-                xr = x + s * C
-                for c in range(C):
-                    acc[c] = acc[c] + xr[c]
-        else:
-            for s in range(s_lo, s_hi):
-                xr = x + s * C
-                ws = w[s]
-                for c in range(C):
-                    acc[c] = acc[c] + xr[c] * ws
+        for s in range(s_lo, s_hi):
+            xr = x + s * C
+            ws = w[s]
+            for c in range(C):
+                acc[c] = acc[c] + xr[c] * ws
 
 
 def global_pool_cl(const floating[:, :, ::1] x__bsc, const floating[:, ::1] mask__bs,

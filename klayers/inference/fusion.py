@@ -59,8 +59,12 @@ from klayers.ops.common import (
     ACT_HARD_SWISH,
     ACT_LINEAR,
     ACT_RELU6,
+    ALL_CODES,
     get_num_threads,
+    split_activation,
 )
+from klayers.ops.dense import dense as dense_op
+from klayers.ops.pooling import MODE_AVG, global_pool
 
 #: input signatures per step whose prepared calls are kept (more: the cache starts over)
 _MAX_PREPARED = 8
@@ -198,6 +202,112 @@ class MapStep:
         return apply_activation(x, self.code)
 
 
+class SqueezeExciteStep:
+    """A squeeze-and-excitation block as one step: global average pooling of ``x`` [-> Reshape
+    to ``(1, ..., 1, channels)``] -> a 1x1 convolution [-> activation] -> a 1x1 convolution
+    [-> activation] -> Multiply with ``x``. The pooled vector goes through the two
+    convolutions as Dense products over the channels (the same maths on 1x1 maps) and scales
+    ``x`` in one broadcast multiply: one step where the layers take five to seven.
+
+    ``steps`` are the block's own steps, run instead when an input mask arrives.
+    """
+
+    __slots__ = ("kind", "steps", "layer", "in_id", "out_id", "_dense", "_merge", "_x_first", "_rank",
+                 "_variables", "_seen", "_global", "_arrays", "_lock")
+
+    def __init__(self, steps: List[Any], in_id: int, out_id: int, dense: List[Tuple[Any, int]],
+                 merge: Any, x_first: bool, rank: int):
+        self.kind = LOWERED
+        self.steps = steps
+        self.layer = steps[0].layer
+        self.in_id = in_id
+        self.out_id = out_id
+        self._dense = dense  # [(channel dense spec, activation code)] x 2
+        self._merge = merge
+        self._x_first = x_first
+        self._rank = rank
+        self._variables = [v for spec, _ in dense for v in spec[0]]
+        self._seen: Any = None
+        self._global = -1
+        self._arrays: Any = None
+        self._lock = threading.Lock()
+
+    def arrays(self) -> Any:
+        """``[(kernel, bias)] x 2`` as ``(cin, cout)`` matrices, remade when a weight was assigned."""
+        g = _WEIGHTS_VERSION[0]
+        if g != self._global:
+            with self._lock:
+                seen = tuple((id(v), v._version) for v in self._variables)
+                if seen != self._seen:
+                    self._arrays = [spec[1]() for spec, _ in self._dense]
+                    self._seen = seen
+                self._global = g
+        return self._arrays
+
+    def run(self, x: Any) -> np.ndarray:
+        """The block's output for input ``x``."""
+        x = self.layer._convert_inputs(x)
+        (k1, b1), (k2, b2) = self.arrays()
+        pooled = global_pool(x, "channels_last", MODE_AVG, False, where=f"{type(self.layer).__name__} {self.layer.name}")
+        h = dense_op(pooled, k1, b1, self._dense[0][1])
+        gate = dense_op(h, k2, b2, self._dense[1][1])
+        gate = gate.reshape((gate.shape[0],) + (1,) * self._rank + (gate.shape[-1],))
+        return self._merge([x, gate] if self._x_first else [gate, x], ACT_LINEAR)
+
+
+def _squeeze_excite(s: Step, sole_user: Any, simple_user: Any) -> Optional[SqueezeExciteStep]:
+    """The squeeze-and-excitation pattern of EfficientNet and MobileNetV3 (both dialects) from
+    its global average pooling; every intermediate has the next step as its only consumer."""
+    if s.kind != SIMPLE:
+        return None
+    pool = _declared(s.layer, "_global_pool_spec")
+    x_t = s.node.call_args[0]
+    if (pool is None or pool[0] != MODE_AVG or pool[1] != "channels_last" or s.layer.activity_regularizer is not None
+            or np.dtype(s.layer._dtype).kind != "f" or x_t.shape[-1] is None):
+        return None
+    dtype, rank, channels = s.layer._dtype, len(x_t.shape) - 2, x_t.shape[-1]
+    chain: List[Any] = [s]
+    cur = s.out_id
+    if not pool[2]:
+        nxt = simple_user(cur)
+        target = _declared(nxt.layer, "_reshape_spec") if nxt is not None else None
+        if target is None or tuple(target) != (1,) * rank + (channels,) or not _plain(nxt.layer, dtype):
+            return None
+        chain.append(nxt)
+        cur = nxt.out_id
+    dense: List[Tuple[Any, int]] = []
+    for i in range(2):
+        conv = simple_user(cur)
+        spec = _declared(conv.layer, "_channel_dense_spec") if conv is not None else None
+        if spec is None or not _plain(conv.layer, dtype):
+            return None
+        code, rest = split_activation(spec[2], ALL_CODES)
+        if rest is not None:
+            return None
+        chain.append(conv)
+        cur = conv.out_id
+        after = sole_user(cur)
+        if code == ACT_LINEAR and after is not None:
+            act = _declared(after.layer, "_epilogue_code") if after.kind == SIMPLE else None
+            if act is not None and _plain(after.layer, dtype):
+                chain.append(after)
+                cur, code = after.out_id, act
+            elif i == 1:
+                hard = _hard_sigmoid(after, sole_user)
+                if hard is not None and hard.code == ACT_HARD_SIGMOID_K3:
+                    chain.extend(hard.steps)
+                    cur, code = hard.out_id, hard.code
+        dense.append((spec, code))
+    mul = sole_user(cur)
+    merge = _merge_inputs(mul) if mul is not None else None
+    x_id = s.in_id
+    if (merge is None or merge[0] != "multiply" or len(merge[2]) != 2 or sorted(merge[2]) != sorted([x_id, cur])
+            or x_id == cur or mul.layer.activity_regularizer is not None):
+        return None
+    chain.append(mul)
+    return SqueezeExciteStep(chain, x_id, id(flatten(mul.node.outputs)[0]), dense, merge[1], merge[2][0] == x_id, rank)
+
+
 class DirectStep:
     """A layer of klayers's own run by its ``call`` alone, with no mask and in inference: the
     per-call work of ``Layer._eager_call`` (input-spec checks, build, context, activity penalty,
@@ -270,8 +380,9 @@ def lower(steps: List[Step], model: Any) -> List[Any]:
     for s in steps:
         if id(s) in absorbed:
             continue
-        fused = (_hard_sigmoid(s, sole_user) or _merged(s, simple_user) or _padded(s, simple_user)
-                 or _chain(s, simple_user) or _lone(s) or _direct(s))
+        fused = (_squeeze_excite(s, sole_user, simple_user) or _hard_sigmoid(s, sole_user)
+                 or _merged(s, simple_user) or _padded(s, simple_user) or _chain(s, simple_user) or _lone(s)
+                 or _direct(s))
         if fused is None:
             out.append(s)
             continue

@@ -3,6 +3,7 @@ Permute, RepeatVector, ActivityRegularization, Masking (tf-keras 2.21 semantics)
 
 from __future__ import annotations
 
+import math
 import sys
 import types
 import warnings
@@ -419,22 +420,30 @@ class Reshape(Layer):
 
     def _fix_unknown_dimension(self, input_shape: Any, output_shape: Any) -> list:
         output_shape = list(output_shape)
-        msg = (f"Layer {self.name}: total size of new array must be unchanged, input_shape = {list(input_shape)}, "
-               f"output_shape = {output_shape}")
         known, unknown = 1, None
         for index, dim in enumerate(output_shape):
             if dim < 0:
                 unknown = index
             else:
                 known *= dim
-        original = int(np.prod(input_shape, dtype=np.int64))
+        original = math.prod(int(d) for d in input_shape)
         if unknown is not None:
             if known == 0 or original % known != 0:
-                raise ValueError(msg)
+                raise ValueError(self._size_error(input_shape, output_shape))
             output_shape[unknown] = original // known
         elif original != known:
-            raise ValueError(msg)
+            raise ValueError(self._size_error(input_shape, output_shape))
         return output_shape
+
+    def _size_error(self, input_shape: Any, output_shape: Any) -> str:
+        return (f"Layer {self.name}: total size of new array must be unchanged, input_shape = {list(input_shape)}, "
+                f"output_shape = {list(output_shape)}")
+
+    def _reshape_spec(self) -> Optional[Tuple[int, ...]]:
+        """The target shape (read by the inference planner, which may take a reshape of a
+        pooled ``(batch, channels)`` to ``(1, ..., 1, channels)`` into a fused step); None for
+        subclasses that change the maths."""
+        return self.target_shape if type(self).call is Reshape.call else None
 
     def compute_output_shape(self, input_shape: Any) -> tuple:
         input_shape = tuple(input_shape)

@@ -135,6 +135,13 @@ class GlobalPooling(Layer):
         return pooling_ops.global_pool(_float_input(self, inputs), self.data_format, self._mode,
                                        bool(self.keepdims), where=f"{type(self).__name__} {self.name}")
 
+    def _global_pool_spec(self) -> Optional[Tuple[int, str, bool]]:
+        """``(mode, data_format, keepdims)`` of this global pooling (``klayers.ops.pooling``
+        modes), read by the inference planner; None for subclasses that change the maths."""
+        if type(self).call not in (GlobalPooling.call, GlobalAveragePooling1D.call):
+            return None
+        return self._mode, self.data_format, bool(self.keepdims)
+
     def compute_output_shape(self, input_shape: Any) -> Tuple[Optional[int], ...]:
         input_shape = tuple(input_shape)
         ones = (1,) * self._rank

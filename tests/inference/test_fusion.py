@@ -392,3 +392,45 @@ def test_plain_layers_run_by_their_call_and_errors_still_name_them():
     bad = klayers.Model(x_in, L.Reshape((3, 5), name="bad_reshape")(L.Flatten()(L.Dropout(0.1)(x_in))))
     with pytest.raises(ValueError, match="bad_reshape"):
         bad.predict(np.zeros((1, 6, 4), "float32"), verbose=0)
+
+
+@pytest.mark.parametrize("dtype,tol", [("float32", 2e-5), ("float64", 1e-12)])
+def test_squeeze_and_excitation_blocks_run_as_one_step(dtype, tol):
+    """EfficientNet's block (GAP -> Reshape -> Conv 1x1 swish -> Conv 1x1 sigmoid -> Multiply)
+    and MobileNetV3's (GAP keepdims -> Conv -> ReLU -> Conv -> hard sigmoid -> Multiply, the
+    product's inputs the other way round) run as one step each with the layers' results, and
+    follow weight changes; a block whose inner tensor is a model output stays unfused."""
+    x_in = klayers.Input((5, 6, 8), dtype=dtype)
+    h = L.Conv2D(8, 3, padding="same", dtype=dtype)(x_in)
+    se = L.GlobalAveragePooling2D(dtype=dtype)(h)
+    se = L.Reshape((1, 1, 8), dtype=dtype)(se)
+    se = L.Conv2D(2, 1, activation="swish", dtype=dtype)(se)
+    se = L.Conv2D(8, 1, activation="sigmoid", dtype=dtype)(se)
+    h = L.Multiply(dtype=dtype)([h, se])
+    se2 = L.GlobalAveragePooling2D(keepdims=True, dtype=dtype)(h)
+    se2 = L.Conv2D(3, 1, dtype=dtype)(se2)
+    se2 = L.ReLU(dtype=dtype)(se2)
+    se2 = L.Conv2D(8, 1, use_bias=False, dtype=dtype)(se2)
+    se2 = L.Activation("hard_sigmoid", dtype=dtype)(se2)
+    out = L.Multiply(dtype=dtype)([se2, h])
+    model = klayers.Model(x_in, out)
+    _randomize(model, 7)
+    x = np.random.default_rng(8).standard_normal((3, 5, 6, 8)).astype(dtype)
+    got = model.predict(x, verbose=0)
+    steps = [type(s).__name__ for s in model._inference_plan.lowered]
+    assert steps.count("SqueezeExciteStep") == 2 and len(steps) == 3
+    with inference.disabled():
+        want = model.predict(x, verbose=0)
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    _randomize(model, 9)
+    with inference.disabled():
+        want = model.predict(x, verbose=0)
+    np.testing.assert_allclose(model.predict(x, verbose=0), want, rtol=tol, atol=tol)
+    # the excitation exposed as a second output: nothing to fuse
+    exposed = klayers.Model(x_in, [out, se])
+    got = exposed.predict(x, verbose=0)
+    assert [type(s).__name__ for s in exposed._inference_plan.lowered].count("SqueezeExciteStep") == 1
+    with inference.disabled():
+        want = exposed.predict(x, verbose=0)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=tol, atol=tol)

@@ -168,3 +168,28 @@ def test_kernels_check_shapes_before_releasing_the_gil():
         _pooling.global_pool_cl(x3, np.zeros((2, 4), "float32"), np.zeros((2, 3), "float32"), np.zeros((2, 1, 3), "float32"), 1, 1, 1)
     with pytest.raises(ValueError, match="shape mismatch"):
         _pooling.global_pool_cf(np.zeros((6, 5), "float32"), np.zeros((0, 0), "float32"), np.zeros(5, "float32"), 3, 0, 0, 1)
+
+
+@pytest.mark.parametrize("isa", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_global_average_column_sums_every_isa(isa, dtype):
+    """The register-blocked column sums of the global average (every ISA variant this CPU has;
+    channel counts that fill blocks of 8 vectors, single vectors and scalar tails; batches
+    split over the spatial axis) add each channel in row order: exactly a plain running sum."""
+    rng = np.random.default_rng(isa)
+    try:
+        assert _pooling.select_isa(isa) in ("baseline", "avx2", "avx512")
+        for shape in [(1, 7, 5, 300), (3, 4, 4, 17), (2, 1, 9, 8), (1, 3, 3, 1000)]:
+            x = rng.standard_normal(shape).astype(dtype)
+            flat = x.reshape(shape[0], -1, shape[-1])
+            running = np.zeros((shape[0], shape[-1]), dtype)
+            for s in range(flat.shape[1]):
+                running = running + flat[:, s]
+            for threads in (1, 2):
+                got = P.global_pool(x, "channels_last", P.MODE_AVG, n_threads=threads)
+                if threads == 1:
+                    np.testing.assert_array_equal(got, running / np.dtype(dtype).type(flat.shape[1]))
+                else:
+                    np.testing.assert_allclose(got, running / flat.shape[1], rtol=1e-5 if dtype == "float32" else 1e-12)
+    finally:
+        _pooling.select_isa()

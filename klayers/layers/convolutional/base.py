@@ -243,6 +243,29 @@ class Conv(Layer):
         weights = (kernel_var, self.bias) if self.use_bias else (kernel_var,)
         return FoldableOp(-1, weights, fold, self._run_op, pack, self._prepare)
 
+    def _channel_dense_spec(self) -> Optional[Tuple[Tuple[Any, ...], Callable[[], Tuple[np.ndarray, Optional[np.ndarray]]], Any]]:
+        """On inputs whose spatial sizes are all 1, this convolution is a Dense over the channels
+        (a 1x1 kernel, stride and dilation 1, one group, channels_last): ``(variables, arrays,
+        activation)`` with ``arrays()`` the ``(cin, cout)`` kernel and the bias (or None) and the
+        layer's activation, read by the inference planner (squeeze-and-excitation blocks); None
+        otherwise or when a subclass changes the maths."""
+        cls, base = type(self), self._fold_base
+        if (cls.call is not Conv.call or cls._convolve is not base._convolve or cls._run_op is not base._run_op
+                or self.data_format != "channels_last" or self.groups != 1
+                or any(k != 1 for k in self.kernel_size) or any(s != 1 for s in self.strides)
+                or any(d != 1 for d in self.dilation_rate) or base is not Conv):
+            return None
+        kernel_var = self._kernel_variable()
+        if kernel_var.value.ndim != len(self.kernel_size) + 2:
+            return None
+
+        def arrays() -> Tuple[np.ndarray, Optional[np.ndarray]]:
+            k = kernel_var.value
+            return k.reshape(k.shape[-2], k.shape[-1]), self._bias_value()
+
+        weights = (kernel_var, self.bias) if self.use_bias else (kernel_var,)
+        return weights, arrays, self.activation
+
     def _takes_padding(self) -> Optional[str]:
         """The data format in which the inference planner may fold a ZeroPadding before this
         layer into it ("valid" convolutions only: explicit zero padding on the padded input's
