@@ -260,6 +260,13 @@ def conv_call(x_shape: Tuple[int, ...], kernel: np.ndarray, bias: Optional[np.nd
     x_shape = tuple(x_shape)
     rank, s, d, k, n, spatial, cin, filters, out, pads, geo = _conv_setup(
         x_shape, kernel, bias, strides, padding, dilation_rate, groups, data_format, where)
+    live = _live_taps(spatial, k, s, d, out, shapes.axis_paddings(spatial, k, padding, s, d))
+    if live is not None:
+        # taps that only ever read padding are dropped: the kernel sliced, the padding moved
+        (lo, hi), explicit = live
+        sliced = np.ascontiguousarray(kernel[tuple(slice(a, b) for a, b in zip(lo, hi))])
+        repacked = (lambda: pack_conv_kernel(sliced, groups)) if packed is not None else None
+        return conv_call(x_shape, sliced, bias, s, explicit, d, groups, data_format, act, n_threads, where, repacked)
     code, rest = split_activation(act, ALL_CODES)  # every code runs in the kernels' epilogue
     dtype = float_dtype(kernel.dtype)
     cf = data_format == "channels_first"
@@ -296,6 +303,30 @@ def conv_call(x_shape: Tuple[int, ...], kernel: np.ndarray, bias: Optional[np.nd
     # the packed GEMM calls no BLAS: nothing to pin
     call.fn, call.post, call.pin = _conv.conv_forward, head + (rows, cols, threads, pk), 1 if pk is not None else threads
     return call
+
+
+def _live_taps(spatial, k, s, d, out, pairs):
+    """``((lo, hi), explicit padding)`` when some taps of the kernel read only padding at every
+    output (a 3x3 "same" convolution on a 1x1 map uses its centre tap alone): the live taps
+    ``lo[i] <= t < hi[i]`` per axis and the explicit ``(before, after)`` padding that gives the
+    sliced kernel the same outputs; None when every tap is live."""
+    lo, hi, explicit = [], [], []
+    for n, kk, si, di, o, (before, _) in zip(spatial, k, s, d, out, pairs):
+        # tap t reads input indices t * d - before + q * s for q < o: live when that range meets [0, n)
+        a = next((t for t in range(kk) if (o - 1) * si - before + t * di >= 0), kk)
+        b = next((t + 1 for t in reversed(range(kk)) if t * di - before < n), 0)
+        if b <= a:
+            return None  # no live tap at all: leave the zero-output case to the kernels
+        new_before = before - a * di
+        new_after = (o - 1) * si + (b - a - 1) * di + 1 - n - new_before
+        if new_before < 0 or new_after < 0:
+            return None
+        lo.append(a)
+        hi.append(b)
+        explicit.append((new_before, new_after))
+    if all(a == 0 and b == kk for a, b, kk in zip(lo, hi, k)):
+        return None
+    return (tuple(lo), tuple(hi)), tuple(explicit)
 
 
 def _small_gemm_rows(k: int, n: int) -> int:

@@ -676,3 +676,26 @@ def test_prepared_calls_equal_conv_and_refuse_other_shapes():
             _close(call(x), want, "float32")
         with pytest.raises(ValueError, match="prepared for inputs of shape"):
             call(np.ascontiguousarray(x[:, :-1]))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_taps_that_only_read_padding_are_dropped(dtype):
+    """A "same" convolution on a map smaller than its window (InceptionV3's 3x3, 1x3 and 3x1
+    convolutions on 1x1 maps) runs on the live taps alone (the kernel sliced, the padding made
+    explicit), with the full convolution's results; windows with every tap live keep the kernel."""
+    rng = np.random.default_rng(11)
+    for xs, ks, pad, s, d, live in [
+        ((2, 1, 1, 8), (3, 3, 8, 5), "same", 1, 1, 8 * 5), ((2, 1, 4, 8), (3, 1, 8, 5), "same", 1, 1, 8 * 5),
+        ((1, 2, 2, 4), (5, 5, 4, 3), "same", 1, 1, 9 * 4 * 3), ((1, 1, 1, 4), (3, 3, 4, 3), "same", 1, 2, 4 * 3),
+        ((3, 2, 4), (7, 4, 3), "causal", 1, 1, 2 * 4 * 3), ((1, 1, 2, 1, 4), (3, 3, 3, 4, 2), "same", 1, 1, 3 * 4 * 2),
+        ((1, 3, 3, 4), (3, 3, 4, 3), "same", 2, 1, 3 * 3 * 4 * 3), ((1, 5, 5, 4), (3, 3, 4, 3), "same", 1, 1, 108),
+    ]:
+        x = rng.standard_normal(xs).astype(dtype)
+        k = rng.standard_normal(ks).astype(dtype)
+        b = rng.standard_normal(ks[-1]).astype(dtype)
+        want = C.conv_reference(x, k, b, s, pad, d, 1, "channels_last", C.ACT_RELU)
+        for packed in (None, lambda k=k: C.pack_conv_kernel(k)):
+            call = C.conv_call(x.shape, k, b, s, pad, d, act=C.ACT_RELU, packed=packed)
+            assert call.pre[0].size == live, (xs, ks)
+            _close(call(x), want, dtype)
+        _close(C.conv(x, k, b, s, pad, d, act=C.ACT_RELU), want, dtype)
