@@ -491,13 +491,14 @@ def _plain(layer: Any, dtype: str) -> bool:
 
 
 def _lone(s: Step) -> Optional[FusedStep]:
-    """A convolution or Dense layer with no chain to fold, run on its packed kernel (the
-    layer's ``_pack_spec()``) with its own activation."""
+    """A convolution or Dense layer with no chain to fold, run on its packed kernel or its
+    prepared call (the layer's ``_pack_spec()``) with its own activation."""
     if s.kind != SIMPLE:
         return None
     layer = s.layer
     op = _declared(layer, "_pack_spec")
-    if op is None or op.pack is None or layer.activity_regularizer is not None or np.dtype(layer._dtype).kind != "f":
+    if (op is None or (op.pack is None and op.prepare is None) or layer.activity_regularizer is not None
+            or np.dtype(layer._dtype).kind != "f"):
         return None
     return FusedStep([s], op, None, layer.activation)
 

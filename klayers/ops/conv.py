@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from math import prod
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -94,7 +94,8 @@ SERIAL_MACS = 1 << 18
 
 __all__ = [
     "ACT_LINEAR", "ACT_RELU", "ACT_RELU6",
-    "ConvCall", "conv", "conv_call", "conv_reference", "pack_conv_kernel", "depthwise_conv", "depthwise_conv_reference",
+    "ConvCall", "DepthwiseCall", "conv", "conv_call", "conv_reference", "pack_conv_kernel", "depthwise_call",
+    "depthwise_conv", "depthwise_conv_reference",
     "separable_conv", "separable_conv_reference", "conv_output_shape",
 ]
 
@@ -492,8 +493,8 @@ def _depthwise_plan(x_shape, k_shape, strides, padding, dilation_rate, data_form
 
 
 def _depthwise_setup(x, kernel, bias, strides, padding, dilation_rate, data_format, where):
-    plan = _depthwise_plan(tuple(x.shape), tuple(kernel.shape), _key(strides), padding, _key(dilation_rate),
-                           data_format, where)
+    plan = _depthwise_plan(x if isinstance(x, tuple) else tuple(x.shape), tuple(kernel.shape), _key(strides),
+                           padding, _key(dilation_rate), data_format, where)
     cm = plan[6] * plan[7]
     if bias is not None and bias.shape != (cm,):
         raise ValueError(f"{where}: bias must have shape ({cm},), got {bias.shape}")
@@ -515,20 +516,53 @@ def depthwise_conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray]
     Returns:
         ``(batch, *out, cin * multiplier)`` (or channels_first).
     """
+    return depthwise_call(x.shape, kernel, bias, strides, padding, dilation_rate, data_format, act, n_threads,
+                          where)(x)
+
+
+class DepthwiseCall:
+    """One depthwise convolution with everything but its input decided (:func:`depthwise_call`):
+    call it on an input of the shape it was made for."""
+
+    __slots__ = ("x_shape", "shape", "dtype", "args", "rest", "n_threads", "alloc")
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if x.shape != self.x_shape:
+            raise ValueError(f"depthwise_conv: this call was prepared for inputs of shape {self.x_shape}, got {x.shape}")
+        y = self.alloc(self.shape, self.dtype)
+        kernel, bias, geo, use_bias, code, blk, threads = self.args
+        _depthwise.depthwise_forward(_flat(x, self.dtype), kernel, bias, y.reshape(-1), geo, use_bias, code, blk,
+                                     threads)
+        return y if self.rest is None else apply_activation(y, self.rest, self.n_threads, inplace=True)
+
+
+def depthwise_call(x_shape: Tuple[int, ...], kernel: np.ndarray, bias: Optional[np.ndarray],
+                   strides: int | Sequence[int] = 1, padding: Any = "valid",
+                   dilation_rate: int | Sequence[int] = 1, data_format: str = "channels_last",
+                   act: Activation = ACT_LINEAR, n_threads: Optional[int] = None,
+                   where: str = "depthwise_conv") -> DepthwiseCall:
+    """:func:`depthwise_conv` of inputs of shape ``x_shape`` with these weights, prepared: the
+    checks, the geometry, the tiling and the thread count are settled once, and the returned
+    :class:`DepthwiseCall` only allocates the output and runs the kernel (the inference plan
+    keeps one per input shape). ``padding`` may also be explicit ``(before, after)`` pairs (a
+    ZeroPadding folded in)."""
+    x_shape = tuple(x_shape)
     rank, s, d, k, n, spatial, cin, mult, out, geo = _depthwise_setup(
-        x, kernel, bias, strides, padding, dilation_rate, data_format, where)
+        x_shape, kernel, bias, strides, padding, dilation_rate, data_format, where)
     code, rest = split_activation(act, ALL_CODES)  # every code runs in the kernel
     dtype = float_dtype(kernel.dtype)
     cf = data_format == "channels_first"
-    y = arena.empty(shapes.join_shape(n, out, cin * mult, data_format), dtype)
     p_out = prod(out)
     threads = op_threads(n_threads, n * p_out * cin * mult * prod(k) // 4, SERIAL_MACS)
     rows = n * (p_out // out[-1]) * (cin * mult if cf else 1)
     per_out = dtype.itemsize * (1 if cf else cin * mult)
     blk = _segment(rows, out[-1], DW_BLOCK_BYTES // per_out, threads)
-    _depthwise.depthwise_forward(_flat(x, dtype), _flat(kernel, dtype), _bias_arg(bias, dtype), y.reshape(-1),
-                                 geo, bias is not None, code, int(blk), threads)
-    return y if rest is None else apply_activation(y, rest, n_threads, inplace=True)
+    call = DepthwiseCall()
+    call.x_shape, call.shape, call.dtype = x_shape, shapes.join_shape(n, out, cin * mult, data_format), dtype
+    call.alloc = arena.allocator(call.shape, dtype)
+    call.args = (_flat(kernel, dtype), _bias_arg(bias, dtype), geo, bias is not None, code, int(blk), threads)
+    call.rest, call.n_threads = rest, n_threads
+    return call
 
 
 def depthwise_conv_reference(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray],

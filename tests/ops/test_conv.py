@@ -658,8 +658,9 @@ def test_zero_batch():
 
 
 def test_prepared_calls_equal_conv_and_refuse_other_shapes():
-    """conv_call settles everything but the input once: its calls give conv's result on every
-    path (direct, im2col, 1x1, packed, channels_first) and refuse inputs of another shape."""
+    """conv_call and depthwise_call settle everything but the input once: their calls give the
+    op's result on every path (direct, im2col, 1x1, packed, channels_first) and refuse inputs of
+    another shape."""
     rng = np.random.default_rng(31)
     for xs, ks, fmt, packed in [((2, 5, 20, 6), (3, 3, 6, 8), "channels_last", False),
                                 ((2, 5, 5, 6), (3, 3, 6, 8), "channels_last", True),
@@ -672,6 +673,17 @@ def test_prepared_calls_equal_conv_and_refuse_other_shapes():
         call = C.conv_call(x.shape, kernel, bias, 1, "same", data_format=fmt, act=C.ACT_RELU,
                            packed=(lambda pk=pk: pk) if packed else None)
         want = C.conv_reference(x, kernel, bias, 1, "same", data_format=fmt, act=C.ACT_RELU)
+        for _ in range(2):
+            _close(call(x), want, "float32")
+        with pytest.raises(ValueError, match="prepared for inputs of shape"):
+            call(np.ascontiguousarray(x[:, :-1]))
+    # depthwise: explicit padding (a ZeroPadding folded in), an activation mapped after the tiles
+    for xs, fmt in [((2, 5, 7, 6), "channels_last"), ((2, 6, 5, 7), "channels_first")]:
+        x = rng.standard_normal(xs).astype("float32")
+        kernel = rng.standard_normal((3, 3, xs[-1] if fmt == "channels_last" else xs[1], 2)).astype("float32")
+        bias = rng.standard_normal(kernel.shape[-2] * 2).astype("float32")
+        call = C.depthwise_call(x.shape, kernel, bias, 2, ((1, 2), (0, 1)), 1, fmt, ACT_SWISH)
+        want = C.depthwise_conv_reference(x, kernel, bias, 2, ((1, 2), (0, 1)), 1, fmt, ACT_SWISH)
         for _ in range(2):
             _close(call(x), want, "float32")
         with pytest.raises(ValueError, match="prepared for inputs of shape"):

@@ -332,10 +332,8 @@ class DepthwiseConv(Conv):
     (*kernel_size, cin, depth_multiplier)`` then ``bias (cin * depth_multiplier,)``."""
 
     _kernel_channel_axes = 2
-    #: the depthwise kernel has no packed form (its op streams the kernel per channel) and its
-    #: op no prepared call
+    #: the depthwise kernel has no packed form (its op streams the kernel per channel)
     _pack = None
-    _prepare = None
 
     def __init__(
         self,
@@ -395,6 +393,12 @@ class DepthwiseConv(Conv):
     def _run_op(self, x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: Any,
                 padding: Any = None) -> np.ndarray:
         return conv_ops.depthwise_conv(x, kernel, bias, self.strides, self.padding if padding is None else padding,
+                                       self.dilation_rate, self.data_format, act,
+                                       where=f"{type(self).__name__} {self.name}")
+
+    def _prepare(self, x_shape: Tuple[int, ...], kernel: np.ndarray, bias: Optional[np.ndarray], act: Any,
+                 packed: Any = None, padding: Any = None) -> Any:
+        return conv_ops.depthwise_call(x_shape, kernel, bias, self.strides, self.padding if padding is None else padding,
                                        self.dilation_rate, self.data_format, act,
                                        where=f"{type(self).__name__} {self.name}")
 
