@@ -180,10 +180,10 @@ def test_masks_pass_through_plan():
 
 @pytest.mark.parametrize("dtype,tol", [("float32", 2e-5), ("float64", 1e-12)])
 def test_lone_convolutions_run_packed_with_their_activation(dtype, tol):
-    """Convolutions with no BatchNormalization after them (channels_last, ungrouped) run alone
-    on packed kernels with their own activation (epilogue, elementwise kernel or a callable);
-    grouped, channels_first and depthwise ones stay layer calls; a weight assigned after a
-    call is used by the next one."""
+    """Convolutions with no BatchNormalization after them run alone with their own activation
+    (epilogue, elementwise kernel or a callable): on packed kernels (channels_last, ungrouped),
+    grouped and depthwise ones on their prepared calls; a weight assigned after a call is used
+    by the next one."""
     x_in = klayers.Input((7, 7, 4), dtype=dtype)
     h = L.Conv2D(8, 3, padding="same", activation="sigmoid", dtype=dtype)(x_in)
     h = L.Conv2D(8, 1, activation="relu", dtype=dtype)(h)
@@ -199,7 +199,7 @@ def test_lone_convolutions_run_packed_with_their_activation(dtype, tol):
             plain = model.predict(x, verbose=0)
         np.testing.assert_allclose(got, plain, rtol=tol, atol=tol * np.abs(plain).max())
         lone = [s.layer.name for s in model._inference_plan.lowered if isinstance(s, inference.FusedStep)]
-        assert lone == [model.layers[i].name for i in (1, 2, 5)]
+        assert lone == [model.layers[i].name for i in (1, 2, 3, 4, 5)]
         model.layers[2].kernel.assign(model.layers[2].kernel.value * -1.0)
 
 
