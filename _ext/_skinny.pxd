@@ -22,6 +22,10 @@ cdef extern from "skinny_gemm.h":
     void kskp_gemm_double(Py_ssize_t M, Py_ssize_t K, const double* A, Py_ssize_t lda, const double* Bp,
                           Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t N, double* C, Py_ssize_t ldc,
                           const double* bias, int act) noexcept nogil
+    void kskv_gemv_float(Py_ssize_t K, const float* x, const float* Bp, Py_ssize_t s0, Py_ssize_t s1,
+                         Py_ssize_t N, float* y) noexcept nogil
+    void kskv_gemv_double(Py_ssize_t K, const double* x, const double* Bp, Py_ssize_t s0, Py_ssize_t s1,
+                          Py_ssize_t N, double* y) noexcept nogil
     void ksk_pack_float(Py_ssize_t K, Py_ssize_t N, const float* B, Py_ssize_t ldb, float* Bp) noexcept nogil
     void ksk_pack_double(Py_ssize_t K, Py_ssize_t N, const double* B, Py_ssize_t ldb, double* Bp) noexcept nogil
 
@@ -48,6 +52,16 @@ cdef inline void packed_gemm(Py_ssize_t m, Py_ssize_t k, const floating* a, Py_s
         kskp_gemm_float(m, k, a, lda, bp, s0, s1, n, c, ldc, bias, act)
     else:
         kskp_gemm_double(m, k, a, lda, bp, s0, s1, n, c, ldc, bias, act)
+
+
+cdef inline void packed_gemv(Py_ssize_t k, const floating* x, const floating* bp, Py_ssize_t s0, Py_ssize_t s1,
+                             Py_ssize_t n, floating* y) noexcept nogil:
+    """y[cols] = x @ B[:, cols] for the columns of strips ``[s0, s1)`` below ``n`` (one row; B
+    packed, ``y`` indexed from column 0; columns at or past ``n`` untouched)."""
+    if floating is float:
+        kskv_gemv_float(k, x, bp, s0, s1, n, y)
+    else:
+        kskv_gemv_double(k, x, bp, s0, s1, n, y)
 
 
 cdef inline str select_gemm_isa(int max_level):

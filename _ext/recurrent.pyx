@@ -25,7 +25,7 @@ from libc.string cimport memcpy, memset
 
 from _act cimport activation_codes, check_gate_act
 from _blas cimport gemm, gemv_t
-from _skinny cimport packed_gemm, packed_len, select_gemm_isa, strips
+from _skinny cimport KSK_STRIP_BYTES, packed_gemm, packed_gemv, packed_len, select_gemm_isa, strips
 from _rnn_act cimport act_inplace as _act, select_gate_isa
 
 cdef enum Cell:
@@ -208,7 +208,8 @@ cdef void _run_task(Task* tk, floating* kind) noexcept nogil:
     cdef floating* last = <floating*>tk.last
     cdef floating* seq = <floating*>tk.seq
     cdef Py_ssize_t Tc = T
-    cdef Py_ssize_t s, k, n, t, t_lo, b, j, q, j0, j1, chunk, nchunks
+    cdef Py_ssize_t s, k, n, t, t_lo, b, j, q, j0, j1, chunk, nchunks, sw
+    cdef bint packed_split
     cdef Py_ssize_t tstride, bstride, toff
     cdef const floating* base
     cdef const floating* xrow
@@ -247,6 +248,10 @@ cdef void _run_task(Task* tk, floating* kind) noexcept nogil:
     hn = hbuf
     nchunks = tk.n_threads if tk.split_units and tk.n_threads > 1 else 1
     chunk = (u + nchunks - 1) // nchunks
+    sw = KSK_STRIP_BYTES // sizeof(floating)
+    packed_split = nchunks > 1 and tk.Up != NULL and u % sw == 0
+    if packed_split:
+        chunk = (chunk + sw - 1) // sw * sw
     s = 0
     while s < T:
         n = Tc if T - s > Tc else T - s
@@ -289,8 +294,14 @@ cdef void _run_task(Task* tk, floating* kind) noexcept nogil:
                                 memset(last + j0, 0, (j1 - j0) * sizeof(floating))
                         else:
                             for j in range(G):
-                                gemv_t(<int>u, <int>(j1 - j0), <floating>1.0, U + j * u + j0, <int>GU,
-                                       hp, <floating>0.0, rec + j * u + j0)
+                                if packed_split:
+                                    # this thread's strips of gate block j (whole strips: chunk and u
+                                    # are multiples of the strip width)
+                                    packed_gemv(u, hp, <const floating*>tk.Up, (j * u + j0) // sw,
+                                                (j * u + j1 + sw - 1) // sw, j * u + j1, rec)
+                                else:
+                                    gemv_t(<int>u, <int>(j1 - j0), <floating>1.0, U + j * u + j0, <int>GU,
+                                           hp, <floating>0.0, rec + j * u + j0)
                             _row(cell, u, j0, j1 - j0, xrow, rec, bias, rbias, hp, hn, c, tk.act, tk.ract)
                             memcpy(last + j0, hn + j0, (j1 - j0) * sizeof(floating))
                         if seq != NULL:
@@ -312,6 +323,9 @@ cdef void _run_task(Task* tk, floating* kind) noexcept nogil:
                     else:
                         gemm(False, False, <int>B, <int>u, <int>u, <floating>1.0, rh, <int>u, U + GRU_H * u, <int>GU,
                              <floating>0.0, rec + GRU_H * u, <int>GU)
+                elif B == 1 and tk.Up != NULL:
+                    # one row over the packed strips (8 accumulators in flight, all gates at once)
+                    packed_gemv(u, hp, <const floating*>tk.Up, 0, strips(GU, sizeof(floating)), GU, rec)
                 elif B == 1:
                     gemv_t(<int>u, <int>GU, <floating>1.0, U, <int>GU, hp, <floating>0.0, rec)
                 elif tk.Up != NULL:

@@ -284,6 +284,60 @@ static inline void kskp_act_double(int act, double* p, ptrdiff_t n) { kl_act_map
         KSKP_MAP_ROWS(T, C, ldc, 0, M, c0, c1, act);                                              \
     }
 
+/* The packed GEMM's one-row case, y[j] = sum_k x[k] * B[k][j] for the columns of strips
+   [s0, s1) below N: a batch-1 recurrent step. One row gives each strip's tile a single chain of
+   adds per vector, so GS strips go at once (GS x NV independent accumulators: 8 in flight), the
+   k loop streaming the GS strips side by side; strips left over go one at a time with the even
+   and odd rows in separate accumulators. Columns at or past N are never written. */
+#define KSKV_DEFINE(T, SUF, ATTR, VS, GS)                                                         \
+    ATTR static void kskv_gemv_##T##_##SUF(ptrdiff_t K, const T* x, const T* Bp, ptrdiff_t s0,    \
+            ptrdiff_t s1, ptrdiff_t N, T* y)                                                      \
+    {                                                                                             \
+        typedef T V __attribute__((vector_size(VS), aligned(sizeof(T))));                         \
+        typedef T U __attribute__((vector_size(VS), aligned(sizeof(T)), may_alias));              \
+        enum { L = VS / sizeof(T), SW = KSK_STRIP_BYTES / sizeof(T), NV = SW / L };               \
+        T tmp[SW];                                                                                \
+        ptrdiff_t s = s0;                                                                         \
+        for (; s + GS <= s1; s += GS) {                                                           \
+            V acc[GS][NV];                                                                        \
+            _Pragma("GCC unroll 8") for (int g = 0; g < GS; g++)                                  \
+                _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) acc[g][v] = (V){0};          \
+            const T* b = Bp + s * K * SW;                                                         \
+            for (ptrdiff_t k = 0; k < K; k++) {                                                   \
+                T a = x[k];                                                                       \
+                _Pragma("GCC unroll 8") for (int g = 0; g < GS; g++)                              \
+                    _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)                          \
+                        acc[g][v] += a * *(const V*)(b + (g * K + k) * SW + v * L);               \
+            }                                                                                     \
+            _Pragma("GCC unroll 8") for (int g = 0; g < GS; g++) {                                \
+                ptrdiff_t j = (s + g) * SW, width = N - j < SW ? N - j : SW;                      \
+                if (width == SW) {                                                                \
+                    _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) *(U*)(y + j + v * L) = acc[g][v]; \
+                } else if (width > 0) {                                                           \
+                    _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) *(U*)(tmp + v * L) = acc[g][v]; \
+                    for (ptrdiff_t c = 0; c < width; c++) y[j + c] = tmp[c];                      \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+        for (; s < s1; s++) {                                                                     \
+            V a0[NV], a1[NV];                                                                     \
+            _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) a0[v] = a1[v] = (V){0};          \
+            const T* b = Bp + s * K * SW;                                                         \
+            ptrdiff_t k = 0;                                                                      \
+            for (; k + 1 < K; k += 2) {                                                           \
+                _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) {                            \
+                    a0[v] += x[k] * *(const V*)(b + k * SW + v * L);                              \
+                    a1[v] += x[k + 1] * *(const V*)(b + (k + 1) * SW + v * L);                    \
+                }                                                                                 \
+            }                                                                                     \
+            if (k < K)                                                                            \
+                _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) a0[v] += x[k] * *(const V*)(b + k * SW + v * L); \
+            ptrdiff_t j = s * SW, width = N - j < SW ? N - j : SW;                                \
+            _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) *(U*)(tmp + v * L) = a0[v] + a1[v]; \
+            for (ptrdiff_t c = 0; c < width; c++) y[j + c] = tmp[c];                              \
+        }                                                                                         \
+    }
+
 #define KSKP_INT_float int32_t
 #define KSKP_INT_double int64_t
 
@@ -340,6 +394,8 @@ KSK_DEFINE(float, base, , 16, 6)
 KSK_DEFINE(double, base, , 16, 6)
 KSKP_SCALAR(float)
 KSKP_SCALAR(double)
+KSKV_DEFINE(float, base, , 16, 1)
+KSKV_DEFINE(double, base, , 16, 1)
 #if KL_MULTIVERSION && defined(__x86_64__)
 KSK_DEFINE(float, avx2, KL_TARGET_AVX2, 32, 6)
 KSK_DEFINE(double, avx2, KL_TARGET_AVX2, 32, 6)
@@ -349,6 +405,10 @@ KSKP_DEFINE(float, avx2, KL_TARGET_AVX2, 32, 3)
 KSKP_DEFINE(double, avx2, KL_TARGET_AVX2, 32, 3)
 KSKP_DEFINE(float, avx512, KL_TARGET_AVX512, 64, 12)
 KSKP_DEFINE(double, avx512, KL_TARGET_AVX512, 64, 12)
+KSKV_DEFINE(float, avx2, KL_TARGET_AVX2, 32, 2)
+KSKV_DEFINE(double, avx2, KL_TARGET_AVX2, 32, 1)
+KSKV_DEFINE(float, avx512, KL_TARGET_AVX512, 64, 4)
+KSKV_DEFINE(double, avx512, KL_TARGET_AVX512, 64, 2)
 #define KSK_MULTIVERSION 1
 #else
 #define KSK_MULTIVERSION 0
@@ -371,10 +431,27 @@ KSK_SCALAR(float)
 KSK_SCALAR(double)
 KSKP_SCALAR(float)
 KSKP_SCALAR(double)
+#define KSKV_SCALAR(T)                                                                            \
+    static void kskv_gemv_##T##_base(ptrdiff_t K, const T* x, const T* Bp, ptrdiff_t s0,          \
+            ptrdiff_t s1, ptrdiff_t N, T* y) {                                                    \
+        enum { SW = KSK_STRIP_BYTES / sizeof(T) };                                                \
+        for (ptrdiff_t s = s0; s < s1; s++)                                                       \
+            for (ptrdiff_t c = 0; c < SW && s * SW + c < N; c++) {                                \
+                T a = 0;                                                                          \
+                for (ptrdiff_t k = 0; k < K; k++) a += x[k] * Bp[(s * K + k) * SW + c];           \
+                y[s * SW + c] = a;                                                                \
+            }                                                                                     \
+    }
+KSKV_SCALAR(float)
+KSKV_SCALAR(double)
 #endif
 
 static ksk_float_t ksk_gemm_float = ksk_gemm_float_base;
 static ksk_double_t ksk_gemm_double = ksk_gemm_double_base;
+typedef void (*kskv_float_t)(ptrdiff_t, const float*, const float*, ptrdiff_t, ptrdiff_t, ptrdiff_t, float*);
+typedef void (*kskv_double_t)(ptrdiff_t, const double*, const double*, ptrdiff_t, ptrdiff_t, ptrdiff_t, double*);
+static kskv_float_t kskv_gemv_float = kskv_gemv_float_base;
+static kskv_double_t kskv_gemv_double = kskv_gemv_double_base;
 static kskp_float_t kskp_gemm_float = kskp_gemm_float_base;
 static kskp_double_t kskp_gemm_double = kskp_gemm_double_base;
 
@@ -385,6 +462,8 @@ static int ksk_use(int level) {
         ksk_gemm_float = ksk_gemm_float_avx512;
         ksk_gemm_double = ksk_gemm_double_avx512;
         kskp_gemm_float = kskp_gemm_float_avx512;
+        kskv_gemv_float = kskv_gemv_float_avx512;
+        kskv_gemv_double = kskv_gemv_double_avx512;
         kskp_gemm_double = kskp_gemm_double_avx512;
         return KL_ISA_AVX512;
     }
@@ -392,6 +471,8 @@ static int ksk_use(int level) {
         ksk_gemm_float = ksk_gemm_float_avx2;
         ksk_gemm_double = ksk_gemm_double_avx2;
         kskp_gemm_float = kskp_gemm_float_avx2;
+        kskv_gemv_float = kskv_gemv_float_avx2;
+        kskv_gemv_double = kskv_gemv_double_avx2;
         kskp_gemm_double = kskp_gemm_double_avx2;
         return KL_ISA_AVX2;
     }
@@ -401,6 +482,8 @@ static int ksk_use(int level) {
     ksk_gemm_float = ksk_gemm_float_base;
     ksk_gemm_double = ksk_gemm_double_base;
     kskp_gemm_float = kskp_gemm_float_base;
+    kskv_gemv_float = kskv_gemv_float_base;
+    kskv_gemv_double = kskv_gemv_double_base;
     kskp_gemm_double = kskp_gemm_double_base;
     return KL_ISA_BASELINE;
 }

@@ -40,9 +40,10 @@ CELLS = dict(_rec.CELLS)
 #: gate blocks per cell, in Keras's order: GRU z, r, h; LSTM i, f, c, o
 GATES = {"simple": 1, "gru": 3, "gru_before": 3, "lstm": 4}
 #: batch-1 layers whose recurrent kernel has at least this many entries split their units
-#: across threads (below it, one core's GEMV is faster than a fork/join per step: LSTM(256),
-#: 262,144 weights, over 100 steps took 1.2-1.6 ms on one core and 1.3-1.8 split on two).
-SPLIT_UNITS_MIN_WEIGHTS = 1024 * 1024
+#: across threads, each thread multiplying its own strips of the packed kernel (below it, one
+#: core is faster than a fork/join per step: LSTM(256), 262,144 weights, 100 steps in paired
+#: runs took 1.74 and 1.88 ms on one core's BLAS GEMV, 1.55 and 1.51 split over packed strips).
+SPLIT_UNITS_MIN_WEIGHTS = 256 * 1024
 #: below this many multiply-adds per call, everything runs on one thread (a fork/join and a
 #: second core's cold caches cost more than they save).
 PARALLEL_MIN_MACS = 2 * 1024 * 1024
@@ -134,10 +135,12 @@ class RnnJob:
             return a if a is None or full else a[b0:b1]
 
         x, kernel = (rows(self.x), self.kernel) if xw is None else (rows(xw), None)
-        # the batch steps multiply a packed recurrent kernel (made once per call: BLAS would pack
-        # it at every step); batch 1 uses GEMV, the reset-before GRU multiplies two blocks
+        # the steps multiply a packed recurrent kernel (made once per call: BLAS would pack it
+        # at every step; at batch 1 the packed one-row product keeps more accumulators in flight
+        # than BLAS's GEMV and splits across threads by whole strips); the reset-before GRU
+        # multiplies two blocks with BLAS
         packed = None
-        if b1 - b0 > 1 and self.cell != "gru_before" and self.T >= PACKED_MIN_STEPS and not split:
+        if self.cell != "gru_before" and self.T >= PACKED_MIN_STEPS:
             if self.rpacked is None:
                 self.rpacked = pack_dense_kernel(self.rkernel)
             packed = self.rpacked

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import klayers
+from klayers._ext import recurrent as _rec
 from klayers.ops import common
 from klayers.ops import recurrent as R
 from klayers.ops import recurrent_steps as S
@@ -162,10 +163,11 @@ def test_lstm_pointwise_matches_the_numpy_gates(acts, dtype, threads):
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("units", [7, 40, 200])
 def test_batch_steps_on_the_packed_recurrent_kernel_match_reference(cell, units, dtype):
-    """Batches of 2-6 rows over 6 steps multiply the packed recurrent kernel (gate widths with
-    strip tails; 200 units: K past one strip block); the reset-before GRU keeps BLAS."""
+    """Batches of 1-6 rows over 6 steps multiply the packed recurrent kernel (batch 1: the
+    one-row product; gate widths with strip tails; 200 units: K past one strip block); the
+    reset-before GRU keeps BLAS."""
     rng = np.random.default_rng(units)
-    for batch in (2, 6):
+    for batch in (1, 2, 6):
         x, k, rk, b, states, mask = problem(cell, dtype, batch, units, rng)
         job = R.rnn_job(cell, x, k, rk, b, states, mask)
         spec = job.spec(0, batch)
@@ -178,11 +180,32 @@ def test_batch_steps_on_the_packed_recurrent_kernel_match_reference(cell, units,
 
 
 def test_packed_recurrent_kernel_of_the_wrong_size_is_refused():
-    from klayers._ext import recurrent as _rec
-
     x, k, rk, b, states, _ = problem("lstm", "float32", 3, 5, np.random.default_rng(2))
     job = R.rnn_job("lstm", x, k, rk, b, states)
     spec = job.spec(0, 3)
     spec["packed_recurrent_kernel"] = spec["packed_recurrent_kernel"][:-1].copy()
     with pytest.raises(ValueError, match="packed recurrent kernel has"):
         _rec.rnn_run([spec], False, 1)
+
+
+@pytest.mark.parametrize("isa", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "simple"])
+def test_batch1_units_split_over_packed_strips_match_reference(cell, dtype, isa, monkeypatch):
+    """A batch-1 layer whose units split across threads multiplies each thread's whole strips of
+    the packed recurrent kernel (units a multiple of the strip width, so no two threads write
+    one strip; 96 units over 2 threads: a slice of 2 strips and one of 1), every ISA variant."""
+    monkeypatch.setattr(R, "PARALLEL_MIN_MACS", 0)
+    monkeypatch.setattr(R, "SPLIT_UNITS_MIN_WEIGHTS", 0)
+    try:
+        _rec.select_isa(isa)
+        for units in (64, 96):
+            rng = np.random.default_rng(units + isa)
+            x, k, rk, b, states, mask = problem(cell, dtype, 1, units, rng, T=7)
+            for m in (None, mask):
+                got = R.rnn_sequence(cell, x, k, rk, b, states, m, return_sequences=True, n_threads=2)
+                want = R.rnn_sequence_reference(cell, x, k, rk, b, states, m, return_sequences=True)
+                for g, w in zip([got[0], got[1]] + got[2], [want[0], want[1]] + want[2]):
+                    np.testing.assert_allclose(g, w, rtol=TOL[dtype], atol=TOL[dtype] * max(1, np.abs(w).max()))
+    finally:
+        _rec.select_isa()
