@@ -11,7 +11,7 @@ step's output (zeros before the first unmasked step), or zeros with ``zero_outpu
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
@@ -87,10 +87,12 @@ def rnn_sequence_reference(cell: str, x: np.ndarray, kernel: np.ndarray, recurre
                            bias: Optional[np.ndarray], states: List[np.ndarray], mask: Optional[np.ndarray] = None,
                            act: Activation = ACT_TANH, ract: Activation = ACT_SIGMOID, go_backwards: bool = False,
                            zero_output: bool = False, return_sequences: bool = False,
-                           n_threads: Optional[int] = None, where: str = "rnn"
+                           n_threads: Optional[int] = None, where: str = "rnn",
+                           packed: Optional[Callable[[], Optional[np.ndarray]]] = None
                            ) -> Tuple[np.ndarray, Optional[np.ndarray], List[np.ndarray]]:
     """NumPy twin of :func:`rnn_sequence` (the readable oracle): one
-    :func:`klayers.ops.recurrent_steps.rnn_step` at a time."""
+    :func:`klayers.ops.recurrent_steps.rnn_step` at a time (``packed`` is ignored: it only gives
+    ``recurrent_kernel`` in another layout)."""
     u = _check(cell, x, kernel, recurrent_kernel, bias, states, mask, where)
     dtype = kernel.dtype
     f, g = _code_fn(act), _code_fn(ract)
@@ -117,7 +119,7 @@ class RnnJob:
     """
 
     __slots__ = ("cell", "act", "ract", "go_backwards", "zero_output", "x", "kernel", "bias", "rbias",
-                 "rkernel", "rpacked", "mask", "h", "c", "last", "seq", "B", "T", "F", "u", "G")
+                 "rkernel", "rpacked", "packer", "mask", "h", "c", "last", "seq", "B", "T", "F", "u", "G")
 
     def result(self) -> Tuple[np.ndarray, Optional[np.ndarray], List[np.ndarray]]:
         """``(last_output, outputs or None, final states)`` as :func:`rnn_sequence` returns them."""
@@ -142,7 +144,9 @@ class RnnJob:
         packed = None
         if self.cell != "gru_before" and self.T >= PACKED_MIN_STEPS:
             if self.rpacked is None:
-                self.rpacked = pack_dense_kernel(self.rkernel)
+                got = self.packer() if self.packer is not None else None
+                ok = got is not None and got.dtype == self.rkernel.dtype
+                self.rpacked = got if ok else pack_dense_kernel(self.rkernel)
             packed = self.rpacked
         return dict(cell=CELLS[self.cell], act=self.act, ract=self.ract, go_backwards=self.go_backwards,
                     zero_output=self.zero_output, split_units=split, x=x, kernel=kernel, bias=self.bias,
@@ -151,10 +155,17 @@ class RnnJob:
                     packed_recurrent_kernel=packed)
 
 
+def pack_recurrent_kernel(recurrent_kernel: np.ndarray) -> Optional[np.ndarray]:
+    """``recurrent_kernel`` (``(units, G * units)``) packed for :func:`rnn_sequence`'s
+    ``packed`` argument (None for a dtype the kernel does not take)."""
+    return pack_dense_kernel(np.ascontiguousarray(recurrent_kernel))
+
+
 def rnn_job(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray,
             bias: Optional[np.ndarray], states: List[np.ndarray], mask: Optional[np.ndarray] = None,
             act: Activation = ACT_TANH, ract: Activation = ACT_SIGMOID, go_backwards: bool = False,
-            zero_output: bool = False, return_sequences: bool = False, where: str = "rnn") -> Optional[RnnJob]:
+            zero_output: bool = False, return_sequences: bool = False, where: str = "rnn",
+            packed: Optional[Callable[[], Optional[np.ndarray]]] = None) -> Optional[RnnJob]:
     """Validate and prepare one recurrence for the compiled kernel (arguments as
     :func:`rnn_sequence`); None when the kernel declines it (a dtype other than float32/64, an
     activation it does not fuse): the caller then runs :func:`rnn_sequence_reference`."""
@@ -173,6 +184,7 @@ def rnn_job(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.n
     job.kernel = np.ascontiguousarray(kernel)
     job.rkernel = np.ascontiguousarray(recurrent_kernel)
     job.rpacked = None
+    job.packer = packed
     job.rbias = None
     if bias is None:
         job.bias = np.zeros(G * u, dtype)
@@ -240,7 +252,8 @@ def rnn_sequence(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent_kernel:
                  bias: Optional[np.ndarray], states: List[np.ndarray], mask: Optional[np.ndarray] = None,
                  act: Activation = ACT_TANH, ract: Activation = ACT_SIGMOID, go_backwards: bool = False,
                  zero_output: bool = False, return_sequences: bool = False,
-                 n_threads: Optional[int] = None, where: str = "rnn"
+                 n_threads: Optional[int] = None, where: str = "rnn",
+                 packed: Optional[Callable[[], Optional[np.ndarray]]] = None
                  ) -> Tuple[np.ndarray, Optional[np.ndarray], List[np.ndarray]]:
     """Run a recurrent cell over a whole batch-major sequence with the compiled kernel.
 
@@ -257,12 +270,15 @@ def rnn_sequence(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent_kernel:
         go_backwards: process the steps last to first (outputs stay in processing order).
         zero_output: masked steps output zeros instead of the previous output.
         return_sequences: also return every step's output.
+        packed: None, or a function returning ``pack_recurrent_kernel(recurrent_kernel)`` of this
+            very kernel (the layer keeps one per weight version), called only when the steps use
+            it; without it the kernel is packed on every call that uses it.
 
     Returns:
         ``(last_output (batch, units), outputs (batch, timesteps, units) or None, final states)``.
     """
     job = rnn_job(cell, x, kernel, recurrent_kernel, bias, states, mask, act, ract, go_backwards, zero_output,
-                  return_sequences, where)
+                  return_sequences, where, packed)
     if job is None:
         return rnn_sequence_reference(cell, x, kernel, recurrent_kernel, bias, states, mask, act, ract,
                                       go_backwards, zero_output, return_sequences, n_threads, where)

@@ -253,3 +253,31 @@ def test_implementation_1_uses_one_mask_per_gate(kind, monkeypatch):
         outs.append(last)
     want = np.stack(outs, axis=1)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", ["LSTM", "GRU", "SimpleRNN"])
+def test_packed_recurrent_kernel_follows_weight_changes(cls):
+    """The recurrent kernel is packed once per weight version and reused across calls; weights
+    assigned between calls (set_weights, Variable assignment) are used by the next call."""
+    layer = getattr(klayers.layers, cls)(32, return_sequences=True)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 9, 5)).astype("float32")
+    first = layer(x)
+    packed = layer.cell._rpacked[1]
+    np.testing.assert_array_equal(layer(x), first)
+    assert layer.cell._rpacked[1] is packed  # reused
+    for change in range(2):
+        weights = [w * -0.5 for w in layer.get_weights()]
+        if change == 0:
+            layer.set_weights(weights)
+        else:
+            layer.cell.recurrent_kernel.assign(weights[1])
+        got = layer(x)
+        assert layer.cell._rpacked[1] is not packed
+        packed = layer.cell._rpacked[1]
+        want = R.rnn_sequence_reference(
+            layer.cell._kind, x, layer.cell.kernel.value, layer.cell.recurrent_kernel.value,
+            layer.cell.bias.value, [np.zeros((1, 32), "float32")] * (2 if cls == "LSTM" else 1),
+            act=layer.cell.activation, ract=getattr(layer.cell, "recurrent_activation", None) or layer.cell.activation,
+            return_sequences=True)[1]
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)

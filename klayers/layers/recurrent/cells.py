@@ -102,14 +102,26 @@ class _Cell(Layer):
         kind, kernel, rkernel, bias = self._plain_weights()
         return rec_ops.rnn_sequence(kind, x, kernel, rkernel, bias, states, mask, self.activation,
                                     self.recurrent_activation, go_backwards, zero_output, return_sequences,
-                                    where=f"{type(self).__name__} {self.name}")
+                                    where=f"{type(self).__name__} {self.name}", packed=self._packed_recurrent)
 
     def _job(self, x: np.ndarray, states: List[np.ndarray], mask: Optional[np.ndarray], go_backwards: bool,
              zero_output: bool, return_sequences: bool):
         kind, kernel, rkernel, bias = self._plain_weights()
         return rec_ops.rnn_job(kind, x, kernel, rkernel, bias, states, mask, self.activation,
                                self.recurrent_activation, go_backwards, zero_output, return_sequences,
-                               where=f"{type(self).__name__} {self.name}")
+                               where=f"{type(self).__name__} {self.name}", packed=self._packed_recurrent)
+
+    def _packed_recurrent(self) -> Optional[np.ndarray]:
+        """The recurrent kernel packed for the compiled steps, made once per weight version
+        (an assignment through ``Variable.value``, ``set_weights`` or ``load_weights``; writing
+        into the array in place is not seen, as for the inference plan's folded kernels)."""
+        var = self.recurrent_kernel
+        key = (id(var.value), var._version)
+        cached = self.__dict__.get("_rpacked")
+        if cached is None or cached[0] != key:
+            cached = (key, rec_ops.pack_recurrent_kernel(var.value))
+            self.__dict__["_rpacked"] = cached
+        return cached[1]
 
     def _plain_weights(self):
         return (self._kind, self.kernel.value, self.recurrent_kernel.value,
