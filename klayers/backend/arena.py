@@ -62,6 +62,10 @@ def allocator(shape: Sequence[int], dtype: Any) -> Any:
     return np.empty if prod(shape) * np.dtype(dtype).itemsize < MIN_BYTES else empty
 
 
+#: a request may take a free buffer up to this many times its size (when none fits exactly)
+_SLACK = 2
+
+
 class Arena:
     """Free lists of 64-byte-aligned byte buffers by size, and the buffers lent out.
 
@@ -70,12 +74,13 @@ class Arena:
     memory, ``raw``).
     """
 
-    __slots__ = ("free", "lent", "sizes", "peak", "_live")
+    __slots__ = ("free", "lent", "taken", "peak", "_live")
 
     def __init__(self) -> None:
         self.free: Dict[int, List[np.ndarray]] = {}
         self.lent: Dict[int, list] = {}
-        self.sizes: Set[int] = set()
+        #: ids of the buffers lent during the current call
+        self.taken: Set[int] = set()
         #: the most bytes lent at once (during any call so far)
         self.peak = 0
         self._live = 0
@@ -88,13 +93,16 @@ class Arena:
         )
 
     def take(self, shape: Sequence[int], dtype: Any) -> np.ndarray:
-        """An array of ``shape`` and ``dtype`` on a free buffer of its size (a new one if none)."""
+        """An array of ``shape`` and ``dtype`` on a free buffer of its size, else on the
+        smallest free one up to :data:`_SLACK` times larger, else on a new one."""
         dtype = np.dtype(dtype)
         n = prod(shape) * dtype.itemsize
         if n < MIN_BYTES:
             return np.empty(shape, dtype)
-        self.sizes.add(n)
         pool = self.free.get(n)
+        if not pool:
+            fits = [size for size, p in self.free.items() if p and n < size <= _SLACK * n]
+            pool = self.free[min(fits)] if fits else None
         if pool:
             raw, buf = pool.pop()
         else:
@@ -102,10 +110,11 @@ class Arena:
             off = -raw.__array_interface__["data"][0] % _ALIGN
             buf = raw[off : off + n]
         self.lent[id(raw)] = [raw, 0, buf]
-        self._live += n
+        self.taken.add(id(raw))
+        self._live += buf.nbytes
         if self._live > self.peak:
             self.peak = self._live
-        return buf.view(dtype).reshape(shape)
+        return buf[:n].view(dtype).reshape(shape)
 
     def _entry(self, value: Any) -> Optional[list]:
         if type(value) is not np.ndarray:
@@ -143,11 +152,16 @@ class Arena:
         self.free.setdefault(n, []).append((entry[0], entry[2]))
 
     def end(self) -> None:
-        """The call returned: every buffer still lent is free again; free buffers of sizes
-        this call did not ask for are released (the input shape changed)."""
+        """The call returned: every buffer still lent is free again; free buffers this call
+        did not use are released (the input shape changed)."""
         for entry in list(self.lent.values()):
             self._give_back(entry)
-        for n in [n for n in self.free if n not in self.sizes]:
-            del self.free[n]
-        self.sizes = set()
+        taken = self.taken
+        for n in list(self.free):
+            kept = [rb for rb in self.free[n] if id(rb[0]) in taken]
+            if kept:
+                self.free[n] = kept
+            else:
+                del self.free[n]
+        self.taken = set()
         self._live = 0

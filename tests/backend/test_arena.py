@@ -86,3 +86,21 @@ def test_small_arrays_and_no_active_arena_use_np_empty(monkeypatch):
     finally:
         A.activate(before)
     assert A.current() is None
+
+
+def test_a_request_takes_the_smallest_free_buffer_up_to_twice_its_size():
+    ar = A.Arena()
+    big = ar.take((250,), "float32")  # 1000 bytes
+    mid = ar.take((200,), "float32")  # 800 bytes
+    ar.hold(big)
+    ar.hold(mid)
+    ar.drop(big)
+    ar.drop(mid)
+    a = ar.take((150,), "float32")  # 600 bytes: the 800-byte buffer, not the 1000
+    assert np.shares_memory(a, mid) and a.shape == (150,) and _addr(a) % 64 == 0
+    b = ar.take((100,), "float32")  # 400 bytes: 1000 > 2 x 400, a new buffer
+    assert not np.shares_memory(b, big)
+    c = ar.take((125,), "float64")  # 1000 bytes: the first buffer
+    assert np.shares_memory(c, big)
+    ar.end()
+    assert ar.nbytes == 1000 + 800 + 400 + 3 * 64
