@@ -172,7 +172,8 @@ cdef void _im2col(const floating* x, Geom* g, Py_ssize_t b, Py_ssize_t p0, Py_ss
 
 def conv_forward(const floating[::1] x, const floating[::1] w, const floating[::1] bias,
                  floating[::1] out, dict geometry, bint use_bias, int act,
-                 Py_ssize_t chunk_rows, Py_ssize_t col_slice, int n_threads, const floating[::1] packed=None):
+                 Py_ssize_t chunk_rows, Py_ssize_t col_slice, int n_threads, const floating[::1] packed=None,
+                 const floating[::1] residual=None):
     """out = act(conv(x, w) + bias), x and out flat in the layout ``geometry`` says (a
     ConvGeometry: batch, in_channels, out_channels, groups, channels_first, in_size, out_size,
     kernel_size, strides, dilation_rate, pad_before; three axes each).
@@ -189,7 +190,9 @@ def conv_forward(const floating[::1] x, const floating[::1] w, const floating[::
 
     ``packed``: optionally, ``w`` as ``pack_kernel`` packs it (channels_last, one group only);
     every task then multiplies the packed strips (skinny_gemm.h), and ``col_slice`` must be a
-    whole number of strips. Without it, GEMMs of at most ``SKINNY_ROWS`` rows run through the
+    whole number of strips. ``residual``: optionally (with ``packed`` only), an array laid out
+    as ``out`` added after the bias and before the activation, in the GEMM's register tiles
+    (a residual block's ``act(conv(x) + shortcut)`` in one pass). Without it, GEMMs of at most ``SKINNY_ROWS`` rows run through the
     few-rows kernel over ``w`` in place, others through BLAS.
     """
     cdef Geom g
@@ -207,6 +210,14 @@ def conv_forward(const floating[::1] x, const floating[::1] w, const floating[::
         if col_slice % SW and col_slice < g.cout:
             raise ValueError(f"conv_forward: col_slice {col_slice} is not a whole number of {SW}-column strips")
         pp = &packed[0]
+    cdef const floating* rp = NULL
+    if residual is not None:
+        if pp == NULL:
+            raise ValueError("conv_forward: a residual needs a packed kernel")
+        if residual.shape[0] != out.shape[0]:
+            raise ValueError(f"conv_forward: the residual has {residual.shape[0]} values, the output {out.shape[0]}")
+        if residual.shape[0] > 0:
+            rp = &residual[0]
     cdef Py_ssize_t P = g.outd[0] * g.outd[1] * g.outd[2]
     if g.n == 0 or P == 0 or g.cout == 0:
         return
@@ -253,7 +264,8 @@ def conv_forward(const floating[::1] x, const floating[::1] w, const floating[::
                         if pp != NULL:
                             # bias and activation in the GEMM's register tiles
                             packed_gemm(rows, g.cin, xp + r0 * g.cin, g.cin, pp, f0 // SW, strips(f0 + fw, sizeof(floating)), f0 + fw,
-                                        yp + r0 * F, F, bp if use_bias else NULL, act)
+                                        yp + r0 * F, F, bp if use_bias else NULL, act,
+                                        rp + r0 * F if rp != NULL else NULL)
                         else:
                             _gemm_nn(rows, fw, g.cin, xp + r0 * g.cin, g.cin, wp + f0, F, yp + r0 * F + f0, F)
                             epilogue(yp + r0 * F + f0, rows, fw, F, bp + f0 if bp != NULL else NULL,
@@ -281,7 +293,7 @@ def conv_forward(const floating[::1] x, const floating[::1] w, const floating[::
                     if not g.cf:
                         if pp != NULL:
                             packed_gemm(rows, Kc, col, Kc, pp, f0 // SW, strips(f0 + fw, sizeof(floating)), f0 + fw, yp + r0 * F, F,
-                                        bp if use_bias else NULL, act)
+                                        bp if use_bias else NULL, act, rp + r0 * F if rp != NULL else NULL)
                         else:
                             _gemm_nn(rows, fw, Kc, col, Kc, wp + gi * fg + f0, F, yp + r0 * F + gi * fg + f0, F)
                             epilogue(yp + r0 * F + gi * fg + f0, rows, fw, F,

@@ -149,6 +149,10 @@
             _Pragma("GCC unroll 16") for (int m = 0; m < MR; m++)                                 \
                 _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) acc[m][v] += bb[v];          \
         }                                                                                         \
+        if (ep && rbase)                                                                          \
+            _Pragma("GCC unroll 16") for (int m = 0; m < MR; m++)                                 \
+                _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)                              \
+                    acc[m][v] += *(const U*)(rbase + m * cld + v * L);                            \
         if (ep && (act == KL_ACT_RELU || act == KL_ACT_RELU6)) {                                  \
             const V zero = {0}, six = zero + (T)6;                                                \
             _Pragma("GCC unroll 16") for (int m = 0; m < MR; m++)                                 \
@@ -194,9 +198,10 @@ static inline void kskp_act_double(int act, double* p, ptrdiff_t n) { kl_act_map
                 kskp_act_##T((act), (C) + mm * (ldc) + (c0), (c1) - (c0));                        \
     } while (0)
 
-/* C[m][j] = act(sum_k A[m][k] * B[k][j] + bias[j]) for m < M and the columns of strips
-   [s0, s1) below N; ``bias`` (indexed by column from 0) may be NULL, ``act`` any code (0:
-   linear). When all of K is one block, row tiles go outer: a tile of A stays in registers and
+/* C[m][j] = act(sum_k A[m][k] * B[k][j] + bias[j] + R[m][j]) for m < M and the columns of
+   strips [s0, s1) below N; ``bias`` (indexed by column from 0) and ``R`` (a residual laid out as
+   C, added after the bias: a conv's output summed with a shortcut before the activation) may
+   be NULL, ``act`` any code (0: linear). When all of K is one block, row tiles go outer: a tile of A stays in registers and
    L1 while the strips pass, and C is written a whole row range at a time. */
 #define KSKP_DEFINE(T, SUF, ATTR, VS, MRMAX)                                                      \
     typedef T kskp_##T##_v_##SUF __attribute__((vector_size(VS), aligned(sizeof(T))));            \
@@ -204,30 +209,32 @@ static inline void kskp_act_double(int act, double* p, ptrdiff_t n) { kl_act_map
     typedef KSKP_INT_##T kskp_##T##_m_##SUF __attribute__((vector_size(VS)));                     \
     ATTR static void kskp_narrow_##T##_##SUF(ptrdiff_t M, ptrdiff_t K, const T* A, ptrdiff_t lda, \
             const T* bs0, ptrdiff_t m0, int mr, ptrdiff_t j, ptrdiff_t width, T* C, ptrdiff_t ldc, \
-            const T* bias, int act)                                                               \
+            const T* bias, int act, const T* R)                                                   \
     {                                                                                             \
         enum { L = VS / sizeof(T), SW = KSK_STRIP_BYTES / sizeof(T), NV = SW / L };               \
         T tmp[MRMAX * SW];                                                                        \
         const int first = 1, ep = 0;                                                              \
         const T* bj = NULL;                                                                       \
+        const T* rbase = NULL;                                                                    \
         const ptrdiff_t kc = K, cld = SW;                                                         \
         const T* bs = bs0;                                                                        \
         const T* ak0 = A + m0 * lda;                                                              \
         T* cbase = tmp;                                                                           \
-        (void)M; (void)ep; (void)bj;                                                              \
+        (void)M; (void)ep; (void)bj; (void)rbase;                                                 \
         switch (mr) {                                                                             \
             KSKP_CASES_##MRMAX(T, kskp_##T##_v_##SUF, kskp_##T##_u_##SUF, kskp_##T##_m_##SUF, L, NV) \
         }                                                                                         \
         for (int m = 0; m < mr; m++)                                                              \
             for (ptrdiff_t c = 0; c < width; c++) {                                               \
                 T v = tmp[m * SW + c] + (bias ? bias[j + c] : (T)0);                              \
+                if (R) v += R[(m0 + m) * ldc + j + c];                                            \
                 KSKP_EP1(v, act);                                                                 \
                 C[(m0 + m) * ldc + j + c] = v;                                                    \
             }                                                                                     \
     }                                                                                             \
     ATTR static void kskp_gemm_##T##_##SUF(ptrdiff_t M, ptrdiff_t K, const T* A, ptrdiff_t lda,   \
             const T* Bp, ptrdiff_t s0, ptrdiff_t s1, ptrdiff_t N, T* C, ptrdiff_t ldc,            \
-            const T* bias, int act)                                                               \
+            const T* bias, int act, const T* R)                                                   \
     {                                                                                             \
         enum { L = VS / sizeof(T), SW = KSK_STRIP_BYTES / sizeof(T), NV = SW / L };               \
         const ptrdiff_t c0 = s0 * SW, c1 = s1 * SW < N ? s1 * SW : N;                             \
@@ -241,11 +248,12 @@ static inline void kskp_act_double(int act, double* p, ptrdiff_t n) { kl_act_map
                     const T* bs = Bp + s * K * SW;                                                \
                     ptrdiff_t j = s * SW;                                                         \
                     if (N - j < SW) {                                                             \
-                        kskp_narrow_##T##_##SUF(M, K, A, lda, bs, m0, mr, j, N - j, C, ldc, bias, act); \
+                        kskp_narrow_##T##_##SUF(M, K, A, lda, bs, m0, mr, j, N - j, C, ldc, bias, act, R); \
                         continue;                                                                 \
                     }                                                                             \
                     T* cbase = C + m0 * ldc + j;                                                  \
                     const T* bj = bias ? bias + j : NULL;                                         \
+                    const T* rbase = R ? R + m0 * ldc + j : NULL;                                 \
                     switch (mr) {                                                                 \
                         KSKP_CASES_##MRMAX(T, kskp_##T##_v_##SUF, kskp_##T##_u_##SUF, kskp_##T##_m_##SUF, L, NV) \
                     }                                                                             \
@@ -260,7 +268,7 @@ static inline void kskp_act_double(int act, double* p, ptrdiff_t n) { kl_act_map
             if (N - j < SW) {                                                                     \
                 for (ptrdiff_t m0 = 0; m0 < M; m0 += MRMAX)                                       \
                     kskp_narrow_##T##_##SUF(M, K, A, lda, bs0, m0,                                \
-                        (int)(M - m0 < MRMAX ? M - m0 : MRMAX), j, N - j, C, ldc, bias, act);     \
+                        (int)(M - m0 < MRMAX ? M - m0 : MRMAX), j, N - j, C, ldc, bias, act, R);  \
                 continue;                                                                         \
             }                                                                                     \
             const T* bj = bias ? bias + j : NULL;                                                 \
@@ -273,6 +281,7 @@ static inline void kskp_act_double(int act, double* p, ptrdiff_t n) { kl_act_map
                     int mr = (int)(M - m0 < MRMAX ? M - m0 : MRMAX);                              \
                     T* cbase = C + m0 * ldc + j;                                                  \
                     const ptrdiff_t cld = ldc;                                                    \
+                    const T* rbase = R ? R + m0 * ldc + j : NULL;                                 \
                     const T* ak0 = A + m0 * lda + k0;                                             \
                     switch (mr) {                                                                 \
                         KSKP_CASES_##MRMAX(T, kskp_##T##_v_##SUF, kskp_##T##_u_##SUF, kskp_##T##_m_##SUF, L, NV) \
@@ -344,7 +353,7 @@ static inline void kskp_act_double(int act, double* p, ptrdiff_t n) { kl_act_map
 #define KSKP_SCALAR(T)                                                                            \
     static void kskp_gemm_##T##_base(ptrdiff_t M, ptrdiff_t K, const T* A, ptrdiff_t lda,         \
             const T* Bp, ptrdiff_t s0, ptrdiff_t s1, ptrdiff_t N, T* C, ptrdiff_t ldc,            \
-            const T* bias, int act) {                                                             \
+            const T* bias, int act, const T* R) {                                                 \
         enum { SW = KSK_STRIP_BYTES / sizeof(T) };                                                \
         for (ptrdiff_t s = s0; s < s1; s++) {                                                     \
             ptrdiff_t j = s * SW, width = N - j < SW ? N - j : SW;                                \
@@ -358,6 +367,7 @@ static inline void kskp_act_double(int act, double* p, ptrdiff_t n) { kl_act_map
                 }                                                                                 \
                 for (ptrdiff_t c = 0; c < width; c++) {                                           \
                     T v = acc[c] + (bias ? bias[j + c] : (T)0);                                   \
+                    if (R) v += R[m * ldc + j + c];                                               \
                     KSKP_EP1(v, act);                                                             \
                     C[m * ldc + j + c] = v;                                                       \
                 }                                                                                 \
@@ -385,9 +395,9 @@ typedef void (*ksk_double_t)(ptrdiff_t, ptrdiff_t, ptrdiff_t, const double*, ptr
                              ptrdiff_t, double*, ptrdiff_t);
 
 typedef void (*kskp_float_t)(ptrdiff_t, ptrdiff_t, const float*, ptrdiff_t, const float*, ptrdiff_t,
-                             ptrdiff_t, ptrdiff_t, float*, ptrdiff_t, const float*, int);
+                             ptrdiff_t, ptrdiff_t, float*, ptrdiff_t, const float*, int, const float*);
 typedef void (*kskp_double_t)(ptrdiff_t, ptrdiff_t, const double*, ptrdiff_t, const double*, ptrdiff_t,
-                              ptrdiff_t, ptrdiff_t, double*, ptrdiff_t, const double*, int);
+                              ptrdiff_t, ptrdiff_t, double*, ptrdiff_t, const double*, int, const double*);
 
 #if defined(__GNUC__) && !defined(__clang__)
 KSK_DEFINE(float, base, , 16, 6)

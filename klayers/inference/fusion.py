@@ -127,21 +127,31 @@ class FusedStep:
                     entry = self._packed = (kernel, self.op.pack(kernel))  # type: ignore[misc]
         return entry[1]
 
+    def prepared(self, x: np.ndarray) -> Any:
+        """The op's prepared call for input ``x`` (converted; made once per input signature and
+        folded kernel), or None when the op has none."""
+        if self.op.prepare is None or not isinstance(x, np.ndarray):
+            return None
+        kernel, bias = self.arrays()
+        key = (x.shape, x.dtype, get_num_threads())
+        entry = self._calls.get(key)
+        if entry is None or entry[0] is not kernel:
+            if len(self._calls) >= _MAX_PREPARED:
+                self._calls = {}
+            packed = (lambda: self.packed(kernel)) if self.op.pack is not None else None
+            extra: Dict[str, Any] = {} if self.pad is None else {"padding": self.pad}
+            entry = (kernel, self.op.prepare(x.shape, kernel, bias, self.act, packed=packed, **extra))
+            self._calls[key] = entry
+        return entry[1]
+
     def run(self, x: Any) -> np.ndarray:
         """The chain's output for input ``x`` (an array)."""
         x = self.layer._convert_inputs(x)
+        call = self.prepared(x)
+        if call is not None:
+            return call(x)
         kernel, bias = self.arrays()
         extra: Dict[str, Any] = {} if self.pad is None else {"padding": self.pad}
-        if self.op.prepare is not None and isinstance(x, np.ndarray):
-            key = (x.shape, x.dtype, get_num_threads())
-            entry = self._calls.get(key)
-            if entry is None or entry[0] is not kernel:
-                if len(self._calls) >= _MAX_PREPARED:
-                    self._calls = {}
-                packed = (lambda: self.packed(kernel)) if self.op.pack is not None else None
-                entry = (kernel, self.op.prepare(x.shape, kernel, bias, self.act, packed=packed, **extra))
-                self._calls[key] = entry
-            return entry[1](x)
         if self.op.pack is None:
             return self.op.run(x, kernel, bias, self.act, **extra)
         return self.op.run(x, kernel, bias, self.act, packed=lambda: self.packed(kernel), **extra)
@@ -161,12 +171,14 @@ class MergeStep:
     when an input mask arrives.
     """
 
-    __slots__ = ("kind", "steps", "layer", "run_merge", "act", "in_ids", "out_id")
+    __slots__ = ("kind", "steps", "layer", "op", "run_merge", "act", "in_ids", "out_id")
 
-    def __init__(self, steps: List[Step], run_merge: Any, act: int, in_ids: List[int], out_id: int):
+    def __init__(self, steps: List[Step], run_merge: Any, act: int, in_ids: List[int], out_id: int,
+                 op: str = ""):
         self.kind = MERGED
         self.steps = steps
         self.layer = steps[0].layer
+        self.op = op
         self.run_merge = run_merge
         self.act = act
         self.in_ids = in_ids
@@ -175,6 +187,73 @@ class MergeStep:
     def run(self, xs: List[Any]) -> np.ndarray:
         """The merge of arrays ``xs`` (in the node's order), activated."""
         return self.run_merge([self.layer._convert_inputs(x) for x in xs], self.act)
+
+
+class ResidualStep:
+    """A convolution chain (a :class:`FusedStep` with no activation of its own) whose output's
+    only consumer is an Add of it and one other tensor, optionally with the Activation after
+    the Add: ``act(conv(x) + shortcut)`` in one pass, the shortcut added in the packed GEMM's
+    register tiles (ResNet's blocks). Where the convolution's prepared call has no such
+    epilogue, the chain runs and the merge follows, as the layers do.
+
+    ``steps`` are the chain's and the merge's steps, run instead when an input mask arrives.
+    """
+
+    __slots__ = ("kind", "steps", "layer", "fused", "merge", "in_ids", "out_id", "_conv_first")
+
+    def __init__(self, fused: FusedStep, merge: MergeStep, conv_first: bool):
+        self.kind = MERGED
+        self.steps = list(fused.steps) + list(merge.steps)
+        self.layer = fused.layer
+        self.fused = fused
+        self.merge = merge
+        self._conv_first = conv_first
+        shortcut = merge.in_ids[1] if conv_first else merge.in_ids[0]
+        self.in_ids = [fused.in_id, shortcut]
+        self.out_id = merge.out_id
+
+    def run(self, xs: List[Any]) -> np.ndarray:
+        """``act(conv(xs[0]) + xs[1])``."""
+        x = self.layer._convert_inputs(xs[0])
+        shortcut = self.merge.layer._convert_inputs(xs[1])
+        call = self.fused.prepared(x)
+        with_residual = getattr(call, "with_residual", None)
+        if with_residual is not None:
+            y = with_residual(x, shortcut, self.merge.act)
+            if y is not None:
+                return y
+        y = self.fused.run(x)
+        return self.merge.run([y, shortcut] if self._conv_first else [shortcut, y])
+
+
+def _residual(steps: List[Any], protected: Any) -> List[Any]:
+    """``steps`` (lowered) with each Add of two tensors, one of them made by a convolution chain
+    with no activation that nothing else reads, taken into a :class:`ResidualStep`."""
+    made_by = {}
+    readers: Dict[int, int] = {}
+    for s in steps:
+        for i in ([s.in_id] if s.kind != MERGED and s.kind != GENERAL else
+                  list(s.in_ids) if s.kind == MERGED else _input_ids(s)):
+            readers[i] = readers.get(i, 0) + 1
+        if isinstance(s, FusedStep):
+            made_by[s.out_id] = s
+    out: List[Any] = []
+    taken = set()
+    for s in steps:
+        if isinstance(s, MergeStep) and s.op == "add" and len(s.in_ids) == 2 and s.in_ids[0] != s.in_ids[1]:
+            for pos in (0, 1):
+                fused = made_by.get(s.in_ids[pos])
+                if (fused is not None and id(fused) not in taken and readers.get(fused.out_id) == 1
+                        and fused.out_id not in protected and split_activation(fused.act, ALL_CODES) == (ACT_LINEAR, None)
+                        and fused.op.prepare is not None):
+                    taken.add(id(fused))
+                    out.append(ResidualStep(fused, s, pos == 0))
+                    break
+            else:
+                out.append(s)
+            continue
+        out.append(s)
+    return [s for s in out if id(s) not in taken]
 
 
 class MapStep:
@@ -388,7 +467,7 @@ def lower(steps: List[Step], model: Any) -> List[Any]:
             continue
         absorbed.update(id(c) for c in fused.steps)
         out.append(fused)
-    return out
+    return _residual(out, protected)
 
 
 def _scalar(step: Step) -> Optional[Tuple[str, float]]:
@@ -454,7 +533,7 @@ def _merged(s: Step, simple_user: Any) -> Optional[MergeStep]:
             chain.append(nxt)
             act = code
             out_id = nxt.out_id
-    return MergeStep(chain, merge[1], act, merge[2], out_id)
+    return MergeStep(chain, merge[1], act, merge[2], out_id, merge[0])
 
 
 def _padded(s: Step, simple_user: Any) -> Optional[FusedStep]:

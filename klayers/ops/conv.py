@@ -247,6 +247,22 @@ class ConvCall:
             self.fn(_flat(x, self.dtype), *self.pre, y.reshape(-1), *self.post)
         return y if self.rest is None else apply_activation(y, self.rest, self.n_threads, inplace=True)
 
+    def with_residual(self, x: np.ndarray, residual: np.ndarray, act: int) -> Optional[np.ndarray]:
+        """``act(conv(x) + residual)`` in one pass (the residual added in the packed GEMM's
+        register tiles, after the bias; ``act`` an activation code replacing the call's own,
+        which must be linear), or None when this call's path has no such epilogue (not the
+        packed kernel) or ``residual`` is not an array of the output's shape and dtype."""
+        if (self.fn is not _conv.conv_forward or self.post[-1] is None or self.rest is not None
+                or self.post[2] != ACT_LINEAR or type(residual) is not np.ndarray
+                or residual.shape != self.shape or residual.dtype != self.dtype):
+            return None
+        if x.shape != self.x_shape:
+            raise ValueError(f"conv: this call was prepared for inputs of shape {self.x_shape}, got {x.shape}")
+        y = self.alloc(self.shape, self.dtype)
+        post = self.post[:2] + (int(act),) + self.post[3:]
+        self.fn(_flat(x, self.dtype), *self.pre, y.reshape(-1), *post, _flat(residual, self.dtype))
+        return y
+
 
 def conv_call(x_shape: Tuple[int, ...], kernel: np.ndarray, bias: Optional[np.ndarray],
               strides: int | Sequence[int] = 1, padding: str = "valid", dilation_rate: int | Sequence[int] = 1,

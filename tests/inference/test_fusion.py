@@ -142,7 +142,9 @@ def test_shared_intermediate_is_not_folded():
     fused = model.predict(x, verbose=0)
     assert _n_fused(model) == 0
     lone = [s for s in model._inference_plan.lowered if isinstance(s, inference.FusedStep)]
-    assert [len(s.steps) for s in lone] == [1, 1]  # each Conv2D alone, on its packed kernel
+    residual = [s for s in model._inference_plan.lowered if isinstance(s, inference.ResidualStep)]
+    # each Conv2D alone, on its packed kernel; the 1x1 one with the Add after it
+    assert [len(s.steps) for s in lone] == [1] and [len(s.fused.steps) for s in residual] == [1]
     with inference.disabled():
         plain = model.predict(x, verbose=0)
     for p, q in zip(fused, plain):
@@ -283,7 +285,8 @@ def test_masked_inputs_run_merges_layer_by_layer():
     with inference.disabled():
         plain = model.predict(x, verbose=0)
     np.testing.assert_allclose(got, plain, rtol=1e-5, atol=1e-6)
-    assert any(isinstance(s, inference.MergeStep) for s in model._inference_plan.lowered)
+    # the Add (with the Dense before it) is planned, and runs layer by layer under the mask
+    assert any(isinstance(s, (inference.MergeStep, inference.ResidualStep)) for s in model._inference_plan.lowered)
 
 
 def _tf_op(function, x, y):
@@ -434,3 +437,33 @@ def test_squeeze_and_excitation_blocks_run_as_one_step(dtype, tol):
         want = exposed.predict(x, verbose=0)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype,tol", [("float32", 2e-5), ("float64", 1e-12)])
+@pytest.mark.parametrize("fmt", ["channels_last", "channels_first"])
+def test_residual_adds_run_in_the_convolution_before_them(dtype, tol, fmt):
+    """ResNet's ``ReLU(Add([BN(conv(x)), shortcut]))`` (either order; channel counts with strip
+    tails; K past one block of the packed GEMM) runs as one step, the shortcut added in the
+    packed GEMM's tiles (channels_first: the layers' path after the convolution); a convolution
+    whose output is read elsewhere keeps its own step; results equal the layers'."""
+    shape = (6, 6, 200) if fmt == "channels_last" else (200, 6, 6)
+    x_in = klayers.Input(shape, dtype=dtype)
+    a = L.Conv2D(45, 1, data_format=fmt, dtype=dtype)(x_in)
+    a = L.BatchNormalization(axis=-1 if fmt == "channels_last" else 1, dtype=dtype)(a)
+    short = L.Conv2D(45, 3, padding="same", data_format=fmt, dtype=dtype)(x_in)
+    h = L.ReLU(dtype=dtype)(L.Add(dtype=dtype)([a, short]))          # conv chain first
+    b = L.Conv2D(45, 1, activation=None, data_format=fmt, dtype=dtype)(h)
+    h2 = L.Add(dtype=dtype)([h, b])                                   # conv second, no activation
+    c = L.Conv2D(45, 1, data_format=fmt, dtype=dtype)(h2)
+    out = L.Add(dtype=dtype)([c, h2])
+    model = klayers.Model(x_in, [out, c])                             # c is an output: unfused
+    _randomize(model, 13)
+    x = np.random.default_rng(14).standard_normal((3,) + shape).astype(dtype)
+    got = model.predict(x, verbose=0)
+    kinds = [type(s).__name__ for s in model._inference_plan.lowered]
+    assert kinds.count("ResidualStep") == 2
+    with inference.disabled():
+        want = model.predict(x, verbose=0)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=tol, atol=tol * np.abs(w).max())
+    np.testing.assert_allclose(model.predict(x, verbose=0)[0], want[0], rtol=tol, atol=tol * np.abs(want[0]).max())

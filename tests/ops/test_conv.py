@@ -11,6 +11,7 @@ from klayers._ext import conv_transpose as _conv_transpose
 from klayers._ext import depthwise as _depthwise
 from klayers.ops import conv as C
 from klayers.ops import conv_transpose as CT
+from klayers.ops.activation import apply_activation_reference
 from klayers.ops.common import ACT_SWISH
 
 ACTS = [C.ACT_LINEAR, C.ACT_RELU, C.ACT_RELU6]
@@ -276,8 +277,28 @@ def test_few_rows_gemm_packed_and_unpacked_match_reference(case, batch, dtype, i
             _conv.conv_forward(x.reshape(-1), kernel.reshape(-1), np.empty(0, dtype), y, geo, False, act,
                                max(1, rows // 3), sw, 2, packed)
             _close(y.reshape(want.shape), want, dtype)
+            # a residual added after the bias, before the activation
+            res = rng.standard_normal(want.shape).astype(dtype)
+            lin = C.conv_reference(x, kernel, bias, 1, padding, 1, 1, "channels_last", C.ACT_LINEAR)
+            want = apply_activation_reference(lin + res, act)
+            y = np.full(lin.size, np.nan, dtype)
+            _conv.conv_forward(x.reshape(-1), kernel.reshape(-1), bias, y, geo, True, act, max(1, rows // 3), sw, 2,
+                               packed, res.reshape(-1))
+            _close(y.reshape(lin.shape), want, dtype)
     finally:
         _conv.select_isa()
+
+
+def test_a_residual_needs_the_packed_kernel_and_the_output_size():
+    x, w, b = np.zeros(2 * 3 * 3 * 4, "f4"), np.zeros(4 * 8, "f4"), np.zeros(8, "f4")
+    geo = C._conv_setup(np.zeros((2, 3, 3, 4), "f4"), np.zeros((1, 1, 4, 8), "f4"), None, (1, 1), "valid", (1, 1), 1,
+                        "channels_last", "t")[-1]
+    y = np.zeros(2 * 3 * 3 * 8, "f4")
+    with pytest.raises(ValueError, match="needs a packed kernel"):
+        _conv.conv_forward(x, w, b, y, geo, True, 0, 18, 8, 1, None, y.copy())
+    packed = C.pack_conv_kernel(np.zeros((1, 1, 4, 8), "f4"))
+    with pytest.raises(ValueError, match="residual has"):
+        _conv.conv_forward(x, w, b, y, geo, True, 0, 18, 32, 1, packed, y[:-1].copy())
 
 
 def test_packed_kernels_refuse_what_does_not_fit():
