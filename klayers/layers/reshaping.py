@@ -12,6 +12,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from klayers.backend import arena
 from klayers.engine.base_layer import Layer
 from klayers.engine.input_spec import InputSpec
 from klayers.ops import shapes
@@ -158,9 +159,14 @@ class _ZeroPadding(_Spatial):
         return fmt, tuple((int(a), int(b)) for a, b in self.padding)
 
     def call(self, inputs: np.ndarray) -> np.ndarray:
-        out = np.zeros(self.compute_output_shape(inputs.shape), dtype=inputs.dtype)
+        # the borders zeroed and the interior copied (no zeroing of the whole output first)
+        out = arena.empty(self.compute_output_shape(inputs.shape), inputs.dtype)
         index = [slice(None)] * inputs.ndim
         for axis, (a, _) in zip(self._spatial_axes(), self.padding):
+            border = [slice(None)] * inputs.ndim
+            for part in (slice(0, a), slice(a + inputs.shape[axis], None)):
+                border[axis] = part
+                out[tuple(border)] = 0
             index[axis] = slice(a, a + inputs.shape[axis])
         out[tuple(index)] = inputs
         return out

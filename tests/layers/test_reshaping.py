@@ -80,3 +80,23 @@ def test_upsampling_nearest_repeats_and_bilinear_interpolates():
     b = L.UpSampling2D((1, 2), interpolation="bilinear")(x)[0, 0, :, 0]
     # half-pixel centres: source positions -0.25, 0.25, 0.75, 1.25, 1.75, 2.25 (clamped at the edges)
     np.testing.assert_allclose(b, [0.0, 0.25, 0.75, 1.25, 1.75, 2.0])
+
+
+def test_zero_padding_zeroes_its_borders_on_a_reused_buffer():
+    """Inside a model call ZeroPadding writes into a reused arena buffer: every border value is
+    set, whatever the buffer held before."""
+    from klayers.backend import arena
+
+    ar = arena.Arena()
+    stale = ar.take((2, 5, 8, 3), "float32")
+    stale[...] = np.nan
+    ar.hold(stale)
+    ar.drop(stale)
+    x = np.random.default_rng(0).standard_normal((2, 2, 3, 3)).astype("float32")
+    before = arena.activate(ar)
+    try:
+        got = L.ZeroPadding2D(((1, 2), (2, 3)))(x)
+    finally:
+        arena.activate(before)
+    assert np.shares_memory(got, stale)
+    np.testing.assert_array_equal(got, np.pad(x, ((0, 0), (1, 2), (2, 3), (0, 0))))
