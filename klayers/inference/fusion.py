@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -201,9 +201,10 @@ class ResidualStep:
 
     __slots__ = ("kind", "steps", "layer", "fused", "merge", "in_ids", "out_id", "_conv_first")
 
-    def __init__(self, fused: FusedStep, merge: MergeStep, conv_first: bool):
+    def __init__(self, fused: FusedStep, merge: MergeStep, conv_first: bool, between: Sequence[Any] = ()):
         self.kind = MERGED
-        self.steps = list(fused.steps) + list(merge.steps)
+        # ``between``: identity-at-inference layers (Dropout) between the chain and the Add
+        self.steps = list(fused.steps) + [t for d in between for t in d.steps] + list(merge.steps)
         self.layer = fused.layer
         self.fused = fused
         self.merge = merge
@@ -228,8 +229,10 @@ class ResidualStep:
 
 def _residual(steps: List[Any], protected: Any) -> List[Any]:
     """``steps`` (lowered) with each Add of two tensors, one of them made by a convolution chain
-    with no activation that nothing else reads, taken into a :class:`ResidualStep`."""
+    with no activation that nothing else reads (possibly through layers that are identities at
+    inference, EfficientNet's Dropout), taken into a :class:`ResidualStep`."""
     made_by = {}
+    aliases: Dict[int, Any] = {}  # identity DirectSteps by output id
     readers: Dict[int, int] = {}
     for s in steps:
         for i in ([s.in_id] if s.kind != MERGED and s.kind != GENERAL else
@@ -237,17 +240,25 @@ def _residual(steps: List[Any], protected: Any) -> List[Any]:
             readers[i] = readers.get(i, 0) + 1
         if isinstance(s, FusedStep):
             made_by[s.out_id] = s
+        elif isinstance(s, DirectStep) and _declared(s.layer, "_inference_identity"):
+            aliases[s.out_id] = s
     out: List[Any] = []
     taken = set()
     for s in steps:
         if isinstance(s, MergeStep) and s.op == "add" and len(s.in_ids) == 2 and s.in_ids[0] != s.in_ids[1]:
             for pos in (0, 1):
-                fused = made_by.get(s.in_ids[pos])
+                tid, between = s.in_ids[pos], []
+                while tid in aliases and readers.get(tid) == 1 and tid not in protected:
+                    between.append(aliases[tid])
+                    tid = aliases[tid].in_id
+                fused = made_by.get(tid)
                 if (fused is not None and id(fused) not in taken and readers.get(fused.out_id) == 1
                         and fused.out_id not in protected and split_activation(fused.act, ALL_CODES) == (ACT_LINEAR, None)
-                        and fused.op.prepare is not None):
+                        and fused.op.prepare is not None
+                        and all(d.layer._dtype == fused.layer._dtype for d in between)):
                     taken.add(id(fused))
-                    out.append(ResidualStep(fused, s, pos == 0))
+                    taken.update(id(d) for d in between)
+                    out.append(ResidualStep(fused, s, pos == 0, between[::-1]))
                     break
             else:
                 out.append(s)

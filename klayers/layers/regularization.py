@@ -77,6 +77,12 @@ class Dropout(_SeededLayer):
     def compute_output_shape(self, input_shape: Any) -> Any:
         return tuple(input_shape)
 
+    def _inference_identity(self) -> bool:
+        """Whether the layer returns its (dtype-converted) input unchanged at inference, read by
+        the inference planner (which may then look through it); False for subclasses that
+        change the maths."""
+        return type(self).call is Dropout.call
+
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
         noise_shape = list(self.noise_shape) if isinstance(self.noise_shape, tuple) else self.noise_shape

@@ -443,7 +443,7 @@ def test_squeeze_and_excitation_blocks_run_as_one_step(dtype, tol):
 @pytest.mark.parametrize("fmt", ["channels_last", "channels_first"])
 def test_residual_adds_run_in_the_convolution_before_them(dtype, tol, fmt):
     """ResNet's ``ReLU(Add([BN(conv(x)), shortcut]))`` (either order; channel counts with strip
-    tails; K past one block of the packed GEMM) runs as one step, the shortcut added in the
+    tails; K past one block of the packed GEMM; Dropout layers between) runs as one step, the shortcut added in the
     packed GEMM's tiles (channels_first: the layers' path after the convolution); a convolution
     whose output is read elsewhere keeps its own step; results equal the layers'."""
     shape = (6, 6, 200) if fmt == "channels_last" else (200, 6, 6)
@@ -453,6 +453,7 @@ def test_residual_adds_run_in_the_convolution_before_them(dtype, tol, fmt):
     short = L.Conv2D(45, 3, padding="same", data_format=fmt, dtype=dtype)(x_in)
     h = L.ReLU(dtype=dtype)(L.Add(dtype=dtype)([a, short]))          # conv chain first
     b = L.Conv2D(45, 1, activation=None, data_format=fmt, dtype=dtype)(h)
+    b = L.Dropout(0.3, dtype=dtype)(L.Dropout(0.2, dtype=dtype)(b))   # identities at inference
     h2 = L.Add(dtype=dtype)([h, b])                                   # conv second, no activation
     c = L.Conv2D(45, 1, data_format=fmt, dtype=dtype)(h2)
     out = L.Add(dtype=dtype)([c, h2])
