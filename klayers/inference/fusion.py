@@ -114,6 +114,7 @@ class FusedStep:
                     inv, shift = self.affine.affine() if self.affine is not None else (None, None)
                     self._kernel, self._bias = self.op.fold(inv, shift)
                     self._seen = seen
+                    self._calls = {}  # every prepared call is of the current folded kernel
                 self._global = g
         return self._kernel, self._bias  # type: ignore[return-value]
 
@@ -130,10 +131,15 @@ class FusedStep:
     def prepared(self, x: np.ndarray) -> Any:
         """The op's prepared call for input ``x`` (converted; made once per input signature and
         folded kernel), or None when the op has none."""
-        if self.op.prepare is None or not isinstance(x, np.ndarray):
+        if self.op.prepare is None or type(x) is not np.ndarray:
             return None
-        kernel, bias = self.arrays()
         key = (x.shape, x.dtype, get_num_threads())
+        if _WEIGHTS_VERSION[0] == self._global:
+            # no weight anywhere assigned since the kernel was last checked: it is current
+            entry = self._calls.get(key)
+            if entry is not None:
+                return entry[1]
+        kernel, bias = self.arrays()
         entry = self._calls.get(key)
         if entry is None or entry[0] is not kernel:
             if len(self._calls) >= _MAX_PREPARED:
