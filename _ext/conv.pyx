@@ -108,7 +108,7 @@ cdef void _im2col(const floating* x, Geom* g, Py_ssize_t b, Py_ssize_t p0, Py_ss
     When the taps along the last axis lie next to each other in memory (channels_last, one
     group, no dilation on that axis) each (k0, k1) row of the window is one memcpy."""
     cdef Py_ssize_t r, o0, o1, o2, st0, st1, st2, lo0, hi0, lo1, hi1, lo2, hi2
-    cdef Py_ssize_t a, bb, cc, ci, i0, i1, i2
+    cdef Py_ssize_t a, bb, cc, ci, i0, i1, i2, run
     cdef Py_ssize_t K0 = g.k[0], K1 = g.k[1], K2 = g.k[2]
     cdef Py_ssize_t blk2 = cg, blk1 = K2 * cg, blk0 = K1 * K2 * cg
     cdef const floating* src
@@ -140,8 +140,14 @@ cdef void _im2col(const floating* x, Geom* g, Py_ssize_t b, Py_ssize_t p0, Py_ss
                     if lo2 > 0:
                         memset(dst, 0, lo2 * blk2 * sizeof(floating))
                     if hi2 > lo2:
-                        memcpy(dst + lo2 * blk2, base + i0 * g.x0 + i1 * g.x1 + (st2 + lo2) * g.x2,
-                               (hi2 - lo2) * blk2 * sizeof(floating))
+                        run = (hi2 - lo2) * blk2
+                        src = base + i0 * g.x0 + i1 * g.x1 + (st2 + lo2) * g.x2
+                        if run <= 32:
+                            # a stem's few channels: a call to memcpy costs more than the copy
+                            for ci in range(run):
+                                dst[lo2 * blk2 + ci] = src[ci]
+                        else:
+                            memcpy(dst + lo2 * blk2, src, run * sizeof(floating))
                     if hi2 < K2:
                         memset(dst + hi2 * blk2, 0, (K2 - hi2) * blk2 * sizeof(floating))
                     dst += blk1
