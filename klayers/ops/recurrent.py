@@ -245,7 +245,8 @@ def run_rnn_jobs(jobs: List[RnnJob], n_threads: Optional[int] = None) -> None:
     n = op_threads(n_threads)
     specs, threads = _plan(jobs, n)
     double = jobs[0].kernel.dtype == np.float64
-    call_pinned(n, _rec.rnn_run, specs, double, threads)
+    # one task on one thread calls BLAS alone: nothing to hold (BLAS sizes its own small calls)
+    call_pinned(threads, _rec.rnn_run, specs, double, threads)
 
 
 def rnn_sequence(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray,
