@@ -1,10 +1,12 @@
 """Differential test of the inference plan: hypothesis builds random functional graphs from the
 layers the planner lowers (convolutions alone and folded with BatchNormalization and an
 activation, depthwise convolutions, ZeroPadding before "valid" convolutions, element-wise merges
-with the activation after them, squeeze-and-excitation branches, tf-keras's hard sigmoid / hard
-swish node patterns, Dense heads), with branches, residual merges, shared layers and several
-outputs; the planned model must give the layer-by-layer results within float rounding, NaN and
-inf where they are, in float32 and float64, on 1 and 2 threads."""
+with the activation after them, residual blocks (a convolution chain, Dropout, Add, ReLU),
+squeeze-and-excitation branches, tf-keras's hard sigmoid / hard swish node patterns, Dense
+heads), with branches, shared layers, a nested model applied twice, one or two inputs and
+several outputs; the planned model (with its arena) must give the layer-by-layer results within
+float rounding, NaN and inf where they are, in float32 and float64, on 1 and 2 threads, and
+again on a second call (the arena's buffers reused)."""
 
 from __future__ import annotations
 
@@ -36,13 +38,16 @@ def graphs(draw):
     dtype = draw(st.sampled_from(["float32", "float64"]))
     channels = draw(st.sampled_from([3, 8, 16]))
     x_in = klayers.Input((6, 6, channels), dtype=dtype)
-    pool = [x_in]                       # tensors of shape (6, 6, C) that later blocks may use
+    inputs = [x_in]
+    if draw(st.booleans()):
+        inputs.append(klayers.Input((6, 6, channels), dtype=dtype))
+    pool = list(inputs)                 # tensors of shape (6, 6, C) that later blocks may use
     outputs = []
-    shared = None
+    shared = nested = None
     for _ in range(draw(st.integers(2, 6))):
         src = pool[draw(st.integers(0, len(pool) - 1))]
         block = draw(st.sampled_from(["conv_bn", "conv", "depthwise", "pad_conv", "merge", "se",
-                                      "hard_swish", "shared", "output"]))
+                                      "hard_swish", "shared", "output", "residual", "nested"]))
         if block == "conv_bn":
             h = L.Conv2D(channels, draw(st.sampled_from([1, 3])), padding="same", use_bias=draw(st.booleans()),
                          dtype=dtype)(src)
@@ -68,9 +73,28 @@ def graphs(draw):
             h = op(dtype=dtype)([src, other])
             if draw(st.booleans()):
                 h = _act_layer(draw, dtype)(h)
+        elif block == "residual":
+            h = L.Conv2D(channels, draw(st.sampled_from([1, 3])), padding="same", dtype=dtype)(src)
+            if draw(st.booleans()):
+                h = L.BatchNormalization(dtype=dtype)(h)
+            if draw(st.booleans()):
+                h = L.Dropout(0.3, dtype=dtype)(h)
+            other = pool[draw(st.integers(0, len(pool) - 1))]
+            h = L.Add(dtype=dtype)([h, other] if draw(st.booleans()) else [other, h])
+            if draw(st.booleans()):
+                h = _act_layer(draw, dtype)(h)
+        elif block == "nested":
+            if nested is None:
+                n_in = klayers.Input((6, 6, channels), dtype=dtype)
+                t = L.Conv2D(channels, 1, dtype=dtype)(n_in)
+                t = L.BatchNormalization(dtype=dtype)(t)
+                nested = klayers.Model(n_in, L.ReLU(dtype=dtype)(L.Add(dtype=dtype)([t, n_in])))
+            h = nested(src)
         elif block == "se":
-            s = L.GlobalAveragePooling2D(dtype=dtype)(src)
-            s = L.Reshape((1, 1, channels), dtype=dtype)(s)
+            keep = draw(st.booleans())
+            s = L.GlobalAveragePooling2D(keepdims=keep, dtype=dtype)(src)
+            if not keep:
+                s = L.Reshape((1, 1, channels), dtype=dtype)(s)
             s = L.Conv2D(max(1, channels // 4), 1, activation="swish", dtype=dtype)(s)
             s = L.Conv2D(channels, 1, activation="sigmoid", dtype=dtype)(s)
             h = L.Multiply(dtype=dtype)([src, s])
@@ -88,7 +112,7 @@ def graphs(draw):
         pool.append(h)
     last = pool[-1]
     head = L.Dense(5, activation=draw(st.sampled_from(ACTIVATIONS)), dtype=dtype)(L.Flatten(dtype=dtype)(last))
-    model = klayers.Model(x_in, outputs + [head, last])
+    model = klayers.Model(inputs if len(inputs) > 1 else x_in, outputs + [head, last])
     return model, dtype
 
 
@@ -108,13 +132,14 @@ def test_planned_graph_equals_layer_by_layer(graph, seed, specials, batch):
     model, dtype = graph
     rng = np.random.default_rng(seed)
     _randomize(model, rng)
-    x = rng.standard_normal((batch,) + tuple(model.inputs[0].shape[1:])).astype(dtype)
+    xs = [rng.standard_normal((batch,) + tuple(t.shape[1:])).astype(dtype) for t in model.inputs]
     if specials:
-        flat = x.reshape(-1)
+        flat = xs[0].reshape(-1)
         flat[rng.integers(0, flat.size, 3)] = [np.nan, np.inf, -np.inf]
+    x = xs if len(xs) > 1 else xs[0]
     with inference.disabled():
         want = model.predict(x, verbose=0)
-    for threads in (1, 2):
+    for threads in (1, 2, 2):
         with klayers.num_threads(threads):
             got = model.predict(x, verbose=0)
         for g, w in zip(got if isinstance(got, list) else [got], want if isinstance(want, list) else [want]):
@@ -132,9 +157,10 @@ def test_the_strategy_reaches_every_lowered_step_kind():
 
     def kinds(graph):
         model, _ = graph
-        model.predict(np.zeros((1,) + tuple(model.inputs[0].shape[1:]), model.inputs[0].dtype), verbose=0)
+        model.predict([np.zeros((1,) + tuple(t.shape[1:]), t.dtype) for t in model.inputs], verbose=0)
         return {type(s).__name__ + ("+pad" if getattr(s, "pad", None) else "")
                 for s in model._inference_plan.lowered}
 
-    for want in ("FusedStep", "FusedStep+pad", "MergeStep", "MapStep"):
+    for want in ("FusedStep", "FusedStep+pad", "MergeStep", "MapStep", "ResidualStep", "SqueezeExciteStep",
+                 "DirectStep"):
         find(graphs(), lambda g, want=want: want in kinds(g), settings=settings(max_examples=300, deadline=None))
