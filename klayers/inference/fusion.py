@@ -63,7 +63,7 @@ from klayers.ops.common import (
     get_num_threads,
     split_activation,
 )
-from klayers.ops.dense import dense as dense_op
+from klayers.ops.dense import dense_call, pack_dense_kernel
 from klayers.ops.pooling import MODE_AVG, global_pool
 
 #: input signatures per step whose prepared calls are kept (more: the cache starts over)
@@ -309,7 +309,7 @@ class SqueezeExciteStep:
     """
 
     __slots__ = ("kind", "steps", "layer", "in_id", "out_id", "_dense", "_merge", "_x_first", "_rank",
-                 "_variables", "_seen", "_global", "_arrays", "_lock")
+                 "_variables", "_seen", "_global", "_arrays", "_lock", "_calls")
 
     def __init__(self, steps: List[Any], in_id: int, out_id: int, dense: List[Tuple[Any, int]],
                  merge: Any, x_first: bool, rank: int):
@@ -327,6 +327,8 @@ class SqueezeExciteStep:
         self._global = -1
         self._arrays: Any = None
         self._lock = threading.Lock()
+        # the two products' prepared calls per (batch, dtype, threads), of the current arrays
+        self._calls: Dict[Any, Any] = {}
 
     def arrays(self) -> Any:
         """``[(kernel, bias)] x 2`` as ``(cin, cout)`` matrices, remade when a weight was assigned."""
@@ -337,16 +339,27 @@ class SqueezeExciteStep:
                 if seen != self._seen:
                     self._arrays = [spec[1]() for spec, _ in self._dense]
                     self._seen = seen
+                    self._calls = {}
                 self._global = g
         return self._arrays
 
     def run(self, x: Any) -> np.ndarray:
         """The block's output for input ``x``."""
         x = self.layer._convert_inputs(x)
-        (k1, b1), (k2, b2) = self.arrays()
+        arrays = self.arrays()
         pooled = global_pool(x, "channels_last", MODE_AVG, False, where=f"{type(self.layer).__name__} {self.layer.name}")
-        h = dense_op(pooled, k1, b1, self._dense[0][1])
-        gate = dense_op(h, k2, b2, self._dense[1][1])
+        key = (pooled.shape, pooled.dtype, get_num_threads())
+        calls = self._calls.get(key)
+        if calls is None:
+            if len(self._calls) >= _MAX_PREPARED:
+                self._calls = {}
+            (k1, b1), (k2, b2) = arrays
+            pk1, pk2 = pack_dense_kernel(k1), pack_dense_kernel(k2)
+            first = dense_call(pooled.shape, k1, b1, self._dense[0][1], packed=lambda: pk1)
+            calls = (first, dense_call(pooled.shape[:-1] + (k1.shape[1],), k2, b2, self._dense[1][1],
+                                       packed=lambda: pk2))
+            self._calls[key] = calls
+        gate = calls[1](calls[0](pooled))
         gate = gate.reshape((gate.shape[0],) + (1,) * self._rank + (gate.shape[-1],))
         return self._merge([x, gate] if self._x_first else [gate, x], ACT_LINEAR)
 
