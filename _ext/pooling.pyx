@@ -50,6 +50,8 @@ ISA = select_isa()
 
 MODE_MAX = 0
 MODE_AVG = 1
+#: max pooling where the padding holds zeros (explicit padding: a ZeroPadding folded in)
+MODE_MAX_ZERO_PADDED = 2
 
 cdef inline floating _lowest(floating like) noexcept nogil:
     if floating is float:
@@ -64,7 +66,9 @@ cdef inline void _pool_row(const floating* x, floating* out, Py_ssize_t r,
                            Py_ssize_t kd, Py_ssize_t kh, Py_ssize_t kw,
                            Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t sw,
                            Py_ssize_t pd, Py_ssize_t ph, Py_ssize_t pw, int mode) noexcept nogil:
-    """Output row ``r`` (= ``(p * OD + od) * OH + oh``): all ``OW * C`` values."""
+    """Output row ``r`` (= ``(p * OD + od) * OH + oh``): all ``OW * C`` values. ``mode`` 2: max
+    where the padding holds zeros (a ZeroPadding folded in): a window with a tap outside the
+    input also takes 0, compared the way every tap is."""
     cdef Py_ssize_t p = r // (OD * OH), rem = r % (OD * OH)
     cdef Py_ssize_t od = rem // OH, oh = rem % OH
     cdef Py_ssize_t d0, dlo, dhi, h0, hlo, hhi, w0, wlo, whi
@@ -74,7 +78,8 @@ cdef inline void _pool_row(const floating* x, floating* out, Py_ssize_t r,
     cdef floating* o
     cdef floating v, m, init
     cdef bint first
-    init = _lowest(<floating>0) if mode == 0 else 0
+    cdef Py_ssize_t full = kd * kh * kw
+    init = _lowest(<floating>0) if mode != 1 else 0
     window_taps(od, sd, pd, 1, kd, D, &d0, &dlo, &dhi)
     window_taps(oh, sh, ph, 1, kh, H, &h0, &hlo, &hhi)
     cdef const floating* xplane = x + p * D * H * W * C
@@ -94,7 +99,7 @@ cdef inline void _pool_row(const floating* x, floating* out, Py_ssize_t r,
                     # xp[j * sw] is input column (lo + j) * sw - pw + e, in bounds for j < hi - lo
                     xp = xr + (lo * sw - pw + e)
                     o = orow + lo
-                    if mode == 0:
+                    if mode != 1:
                         if sw == 1:
                             for ow in range(hi - lo):
                                 v = xp[ow]
@@ -114,6 +119,11 @@ cdef inline void _pool_row(const floating* x, floating* out, Py_ssize_t r,
             for ow in range(OW):
                 window_taps(ow, sw, pw, 1, kw, W, &w0, &wlo, &whi)
                 orow[ow] = orow[ow] / ((dhi - dlo) * (hhi - hlo) * (whi - wlo))
+        elif mode == 2:
+            for ow in range(OW):
+                window_taps(ow, sw, pw, 1, kw, W, &w0, &wlo, &whi)
+                if (dhi - dlo) * (hhi - hlo) * (whi - wlo) < full:
+                    orow[ow] = 0 if 0 > orow[ow] else orow[ow]
         return
     for ow in range(OW):
         window_taps(ow, sw, pw, 1, kw, W, &w0, &wlo, &whi)
@@ -128,7 +138,7 @@ cdef inline void _pool_row(const floating* x, floating* out, Py_ssize_t r,
                 xr = xplane + (((d0 + a) * H + (h0 + b)) * W + w0) * C
                 for e in range(wlo, whi):
                     xp = xr + e * C
-                    if mode == 0:
+                    if mode != 1:
                         if first:
                             for c in range(C):
                                 v = xp[c]
@@ -148,11 +158,20 @@ cdef inline void _pool_row(const floating* x, floating* out, Py_ssize_t r,
         if mode == 1:
             for c in range(C):
                 o[c] = o[c] / count
+        elif mode == 2 and count < full:
+            # the window reaches into the zero padding
+            if first:
+                for c in range(C):
+                    o[c] = 0
+            else:
+                for c in range(C):
+                    o[c] = 0 if 0 > o[c] else o[c]
 
 
 def pool_forward(const floating[:, :, :, :, ::1] x__pdhwc, floating[:, :, :, :, ::1] out__pdhwc,
                  pool_size, strides, pad_before, int mode, int n_threads):
-    """Windowed max (``mode`` 0) or average (1) pooling over the three spatial axes.
+    """Windowed max (``mode`` 0), average (1) or max over zero padding (2: the padding holds zeros,
+    as after a ZeroPadding layer) pooling over the three spatial axes.
 
     Args:
         x__pdhwc: ``(P, D, H, W, C)`` input, C-contiguous.
@@ -174,7 +193,7 @@ def pool_forward(const floating[:, :, :, :, ::1] x__pdhwc, floating[:, :, :, :, 
         raise ValueError(f"pool_forward: shape mismatch x={[x__pdhwc.shape[i] for i in range(5)]} out={[out__pdhwc.shape[i] for i in range(5)]}")
     if min(kd, kh, kw, sd, sh, sw) < 1 or min(pd, ph, pw) < 0:
         raise ValueError(f"pool_forward: bad window pool_size={pool_size} strides={strides} pad_before={pad_before}")
-    if mode != 0 and mode != 1:
+    if mode != 0 and mode != 1 and mode != 2:
         raise ValueError(f"pool_forward: unknown mode {mode}")
     for n_in, n_out, k, s, pb in ((D, OD, kd, sd, pd), (H, OH, kh, sh, ph), (W, OW, kw, sw, pw)):
         # the first and last windows must each overlap the input

@@ -7,8 +7,15 @@ layer by layer (the reference the tests compare plans with).
 """
 
 from klayers.engine.plan import disabled, enabled, install_lowering
-from klayers.inference.fusion import DirectStep, FusedStep, MergeStep, ResidualStep, lower
+from klayers.inference.fusion import (
+    DirectStep,
+    FusedStep,
+    MergeStep,
+    PaddedPoolStep,
+    ResidualStep,
+    lower,
+)
 
 install_lowering(lower)
 
-__all__ = ["DirectStep", "FusedStep", "MergeStep", "ResidualStep", "disabled", "enabled", "lower"]
+__all__ = ["DirectStep", "FusedStep", "MergeStep", "PaddedPoolStep", "ResidualStep", "disabled", "enabled", "lower"]

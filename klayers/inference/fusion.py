@@ -566,7 +566,30 @@ def _merged(s: Step, simple_user: Any) -> Optional[MergeStep]:
     return MergeStep(chain, merge[1], act, merge[2], out_id, merge[0])
 
 
-def _padded(s: Step, simple_user: Any) -> Optional[FusedStep]:
+class PaddedPoolStep:
+    """A ZeroPadding layer whose only consumer is a "valid" max pooling (ResNet's stem): the
+    pooling takes the zeros as explicit padding and the padded tensor is never made.
+
+    ``steps`` are the two layers' steps, run instead when an input mask arrives.
+    """
+
+    __slots__ = ("kind", "steps", "layer", "run_pool", "pad", "in_id", "out_id")
+
+    def __init__(self, pad_step: Step, pool_step: Step, run_pool: Any, pad: Tuple[Tuple[int, int], ...]):
+        self.kind = LOWERED
+        self.steps = [pad_step, pool_step]
+        self.layer = pad_step.layer
+        self.run_pool = run_pool
+        self.pad = pad
+        self.in_id = pad_step.in_id
+        self.out_id = pool_step.out_id
+
+    def run(self, x: Any) -> np.ndarray:
+        """The pooling of the zero-padded ``x``."""
+        return self.run_pool(self.layer._convert_inputs(x), self.pad)
+
+
+def _padded(s: Step, simple_user: Any) -> Optional[Any]:
     """A ZeroPadding layer whose only consumer is a "valid" convolution (alone or heading a
     foldable chain) in the same data format: the convolution takes the padding as explicit
     zero padding, and the padded tensor is never made."""
@@ -576,6 +599,9 @@ def _padded(s: Step, simple_user: Any) -> Optional[FusedStep]:
     nxt = simple_user(s.out_id) if spec is not None else None
     if nxt is None or s.layer._dtype != nxt.layer._dtype:
         return None
+    pool = _declared(nxt.layer, "_pad_fold")
+    if pool is not None and pool[0] == spec[0] and _plain(nxt.layer, s.layer._dtype):
+        return PaddedPoolStep(s, nxt, pool[1], spec[1])
     fmt = getattr(nxt.layer, "_takes_padding", lambda: None)()
     if fmt != spec[0]:
         return None

@@ -9,7 +9,7 @@ its defaults (which differ per rank in tf-keras: 1-D layers default to ``"channe
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -71,6 +71,18 @@ class Pooling(Layer):
     def call(self, inputs: np.ndarray) -> np.ndarray:
         return pooling_ops.pool(_float_input(self, inputs), self.pool_size, self.strides, self.padding,
                                 self.data_format, self._mode, where=self._where())
+
+    def _pad_fold(self) -> Optional[Tuple[str, Callable[[np.ndarray, Any], np.ndarray]]]:
+        """``(data_format, run(x, padding))``: this "valid" max pooling of ``x`` zero-padded by
+        explicit ``(before, after)`` pairs, for the inference planner to fold a ZeroPadding layer
+        before it into (the padded input is never made); None otherwise or for subclasses."""
+        if type(self).call is not Pooling.call or self.padding != "valid" or self._mode != pooling_ops.MODE_MAX:
+            return None
+
+        def run(x: np.ndarray, padding: Any) -> np.ndarray:
+            return pooling_ops.pool(_float_input(self, x), self.pool_size, self.strides, padding,
+                                    self.data_format, self._mode, where=self._where())
+        return self.data_format, run
 
     def compute_output_shape(self, input_shape: Any) -> Tuple[Optional[int], ...]:
         input_shape = tuple(input_shape)

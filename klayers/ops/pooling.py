@@ -17,7 +17,7 @@ Output sizes and padding come from :mod:`klayers.ops.shapes` (``conv_output_leng
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -50,11 +50,28 @@ def _split(x: np.ndarray, rank: int, data_format: str, where: str) -> Tuple[Tupl
     return spatial, channels
 
 
-def pool_reference(x: np.ndarray, pool_size: Sequence[int], strides: Sequence[int], padding: str,
+def _zero_padding(x: np.ndarray, rank: int, padding: Any, data_format: str, mode: int, where: str) -> list:
+    """The ``np.pad`` widths of explicit ``(before, after)`` zero padding per spatial axis (max
+    pooling only: a ZeroPadding layer folded into the pooling after it)."""
+    if mode != MODE_MAX:
+        raise ValueError(f"{where}: explicit zero padding is for max pooling only")
+    if (not isinstance(padding, (tuple, list)) or len(padding) != rank
+            or any(len(p) != 2 or any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in p)
+                   for p in padding)):
+        raise ValueError(f"{where}: explicit padding must be {rank} (before, after) pairs of ints >= 0, got {padding!r}")
+    widths = [(0, 0)] + [tuple(p) for p in padding]
+    return widths + [(0, 0)] if data_format == "channels_last" else [(0, 0)] + widths
+
+
+def pool_reference(x: np.ndarray, pool_size: Sequence[int], strides: Sequence[int], padding: Any,
                    data_format: str, mode: int, n_threads: Optional[int] = None, where: str = "pooling") -> np.ndarray:
     """NumPy twin of :func:`pool` (the readable oracle; ``n_threads`` is ignored)."""
     _check_mode(mode)
     rank = len(pool_size)
+    if not isinstance(padding, str):
+        # explicit zero padding: the padded input, pooled "valid"
+        widths = _zero_padding(x, rank, padding, data_format, mode, where)
+        return pool_reference(np.pad(x, widths), pool_size, strides, "valid", data_format, mode, n_threads, where)
     spatial, _ = _split(x, rank, data_format, where)
     out_spatial, before = pool_geometry(spatial, pool_size, strides, padding, where)
     xs = x if data_format == "channels_last" else np.moveaxis(x, 1, -1)
@@ -85,7 +102,7 @@ def pool_reference(x: np.ndarray, pool_size: Sequence[int], strides: Sequence[in
     return y if data_format == "channels_last" else np.moveaxis(y, -1, 1)
 
 
-def pool(x: np.ndarray, pool_size: Sequence[int], strides: Sequence[int], padding: str, data_format: str,
+def pool(x: np.ndarray, pool_size: Sequence[int], strides: Sequence[int], padding: Any, data_format: str,
          mode: int, n_threads: Optional[int] = None, where: str = "pooling") -> np.ndarray:
     """Max (``MODE_MAX``) or average (``MODE_AVG``) pooling over ``len(pool_size)`` spatial axes.
 
@@ -93,7 +110,10 @@ def pool(x: np.ndarray, pool_size: Sequence[int], strides: Sequence[int], paddin
         x: ``(batch, *spatial, channels)`` (``"channels_last"``) or ``(batch, channels, *spatial)``,
             1 to 3 spatial axes; float32/float64 run the compiled kernel, other dtypes the reference.
         pool_size, strides: one positive int per spatial axis.
-        padding: ``"valid"`` or ``"same"`` (TensorFlow's: the larger half of the padding after).
+        padding: ``"valid"`` or ``"same"`` (TensorFlow's: the larger half of the padding after),
+            or, for max pooling, explicit zero padding: one ``(before, after)`` pair per spatial
+            axis, as a ZeroPadding layer before a "valid" pooling gives (the padded input is
+            never made).
         data_format: ``"channels_last"`` or ``"channels_first"``.
         mode: ``MODE_MAX`` or ``MODE_AVG``.
         n_threads: OpenMP threads (default ``klayers.get_num_threads()``, or 1 for a small input).
@@ -119,7 +139,19 @@ def pool(x: np.ndarray, pool_size: Sequence[int], strides: Sequence[int], paddin
     if x.dtype not in FLOATS:
         return pool_reference(x, pool_size, strides, padding, data_format, mode, n_threads, where)
     spatial, channels = _split(x, rank, data_format, where)
-    out_spatial, before = pool_geometry(spatial, pool_size, strides, padding, where)
+    kernel_mode = mode
+    if isinstance(padding, str):
+        out_spatial, before = pool_geometry(spatial, pool_size, strides, padding, where)
+    else:
+        widths = _zero_padding(x, rank, padding, data_format, mode, where)
+        if any(a >= k or b >= k for (a, b), k in zip(padding, pool_size)):
+            # a window could lie wholly in the padding: pad, then pool "valid"
+            return pool(np.pad(x, widths), pool_size, strides, "valid", data_format, mode, n_threads, where)
+        padded = tuple(n + a + b for n, (a, b) in zip(spatial, widths[1:-1] if data_format == "channels_last"
+                                                        else widths[2:]))
+        out_spatial, _ = pool_geometry(padded, pool_size, strides, "valid", where)
+        before = tuple(a for a, _ in padding)
+        kernel_mode = _pooling.MODE_MAX_ZERO_PADDED
     out = arena.empty(shapes.join_shape(x.shape[0], out_spatial, channels, data_format), x.dtype)
     if out.size == 0:
         return out
@@ -143,7 +175,7 @@ def pool(x: np.ndarray, pool_size: Sequence[int], strides: Sequence[int], paddin
     x5 = np.ascontiguousarray(x5)
     k, s, b = zip(*geometry)
     threads = op_threads(n_threads, x.size, _MIN_PARALLEL)
-    _pooling.pool_forward(x5, o5, k, s, b, mode, threads)
+    _pooling.pool_forward(x5, o5, k, s, b, kernel_mode, threads)
     return out
 
 

@@ -468,3 +468,22 @@ def test_residual_adds_run_in_the_convolution_before_them(dtype, tol, fmt):
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=tol, atol=tol * np.abs(w).max())
     np.testing.assert_allclose(model.predict(x, verbose=0)[0], want[0], rtol=tol, atol=tol * np.abs(want[0]).max())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_zero_padding_folds_into_the_valid_max_pooling_after_it(dtype):
+    """ResNet's stem (ZeroPadding2D -> MaxPooling2D(3, 2)) runs as one pooling over explicit zero
+    padding, with the layers' results (negative inputs: the zeros win at the borders); an
+    average pooling after a ZeroPadding keeps both layers."""
+    x_in = klayers.Input((9, 8, 4), dtype=dtype)
+    h = L.MaxPooling2D(3, strides=2, dtype=dtype)(L.ZeroPadding2D(((1, 1), (2, 0)), dtype=dtype)(x_in))
+    a = L.AveragePooling2D(2, dtype=dtype)(L.ZeroPadding2D(1, dtype=dtype)(x_in))
+    model = klayers.Model(x_in, [h, a])
+    x = np.random.default_rng(3).standard_normal((2, 9, 8, 4)).astype(dtype) - 1.0
+    got = model.predict(x, verbose=0)
+    kinds = [type(s).__name__ for s in model._inference_plan.lowered]
+    assert kinds.count("PaddedPoolStep") == 1
+    with inference.disabled():
+        want = model.predict(x, verbose=0)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)

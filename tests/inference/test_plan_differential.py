@@ -1,6 +1,6 @@
 """Differential test of the inference plan: hypothesis builds random functional graphs from the
 layers the planner lowers (convolutions alone and folded with BatchNormalization and an
-activation, depthwise convolutions, ZeroPadding before "valid" convolutions, element-wise merges
+activation, depthwise convolutions, ZeroPadding before "valid" convolutions and max poolings, element-wise merges
 with the activation after them, residual blocks (a convolution chain, Dropout, Add, ReLU),
 squeeze-and-excitation branches, tf-keras's hard sigmoid / hard swish node patterns, Dense
 heads), with branches, shared layers, a nested model applied twice, one or two inputs and
@@ -47,7 +47,7 @@ def graphs(draw):
     for _ in range(draw(st.integers(2, 6))):
         src = pool[draw(st.integers(0, len(pool) - 1))]
         block = draw(st.sampled_from(["conv_bn", "conv", "depthwise", "pad_conv", "merge", "se",
-                                      "hard_swish", "shared", "output", "residual", "nested"]))
+                                      "hard_swish", "shared", "output", "residual", "nested", "pad_pool"]))
         if block == "conv_bn":
             h = L.Conv2D(channels, draw(st.sampled_from([1, 3])), padding="same", use_bias=draw(st.booleans()),
                          dtype=dtype)(src)
@@ -67,6 +67,8 @@ def graphs(draw):
                 h = L.DepthwiseConv2D(3, dtype=dtype)(h)
             else:
                 h = L.Conv2D(channels, 3, dtype=dtype)(h)
+        elif block == "pad_pool":
+            h = L.MaxPooling2D(3, strides=1, dtype=dtype)(L.ZeroPadding2D(1, dtype=dtype)(src))
         elif block == "merge":
             other = pool[draw(st.integers(0, len(pool) - 1))]
             op = draw(st.sampled_from([L.Add, L.Multiply, L.Maximum, L.Subtract, L.Minimum]))
@@ -162,5 +164,5 @@ def test_the_strategy_reaches_every_lowered_step_kind():
                 for s in model._inference_plan.lowered}
 
     for want in ("FusedStep", "FusedStep+pad", "MergeStep", "MapStep", "ResidualStep", "SqueezeExciteStep",
-                 "DirectStep"):
+                 "DirectStep", "PaddedPoolStep+pad"):
         find(graphs(), lambda g, want=want: want in kinds(g), settings=settings(max_examples=300, deadline=None))

@@ -193,3 +193,27 @@ def test_global_average_column_sums_every_isa(isa, dtype):
                     np.testing.assert_allclose(got, running / flat.shape[1], rtol=1e-5 if dtype == "float32" else 1e-12)
     finally:
         _pooling.select_isa()
+
+
+@pytest.mark.parametrize("fmt", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_max_pooling_over_explicit_zero_padding(fmt, dtype):
+    """Max pooling with explicit (before, after) zero padding gives exactly what padding the
+    input with zeros and pooling "valid" gives (1-3 spatial axes, NaN in the input, pads as
+    wide as the window: the padded path), on 1 and 2 threads; average pooling refuses it."""
+    rng = np.random.default_rng(5)
+    for spatial, k, s, pad in [((7, 9), (3, 3), (2, 2), ((1, 1), (1, 1))), ((5, 7), (3, 2), (1, 2), ((0, 2), (1, 0))),
+                               ((10,), (3,), (2,), ((2, 1),)), ((4, 4), (2, 2), (1, 1), ((2, 0), (0, 3))),
+                               ((3, 4, 5), (2, 2, 3), (1, 2, 2), ((1, 0), (0, 1), (2, 2)))]:
+        shape = (2,) + spatial + (5,) if fmt == "channels_last" else (2, 5) + spatial
+        x = (rng.standard_normal(shape) - 1.0).astype(dtype)
+        x.reshape(-1)[[3, 17]] = [np.nan, -np.inf]
+        widths = [(0, 0)] + list(pad) + [(0, 0)] if fmt == "channels_last" else [(0, 0), (0, 0)] + list(pad)
+        for threads in (1, 2):
+            got = P.pool(x, k, s, pad, fmt, P.MODE_MAX, n_threads=threads)
+            np.testing.assert_array_equal(got, P.pool(np.pad(x, widths), k, s, "valid", fmt, P.MODE_MAX, n_threads=threads))
+            np.testing.assert_array_equal(got, P.pool_reference(x, k, s, pad, fmt, P.MODE_MAX))
+    with pytest.raises(ValueError, match="max pooling only"):
+        P.pool(np.ones((1, 4, 4, 2), dtype), (2, 2), (2, 2), ((1, 1), (1, 1)), "channels_last", P.MODE_AVG)
+    with pytest.raises(ValueError, match="pairs"):
+        P.pool(np.ones((1, 4, 4, 2), dtype), (2, 2), (2, 2), ((1, 1),), "channels_last", P.MODE_MAX)
