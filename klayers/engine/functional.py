@@ -324,7 +324,7 @@ class Functional(Layer):
             try:
                 for x in flat:
                     arena.hold(x)
-                self._run_steps(plan.lowered, values, masks, training, arena, plan.liveness(True))
+                self._run_steps(plan.lowered, values, masks, training, arena, plan.liveness())
                 if own:
                     for t in self.outputs:
                         arena.escape(values[id(t)])

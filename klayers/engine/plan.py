@@ -90,13 +90,13 @@ class Plan:
         self.steps = steps
         self.lowered = lowered
         self.outputs = frozenset(outputs)
-        self._liveness: dict = {}
+        self._liveness: Optional[Liveness] = None
 
-    def liveness(self, lowered: bool) -> Liveness:
-        """The :class:`Liveness` of ``lowered`` (or of ``steps``), made once."""
-        got = self._liveness.get(lowered)
+    def liveness(self) -> Liveness:
+        """The :class:`Liveness` of ``lowered`` (the steps inference runs), made once."""
+        got = self._liveness
         if got is None:
-            steps = self.lowered if lowered else self.steps
+            steps = self.lowered
             reads = [step_reads(step) for step in steps]
             writes = [step_writes(step) for step in steps]
             last: dict = {}
@@ -110,7 +110,7 @@ class Plan:
                 if t not in self.outputs:
                     release[i].append(t)
             keeps = [step.kind in (SIMPLE, GENERAL) and not arena_safe(step.layer) for step in steps]
-            got = self._liveness[lowered] = Liveness(
+            got = self._liveness = Liveness(
                 tuple(tuple(r) for r in release), tuple(keeps), tuple(reads), tuple(writes))
         return got
 

@@ -26,8 +26,18 @@ any of the weights they come from is assigned (``Variable.value``, which ``set_w
 ``assign`` and ``load_weights`` go through); writing into a weight's array in place is not
 seen. An input mask reaching a folded chain makes it run unfused.
 
+The other lowered steps, each from the layers' declarations and with the same rule on
+intermediate tensors: an element-wise merge with the Activation after it (:class:`MergeStep`),
+tf-keras's hard sigmoid / hard swish node patterns (:class:`MapStep`), a ZeroPadding folded into
+the "valid" convolution or max pooling after it (:class:`FusedStep` with ``pad``,
+:class:`PaddedPoolStep`), a squeeze-and-excitation block (:class:`SqueezeExciteStep`), a residual
+Add inside the convolution chain before it (:class:`ResidualStep`), and any other layer of
+klayers's own run by its ``call`` alone (:class:`DirectStep`).
+
 Nothing here names a layer class: the planner reads the layers' declarations
-(``_fold_spec()``, ``_pack_spec()``, ``_affine_spec()``, ``_epilogue_code()``).
+(``_fold_spec()``, ``_pack_spec()``, ``_affine_spec()``, ``_epilogue_code()``, ``_merge_spec()``,
+``_pad_spec()``, ``_pad_fold()``, ``_global_pool_spec()``, ``_reshape_spec()``,
+``_channel_dense_spec()``, ``_inference_identity()``, ``_arena_safe``).
 """
 
 from __future__ import annotations
@@ -51,6 +61,7 @@ from klayers.engine.plan import (
     FoldableOp,
     Step,
     arena_safe,
+    step_reads,
 )
 from klayers.engine.variable import _WEIGHTS_VERSION, Variable
 from klayers.ops.activation import apply_activation
@@ -241,8 +252,7 @@ def _residual(steps: List[Any], protected: Any) -> List[Any]:
     aliases: Dict[int, Any] = {}  # identity DirectSteps by output id
     readers: Dict[int, int] = {}
     for s in steps:
-        for i in ([s.in_id] if s.kind != MERGED and s.kind != GENERAL else
-                  list(s.in_ids) if s.kind == MERGED else _input_ids(s)):
+        for i in step_reads(s):
             readers[i] = readers.get(i, 0) + 1
         if isinstance(s, FusedStep):
             made_by[s.out_id] = s
@@ -463,11 +473,12 @@ def _direct(s: Step) -> Optional[DirectStep]:
 
 
 def lower(steps: List[Step], model: Any) -> List[Any]:
-    """``steps`` with every foldable chain replaced by a :class:`FusedStep`."""
+    """``steps`` with every pattern the layers' declarations allow replaced by its lowered step
+    (see the module's docstring); the rest stay as they are."""
     consumers: Dict[int, int] = {}
     users: Dict[int, List[Step]] = {}
     for s in steps:
-        for i in _input_ids(s):
+        for i in step_reads(s):
             consumers[i] = consumers.get(i, 0) + 1
             if not users.setdefault(i, []) or users[i][-1] is not s:
                 users[i].append(s)
@@ -527,10 +538,6 @@ def _hard_sigmoid(s: Step, sole_user: Any) -> Optional[MapStep]:
         chain.append(swish)
         code, out_id = ACT_HARD_SWISH, id(flatten(swish.node.outputs)[0])
     return MapStep(chain, code, x_id, out_id)
-
-
-def _input_ids(step: Step) -> List[int]:
-    return [id(t) for t in flatten((step.node.call_args, step.node.call_kwargs)) if isinstance(t, KerasTensor)]
 
 
 def _merge_inputs(s: Step) -> Optional[Tuple[str, Any, List[int]]]:

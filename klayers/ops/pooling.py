@@ -50,17 +50,16 @@ def _split(x: np.ndarray, rank: int, data_format: str, where: str) -> Tuple[Tupl
     return spatial, channels
 
 
-def _zero_padding(x: np.ndarray, rank: int, padding: Any, data_format: str, mode: int, where: str) -> list:
-    """The ``np.pad`` widths of explicit ``(before, after)`` zero padding per spatial axis (max
-    pooling only: a ZeroPadding layer folded into the pooling after it)."""
+def _zero_padding(spatial: Sequence[int], pool_size: Sequence[int], strides: Sequence[int], padding: Any,
+                  data_format: str, mode: int, where: str) -> Tuple[Tuple[int, ...], list]:
+    """``(output sizes, np.pad widths)`` of explicit ``(before, after)`` zero padding per spatial
+    axis (max pooling only: a ZeroPadding layer folded into the pooling after it); the pairs
+    are checked by :func:`klayers.ops.shapes.conv_output_sizes`, as for a convolution's."""
     if mode != MODE_MAX:
         raise ValueError(f"{where}: explicit zero padding is for max pooling only")
-    if (not isinstance(padding, (tuple, list)) or len(padding) != rank
-            or any(len(p) != 2 or any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in p)
-                   for p in padding)):
-        raise ValueError(f"{where}: explicit padding must be {rank} (before, after) pairs of ints >= 0, got {padding!r}")
+    out = shapes.conv_output_sizes(spatial, pool_size, padding, strides, (1,) * len(spatial), where)
     widths = [(0, 0)] + [tuple(p) for p in padding]
-    return widths + [(0, 0)] if data_format == "channels_last" else [(0, 0)] + widths
+    return out, (widths + [(0, 0)] if data_format == "channels_last" else [(0, 0)] + widths)
 
 
 def pool_reference(x: np.ndarray, pool_size: Sequence[int], strides: Sequence[int], padding: Any,
@@ -70,7 +69,8 @@ def pool_reference(x: np.ndarray, pool_size: Sequence[int], strides: Sequence[in
     rank = len(pool_size)
     if not isinstance(padding, str):
         # explicit zero padding: the padded input, pooled "valid"
-        widths = _zero_padding(x, rank, padding, data_format, mode, where)
+        _, widths = _zero_padding(_split(x, rank, data_format, where)[0], pool_size, strides, padding, data_format,
+                                  mode, where)
         return pool_reference(np.pad(x, widths), pool_size, strides, "valid", data_format, mode, n_threads, where)
     spatial, _ = _split(x, rank, data_format, where)
     out_spatial, before = pool_geometry(spatial, pool_size, strides, padding, where)
@@ -143,13 +143,10 @@ def pool(x: np.ndarray, pool_size: Sequence[int], strides: Sequence[int], paddin
     if isinstance(padding, str):
         out_spatial, before = pool_geometry(spatial, pool_size, strides, padding, where)
     else:
-        widths = _zero_padding(x, rank, padding, data_format, mode, where)
+        out_spatial, widths = _zero_padding(spatial, pool_size, strides, padding, data_format, mode, where)
         if any(a >= k or b >= k for (a, b), k in zip(padding, pool_size)):
             # a window could lie wholly in the padding: pad, then pool "valid"
             return pool(np.pad(x, widths), pool_size, strides, "valid", data_format, mode, n_threads, where)
-        padded = tuple(n + a + b for n, (a, b) in zip(spatial, widths[1:-1] if data_format == "channels_last"
-                                                        else widths[2:]))
-        out_spatial, _ = pool_geometry(padded, pool_size, strides, "valid", where)
         before = tuple(a for a, _ in padding)
         kernel_mode = _pooling.MODE_MAX_ZERO_PADDED
     out = arena.empty(shapes.join_shape(x.shape[0], out_spatial, channels, data_format), x.dtype)

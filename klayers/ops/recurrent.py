@@ -137,8 +137,8 @@ class RnnJob:
             return a if a is None or full else a[b0:b1]
 
         x, kernel = (rows(self.x), self.kernel) if xw is None else (rows(xw), None)
-        # the steps multiply a packed recurrent kernel (made once per call: BLAS would pack it
-        # at every step; at batch 1 the packed one-row product keeps more accumulators in flight
+        # the steps multiply a packed recurrent kernel (the layer's, kept per weight version, or
+        # packed for this call: BLAS would pack it at every step; at batch 1 the packed one-row product keeps more accumulators in flight
         # than BLAS's GEMV and splits across threads by whole strips); the reset-before GRU
         # multiplies two blocks with BLAS
         packed = None
@@ -158,7 +158,7 @@ class RnnJob:
 def pack_recurrent_kernel(recurrent_kernel: np.ndarray) -> Optional[np.ndarray]:
     """``recurrent_kernel`` (``(units, G * units)``) packed for :func:`rnn_sequence`'s
     ``packed`` argument (None for a dtype the kernel does not take)."""
-    return pack_dense_kernel(np.ascontiguousarray(recurrent_kernel))
+    return pack_dense_kernel(recurrent_kernel)
 
 
 def rnn_job(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray,

@@ -29,6 +29,15 @@ def _n_fused(model):
     return sum(1 for s in model._inference_plan.lowered if isinstance(s, inference.FusedStep) and s.affine is not None)
 
 
+def _planned_and_layered(model, x):
+    """``(planned outputs, step class names of the plan, layer-by-layer outputs)`` for ``x``."""
+    got = model.predict(x, verbose=0)
+    kinds = [type(s).__name__ for s in model._inference_plan.lowered]
+    with inference.disabled():
+        want = model.predict(x, verbose=0)
+    return got, kinds, want
+
+
 def _every_pattern(dtype):
     x_in = klayers.Input((10, 10, 3), dtype=dtype)
     h = L.Conv2D(6, 3, padding="same", use_bias=False, dtype=dtype)(x_in)
@@ -460,11 +469,8 @@ def test_residual_adds_run_in_the_convolution_before_them(dtype, tol, fmt):
     model = klayers.Model(x_in, [out, c])                             # c is an output: unfused
     _randomize(model, 13)
     x = np.random.default_rng(14).standard_normal((3,) + shape).astype(dtype)
-    got = model.predict(x, verbose=0)
-    kinds = [type(s).__name__ for s in model._inference_plan.lowered]
+    got, kinds, want = _planned_and_layered(model, x)
     assert kinds.count("ResidualStep") == 2
-    with inference.disabled():
-        want = model.predict(x, verbose=0)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=tol, atol=tol * np.abs(w).max())
     np.testing.assert_allclose(model.predict(x, verbose=0)[0], want[0], rtol=tol, atol=tol * np.abs(want[0]).max())
@@ -480,10 +486,7 @@ def test_zero_padding_folds_into_the_valid_max_pooling_after_it(dtype):
     a = L.AveragePooling2D(2, dtype=dtype)(L.ZeroPadding2D(1, dtype=dtype)(x_in))
     model = klayers.Model(x_in, [h, a])
     x = np.random.default_rng(3).standard_normal((2, 9, 8, 4)).astype(dtype) - 1.0
-    got = model.predict(x, verbose=0)
-    kinds = [type(s).__name__ for s in model._inference_plan.lowered]
+    got, kinds, want = _planned_and_layered(model, x)
     assert kinds.count("PaddedPoolStep") == 1
-    with inference.disabled():
-        want = model.predict(x, verbose=0)
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
