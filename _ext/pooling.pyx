@@ -26,9 +26,23 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.float cimport DBL_MAX, FLT_MAX
 from libc.math cimport INFINITY
+from libc.stdlib cimport free, malloc
 
 from _cpu cimport kl_cpu_level, kl_isa_name
 from _windows cimport tap_output_range, window_taps
+
+cdef extern from "pool_tiles.h":
+    void kpl_row_float(const float* const* xr, int nr, Py_ssize_t W, Py_ssize_t C, Py_ssize_t OW,
+                       Py_ssize_t kw, Py_ssize_t sw, Py_ssize_t pw, int mode, Py_ssize_t full,
+                       float* orow) noexcept nogil
+    void kpl_row_double(const double* const* xr, int nr, Py_ssize_t W, Py_ssize_t C, Py_ssize_t OW,
+                        Py_ssize_t kw, Py_ssize_t sw, Py_ssize_t pw, int mode, Py_ssize_t full,
+                        double* orow) noexcept nogil
+    void kpl_use(int level) noexcept nogil
+
+# input rows (pool depth x height) of a channels_last window held on the stack (more: malloc)
+cdef enum:
+    KPL_STACK_ROWS = 64
 
 cdef extern from "pool_rows.h":
     void kgp_sum_float(const float* x, Py_ssize_t s_lo, Py_ssize_t s_hi, Py_ssize_t C, float* acc) noexcept nogil
@@ -42,6 +56,7 @@ def select_isa(int max_level=2):
     and that this CPU has; returns its name. Import selects the widest; tests force lower levels."""
     cdef int level = kl_cpu_level(max_level)
     kgp_use(level)
+    kpl_use(level)
     return kl_isa_name(level).decode()
 
 
@@ -60,7 +75,7 @@ cdef inline floating _lowest(floating like) noexcept nogil:
         return -DBL_MAX
 
 
-cdef inline void _pool_row(const floating* x, floating* out, Py_ssize_t r,
+cdef int _pool_row(const floating* x, floating* out, Py_ssize_t r,
                            Py_ssize_t D, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C,
                            Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW,
                            Py_ssize_t kd, Py_ssize_t kh, Py_ssize_t kw,
@@ -68,7 +83,7 @@ cdef inline void _pool_row(const floating* x, floating* out, Py_ssize_t r,
                            Py_ssize_t pd, Py_ssize_t ph, Py_ssize_t pw, int mode) noexcept nogil:
     """Output row ``r`` (= ``(p * OD + od) * OH + oh``): all ``OW * C`` values. ``mode`` 2: max
     where the padding holds zeros (a ZeroPadding folded in): a window with a tap outside the
-    input also takes 0, compared the way every tap is."""
+    input also takes 0, compared the way every tap is. Returns 0, or -1 when out of memory."""
     cdef Py_ssize_t p = r // (OD * OH), rem = r % (OD * OH)
     cdef Py_ssize_t od = rem // OH, oh = rem % OH
     cdef Py_ssize_t d0, dlo, dhi, h0, hlo, hhi, w0, wlo, whi
@@ -124,48 +139,27 @@ cdef inline void _pool_row(const floating* x, floating* out, Py_ssize_t r,
                 window_taps(ow, sw, pw, 1, kw, W, &w0, &wlo, &whi)
                 if (dhi - dlo) * (hhi - hlo) * (whi - wlo) < full:
                     orow[ow] = 0 if 0 > orow[ow] else orow[ow]
-        return
-    for ow in range(OW):
-        window_taps(ow, sw, pw, 1, kw, W, &w0, &wlo, &whi)
-        count = (dhi - dlo) * (hhi - hlo) * (whi - wlo)
-        o = orow + ow * C
-        # channels_last: the window's taps accumulate straight into the output pixel (C values,
-        # in L1), one contiguous vector loop per tap; the first tap initializes it (every
-        # window has one: checked by pool_forward).
-        first = True
-        for a in range(dlo, dhi):
-            for b in range(hlo, hhi):
-                xr = xplane + (((d0 + a) * H + (h0 + b)) * W + w0) * C
-                for e in range(wlo, whi):
-                    xp = xr + e * C
-                    if mode != 1:
-                        if first:
-                            for c in range(C):
-                                v = xp[c]
-                                o[c] = v if v > init else init
-                        else:
-                            for c in range(C):
-                                v = xp[c]
-                                o[c] = v if v > o[c] else o[c]
-                    else:
-                        if first:
-                            for c in range(C):
-                                o[c] = xp[c]
-                        else:
-                            for c in range(C):
-                                o[c] = o[c] + xp[c]
-                    first = False
-        if mode == 1:
-            for c in range(C):
-                o[c] = o[c] / count
-        elif mode == 2 and count < full:
-            # the window reaches into the zero padding
-            if first:
-                for c in range(C):
-                    o[c] = 0
-            else:
-                for c in range(C):
-                    o[c] = 0 if 0 > o[c] else o[c]
+        return 0
+    # channels_last: the window's in-range input rows, then each output pixel reduces its taps
+    # in registers (pool_tiles.h), the taps in row then column order
+    cdef const floating* stack_rows[KPL_STACK_ROWS]
+    cdef const floating** rows = stack_rows
+    cdef int nr = 0
+    if kd * kh > KPL_STACK_ROWS:
+        rows = <const floating**>malloc(kd * kh * sizeof(floating*))
+        if rows == NULL:
+            return -1
+    for a in range(dlo, dhi):
+        for b in range(hlo, hhi):
+            rows[nr] = xplane + ((d0 + a) * H + (h0 + b)) * W * C
+            nr += 1
+    if floating is float:
+        kpl_row_float(<const float* const*>rows, nr, W, C, OW, kw, sw, pw, mode, full, orow)
+    else:
+        kpl_row_double(<const double* const*>rows, nr, W, C, OW, kw, sw, pw, mode, full, orow)
+    if rows != stack_rows:
+        free(rows)
+    return 0
 
 
 def pool_forward(const floating[:, :, :, :, ::1] x__pdhwc, floating[:, :, :, :, ::1] out__pdhwc,
@@ -206,13 +200,16 @@ def pool_forward(const floating[:, :, :, :, ::1] x__pdhwc, floating[:, :, :, :, 
     cdef const floating* xp = &x__pdhwc[0, 0, 0, 0, 0]
     cdef floating* op = &out__pdhwc[0, 0, 0, 0, 0]
     cdef int nt = max(1, min(n_threads, rows))
+    cdef int failed = 0
     with nogil:
         if nt == 1:
             for r in range(rows):
-                _pool_row(xp, op, r, D, H, W, C, OD, OH, OW, kd, kh, kw, sd, sh, sw, pd, ph, pw, mode)
+                failed += _pool_row(xp, op, r, D, H, W, C, OD, OH, OW, kd, kh, kw, sd, sh, sw, pd, ph, pw, mode)
         else:
             for r in prange(rows, num_threads=nt, schedule="static"):
-                _pool_row(xp, op, r, D, H, W, C, OD, OH, OW, kd, kh, kw, sd, sh, sw, pd, ph, pw, mode)
+                failed += _pool_row(xp, op, r, D, H, W, C, OD, OH, OW, kd, kh, kw, sd, sh, sw, pd, ph, pw, mode)
+    if failed:
+        raise MemoryError("pool_forward: no memory for a window's row pointers")
 
 
 cdef inline void _reduce_chunk(const floating* x, const floating* w, floating* acc,

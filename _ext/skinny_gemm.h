@@ -121,6 +121,9 @@
 #ifndef KSKP_PF
 #define KSKP_PF 32
 #endif
+#ifndef KSKP_PF2
+#define KSKP_PF2 256
+#endif
 
 /* The tile's store: with ``ep`` (the last block of K) the bias (``bj``: the bias at the tile's
    first column, or NULL) is added and relu / relu6 applied in registers (NaN stays NaN: a
@@ -137,6 +140,8 @@
             V bv[NV];                                                                             \
             __builtin_prefetch(bk + KSKP_PF * SW);                                                \
             __builtin_prefetch(bk + KSKP_PF * SW + 64 / sizeof(T));                               \
+            __builtin_prefetch(bk + KSKP_PF2 * SW, 0, 2);                                         \
+            __builtin_prefetch(bk + KSKP_PF2 * SW + 64 / sizeof(T), 0, 2);                        \
             _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) bv[v] = *(const V*)(bk + v * L); \
             _Pragma("GCC unroll 16") for (int m = 0; m < MR; m++) {                               \
                 T a = ak[m * lda];                                                                \

@@ -89,8 +89,14 @@ MIN_SLICE = 32
 DW_BLOCK_BYTES = 16 << 10
 #: Bytes of depthwise output per fused separable block (the pointwise GEMM's A, still in cache).
 SEPARABLE_BLOCK_BYTES = 32 << 10
-#: Below this many multiply-adds one thread wins: waking a second one costs more.
-SERIAL_MACS = 1 << 18
+#: Below this many multiply-adds one thread wins (the team's fork and join cost more than the
+#: second thread saves): 1x1 convs at batch 1, 2 threads, paired: 12x12x16->72 (166K) 8.1 us
+#: on one thread against 7.0 on two, 6x6x96->24 (83K) 5.0 against 5.1.
+SERIAL_MACS = 1 << 17
+#: The same for depthwise multiply-adds (a fifth of the arithmetic intensity of a GEMM's, so
+#: fewer are worth a second thread): 6x6x384 3x3 (124K) 8.4 us on one against 6.7 on two,
+#: 3x3 outputs x 576 3x3 (47K) 4.7 against 5.3.
+DW_SERIAL_MACS = 1 << 16
 
 __all__ = [
     "ACT_LINEAR", "ACT_RELU", "ACT_RELU6",
@@ -569,7 +575,7 @@ def depthwise_call(x_shape: Tuple[int, ...], kernel: np.ndarray, bias: Optional[
     dtype = float_dtype(kernel.dtype)
     cf = data_format == "channels_first"
     p_out = prod(out)
-    threads = op_threads(n_threads, n * p_out * cin * mult * prod(k) // 4, SERIAL_MACS)
+    threads = op_threads(n_threads, n * p_out * cin * mult * prod(k), DW_SERIAL_MACS)
     rows = n * (p_out // out[-1]) * (cin * mult if cf else 1)
     per_out = dtype.itemsize * (1 if cf else cin * mult)
     blk = _segment(rows, out[-1], DW_BLOCK_BYTES // per_out, threads)

@@ -217,3 +217,67 @@ def test_max_pooling_over_explicit_zero_padding(fmt, dtype):
         P.pool(np.ones((1, 4, 4, 2), dtype), (2, 2), (2, 2), ((1, 1), (1, 1)), "channels_last", P.MODE_AVG)
     with pytest.raises(ValueError, match="pair"):
         P.pool(np.ones((1, 4, 4, 2), dtype), (2, 2), (2, 2), ((1, 1),), "channels_last", P.MODE_MAX)
+
+
+def _window_loop(x, k, s, before, out_hw, mode, full_taps):
+    """Channels_last 2-D pooling as the kernels define it: each output pixel takes its in-input
+    taps in row then column order, the first starting the reduction (max: ``v > m``, from the
+    lowest finite value; average: a running sum, then one division by the count; mode 2: max,
+    then 0 when the window reaches into the zero padding)."""
+    n, h, w, c = x.shape
+    lowest = np.finfo(x.dtype).min
+    out = np.empty((n,) + out_hw + (c,), x.dtype)
+    for oh in range(out_hw[0]):
+        for ow in range(out_hw[1]):
+            acc, count = None, 0
+            for a in range(k[0]):
+                for b in range(k[1]):
+                    i, j = oh * s[0] - before[0] + a, ow * s[1] - before[1] + b
+                    if not (0 <= i < h and 0 <= j < w):
+                        continue
+                    v = x[:, i, j]
+                    if mode == P.MODE_AVG:
+                        with np.errstate(invalid="ignore"):  # inf - inf: NaN, as the kernel
+                            acc = v.copy() if acc is None else acc + v
+                    else:
+                        m = np.full_like(v, lowest) if acc is None else acc
+                        acc = np.where(v > m, v, m)
+                    count += 1
+            if mode == P.MODE_AVG:
+                acc = acc / x.dtype.type(count)
+            elif mode == _pooling.MODE_MAX_ZERO_PADDED and count < full_taps:
+                acc = np.zeros_like(x[:, 0, 0]) if acc is None else np.where(0 > acc, 0, acc).astype(x.dtype)
+            out[:, oh, ow] = acc
+    return out
+
+
+@pytest.mark.parametrize("isa", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_windowed_pooling_every_isa(isa, dtype):
+    """The register-blocked channels_last windows (every ISA variant this CPU has; channel
+    counts that fill blocks of four vectors, single vectors and scalar tails; a window of more
+    rows than the kernel keeps on its stack) reduce each pixel's taps in row then column order:
+    exactly the plain loop, for max (NaN and +-inf in the input), average and max over zero
+    padding, on 1 and 2 threads."""
+    rng = np.random.default_rng(isa)
+    try:
+        assert _pooling.select_isa(isa) in ("baseline", "avx2", "avx512")
+        for c in (1, 3, 16, 37, 130):
+            for (h, w), k, s, before, mode in [((7, 9), (3, 3), (1, 1), (1, 1), P.MODE_AVG),
+                                               ((7, 9), (3, 3), (2, 2), (0, 0), P.MODE_MAX),
+                                               ((6, 7), (3, 2), (2, 1), (1, 0), _pooling.MODE_MAX_ZERO_PADDED),
+                                               ((10, 10), (9, 9), (1, 1), (4, 4), P.MODE_AVG),
+                                               ((10, 10), (9, 9), (1, 1), (4, 4), P.MODE_MAX)]:
+                x = (rng.standard_normal((2, h, w, c)) * 3).astype(dtype)
+                x.reshape(-1)[::11] = np.nan
+                x.reshape(-1)[4::17] = -np.inf
+                x.reshape(-1)[6::23] = np.inf
+                out_hw = tuple((n + 2 * p - kk) // ss + 1 for n, p, kk, ss in zip((h, w), before, k, s))
+                want = _window_loop(x, k, s, before, out_hw, mode, k[0] * k[1])
+                for threads in (1, 2):
+                    got = np.empty((2, 1) + out_hw + (c,), dtype)
+                    _pooling.pool_forward(x.reshape((2, 1, h, w, c)), got, (1,) + k, (1,) + s, (0,) + before,
+                                          mode, threads)
+                    np.testing.assert_array_equal(got.reshape(want.shape), want, err_msg=f"c={c} k={k} mode={mode}")
+    finally:
+        _pooling.select_isa()
