@@ -69,7 +69,8 @@ cdef inline Py_ssize_t product(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
 cdef inline int load_geometry(object geometry, Geom* g, Py_ssize_t x_size, Py_ssize_t out_size,
                               str where) except -1:
     """Convert ``geometry`` (a dict, see ConvGeometry), check it and the input and output sizes
-    (``batch * channels * prod(sizes)`` values each), fill ``g``; ValueError naming the problem."""
+    (``batch * channels * prod(sizes)`` values each; -1: a prepared kernel's, taken from the
+    geometry, whose arrays come per call), fill ``g``; ValueError naming the problem."""
     cdef ConvGeometry a
     cdef int i
     if type(geometry) is not dict:
@@ -114,10 +115,10 @@ cdef inline int load_geometry(object geometry, Geom* g, Py_ssize_t x_size, Py_ss
     if product(g.cin, pi) < 0 or product(g.cout, po) < 0:
         raise ValueError(f"{where}: geometry too large: {g.cin} * prod({_axes3(g.ind)}) input or "
                          f"{g.cout} * prod({_axes3(g.outd)}) output values per sample")
-    if want_x < 0 or x_size != want_x:
+    if want_x < 0 or (x_size != want_x and x_size != -1):
         raise ValueError(f"{where}: input has {x_size} values, geometry needs batch * in_channels * "
                          f"prod(in_size) = {g.n} * {g.cin} * prod({_axes3(g.ind)})")
-    if want_y < 0 or out_size != want_y:
+    if want_y < 0 or (out_size != want_y and out_size != -1):
         raise ValueError(f"{where}: output has {out_size} values, geometry needs batch * out_channels * "
                          f"prod(out_size) = {g.n} * {g.cout} * prod({_axes3(g.outd)})")
     if g.cf:
@@ -143,3 +144,13 @@ cdef inline int check_bias_size(Py_ssize_t bias_size, bint use_bias, Py_ssize_t 
     if use_bias and bias_size != channels:
         raise ValueError(f"{where}: bias has {bias_size} values for {channels} output channels")
     return 0
+
+
+cdef inline Py_ssize_t input_size(Geom* g) noexcept nogil:
+    """Values of the input of a loaded geometry (``batch * in_channels * prod(in_size)``)."""
+    return g.n * g.cin * g.ind[0] * g.ind[1] * g.ind[2]
+
+
+cdef inline Py_ssize_t output_size(Geom* g) noexcept nogil:
+    """Values of the output of a loaded geometry (``batch * out_channels * prod(out_size)``)."""
+    return g.n * g.cout * g.outd[0] * g.outd[1] * g.outd[2]

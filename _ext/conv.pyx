@@ -21,13 +21,18 @@ from cython.parallel cimport parallel, prange
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset, memcpy
 
+cimport numpy as cnp
+
 from _act cimport activation_codes, check_act
 from _blas cimport gemm
-from _conv_geometry cimport Geom, check_bias_size, check_kernel_size, load_geometry
+from _conv_geometry cimport Geom, check_bias_size, check_kernel_size, input_size, load_geometry, output_size
 from _epilogue cimport epilogue
 from _skinny cimport (KSK_MAX_ROWS, KSK_PACKED_MAX_ROWS, KSK_STRIP_BYTES, ksk_gemm_double, ksk_gemm_float,
                       ksk_pack_double, ksk_pack_float, packed_gemm, packed_len, select_gemm_isa, strips)
+from _ndarray cimport array_data, array_size, float_type
 from _windows cimport tap_output_range, window_taps
+
+cnp.import_array()
 
 #: the activation codes (name -> code) of every kernel module (_act.pxd)
 ACTIVATIONS = activation_codes()
@@ -176,57 +181,34 @@ cdef void _im2col(const floating* x, Geom* g, Py_ssize_t b, Py_ssize_t p0, Py_ss
             window_taps(o1, g.s[1], g.pad[1], g.dil[1], K1, g.ind[1], &st1, &lo1, &hi1)
 
 
-def conv_forward(const floating[::1] x, const floating[::1] w, const floating[::1] bias,
-                 floating[::1] out, dict geometry, bint use_bias, int act,
-                 Py_ssize_t chunk_rows, Py_ssize_t col_slice, int n_threads, const floating[::1] packed=None,
-                 const floating[::1] residual=None):
-    """out = act(conv(x, w) + bias), x and out flat in the layout ``geometry`` says (a
-    ConvGeometry: batch, in_channels, out_channels, groups, channels_first, in_size, out_size,
-    kernel_size, strides, dilation_rate, pad_before; three axes each).
-
-    w: the Keras kernel ``(k0, k1, k2, cin // groups, cout)`` flattened. bias: ``(cout,)``
-    (may be empty when ``use_bias`` is 0). The output is tiled into tasks of the OpenMP loop,
-    each one single-threaded GEMM per group (the caller holds BLAS to one thread when
-    ``n_threads > 1``): ``chunk_rows`` output pixels (channels_last: counted across the batch,
-    so a chunk may span samples; channels_first: within one sample) times ``col_slice`` output
-    channels of each group. Splitting the channels is what keeps every thread busy on small
-    maps, where there are fewer row chunks than threads, and each task's GEMM then packs only
-    its own slice of the kernel. The 1x1, stride-1, unpadded, ungrouped case skips im2col: each
-    task's GEMM reads the input rows in place (channels_first: ``W^T @ x[b, :, chunk]``).
-
-    ``packed``: optionally, ``w`` as ``pack_kernel`` packs it (channels_last, one group only);
-    every task then multiplies the packed strips (skinny_gemm.h), and ``col_slice`` must be a
-    whole number of strips. ``residual``: optionally (with ``packed`` only), an array laid out
-    as ``out`` added after the bias and before the activation, in the GEMM's register tiles
-    (a residual block's ``act(conv(x) + shortcut)`` in one pass). Without it, GEMMs of at most ``SKINNY_ROWS`` rows run through the
-    few-rows kernel over ``w`` in place, others through BLAS.
-    """
-    cdef Geom g
-    _load_conv(geometry, &g, x.shape[0], out.shape[0], w.shape[0], bias.shape[0], use_bias, act, "conv_forward")
+cdef int _check_tiling(Geom* g, Py_ssize_t chunk_rows, Py_ssize_t col_slice, bint has_packed,
+                       Py_ssize_t packed_len_, Py_ssize_t w_len, Py_ssize_t itemsize, str where) except -1:
+    """The task tiling of a forward convolution, and its packed kernel (when given) against
+    the geometry: a whole number of strips per column slice, one group, channels_last."""
     if chunk_rows < 1 or col_slice < 1:
-        raise ValueError(f"conv_forward: chunk_rows and col_slice must be >= 1, got {chunk_rows}, {col_slice}")
-    cdef Py_ssize_t SW = KSK_STRIP_BYTES // sizeof(floating)
-    cdef const floating* pp = NULL
-    if packed is not None and packed.shape[0] > 0:
+        raise ValueError(f"{where}: chunk_rows and col_slice must be >= 1, got {chunk_rows}, {col_slice}")
+    cdef Py_ssize_t SW = KSK_STRIP_BYTES // itemsize
+    if has_packed:
         if g.cf or g.groups != 1:
-            raise ValueError("conv_forward: a packed kernel needs channels_last and one group")
-        if packed.shape[0] != packed_size(w.shape[0] // g.cout if g.cout else 0, g.cout, sizeof(floating)):
-            raise ValueError(f"conv_forward: the packed kernel has {packed.shape[0]} elements, not "
-                             f"{packed_size(w.shape[0] // g.cout if g.cout else 0, g.cout, sizeof(floating))}")
+            raise ValueError(f"{where}: a packed kernel needs channels_last and one group")
+        if packed_len_ != packed_size(w_len // g.cout if g.cout else 0, g.cout, itemsize):
+            raise ValueError(f"{where}: the packed kernel has {packed_len_} elements, not "
+                             f"{packed_size(w_len // g.cout if g.cout else 0, g.cout, itemsize)}")
         if col_slice % SW and col_slice < g.cout:
-            raise ValueError(f"conv_forward: col_slice {col_slice} is not a whole number of {SW}-column strips")
-        pp = &packed[0]
-    cdef const floating* rp = NULL
-    if residual is not None:
-        if pp == NULL:
-            raise ValueError("conv_forward: a residual needs a packed kernel")
-        if residual.shape[0] != out.shape[0]:
-            raise ValueError(f"conv_forward: the residual has {residual.shape[0]} values, the output {out.shape[0]}")
-        if residual.shape[0] > 0:
-            rp = &residual[0]
+            raise ValueError(f"{where}: col_slice {col_slice} is not a whole number of {SW}-column strips")
+    return 0
+
+
+cdef int _conv_run(const floating* xp, const floating* wp, const floating* bp, floating* yp, Geom* gp,
+                   bint use_bias, int act, Py_ssize_t chunk_rows, Py_ssize_t col_slice, int n_threads,
+                   const floating* pp, const floating* rp) noexcept nogil:
+    """ConvKernel's call on checked pointers (``pp``, ``rp``: the packed kernel and the residual, or
+    NULL); returns the number of tasks that found no scratch memory (0 on success)."""
+    cdef Geom g = gp[0]
+    cdef Py_ssize_t SW = KSK_STRIP_BYTES // sizeof(floating)
     cdef Py_ssize_t P = g.outd[0] * g.outd[1] * g.outd[2]
     if g.n == 0 or P == 0 or g.cout == 0:
-        return
+        return 0
     cdef Py_ssize_t T = g.k[0] * g.k[1] * g.k[2]
     cdef Py_ssize_t cg = g.cin // g.groups, fg = g.cout // g.groups, Kc = T * cg
     cdef Py_ssize_t F = g.cout
@@ -238,16 +220,12 @@ def conv_forward(const floating[::1] x, const floating[::1] w, const floating[::
     cdef Py_ssize_t nc = (span + R - 1) // R
     cdef Py_ssize_t total = (g.n if g.cf else 1) * nc * ncs
     cdef Py_ssize_t task, ch, b, r0, rows, gi, f0, fw, seg, r, done
-    cdef const floating* xp = &x[0]
-    cdef const floating* wp = &w[0]
-    cdef const floating* bp = &bias[0] if bias.shape[0] > 0 else NULL
-    cdef floating* yp = &out[0]
     cdef floating* col = NULL
     cdef int failed = 0
     cdef bint pointwise = (T == 1 and g.groups == 1 and g.s[0] == 1 and g.s[1] == 1 and g.s[2] == 1
                            and g.pad[0] == 0 and g.pad[1] == 0 and g.pad[2] == 0
                            and g.outd[0] == g.ind[0] and g.outd[1] == g.ind[1] and g.outd[2] == g.ind[2])
-    with nogil, parallel(num_threads=n_threads):
+    with parallel(num_threads=n_threads):
         col = <floating*>malloc((1 if pointwise else R * Kc) * sizeof(floating))
         try:
             for task in prange(total, schedule="static"):
@@ -311,8 +289,7 @@ def conv_forward(const floating[::1] x, const floating[::1] w, const floating[::
                                  bp + gi * fg + f0 if bp != NULL else NULL, True, use_bias, act)
         finally:
             free(col)
-    if failed:
-        raise MemoryError("conv_forward: could not allocate the im2col scratch")
+    return failed
 
 
 cdef inline void _direct_tap(const floating* xin, const floating* wp, floating* yp, Geom* g,
@@ -387,7 +364,7 @@ def conv_direct_forward(const floating[::1] x, const floating[::1] w, const floa
                         floating[::1] out, dict geometry, bint use_bias, int act,
                         Py_ssize_t seg, int n_threads):
     """out = act(conv(x, w) + bias) as implicit GEMM: no im2col, one GEMM per kernel tap and
-    output-row segment, reading the input rows in place (same arguments as :func:`conv_forward`).
+    output-row segment, reading the input rows in place (the geometry and tiling of :class:`ConvKernel`).
 
     Each output row (last spatial axis) is split into segments of ``seg`` outputs; a task is one
     segment, and for each tap ``(k0, k1, k2)`` whose input row is in range it runs
@@ -423,3 +400,96 @@ def conv_direct_forward(const floating[::1] x, const floating[::1] w, const floa
     with nogil:
         for task in prange(total, num_threads=n_threads, schedule="dynamic"):
             _direct_task(xp, wp, bp, yp, &g, task, seg, nseg, cfull, use_bias, act)
+
+
+cdef class ConvKernel:
+    """The forward convolution, prepared: ``ConvKernel(w, bias, geometry, use_bias, act,
+    chunk_rows, col_slice, n_threads, packed=None)`` checks the geometry, weights, bias, packed
+    kernel, tiling and thread count once (holding the arrays), and ``kernel(x, out)`` then only
+    checks its arrays (type, dtype, C order, size) and runs: no memoryview or geometry
+    conversion per call. The inference plan keeps one per layer and input signature.
+
+    ``kernel(x, out)``: out = act(conv(x, w) + bias), x and out (flat or shaped, C-contiguous,
+    the prepared dtype) in the layout ``geometry`` says (a ConvGeometry: batch, in_channels,
+    out_channels, groups, channels_first, in_size, out_size, kernel_size, strides,
+    dilation_rate, pad_before; three axes each). ``kernel(x, out, residual, act)``: ``residual``
+    (needs a packed kernel), an array laid out as ``out``, is added after the bias and before
+    the activation, in the GEMM's register tiles (a residual block's ``act(conv(x) + shortcut)``
+    in one pass); ``act``, when not -1, replaces the prepared activation code.
+
+    w: the Keras kernel ``(k0, k1, k2, cin // groups, cout)`` flattened. bias: ``(cout,)``
+    (may be empty when ``use_bias`` is 0). The output is tiled into tasks of the OpenMP loop,
+    each one single-threaded GEMM per group (the caller holds BLAS to one thread when
+    ``n_threads > 1`` and there is no packed kernel): ``chunk_rows`` output pixels
+    (channels_last: counted across the batch, so a chunk may span samples; channels_first:
+    within one sample) times ``col_slice`` output channels of each group. Splitting the
+    channels is what keeps every thread busy on small maps, where there are fewer row chunks
+    than threads, and each task's GEMM then packs only its own slice of the kernel. The 1x1,
+    stride-1, unpadded, ungrouped case skips im2col: each task's GEMM reads the input rows in
+    place (channels_first: ``W^T @ x[b, :, chunk]``).
+
+    ``packed``: optionally, ``w`` as ``pack_kernel`` packs it (channels_last, one group only);
+    every task then multiplies the packed strips (skinny_gemm.h), and ``col_slice`` must be a
+    whole number of strips. Without it, GEMMs of at most ``SKINNY_ROWS`` rows run through the
+    few-rows kernel over ``w`` in place, others through BLAS.
+    """
+    cdef Geom g
+    cdef object w, bias, packed
+    cdef const char* wp
+    cdef const char* bp
+    cdef const char* pp
+    cdef int typenum, n_threads
+    cdef readonly int act
+    cdef bint use_bias
+    cdef Py_ssize_t chunk_rows, col_slice, x_size, out_size
+    cdef readonly object geometry
+
+    def __init__(self, w, bias, dict geometry, bint use_bias, int act, Py_ssize_t chunk_rows,
+                 Py_ssize_t col_slice, int n_threads, packed=None):
+        where = "ConvKernel"
+        self.typenum = float_type(getattr(w, "dtype", None), where)
+        cdef Py_ssize_t w_size = array_size(w, where, "the kernel")
+        cdef Py_ssize_t b_size = array_size(bias, where, "the bias")
+        cdef Py_ssize_t p_size = 0 if packed is None else array_size(packed, where, "the packed kernel")
+        _load_conv(geometry, &self.g, -1, -1, w_size, b_size, use_bias, act, where)
+        _check_tiling(&self.g, chunk_rows, col_slice, p_size > 0, p_size, w_size,
+                      4 if self.typenum == cnp.NPY_FLOAT else 8, where)
+        if n_threads < 1:
+            raise ValueError(f"{where}: n_threads must be >= 1, got {n_threads}")
+        self.x_size, self.out_size = input_size(&self.g), output_size(&self.g)
+        self.wp = array_data(w, self.typenum, w_size, False, where, "the kernel")
+        self.bp = array_data(bias, self.typenum, b_size, False, where, "the bias") if b_size else NULL
+        self.pp = array_data(packed, self.typenum, p_size, False, where, "the packed kernel") if p_size else NULL
+        self.w, self.bias, self.packed, self.geometry = w, bias, packed if p_size else None, geometry
+        self.use_bias, self.act, self.chunk_rows, self.col_slice, self.n_threads = use_bias, act, chunk_rows, col_slice, n_threads
+
+    @property
+    def has_packed(self):
+        """Whether the kernel multiplies packed strips (the only path that takes a residual)."""
+        return self.pp != NULL
+
+    def __call__(self, x, out, residual=None, int act=-1):
+        where = "ConvKernel"
+        if act == -1:
+            act = self.act
+        else:
+            check_act(act, where)
+        cdef const char* xp = array_data(x, self.typenum, self.x_size, False, where, "input")
+        cdef char* yp = array_data(out, self.typenum, self.out_size, True, where, "output")
+        cdef const char* rp = NULL
+        if residual is not None:
+            if self.pp == NULL:
+                raise ValueError(f"{where}: a residual needs a packed kernel")
+            rp = array_data(residual, self.typenum, self.out_size, False, where, "the residual")
+        cdef int failed
+        with nogil:
+            if self.typenum == cnp.NPY_FLOAT:
+                failed = _conv_run(<const float*>xp, <const float*>self.wp, <const float*>self.bp, <float*>yp,
+                                   &self.g, self.use_bias, act, self.chunk_rows, self.col_slice,
+                                   self.n_threads, <const float*>self.pp, <const float*>rp)
+            else:
+                failed = _conv_run(<const double*>xp, <const double*>self.wp, <const double*>self.bp, <double*>yp,
+                                   &self.g, self.use_bias, act, self.chunk_rows, self.col_slice,
+                                   self.n_threads, <const double*>self.pp, <const double*>rp)
+        if failed:
+            raise MemoryError(f"{where}: could not allocate the im2col scratch")

@@ -9,16 +9,20 @@ ConvGeometry (``_conv_geometry.pxd``, with ``groups == in_channels`` and ``out_c
 in_channels * multiplier``) checked before the GIL is released, the shared epilogue and
 activation codes (``_epilogue.pxd``, ``_act.pxd``).
 """
+cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.string cimport memset, memcpy
 
 from _act cimport ACT_RELU6, activation_codes, check_act
 from _blas cimport gemm
-from _conv_geometry cimport Geom, check_bias_size, check_kernel_size, load_geometry
+from _conv_geometry cimport Geom, check_bias_size, check_kernel_size, input_size, load_geometry, output_size
 from _cpu cimport kl_cpu_level, kl_isa_name
 from _epilogue cimport act_inplace, epilogue, kl_act_use
+from _ndarray cimport array_data, array_size, float_type
 from _windows cimport tap_output_range, window_taps
+
+cnp.import_array()
 
 cdef extern from "depthwise_tiles.h":
     void kdw_window_float(float* o, const float* const* xr, const float* const* wr, int nr, Py_ssize_t off,
@@ -63,13 +67,41 @@ cdef int _load_depthwise(object geometry, Geom* g, Py_ssize_t x_size, Py_ssize_t
     return 0
 
 
-def depthwise_forward(const floating[::1] x, const floating[::1] w, const floating[::1] bias,
-                      floating[::1] out, dict geometry, bint use_bias, int act,
-                      Py_ssize_t blk, int n_threads):
-    """Depthwise convolution by direct loops: out channel ``f = c * mult + m`` reads input
-    channel ``c``. ``geometry`` has ``groups == in_channels`` and ``out_channels == in_channels *
-    mult``; w is the Keras
-    kernel ``(k0, k1, k2, cin, mult)`` flattened, i.e. ``(taps, cout)``.
+cdef void _depthwise_run(const floating* xp, const floating* wp, const floating* bp, floating* yp, Geom* gp,
+                         bint use_bias, int act, Py_ssize_t blk, int n_threads) noexcept nogil:
+    """DepthwiseKernel's call on checked pointers."""
+    cdef Geom g = gp[0]
+    cdef Py_ssize_t P = g.outd[0] * g.outd[1] * g.outd[2]
+    if g.n == 0 or P == 0:
+        return
+    cdef Py_ssize_t nblk = (g.outd[2] + blk - 1) // blk
+    cdef Py_ssize_t rows = g.n * g.outd[0] * g.outd[1] * (g.cout if g.cf else 1)
+    cdef Py_ssize_t task
+    if n_threads == 1 or rows * nblk == 1:
+        for task in range(rows * nblk):
+            if g.cf:
+                _dw_block_cf(xp, wp, bp, yp, &g, task // nblk, (task % nblk) * blk, blk, use_bias, act)
+            else:
+                _dw_block_cl(xp, wp, bp, yp, &g, task // nblk, (task % nblk) * blk, blk, use_bias, act)
+        return
+    for task in prange(rows * nblk, num_threads=n_threads, schedule="static"):
+        if g.cf:
+            _dw_block_cf(xp, wp, bp, yp, &g, task // nblk, (task % nblk) * blk, blk, use_bias, act)
+        else:
+            _dw_block_cl(xp, wp, bp, yp, &g, task // nblk, (task % nblk) * blk, blk, use_bias, act)
+
+
+cdef class DepthwiseKernel:
+    """The depthwise convolution, prepared: ``DepthwiseKernel(w, bias, geometry, use_bias, act,
+    blk, n_threads)`` checks the geometry, weights, bias, block and thread count once (holding
+    the arrays), and ``kernel(x, out)`` then only checks its arrays (type, dtype, C order, size)
+    and runs: no memoryview or geometry conversion per call.
+
+    ``kernel(x, out)``: direct loops, out channel ``f = c * mult + m`` reads input channel ``c``;
+    x and out (flat or shaped, C-contiguous, the prepared dtype) in the layout ``geometry`` says,
+    with ``groups == in_channels`` and ``out_channels == in_channels * mult``; w is the Keras
+    kernel ``(k0, k1, k2, cin, mult)`` flattened, i.e. ``(taps, cout)``; bias ``(cout,)`` (may
+    be empty when ``use_bias`` is 0).
 
     A task is a block of ``blk`` outputs of one output row (last spatial axis; channels_first:
     of one channel's row). It starts the block from the bias, then sweeps each tap over the
@@ -78,26 +110,41 @@ def depthwise_forward(const floating[::1] x, const floating[::1] w, const floati
     so the multiply-adds vectorise; the block stays in L1 across the taps.
     """
     cdef Geom g
-    _load_depthwise(geometry, &g, x.shape[0], out.shape[0], w.shape[0], act, "depthwise_forward")
-    check_bias_size(bias.shape[0], use_bias, g.cout, "depthwise_forward")
-    if blk < 1:
-        raise ValueError(f"depthwise_forward: blk must be >= 1, got {blk}")
-    cdef Py_ssize_t P = g.outd[0] * g.outd[1] * g.outd[2]
-    if g.n == 0 or P == 0:
-        return
-    cdef const floating* xp = &x[0]
-    cdef const floating* wp = &w[0]
-    cdef const floating* bp = &bias[0] if bias.shape[0] > 0 else NULL
-    cdef floating* yp = &out[0]
-    cdef Py_ssize_t nblk = (g.outd[2] + blk - 1) // blk
-    cdef Py_ssize_t rows = g.n * g.outd[0] * g.outd[1] * (g.cout if g.cf else 1)
-    cdef Py_ssize_t task
-    with nogil:
-        for task in prange(rows * nblk, num_threads=n_threads, schedule="static"):
-            if g.cf:
-                _dw_block_cf(xp, wp, bp, yp, &g, task // nblk, (task % nblk) * blk, blk, use_bias, act)
+    cdef object w, bias
+    cdef const char* wp
+    cdef const char* bp
+    cdef int typenum, act, n_threads
+    cdef bint use_bias
+    cdef Py_ssize_t blk, x_size, out_size
+
+    def __init__(self, w, bias, dict geometry, bint use_bias, int act, Py_ssize_t blk, int n_threads):
+        where = "DepthwiseKernel"
+        self.typenum = float_type(getattr(w, "dtype", None), where)
+        cdef Py_ssize_t w_size = array_size(w, where, "the kernel")
+        cdef Py_ssize_t b_size = array_size(bias, where, "the bias")
+        _load_depthwise(geometry, &self.g, -1, -1, w_size, act, where)
+        check_bias_size(b_size, use_bias, self.g.cout, where)
+        if blk < 1:
+            raise ValueError(f"{where}: blk must be >= 1, got {blk}")
+        if n_threads < 1:
+            raise ValueError(f"{where}: n_threads must be >= 1, got {n_threads}")
+        self.x_size, self.out_size = input_size(&self.g), output_size(&self.g)
+        self.wp = array_data(w, self.typenum, w_size, False, where, "the kernel")
+        self.bp = array_data(bias, self.typenum, b_size, False, where, "the bias") if b_size else NULL
+        self.w, self.bias = w, bias
+        self.use_bias, self.act, self.blk, self.n_threads = use_bias, act, blk, n_threads
+
+    def __call__(self, x, out):
+        where = "DepthwiseKernel"
+        cdef const char* xp = array_data(x, self.typenum, self.x_size, False, where, "input")
+        cdef char* yp = array_data(out, self.typenum, self.out_size, True, where, "output")
+        with nogil:
+            if self.typenum == cnp.NPY_FLOAT:
+                _depthwise_run(<const float*>xp, <const float*>self.wp, <const float*>self.bp, <float*>yp, &self.g,
+                               self.use_bias, self.act, self.blk, self.n_threads)
             else:
-                _dw_block_cl(xp, wp, bp, yp, &g, task // nblk, (task % nblk) * blk, blk, use_bias, act)
+                _depthwise_run(<const double*>xp, <const double*>self.wp, <const double*>self.bp, <double*>yp,
+                               &self.g, self.use_bias, self.act, self.blk, self.n_threads)
 
 
 cdef inline void _dw_tap_cl(floating* o, const floating* xs, Py_ssize_t xstep, const floating* wt,
@@ -270,7 +317,7 @@ def separable_forward(const floating[::1] x, const floating[::1] dw, const float
                       const floating[::1] bias, floating[::1] mid, floating[::1] out,
                       dict geometry, bint use_bias, int act, Py_ssize_t blk, int n_threads):
     """Separable convolution, channels_last, fused per block: each task computes the depthwise
-    outputs of ``blk`` pixels of one output row into ``mid`` (as :func:`depthwise_forward`, no
+    outputs of ``blk`` pixels of one output row into ``mid`` (as :class:`DepthwiseKernel`, no
     bias, no activation) and, while they are still in cache, their pointwise GEMM
     ``out[pixels] = act(mid[pixels] @ pw + bias)``. One parallel region, and the intermediate
     never makes a round trip through memory.

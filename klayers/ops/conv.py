@@ -82,7 +82,7 @@ PACKED_OVER_DIRECT_ROWS = 4096
 PACKED_OUT_BYTES = 256 << 10
 #: Packed kernels from this size stream from L3 or memory: few rows split their channels.
 PACKED_STREAM_BYTES = 512 << 10
-#: Fewest output channels per slice when ``conv_forward`` splits a layer's channels between
+#: Fewest output channels per slice when ``ConvKernel`` splits a layer's channels between
 #: tasks (the GEMM's N; below this OpenBLAS's kernels lose more than the split gains).
 MIN_SLICE = 32
 #: Bytes of output per depthwise block (stays in L1 across the taps).
@@ -239,18 +239,20 @@ def conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], strides:
 
 class ConvCall:
     """One convolution with everything but its input decided (:func:`conv_call`): call it on
-    an input of the shape it was made for."""
+    an input of the shape it was made for. ``kernel`` is the kernel's prepared form (the
+    compiled ``ConvKernel``: its arrays and geometry checked once) or, on the direct path, a
+    function of ``(x, out)``; ``weights`` is the (possibly sliced) kernel it multiplies."""
 
-    __slots__ = ("x_shape", "shape", "dtype", "fn", "pre", "post", "pin", "rest", "n_threads", "alloc")
+    __slots__ = ("x_shape", "shape", "dtype", "kernel", "weights", "pin", "rest", "n_threads", "alloc")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if x.shape != self.x_shape:
             raise ValueError(f"conv: this call was prepared for inputs of shape {self.x_shape}, got {x.shape}")
         y = self.alloc(self.shape, self.dtype)
         if self.pin > 1:
-            call_pinned(self.pin, self.fn, _flat(x, self.dtype), *self.pre, y.reshape(-1), *self.post)
+            call_pinned(self.pin, self.kernel, np.ascontiguousarray(x, self.dtype), y)
         else:
-            self.fn(_flat(x, self.dtype), *self.pre, y.reshape(-1), *self.post)
+            self.kernel(np.ascontiguousarray(x, self.dtype), y)
         return y if self.rest is None else apply_activation(y, self.rest, self.n_threads, inplace=True)
 
     def with_residual(self, x: np.ndarray, residual: np.ndarray, act: int) -> Optional[np.ndarray]:
@@ -258,15 +260,15 @@ class ConvCall:
         register tiles, after the bias; ``act`` an activation code replacing the call's own,
         which must be linear), or None when this call's path has no such epilogue (not the
         packed kernel) or ``residual`` is not an array of the output's shape and dtype."""
-        if (self.fn is not _conv.conv_forward or self.post[-1] is None or self.rest is not None
-                or self.post[2] != ACT_LINEAR or type(residual) is not np.ndarray
+        kernel = self.kernel
+        if (type(kernel) is not _conv.ConvKernel or not kernel.has_packed or self.rest is not None
+                or kernel.act != ACT_LINEAR or type(residual) is not np.ndarray
                 or residual.shape != self.shape or residual.dtype != self.dtype):
             return None
         if x.shape != self.x_shape:
             raise ValueError(f"conv: this call was prepared for inputs of shape {self.x_shape}, got {x.shape}")
         y = self.alloc(self.shape, self.dtype)
-        post = self.post[:2] + (int(act),) + self.post[3:]
-        self.fn(_flat(x, self.dtype), *self.pre, y.reshape(-1), *post, _flat(residual, self.dtype))
+        kernel(np.ascontiguousarray(x, self.dtype), y, np.ascontiguousarray(residual), int(act))
         return y
 
 
@@ -302,7 +304,8 @@ def conv_call(x_shape: Tuple[int, ...], kernel: np.ndarray, bias: Optional[np.nd
     call = ConvCall()
     call.x_shape, call.shape, call.dtype = x_shape, shapes.join_shape(n, out, filters, data_format), dtype
     call.alloc = arena.allocator(call.shape, dtype)
-    call.pre = (_flat(kernel, dtype), _bias_arg(bias, dtype))
+    w, b = _flat(kernel, dtype), _bias_arg(bias, dtype)
+    call.weights = w
     call.rest, call.n_threads = rest, n_threads
     head = (geo, bias is not None, code)
     # with a packed kernel, im2col + the packed GEMM beats the per-tap GEMMs of the direct path
@@ -314,7 +317,9 @@ def conv_call(x_shape: Tuple[int, ...], kernel: np.ndarray, bias: Optional[np.nd
             and not (packable and (cg < PACKED_OVER_DIRECT_CIN or n * p_out < PACKED_OVER_DIRECT_ROWS))):
         cap = _small_gemm_rows(cg, fg) or DIRECT_SEG_BYTES // (filters * dtype.itemsize)
         seg = _segment(n * p_out // out[-1], out[-1], cap, threads)
-        call.fn, call.post, call.pin = _conv.conv_direct_forward, head + (int(seg), threads), threads
+        post = head + (int(seg), threads)
+        call.kernel = lambda xx, yy: _conv.conv_direct_forward(xx.reshape(-1), w, b, yy.reshape(-1), *post)
+        call.pin = threads
         return call
     pk = None
     if packable:
@@ -323,8 +328,8 @@ def conv_call(x_shape: Tuple[int, ...], kernel: np.ndarray, bias: Optional[np.nd
             pk = None
     rows, cols = _im2col_tiles(n, p_out, taps * cg, fg, dtype.itemsize, threads,
                                0 if pk is not None else _small_gemm_rows(taps * cg, fg), cf, pk is not None)
-    # the packed GEMM calls no BLAS: nothing to pin
-    call.fn, call.post, call.pin = _conv.conv_forward, head + (rows, cols, threads, pk), 1 if pk is not None else threads
+    call.kernel = _conv.ConvKernel(w, b, *head, rows, cols, threads, pk)
+    call.pin = 1 if pk is not None else threads  # the packed GEMM calls no BLAS: nothing to pin
     return call
 
 
@@ -379,7 +384,7 @@ def _ceil_div(a: int, b: int) -> int:
 @lru_cache(maxsize=1024)
 def _im2col_tiles(n: int, p_out: int, kc: int, fg: int, itemsize: int, threads: int,
                   small_rows: int, cf: bool, packed: bool = False) -> Tuple[int, int]:
-    """``(rows, channels)`` of each task of ``conv_forward``: output pixels per im2col (or 1x1)
+    """``(rows, channels)`` of each task of ``ConvKernel``: output pixels per im2col (or 1x1)
     chunk and output channels per slice of each group.
 
     channels_last chunks count rows across the whole batch. With a packed kernel and at most
@@ -391,7 +396,7 @@ def _im2col_tiles(n: int, p_out: int, kc: int, fg: int, itemsize: int, threads: 
     thread). Memoised: a model asks the same few questions on every call.
     Otherwise, when there are at least twice as many row chunks as threads (large maps, large
     batches) the channels are not split. On small maps there are fewer rows than threads
-    want, and every task's BLAS GEMM packs the kernel slice it multiplies: ``conv_forward``
+    want, and every task's BLAS GEMM packs the kernel slice it multiplies: ``ConvKernel``
     over 2 row chunks of one 6x6 map packs the 2.4 MB kernel of a 3x3 256->256 conv twice,
     over 2 channel slices once. The split minimises that traffic, ``row chunks x kernel +
     channel slices x im2col block``, over the tilings whose task count is a multiple of the
@@ -544,17 +549,16 @@ def depthwise_conv(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray]
 
 class DepthwiseCall:
     """One depthwise convolution with everything but its input decided (:func:`depthwise_call`):
-    call it on an input of the shape it was made for."""
+    call it on an input of the shape it was made for (``kernel``: the compiled
+    ``DepthwiseKernel``, its arrays and geometry checked once)."""
 
-    __slots__ = ("x_shape", "shape", "dtype", "args", "rest", "n_threads", "alloc")
+    __slots__ = ("x_shape", "shape", "dtype", "kernel", "rest", "n_threads", "alloc")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if x.shape != self.x_shape:
             raise ValueError(f"depthwise_conv: this call was prepared for inputs of shape {self.x_shape}, got {x.shape}")
         y = self.alloc(self.shape, self.dtype)
-        kernel, bias, geo, use_bias, code, blk, threads = self.args
-        _depthwise.depthwise_forward(_flat(x, self.dtype), kernel, bias, y.reshape(-1), geo, use_bias, code, blk,
-                                     threads)
+        self.kernel(np.ascontiguousarray(x, self.dtype), y)
         return y if self.rest is None else apply_activation(y, self.rest, self.n_threads, inplace=True)
 
 
@@ -582,7 +586,8 @@ def depthwise_call(x_shape: Tuple[int, ...], kernel: np.ndarray, bias: Optional[
     call = DepthwiseCall()
     call.x_shape, call.shape, call.dtype = x_shape, shapes.join_shape(n, out, cin * mult, data_format), dtype
     call.alloc = arena.allocator(call.shape, dtype)
-    call.args = (_flat(kernel, dtype), _bias_arg(bias, dtype), geo, bias is not None, code, int(blk), threads)
+    call.kernel = _depthwise.DepthwiseKernel(_flat(kernel, dtype), _bias_arg(bias, dtype), geo, bias is not None, code,
+                                             int(blk), threads)
     call.rest, call.n_threads = rest, n_threads
     return call
 

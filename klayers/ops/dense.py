@@ -98,14 +98,14 @@ def dense_call(x_shape: Tuple[int, ...], kernel: np.ndarray, bias: Optional[np.n
     threads = op_threads(n_threads, rows * kernel.size, SERIAL_MACS)
 
     alloc = arena.allocator((rows, units), dtype)
+    kernel = _dense.DensePackedKernel(pk, b, rows, features, units, use_bias, code, threads)
+    out_shape = lead + (units,)
 
     def call(x: np.ndarray) -> np.ndarray:
         if x.shape != x_shape:
             raise ValueError(f"{where}: this call was prepared for inputs of shape {x_shape}, got {x.shape}")
-        x2 = np.ascontiguousarray(x.reshape(rows, features), dtype=dtype)
-        out = alloc((rows, units), dtype)
-        _dense.dense_packed_forward(x2, pk, b, out, use_bias, code, threads)
-        y = out.reshape(lead + (units,))
+        y = alloc(out_shape, dtype)
+        kernel(np.ascontiguousarray(x, dtype=dtype), y)
         return y if rest is None else apply_activation(y, rest, n_threads, inplace=True)
     return call
 
@@ -159,7 +159,8 @@ def dense(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: Ac
         pk = packed()
         if pk is not None and pk.dtype == dtype:
             threads = op_threads(n_threads, x2.shape[0] * w.size, SERIAL_MACS)
-            _dense.dense_packed_forward(x2, pk, b, out, bias is not None, code, threads)
+            _dense.DensePackedKernel(pk, b, x2.shape[0], x2.shape[1], w.shape[1], bias is not None, code,
+                                     threads)(x2, out)
             y = out if x.ndim == 2 else out.reshape(lead + (w.shape[1],))
             return y if rest is None else apply_activation(y, rest, n_threads, inplace=True)
     # one level of parallelism: the kernel splits the units over OpenMP threads, BLAS on one

@@ -35,6 +35,21 @@ CONV = [
 ]
 
 
+
+def _depthwise_forward(x, w, b, out, geo, use_bias, act, blk, threads):
+    """One call of the prepared depthwise kernel, made for it."""
+    _depthwise.DepthwiseKernel(w, b, geo, use_bias, act, blk, threads)(x, out)
+
+
+def _conv_forward(x, w, b, out, geo, use_bias, act, rows, cols, threads, packed=None, residual=None):
+    """One call of the prepared forward kernel, made for it (the tests' direct kernel calls)."""
+    kernel = _conv.ConvKernel(w, b, geo, use_bias, act, rows, cols, threads, packed)
+    if residual is None:
+        kernel(x, out)
+    else:
+        kernel(x, out, residual)
+
+
 def _x(rng, n, spatial, c, fmt, dtype):
     shape = (n,) + spatial + (c,) if fmt == "channels_last" else (n, c) + spatial
     return (rng.standard_normal(shape) * 2).astype(dtype)
@@ -190,7 +205,7 @@ def test_direct_kernel_matches_im2col_kernel_on_random_geometries(cf, dtype):
         b = rng.standard_normal(geo["out_channels"]).astype(dtype)
         act = trial % 3
         want = np.empty(ny, dtype)
-        _conv.conv_forward(x, w, b, want, geo, trial % 2, act, 5, 1 << 20, 1)
+        _conv_forward(x, w, b, want, geo, trial % 2, act, 5, 1 << 20, 1)
         for seg, threads in [(1, 2), (3, 1), (1000, 2)]:
             got = np.full(ny, np.nan, dtype)
             _conv.conv_direct_forward(x, w, b, got, geo, trial % 2, act, seg, threads)
@@ -201,7 +216,7 @@ def test_direct_kernel_matches_im2col_kernel_on_random_geometries(cf, dtype):
 @pytest.mark.parametrize("cf", [0, 1], ids=FORMATS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_im2col_kernel_tiles_agree_on_random_geometries(cf, dtype):
-    """conv_forward's tilings (row chunks that span samples, channel slices within each group,
+    """ConvKernel's tilings (row chunks that span samples, channel slices within each group,
     1 and 2 threads) against one untiled GEMM per sample and group."""
     rng = np.random.default_rng(300 + cf)
     for trial in range(60):
@@ -211,10 +226,10 @@ def test_im2col_kernel_tiles_agree_on_random_geometries(cf, dtype):
         b = rng.standard_normal(geo["out_channels"]).astype(dtype)
         act, use_bias = trial % 3, trial % 2
         want = np.empty(ny, dtype)
-        _conv.conv_forward(x, w, b, want, geo, use_bias, act, 1 << 20, 1 << 20, 1)
+        _conv_forward(x, w, b, want, geo, use_bias, act, 1 << 20, 1 << 20, 1)
         for rows, cols, threads in [(1, 1, 2), (3, 2, 1), (5, 1, 2), (1 << 20, 1, 2), (2, 1 << 20, 2)]:
             got = np.full(ny, np.nan, dtype)
-            _conv.conv_forward(x, w, b, got, geo, use_bias, act, rows, cols, threads)
+            _conv_forward(x, w, b, got, geo, use_bias, act, rows, cols, threads)
             np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == "float32" else 1e-12,
                                        atol=1e-5 if dtype == "float32" else 1e-12,
                                        err_msg=f"{geo} rows={rows} cols={cols}")
@@ -236,7 +251,7 @@ SKINNY = [
 @pytest.mark.parametrize("batch", [1, 2, 3])
 @pytest.mark.parametrize("case", SKINNY, ids=[f"{c[0]}k{c[1]}-{c[3]}x{c[4]}" for c in SKINNY])
 def test_few_rows_gemm_packed_and_unpacked_match_reference(case, batch, dtype, isa):
-    """The few-rows GEMM of ``conv_forward`` over the kernel in place and the packed GEMM over
+    """The few-rows GEMM of ``ConvKernel`` over the kernel in place and the packed GEMM over
     its strips (every ISA variant, every whole-strip channel split, one row chunk and several,
     1 and 2 threads), against the NumPy twin: 1-216 output rows, widths with tails, K in one
     block and in several, float32 and float64."""
@@ -268,13 +283,13 @@ def test_few_rows_gemm_packed_and_unpacked_match_reference(case, batch, dtype, i
             for cols in range(sw, -(-filters // sw) * sw + 1, sw):
                 for chunk, threads in ((rows, 1), (rows, 2), (max(1, rows // 3), 2)):
                     y = np.full(want.size, np.nan, dtype)
-                    _conv.conv_forward(x.reshape(-1), kernel.reshape(-1), bias, y, geo, True, act,
+                    _conv_forward(x.reshape(-1), kernel.reshape(-1), bias, y, geo, True, act,
                                        chunk, cols, threads, packed)
                     _close(y.reshape(want.shape), want, dtype)
             # no bias: only the activation in the tiles
             want = C.conv_reference(x, kernel, None, 1, padding, 1, 1, "channels_last", act)
             y = np.full(want.size, np.nan, dtype)
-            _conv.conv_forward(x.reshape(-1), kernel.reshape(-1), np.empty(0, dtype), y, geo, False, act,
+            _conv_forward(x.reshape(-1), kernel.reshape(-1), np.empty(0, dtype), y, geo, False, act,
                                max(1, rows // 3), sw, 2, packed)
             _close(y.reshape(want.shape), want, dtype)
             # a residual added after the bias, before the activation
@@ -282,7 +297,7 @@ def test_few_rows_gemm_packed_and_unpacked_match_reference(case, batch, dtype, i
             lin = C.conv_reference(x, kernel, bias, 1, padding, 1, 1, "channels_last", C.ACT_LINEAR)
             want = apply_activation_reference(lin + res, act)
             y = np.full(lin.size, np.nan, dtype)
-            _conv.conv_forward(x.reshape(-1), kernel.reshape(-1), bias, y, geo, True, act, max(1, rows // 3), sw, 2,
+            _conv_forward(x.reshape(-1), kernel.reshape(-1), bias, y, geo, True, act, max(1, rows // 3), sw, 2,
                                packed, res.reshape(-1))
             _close(y.reshape(lin.shape), want, dtype)
     finally:
@@ -295,10 +310,10 @@ def test_a_residual_needs_the_packed_kernel_and_the_output_size():
                         "channels_last", "t")[-1]
     y = np.zeros(2 * 3 * 3 * 8, "f4")
     with pytest.raises(ValueError, match="needs a packed kernel"):
-        _conv.conv_forward(x, w, b, y, geo, True, 0, 18, 8, 1, None, y.copy())
+        _conv_forward(x, w, b, y, geo, True, 0, 18, 8, 1, None, y.copy())
     packed = C.pack_conv_kernel(np.zeros((1, 1, 4, 8), "f4"))
     with pytest.raises(ValueError, match="residual has"):
-        _conv.conv_forward(x, w, b, y, geo, True, 0, 18, 32, 1, packed, y[:-1].copy())
+        _conv_forward(x, w, b, y, geo, True, 0, 18, 32, 1, packed, y[:-1].copy())
 
 
 def test_packed_kernels_refuse_what_does_not_fit():
@@ -313,11 +328,11 @@ def test_packed_kernels_refuse_what_does_not_fit():
     geo = C._conv_setup(x.reshape(2, 3, 3, 4), kernel, b, (1, 1), "same", (1, 1), 1, "channels_last", "t")[-1]
     y = np.zeros(2 * 3 * 3 * 8, "float32")
     with pytest.raises(ValueError, match="packed kernel has"):
-        _conv.conv_forward(x, kernel.reshape(-1), b, y, geo, True, 0, 18, 32, 1, packed[:-1])
+        _conv_forward(x, kernel.reshape(-1), b, y, geo, True, 0, 18, 32, 1, packed[:-1])
     with pytest.raises(ValueError, match="channels_last and one group"):
-        _conv.conv_forward(x, kernel.reshape(-1), b, y, dict(geo, channels_first=True), True, 0, 18, 32, 1, packed)
+        _conv_forward(x, kernel.reshape(-1), b, y, dict(geo, channels_first=True), True, 0, 18, 32, 1, packed)
     with pytest.raises(ValueError, match="strip"):
-        _conv.conv_forward(x, kernel.reshape(-1), b, y, geo, True, 0, 18, 5, 1, packed)
+        _conv_forward(x, kernel.reshape(-1), b, y, geo, True, 0, 18, 5, 1, packed)
     with pytest.raises(ValueError, match="elements"):
         _conv.pack_kernel(kernel.reshape(-1), 36, 9, np.zeros(36 * 32, "float32"))
     with pytest.raises(ValueError, match="out has"):
@@ -330,7 +345,7 @@ def test_packed_kernels_refuse_what_does_not_fit():
 @pytest.mark.parametrize("cf", [0, 1], ids=FORMATS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_depthwise_kernel_matches_grouped_im2col_on_random_geometries(cf, dtype):
-    """depthwise_forward (every ISA variant, several block sizes) against the grouped im2col
+    """DepthwiseKernel (every ISA variant, several block sizes) against the grouped im2col
     kernel with groups == channels on geometries no layer produces: padding wider than the
     window, border outputs with no tap in range, rows with no valid window at all."""
     rng = np.random.default_rng(200 + cf)
@@ -342,12 +357,12 @@ def test_depthwise_kernel_matches_grouped_im2col_on_random_geometries(cf, dtype)
             b = rng.standard_normal(geo["out_channels"]).astype(dtype)
             act, use_bias = trial % 3, trial % 2
             want = np.empty(ny, dtype)
-            _conv.conv_forward(x, w, b, want, geo, use_bias, act, 7, 1 << 20, 1)
+            _conv_forward(x, w, b, want, geo, use_bias, act, 7, 1 << 20, 1)
             for isa in (0, 1, 2):
                 _depthwise.select_isa(isa)
                 for blk, threads in [(1, 2), (3, 1), (1000, 2)]:
                     got = np.full(ny, np.nan, dtype)
-                    _depthwise.depthwise_forward(x, w, b, got, geo, use_bias, act, blk, threads)
+                    _depthwise_forward(x, w, b, got, geo, use_bias, act, blk, threads)
                     np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == "float32" else 1e-12,
                                                atol=1e-5 if dtype == "float32" else 1e-12, err_msg=f"{geo} isa={isa}")
     finally:
@@ -556,9 +571,9 @@ def test_kernels_refuse_bad_geometry_with_an_error_naming_it(over, match):
     """Every conv kernel converts and checks its named geometry before the GIL is released: a
     bad field is an error naming that field (or the array size it contradicts), never a crash."""
     x, w, out, b = np.zeros(8, "f4"), np.zeros(18, "f4"), np.zeros(6, "f4"), np.zeros(3, "f4")
-    _conv.conv_forward(x, w, b, out, _geo(), 1, 0, 4, 3, 1)  # consistent: runs
+    _conv_forward(x, w, b, out, _geo(), 1, 0, 4, 3, 1)  # consistent: runs
     geo = _geo(**over)
-    calls = [lambda: _conv.conv_forward(x, w, b, out, geo, 1, 0, 4, 3, 1),
+    calls = [lambda: _conv_forward(x, w, b, out, geo, 1, 0, 4, 3, 1),
              lambda: _conv.conv_direct_forward(x, w, b, out, geo, 1, 0, 4, 1)]
     if "groups" not in over and "kernel_size" not in over:
         calls.append(lambda: _conv_transpose.conv_transpose_forward(
@@ -573,7 +588,7 @@ def test_kernels_check_geometry_before_releasing_the_gil():
     w = np.zeros(18, "f4")
     out = np.zeros(6, "f4")
     b = np.zeros(3, "f4")
-    _conv.conv_forward(x, w, b, out, _geo(), 1, 0, 4, 3, 1)  # consistent: runs
+    _conv_forward(x, w, b, out, _geo(), 1, 0, 4, 3, 1)  # consistent: runs
     bad = [
         (dict(), np.zeros(7, "f4"), w, out, "input has"),
         (dict(), x, np.zeros(17, "f4"), out, "kernel has"),
@@ -584,20 +599,20 @@ def test_kernels_check_geometry_before_releasing_the_gil():
     ]
     for over, xx, ww, oo, match in bad:
         with pytest.raises(ValueError, match=match):
-            _conv.conv_forward(xx, ww, b, oo, _geo(**over), 1, 0, 4, 3, 1)
+            _conv_forward(xx, ww, b, oo, _geo(**over), 1, 0, 4, 3, 1)
     with pytest.raises(ValueError, match="bias"):
-        _conv.conv_forward(x, w, np.zeros(2, "f4"), out, _geo(), 1, 0, 4, 3, 1)
+        _conv_forward(x, w, np.zeros(2, "f4"), out, _geo(), 1, 0, 4, 3, 1)
     with pytest.raises(ValueError, match="geometry lacks the field 'pad_before'"):
-        _conv.conv_forward(x, w, b, out, {k: v for k, v in _geo().items() if k != "pad_before"}, 1, 0, 4, 3, 1)
+        _conv_forward(x, w, b, out, {k: v for k, v in _geo().items() if k != "pad_before"}, 1, 0, 4, 3, 1)
     with pytest.raises(TypeError, match="dict"):
-        _conv.conv_forward(x, w, b, out, np.array([1, 2, 3, 1, 0, 4, 1, 1, 2, 1, 1, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
+        _conv_forward(x, w, b, out, np.array([1, 2, 3, 1, 0, 4, 1, 1, 2, 1, 1, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
                                                   np.intp), 1, 0, 4, 3, 1)
     with pytest.raises(ValueError, match="groups"):
-        _depthwise.depthwise_forward(x, np.zeros(9, "f4"), b, out, _geo(), 1, 0, 4, 1)
+        _depthwise_forward(x, np.zeros(9, "f4"), b, out, _geo(), 1, 0, 4, 1)
     with pytest.raises(ValueError, match="kernel has"):
         _conv_transpose.conv_transpose_forward(x, np.zeros(17, "f4"), b, out, _geo(), 1, 0, 1, 1)
     with pytest.raises(ValueError):  # mixed dtypes match no fused specialization
-        _conv.conv_forward(x.astype("f8"), w, b, out, _geo(), 1, 0, 4, 3, 1)
+        _conv_forward(x.astype("f8"), w, b, out, _geo(), 1, 0, 4, 3, 1)
 
 
 @pytest.mark.parametrize("act", [-1, 3, 7, 2**20])
@@ -608,9 +623,9 @@ def test_kernels_refuse_activation_codes_their_epilogue_does_not_fuse(act):
     with pytest.raises(ValueError, match="does not fuse into the epilogue"):
         _conv_transpose.conv_transpose_forward(x, np.zeros(18, "f4"), b, out, _geo(), 1, act, 1, 1)
     in_space = 0 <= act < len(_conv.ACTIVATIONS)
-    for call in (lambda: _conv.conv_forward(x, w, b, out, _geo(), 1, act, 4, 3, 1),
+    for call in (lambda: _conv_forward(x, w, b, out, _geo(), 1, act, 4, 3, 1),
                  lambda: _conv.conv_direct_forward(x, w, b, out, _geo(), 1, act, 4, 1),
-                 lambda: _depthwise.depthwise_forward(np.zeros(8, "f4"), np.zeros(6, "f4"), np.zeros(2, "f4"),
+                 lambda: _depthwise_forward(np.zeros(8, "f4"), np.zeros(6, "f4"), np.zeros(2, "f4"),
                                                       np.zeros(4, "f4"), _geo(groups=2, out_channels=2), 1, act, 4, 1)):
         if in_space:
             call()
@@ -649,7 +664,7 @@ def test_every_activation_code_runs_in_the_conv_epilogue(dtype, isa):
 def test_conv_rejects_bad_chunk_and_block():
     x, w, out, b = np.zeros(8, "f4"), np.zeros(18, "f4"), np.zeros(6, "f4"), np.zeros(3, "f4")
     with pytest.raises(ValueError, match="chunk_rows"):
-        _conv.conv_forward(x, w, b, out, _geo(), 1, 0, 0, 3, 1)
+        _conv_forward(x, w, b, out, _geo(), 1, 0, 0, 3, 1)
     with pytest.raises(ValueError, match="seg"):
         _conv.conv_direct_forward(x, w, b, out, _geo(), 1, 0, 0, 1)
     with pytest.raises(ValueError, match="channels_first needs stride 1"):
@@ -659,7 +674,7 @@ def test_conv_rejects_bad_chunk_and_block():
     with pytest.raises(ValueError, match="bias"):
         _conv.conv_direct_forward(x, w, np.zeros(2, "f4"), out, _geo(), 1, 0, 4, 1)
     with pytest.raises(ValueError, match="blk"):
-        _depthwise.depthwise_forward(x, np.zeros(6, "f4"), np.zeros(2, "f4"), np.zeros(4, "f4"),
+        _depthwise_forward(x, np.zeros(6, "f4"), np.zeros(2, "f4"), np.zeros(4, "f4"),
                                      _geo(groups=2, out_channels=2), 1, 0, 0, 1)
     geo = _geo(in_size=(2, 1, 1), out_size=(4, 1, 1))
     with pytest.raises(ValueError, match="block"):
@@ -729,6 +744,6 @@ def test_taps_that_only_read_padding_are_dropped(dtype):
         want = C.conv_reference(x, k, b, s, pad, d, 1, "channels_last", C.ACT_RELU)
         for packed in (None, lambda k=k: C.pack_conv_kernel(k)):
             call = C.conv_call(x.shape, k, b, s, pad, d, act=C.ACT_RELU, packed=packed)
-            assert call.pre[0].size == live, (xs, ks)
+            assert call.weights.size == live, (xs, ks)
             _close(call(x), want, dtype)
         _close(C.conv(x, k, b, s, pad, d, act=C.ACT_RELU), want, dtype)

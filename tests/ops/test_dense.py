@@ -146,15 +146,23 @@ def test_packed_kernel_refuses_what_does_not_fit():
     assert packed.size == 4 * 32 and _dense_ops.pack_dense_kernel(kernel.astype("int64")) is None
     out = np.empty((3, 5), "float32")
     with pytest.raises(ValueError, match="packed kernel has"):
-        _dense.dense_packed_forward(x, packed[:-1], np.zeros(5, "float32"), out, 1, 0, 1)
+        _dense.DensePackedKernel(packed[:-1], np.zeros(5, "float32"), 3, 4, 5, 1, 0, 1)
     with pytest.raises(ValueError, match="bias has"):
-        _dense.dense_packed_forward(x, packed, np.zeros(4, "float32"), out, 1, 0, 1)
+        _dense.DensePackedKernel(packed, np.zeros(4, "float32"), 3, 4, 5, 1, 0, 1)
     with pytest.raises(ValueError, match="out has"):
-        _dense.dense_packed_forward(x, packed, np.zeros(5, "float32"), out[:2], 1, 0, 1)
+        _dense.DensePackedKernel(packed, np.zeros(5, "float32"), 3, 4, 5, 1, 0, 1)(x, out[:2])
     with pytest.raises(ValueError, match="n_threads"):
-        _dense.dense_packed_forward(x, packed, np.zeros(5, "float32"), out, 1, 0, 0)
+        _dense.DensePackedKernel(packed, np.zeros(5, "float32"), 3, 4, 5, 1, 0, 0)
+    with pytest.raises(ValueError, match="x has 8 values"):
+        _dense.DensePackedKernel(packed, np.zeros(5, "float32"), 3, 4, 5, 1, 0, 1)(x[:2], out)
+    with pytest.raises(ValueError, match="dtype float64"):
+        _dense.DensePackedKernel(packed, np.zeros(5, "float32"), 3, 4, 5, 1, 0, 1)(x.astype("float64"), out)
+    with pytest.raises(ValueError, match="read-only"):
+        ro = out.copy()
+        ro.setflags(write=False)
+        _dense.DensePackedKernel(packed, np.zeros(5, "float32"), 3, 4, 5, 1, 0, 1)(x, ro)
     with pytest.raises(ValueError, match="unknown activation code"):
-        _dense.dense_packed_forward(x, packed, np.zeros(5, "float32"), out, 1, len(_dense.ACTIVATIONS), 1)
+        _dense.DensePackedKernel(packed, np.zeros(5, "float32"), 3, 4, 5, 1, len(_dense.ACTIVATIONS), 1)
     # a packer handing back another dtype is not used
     got = ops.dense(x, kernel, None, packed=lambda: packed.astype("float64"))
     np.testing.assert_array_equal(got, np.full((3, 5), 4.0, "float32"))

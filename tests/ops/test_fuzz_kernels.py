@@ -163,6 +163,23 @@ def _snapshot(v):
     return v
 
 def _recorder(name):
+    if isinstance(ORIG[name], type):
+        # a prepared kernel (a class: checked once, then called on its arrays): a seed is its
+        # constructor's arguments and one call's, ``(ctor_args, call_args)``
+        def make(*args):
+            kernel = ORIG[name](*args)
+            ctor = _snapshot(args)
+
+            class Recorded:
+                def __getattr__(self, attr):
+                    return getattr(kernel, attr)
+
+                def __call__(self, *call_args):
+                    SEEDS[name].append((ctor, _snapshot(call_args)))
+                    return kernel(*call_args)
+            return Recorded()
+        return make
+
     def rec(*args):
         SEEDS[name].append(_snapshot(args))
         return ORIG[name](*args)
@@ -285,7 +302,11 @@ def fuzz(data):
     # debug build (nonecheck) reports it as AttributeError, a release build as a shape mismatch
     allowed = ALLOWED + ((AttributeError,) if any(n.endswith(": none") for n in notes) else ())
     try:
-        getattr(MOD, name)(*args)
+        if isinstance(MOD.__dict__[name], type):
+            ctor, call = args
+            getattr(MOD, name)(*ctor)(*call)
+        else:
+            getattr(MOD, name)(*args)
     except allowed:
         pass
     for path, flat in guards:
