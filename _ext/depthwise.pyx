@@ -11,7 +11,8 @@ activation codes (``_epilogue.pxd``, ``_act.pxd``).
 """
 cimport numpy as cnp
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
+from libc.stdlib cimport free, malloc
 from libc.string cimport memset, memcpy
 
 from _act cimport ACT_RELU6, activation_codes, check_act
@@ -20,6 +21,7 @@ from _conv_geometry cimport Geom, check_bias_size, check_kernel_size, input_size
 from _cpu cimport kl_cpu_level, kl_isa_name
 from _epilogue cimport act_inplace, epilogue, kl_act_use
 from _ndarray cimport array_data, array_size, float_type
+from _skinny cimport KSK_STRIP_BYTES, ksk_use, packed_gemm, packed_len, strips
 from _windows cimport tap_output_range, window_taps
 
 cnp.import_array()
@@ -48,6 +50,7 @@ def select_isa(int max_level=2):
     that this CPU has; returns its name. Import selects the widest; tests force lower levels."""
     cdef int level = kl_cpu_level(max_level)
     kdw_use(level)
+    ksk_use(level)
     kl_act_use(level)
     return kl_isa_name(level).decode()
 
@@ -366,3 +369,182 @@ def separable_forward(const floating[::1] x, const floating[::1] dw, const float
             gemm(False, False, <int>(q_hi - q_lo), <int>F, <int>Cm, <floating>1.0, mp + pix * Cm, <int>Cm,
                  pwp, <int>F, <floating>0.0, yp + pix * F, <int>F)
             epilogue(yp + pix * F, q_hi - q_lo, F, F, bp, False, use_bias, act)
+
+
+cdef void _irb_rows(const floating* xp, floating* yp, Geom* g, Py_ssize_t cin, Py_ssize_t cout,
+                    const floating* pe, const floating* be, int ae, const floating* wd, const floating* bd, int ad,
+                    const floating* pp, const floating* bq, int aq, bint residual, Py_ssize_t ring_w,
+                    Py_ssize_t r_lo, Py_ssize_t r_hi, floating* ring, Py_ssize_t* tags) noexcept nogil:
+    """Output rows ``r_lo <= r < r_hi`` (sample, row) of the block, with one thread's ring of
+    ``kh`` expanded rows (``ring``, zeroed here, then ``Wo * ce`` for the depthwise row) and
+    its tags (which input row each slot holds)."""
+    cdef Py_ssize_t H = g.ind[1], W = g.ind[2], Ho = g.outd[1], Wo = g.outd[2], ce = g.cin
+    cdef Py_ssize_t kh = g.k[1], kw = g.k[2], sh = g.s[1], sw = g.s[2], pt = g.pad[1], pl = g.pad[2]
+    cdef Py_ssize_t ring_row = ring_w * ce, r, n, oh, a, ih, slot, key
+    cdef int tile_act = ad if ad <= ACT_RELU6 else 0
+    cdef floating* dwrow = ring + kh * ring_row
+    cdef const floating* xr[_MAX_TAP_ROWS]
+    cdef const floating* wr[_MAX_TAP_ROWS]
+    cdef int nr
+    # the ring's rows: expanded input rows with their zero borders (the padding; never written)
+    memset(ring, 0, kh * ring_row * sizeof(floating))
+    for slot in range(kh):
+        tags[slot] = -1
+    for r in range(r_lo, r_hi):
+        n = r // Ho
+        oh = r % Ho
+        nr = 0
+        for a in range(kh):
+            ih = oh * sh - pt + a
+            if ih < 0 or ih >= H:
+                continue
+            key = n * H + ih
+            slot = ih % kh
+            if tags[slot] != key:
+                # expand input row ih (a 1x1 GEMM, bias and activation in its tiles)
+                packed_gemm(W, cin, xp + key * W * cin, cin, pe, 0, strips(ce, sizeof(floating)), ce,
+                            ring + slot * ring_row + pl * ce, ce, be, ae, <const floating*>NULL)
+                tags[slot] = key
+            xr[nr] = ring + slot * ring_row
+            wr[nr] = wd + a * kw * ce
+            nr = nr + 1
+        # the depthwise row over the ring (zero borders: every tap of every output in range)
+        _dw_window(dwrow, xr, wr, nr, 0, 0, sw * ce, ce, kw, Wo, ce, bd, tile_act)
+        if ad > ACT_RELU6:
+            act_inplace(dwrow, Wo * ce, ad)
+        # project (a 1x1 GEMM), the block's input added in its tiles
+        packed_gemm(Wo, ce, dwrow, ce, pp, 0, strips(cout, sizeof(floating)), cout, yp + r * Wo * cout, cout,
+                    bq, aq, xp + r * Wo * cin if residual else <const floating*>NULL)
+
+
+cdef int _irb_run(const floating* xp, floating* yp, Geom* gp, Py_ssize_t cin, Py_ssize_t cout,
+                  const floating* pe, const floating* be, int ae, const floating* wd, const floating* bd, int ad,
+                  const floating* pp, const floating* bq, int aq, bint residual, Py_ssize_t ring_w,
+                  int n_threads) noexcept nogil:
+    """InvertedResidualKernel's call on checked pointers: each thread one contiguous run of
+    output rows; returns the number of runs that found no scratch memory (0 on success)."""
+    cdef Py_ssize_t R = gp.n * gp.outd[1], t
+    cdef Py_ssize_t kh = gp.k[1], scratch = kh * ring_w * gp.cin + gp.outd[2] * gp.cin
+    cdef int nt = <int>(n_threads if n_threads < R else R)
+    cdef int failed = 0
+    cdef floating* ring
+    cdef Py_ssize_t* tags
+    if R == 0:
+        return 0
+    with parallel(num_threads=nt):
+        ring = <floating*>malloc(scratch * sizeof(floating))
+        tags = <Py_ssize_t*>malloc(kh * sizeof(Py_ssize_t))
+        try:
+            for t in prange(nt, schedule="static"):
+                if ring == NULL or tags == NULL:
+                    failed += 1
+                    continue
+                _irb_rows(xp, yp, gp, cin, cout, pe, be, ae, wd, bd, ad, pp, bq, aq, residual, ring_w,
+                          R * t // nt, R * (t + 1) // nt, ring, tags)
+        finally:
+            free(ring)
+            free(tags)
+    return failed
+
+
+cdef class InvertedResidualKernel:
+    """MobileNet's inverted residual block in one pass, prepared: a 1x1 expansion (``cin`` ->
+    ``ce`` channels, bias and activation), a depthwise convolution (multiplier 1, explicit
+    padding, any stride; bias and activation) and a 1x1 projection (``ce`` -> ``cout``, bias
+    and activation, plus the block's input when ``residual``), channels_last. The expanded and
+    depthwise tensors are never made whole: each thread takes a contiguous run of output rows,
+    keeps the ``kh`` expanded input rows its window needs in a ring (each expanded once per
+    run; zero borders are the padding), and sends each depthwise row straight through the
+    projection while it is in cache.
+
+    ``InvertedResidualKernel(expand_packed, expand_bias, expand_act, dw_kernel, dw_bias, dw_act,
+    geometry, project_packed, project_bias, project_act, cout, residual, n_threads)``:
+    ``geometry`` is the depthwise convolution's (a ConvGeometry with ``in_channels ==
+    out_channels == groups == ce``, rank 2 embedded as ``(1, H, W)``, dilation 1); the packed
+    kernels are ``klayers._ext.conv.pack_kernel``'s of ``(cin, ce)`` and ``(ce, cout)``; a bias
+    may be empty (none). ``residual`` needs stride 1, equal sizes and ``cin == cout``.
+    ``kernel(x, out)``: ``x`` ``(N, H, W, cin)`` and ``out`` ``(N, Ho, Wo, cout)``, flat or
+    shaped, C-contiguous, the prepared dtype.
+    """
+    cdef Geom g
+    cdef object arrays
+    cdef const char* pe
+    cdef const char* be
+    cdef const char* wd
+    cdef const char* bd
+    cdef const char* pp
+    cdef const char* bq
+    cdef int typenum, ae, ad, aq, n_threads
+    cdef bint residual
+    cdef Py_ssize_t cin, cout, ring_w, x_size, out_size
+
+    def __init__(self, expand_packed, expand_bias, int expand_act, dw_kernel, dw_bias, int dw_act, dict geometry,
+                 project_packed, project_bias, int project_act, Py_ssize_t cout, bint residual, int n_threads):
+        where = "InvertedResidualKernel"
+        self.typenum = float_type(getattr(dw_kernel, "dtype", None), where)
+        cdef Py_ssize_t itemsize = 4 if self.typenum == cnp.NPY_FLOAT else 8
+        cdef Py_ssize_t wd_size = array_size(dw_kernel, where, "the depthwise kernel")
+        _load_depthwise(geometry, &self.g, -1, -1, wd_size, dw_act, where)
+        cdef Geom* g = &self.g
+        if g.cf or g.cout != g.cin or g.k[0] != 1 or g.ind[0] != 1 or g.dil[1] != 1 or g.dil[2] != 1:
+            raise ValueError(f"{where}: the depthwise geometry must be channels_last, rank 2 (as (1, H, W)), "
+                             f"multiplier 1, dilation 1")
+        if g.k[1] * g.k[2] > _MAX_TAP_ROWS * 64 or g.k[1] > _MAX_TAP_ROWS:
+            raise ValueError(f"{where}: a {g.k[1]}x{g.k[2]} window is too large")
+        cdef Py_ssize_t ce = g.cin
+        cdef Py_ssize_t pe_size = array_size(expand_packed, where, "the packed expansion")
+        cdef Py_ssize_t pp_size = array_size(project_packed, where, "the packed projection")
+        cdef Py_ssize_t be_size = array_size(expand_bias, where, "the expansion bias")
+        cdef Py_ssize_t bd_size = array_size(dw_bias, where, "the depthwise bias")
+        cdef Py_ssize_t bq_size = array_size(project_bias, where, "the projection bias")
+        if cout < 1 or cout > 2147483647:
+            raise ValueError(f"{where}: cout must be in [1, 2147483647], got {cout}")
+        if pe_size % (KSK_STRIP_BYTES // itemsize * strips(ce, itemsize)) or pe_size == 0:
+            raise ValueError(f"{where}: the packed expansion has {pe_size} values, not a whole number of "
+                             f"rows of {ce} packed columns")
+        self.cin = pe_size // (KSK_STRIP_BYTES // itemsize * strips(ce, itemsize))
+        if pp_size != packed_len(ce, cout, itemsize):
+            raise ValueError(f"{where}: the packed projection has {pp_size} values, not "
+                             f"{packed_len(ce, cout, itemsize)} for {ce} -> {cout}")
+        for size, want, name in ((be_size, ce, "expansion"), (bd_size, ce, "depthwise"), (bq_size, cout, "projection")):
+            if size not in (0, want):
+                raise ValueError(f"{where}: the {name} bias has {size} values for {want} channels")
+        check_act(expand_act, where)
+        check_act(project_act, where)
+        if residual and (g.s[1] != 1 or g.s[2] != 1 or g.outd[1] != g.ind[1] or g.outd[2] != g.ind[2]
+                         or self.cin != cout):
+            raise ValueError(f"{where}: a residual needs stride 1, equal sizes and as many input as output channels")
+        if n_threads < 1:
+            raise ValueError(f"{where}: n_threads must be >= 1, got {n_threads}")
+        self.cout = cout
+        # padded columns the windows reach: the input, its padding before, whatever lies after
+        self.ring_w = max((g.outd[2] - 1) * g.s[2] + g.k[2], g.pad[2] + g.ind[2])
+        self.x_size = g.n * g.ind[1] * g.ind[2] * self.cin
+        self.out_size = g.n * g.outd[1] * g.outd[2] * cout
+        self.pe = array_data(expand_packed, self.typenum, pe_size, False, where, "the packed expansion")
+        self.pp = array_data(project_packed, self.typenum, pp_size, False, where, "the packed projection")
+        self.wd = array_data(dw_kernel, self.typenum, wd_size, False, where, "the depthwise kernel")
+        self.be = array_data(expand_bias, self.typenum, be_size, False, where, "the expansion bias") if be_size else NULL
+        self.bd = array_data(dw_bias, self.typenum, bd_size, False, where, "the depthwise bias") if bd_size else NULL
+        self.bq = array_data(project_bias, self.typenum, bq_size, False, where, "the projection bias") if bq_size else NULL
+        self.arrays = (expand_packed, expand_bias, dw_kernel, dw_bias, project_packed, project_bias)
+        self.ae, self.ad, self.aq, self.residual, self.n_threads = expand_act, dw_act, project_act, residual, n_threads
+
+    def __call__(self, x, out):
+        where = "InvertedResidualKernel"
+        cdef const char* xp = array_data(x, self.typenum, self.x_size, False, where, "input")
+        cdef char* yp = array_data(out, self.typenum, self.out_size, True, where, "output")
+        cdef int failed
+        with nogil:
+            if self.typenum == cnp.NPY_FLOAT:
+                failed = _irb_run(<const float*>xp, <float*>yp, &self.g, self.cin, self.cout, <const float*>self.pe,
+                                  <const float*>self.be, self.ae, <const float*>self.wd, <const float*>self.bd, self.ad,
+                                  <const float*>self.pp, <const float*>self.bq, self.aq, self.residual, self.ring_w,
+                                  self.n_threads)
+            else:
+                failed = _irb_run(<const double*>xp, <double*>yp, &self.g, self.cin, self.cout, <const double*>self.pe,
+                                  <const double*>self.be, self.ae, <const double*>self.wd, <const double*>self.bd,
+                                  self.ad, <const double*>self.pp, <const double*>self.bq, self.aq, self.residual,
+                                  self.ring_w, self.n_threads)
+        if failed:
+            raise MemoryError(f"{where}: could not allocate the row ring")

@@ -74,6 +74,7 @@ from klayers.ops.common import (
     get_num_threads,
     split_activation,
 )
+from klayers.ops.conv import inverted_residual_call
 from klayers.ops.dense import dense_call, pack_dense_kernel
 from klayers.ops.pooling import MODE_AVG, global_pool
 
@@ -279,6 +280,108 @@ def _residual(steps: List[Any], protected: Any) -> List[Any]:
             else:
                 out.append(s)
             continue
+        out.append(s)
+    return [s for s in out if id(s) not in taken]
+
+
+class InvertedResidualStep:
+    """MobileNet's inverted residual block as one kernel: a pointwise convolution chain
+    (expand), a depthwise one (with any ZeroPadding folded in) and a pointwise one (project,
+    a :class:`FusedStep`, or a :class:`ResidualStep` whose shortcut is the block's input), each
+    read by the next alone (``ops.conv.inverted_residual_call``: the expanded and depthwise
+    tensors are never made whole, each thread streams its rows through all three). Where the
+    block does not fit the kernel the three steps run as they are.
+
+    ``steps`` are the three chains' own steps, run instead when an input mask arrives.
+    """
+
+    __slots__ = ("kind", "steps", "layer", "expand", "depthwise", "project", "in_id", "out_id", "_calls", "_lock")
+
+    def __init__(self, expand: FusedStep, depthwise: FusedStep, project: Any):
+        self.kind = LOWERED
+        self.steps = list(expand.steps) + list(depthwise.steps) + list(project.steps)
+        self.layer = expand.layer
+        self.expand, self.depthwise, self.project = expand, depthwise, project
+        self.in_id = expand.in_id
+        self.out_id = project.out_id
+        # prepared calls per (input shape, dtype, threads): {key: (three folded kernels, call)}
+        self._calls: Dict[Any, Tuple[Tuple[np.ndarray, ...], Any]] = {}
+        self._lock = threading.Lock()
+
+    def _project_fused(self) -> FusedStep:
+        return self.project.fused if isinstance(self.project, ResidualStep) else self.project
+
+    def prepared(self, x: np.ndarray) -> Any:
+        """The block's prepared call for input ``x`` (made once per input signature and folded
+        kernels), or None when the block does not fit the kernel."""
+        e, d, p = self.expand, self.depthwise, self._project_fused()
+        (ke, be), (kd, bd), (kp, bp) = e.arrays(), d.arrays(), p.arrays()
+        key = (x.shape, x.dtype, get_num_threads())
+        entry = self._calls.get(key)
+        if entry is not None and entry[0][0] is ke and entry[0][1] is kd and entry[0][2] is kp:
+            return entry[1]
+        with self._lock:
+            if len(self._calls) >= _MAX_PREPARED:
+                self._calls = {}
+            residual = isinstance(self.project, ResidualStep)
+            aq = self.project.merge.act if residual else split_activation(p.act, ALL_CODES)[0]
+            layer = d.layer
+            call = inverted_residual_call(
+                x.shape, (ke, be, split_activation(e.act, ALL_CODES)[0], e.packed(ke)),
+                (kd, bd, split_activation(d.act, ALL_CODES)[0], layer.strides, d.pad if d.pad is not None else layer.padding),
+                (kp, bp, aq, p.packed(kp)), residual, where=f"{type(self.layer).__name__} {self.layer.name} (block)")
+            self._calls[key] = ((ke, kd, kp), call)
+        return call
+
+    def run(self, x: Any) -> np.ndarray:
+        """The block's output for input ``x`` (an array)."""
+        x = self.layer._convert_inputs(x)
+        call = self.prepared(x) if type(x) is np.ndarray else None
+        if call is not None:
+            return call(x)
+        y = self.depthwise.run(self.expand.run(x))
+        return self.project.run([y, x]) if isinstance(self.project, ResidualStep) else self.project.run(y)
+
+
+def _block_stage(step: Any, stage: str, dtype: str) -> bool:
+    """A :class:`FusedStep` whose layer declares this inverted-residual ``stage``, of ``dtype``,
+    with an activation the kernels apply whole (a code, nothing after) and, for a pointwise
+    stage, a packed kernel."""
+    return (isinstance(step, FusedStep) and _declared(step.layer, "_block_stage_spec") == (stage,)
+            and step.layer._dtype == dtype and (stage != "pointwise" or step.op.pack is not None)
+            and split_activation(step.act, ALL_CODES)[1] is None)
+
+
+def _inverted_residual(steps: List[Any], protected: Any) -> List[Any]:
+    """``steps`` (lowered) with each pointwise -> depthwise -> pointwise chain of
+    :class:`FusedStep` (the last possibly inside a :class:`ResidualStep` whose shortcut is the
+    chain's input), every intermediate tensor read once and internal, taken into an
+    :class:`InvertedResidualStep`."""
+    made_by: Dict[int, Any] = {}
+    readers: Dict[int, int] = {}
+    for s in steps:
+        for i in step_reads(s):
+            readers[i] = readers.get(i, 0) + 1
+        if isinstance(s, FusedStep):
+            made_by[s.out_id] = s
+    taken = set()
+    out: List[Any] = []
+    for s in steps:
+        residual = isinstance(s, ResidualStep)
+        proj = s.fused if residual else s
+        dtype = getattr(getattr(proj, "layer", None), "_dtype", None)
+        if isinstance(proj, FusedStep) and proj.pad is None and _block_stage(proj, "pointwise", dtype):
+            d = made_by.get(proj.in_id)
+            e = made_by.get(d.in_id) if d is not None else None
+            if (e is not None and e.pad is None and _block_stage(d, "depthwise", dtype)
+                    and _block_stage(e, "pointwise", dtype) and np.dtype(dtype).kind == "f"
+                    and readers.get(d.out_id) == 1 and readers.get(e.out_id) == 1
+                    and d.out_id not in protected and e.out_id not in protected
+                    and (not residual or s.in_ids[1] == e.in_id)
+                    and (residual or split_activation(proj.act, ALL_CODES)[1] is None)):
+                taken.update((id(e), id(d)))
+                out.append(InvertedResidualStep(e, d, s))
+                continue
         out.append(s)
     return [s for s in out if id(s) not in taken]
 
@@ -508,7 +611,7 @@ def lower(steps: List[Step], model: Any) -> List[Any]:
             continue
         absorbed.update(id(c) for c in fused.steps)
         out.append(fused)
-    return _residual(out, protected)
+    return _inverted_residual(_residual(out, protected), protected)
 
 
 def _scalar(step: Step) -> Optional[Tuple[str, float]]:

@@ -35,6 +35,7 @@ from klayers.ops.common import (
     ACT_RELU,
     ACT_RELU6,
     ALL_CODES,
+    FLOATS,
     Activation,
     activation_function,
     call_pinned,
@@ -87,6 +88,11 @@ PACKED_STREAM_BYTES = 512 << 10
 MIN_SLICE = 32
 #: Bytes of output per depthwise block (stays in L1 across the taps).
 DW_BLOCK_BYTES = 16 << 10
+#: Narrowest input rows an inverted residual block runs fused at: each thread expands and
+#: projects one row at a time, so a narrow row makes GEMMs of few rows that stream the whole
+#: expansion kernel per row (MobileNetV2-96 b16: the 48- and 24-wide blocks 2224 -> 1068 us
+#: and 1437 -> 960 us fused; the 6- and 3-wide ones slower fused than as three layers).
+IRB_MIN_WIDTH = 16
 #: Bytes of depthwise output per fused separable block (the pointwise GEMM's A, still in cache).
 SEPARABLE_BLOCK_BYTES = 32 << 10
 #: Below this many multiply-adds one thread wins (the team's fork and join cost more than the
@@ -100,7 +106,8 @@ DW_SERIAL_MACS = 1 << 16
 
 __all__ = [
     "ACT_LINEAR", "ACT_RELU", "ACT_RELU6",
-    "ConvCall", "DepthwiseCall", "conv", "conv_call", "conv_reference", "pack_conv_kernel", "depthwise_call",
+    "ConvCall", "DepthwiseCall", "InvertedResidualCall", "conv", "conv_call", "conv_reference", "pack_conv_kernel",
+    "depthwise_call", "inverted_residual_call",
     "depthwise_conv", "depthwise_conv_reference",
     "separable_conv", "separable_conv_reference", "conv_output_shape",
 ]
@@ -589,6 +596,76 @@ def depthwise_call(x_shape: Tuple[int, ...], kernel: np.ndarray, bias: Optional[
     call.kernel = _depthwise.DepthwiseKernel(_flat(kernel, dtype), _bias_arg(bias, dtype), geo, bias is not None, code,
                                              int(blk), threads)
     call.rest, call.n_threads = rest, n_threads
+    return call
+
+
+class InvertedResidualCall:
+    """An inverted residual block with everything but its input decided
+    (:func:`inverted_residual_call`): call it on an input of the shape it was made for."""
+
+    __slots__ = ("x_shape", "shape", "dtype", "kernel", "alloc")
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if x.shape != self.x_shape:
+            raise ValueError(f"inverted_residual: this call was prepared for inputs of shape {self.x_shape}, "
+                             f"got {x.shape}")
+        y = self.alloc(self.shape, self.dtype)
+        self.kernel(np.ascontiguousarray(x, self.dtype), y)
+        return y
+
+
+def inverted_residual_call(x_shape: Tuple[int, ...], expand: Tuple[Any, ...], depthwise: Tuple[Any, ...],
+                           project: Tuple[Any, ...], residual: bool, n_threads: Optional[int] = None,
+                           where: str = "inverted residual block") -> Optional[InvertedResidualCall]:
+    """MobileNet's inverted residual block on channels_last inputs of shape ``x_shape``
+    ``(n, h, w, cin)``, prepared as one kernel (``_ext.depthwise.InvertedResidualKernel``: the
+    expanded and depthwise tensors are never made whole):
+    ``act_p(conv1x1(act_d(depthwise(act_e(conv1x1(x, ke) + be), kd) + bd), kp) + bp [+ x])``.
+
+    Args:
+        expand: ``(kernel (1, 1, cin, ce), bias or None, activation code, packed kernel)``.
+        depthwise: ``(kernel (kh, kw, ce, 1), bias or None, activation code, strides, padding)``,
+            padding "valid", "same" or explicit ``(before, after)`` pairs.
+        project: ``(kernel (1, 1, ce, cout), bias or None, activation code, packed kernel)``;
+            the activation is applied after the residual.
+        residual: add the block's input (stride 1, ``cin == cout``).
+
+    Returns:
+        The prepared call, or None when the block does not fit the kernel (another dtype than
+        float32/float64, a kernel not packed, a multiplier or dilation other than 1) or when
+        its rows are narrower than :data:`IRB_MIN_WIDTH`: the caller then runs the three
+        layers' own calls.
+    """
+    (ke, be, ae, pe), (kd, bd, ad, strides, padding), (kp, bp, aq, pp) = expand, depthwise, project
+    dtype = np.dtype(kd.dtype)
+    if (dtype not in FLOATS or len(x_shape) != 4 or pe is None or pp is None or pe.dtype != dtype
+            or pp.dtype != dtype or ke.dtype != dtype or kp.dtype != dtype or kd.shape[-1] != 1
+            or ke.shape[:2] != (1, 1) or kp.shape[:2] != (1, 1) or kd.ndim != 4):
+        return None
+    n, h, w, cin = x_shape
+    if w < IRB_MIN_WIDTH:
+        return None
+    ce, cout = ke.shape[-1], kp.shape[-1]
+    if ke.shape[2] != cin or kd.shape[2] != ce or kp.shape[2] != ce:
+        raise ValueError(f"{where}: kernels of shapes {ke.shape}, {kd.shape}, {kp.shape} do not chain on "
+                         f"{cin} input channels")
+    mid = (n, h, w, ce)
+    _, s, _, k, _, _, _, _, out, geo = _depthwise_setup(mid, kd, bd, strides, padding, 1, "channels_last", where)
+    if residual and (tuple(out) != (h, w) or cin != cout):
+        raise ValueError(f"{where}: a residual needs the output's shape {(n, h, w, cin)}, got {(n,) + tuple(out) + (cout,)}")
+    ho, wo = out
+    macs = n * h * w * cin * ce + n * ho * wo * ce * (k[0] * k[1] + cout)
+    threads = op_threads(n_threads, macs, SERIAL_MACS)
+
+    def bias_of(b, size):
+        return np.empty(0, dtype) if b is None else _flat(b, dtype)
+
+    call = InvertedResidualCall()
+    call.x_shape, call.shape, call.dtype = tuple(x_shape), (n, ho, wo, cout), dtype
+    call.alloc = arena.allocator(call.shape, dtype)
+    call.kernel = _depthwise.InvertedResidualKernel(
+        pe, bias_of(be, ce), int(ae), _flat(kd, dtype), bias_of(bd, ce), int(ad), geo, pp, bias_of(bp, cout),
+        int(aq), cout, bool(residual), threads)
     return call
 
 

@@ -490,3 +490,59 @@ def test_zero_padding_folds_into_the_valid_max_pooling_after_it(dtype):
     assert kinds.count("PaddedPoolStep") == 1
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
+
+
+def _inverted_residual_block(x, expand, out_channels, strides, dtype, act="relu6", pad=False, skip=True):
+    """MobileNetV2's block as tf-keras writes it: 1x1 expand + BN + act, [ZeroPadding +
+    "valid"] depthwise + BN + act, 1x1 project + BN [+ Add of the block's input]."""
+    cin = x.shape[-1]
+    h = L.Conv2D(cin * expand, 1, use_bias=False, dtype=dtype)(x)
+    h = L.BatchNormalization(dtype=dtype)(h)
+    h = L.ReLU(6.0, dtype=dtype)(h) if act == "relu6" else L.Activation(act, dtype=dtype)(h)
+    if pad:
+        h = L.ZeroPadding2D(((0, 1), (0, 1)), dtype=dtype)(h)
+    h = L.DepthwiseConv2D(3, strides=strides, padding="valid" if pad else "same", use_bias=False, dtype=dtype)(h)
+    h = L.BatchNormalization(dtype=dtype)(h)
+    h = L.ReLU(6.0, dtype=dtype)(h) if act == "relu6" else L.Activation(act, dtype=dtype)(h)
+    h = L.Conv2D(out_channels, 1, use_bias=False, dtype=dtype)(h)
+    h = L.BatchNormalization(dtype=dtype)(h)
+    return L.Add(dtype=dtype)([x, h]) if skip and strides == 1 and cin == out_channels else h
+
+
+@pytest.mark.parametrize("dtype,tol", [("float32", 2e-5), ("float64", 1e-12)])
+def test_inverted_residual_blocks_run_as_one_step(dtype, tol):
+    """MobileNetV2's blocks (with and without the residual Add, stride 2 through a folded
+    ZeroPadding, relu6 and swish) on rows of at least ops.conv.IRB_MIN_WIDTH run as one
+    InvertedResidualStep each; a block whose expanded tensor is also an output, and blocks on
+    narrower rows, keep their steps; results equal the layers'."""
+    from klayers.ops.conv import IRB_MIN_WIDTH
+    w = IRB_MIN_WIDTH + 2
+    x_in = klayers.Input((w, w, 8), dtype=dtype)
+    h = _inverted_residual_block(x_in, 6, 8, 1, dtype)                      # with the Add
+    h = _inverted_residual_block(h, 4, 12, 1, dtype, act="swish")           # no Add: channels change
+    h = _inverted_residual_block(h, 3, 16, 2, dtype, pad=True)              # stride 2 via ZeroPadding
+    narrow = _inverted_residual_block(h, 2, 16, 1, dtype)                   # rows too narrow: unfused
+    model = klayers.Model(x_in, narrow)
+    _randomize(model, 21)
+    x = np.random.default_rng(22).standard_normal((3, w, w, 8)).astype(dtype)
+    for threads in (1, 2):
+        klayers.set_num_threads(threads)
+        try:
+            got, kinds, want = _planned_and_layered(model, x)
+        finally:
+            klayers.set_num_threads(None)
+        assert kinds.count("InvertedResidualStep") == 4, kinds
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+    # the last block's rows are narrower than IRB_MIN_WIDTH: its step runs the three chains
+    step = model._inference_plan.lowered[-1]
+    assert type(step).__name__ == "InvertedResidualStep" and step.prepared(
+        np.zeros((3, w // 2, w // 2, 16), dtype)) is None
+    # the expanded tensor also an output: no block step for it
+    inner = model.get_layer(index=1).output
+    exposed = klayers.Model(x_in, [narrow, inner])
+    got = exposed.predict(x, verbose=0)
+    assert [type(s).__name__ for s in exposed._inference_plan.lowered].count("InvertedResidualStep") == 3
+    with inference.disabled():
+        want = exposed.predict(x, verbose=0)
+    for g, wv in zip(got, want):
+        np.testing.assert_allclose(g, wv, rtol=tol, atol=tol * np.abs(wv).max())

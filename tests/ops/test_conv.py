@@ -12,7 +12,7 @@ from klayers._ext import depthwise as _depthwise
 from klayers.ops import conv as C
 from klayers.ops import conv_transpose as CT
 from klayers.ops.activation import apply_activation_reference
-from klayers.ops.common import ACT_SWISH
+from klayers.ops.common import ACT_SWISH, ACTIVATION_CODES
 
 ACTS = [C.ACT_LINEAR, C.ACT_RELU, C.ACT_RELU6]
 FORMATS = ["channels_last", "channels_first"]
@@ -747,3 +747,85 @@ def test_taps_that_only_read_padding_are_dropped(dtype):
             assert call.weights.size == live, (xs, ks)
             _close(call(x), want, dtype)
         _close(C.conv(x, k, b, s, pad, d, act=C.ACT_RELU), want, dtype)
+
+
+IRB_CASES = [
+    # (n, h, w, cin, ce, cout, k, strides, padding, expand act, depthwise act, project act, residual)
+    (2, 7, 9, 8, 48, 8, 3, 1, "same", "relu6", "relu6", "linear", True),
+    (2, 7, 9, 8, 48, 12, 3, 2, ((0, 1), (0, 1)), "relu6", "relu6", "linear", False),
+    (1, 5, 6, 16, 40, 24, 5, 2, ((1, 2), (1, 2)), "relu", "swish", "linear", False),
+    (3, 6, 6, 16, 40, 16, 5, 1, "same", "hard_swish", "hard_swish", "relu", True),
+    (2, 4, 20, 3, 33, 5, 3, 1, "valid", "linear", "relu", "swish", False),
+]
+
+
+@pytest.mark.parametrize("isa", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", IRB_CASES, ids=[f"case{i}" for i in range(len(IRB_CASES))])
+def test_inverted_residual_kernel_matches_the_three_convolutions(case, dtype, isa):
+    """The fused block (every ISA variant; strides 1 and 2, "same", "valid" and explicit
+    padding, 3x3 and 5x5 windows, activations in the tiles and mapped after, channel counts
+    with strip tails, the residual added in the projection's tiles, 1 and 2 threads) equals
+    expand -> depthwise -> project computed by the NumPy twins."""
+    n, h, w, cin, ce, cout, k, s, pad, ae, ad, aq, residual = case
+    codes = ACTIVATION_CODES
+    rng = np.random.default_rng(sum(map(ord, repr(case))))
+    x = rng.standard_normal((n, h, w, cin)).astype(dtype)
+    ke = (rng.standard_normal((1, 1, cin, ce)) * 0.3).astype(dtype)
+    be = rng.standard_normal(ce).astype(dtype)
+    kd = (rng.standard_normal((k, k, ce, 1)) * 0.3).astype(dtype)
+    bd = rng.standard_normal(ce).astype(dtype)
+    kp = (rng.standard_normal((1, 1, ce, cout)) * 0.3).astype(dtype)
+    bp = rng.standard_normal(cout).astype(dtype)
+    e = C.conv_reference(x, ke, be, 1, "valid", 1, 1, "channels_last", codes[ae])
+    d = C.depthwise_conv_reference(e, kd, bd, s, pad, 1, "channels_last", codes[ad])
+    lin = C.conv_reference(d, kp, bp, 1, "valid", 1, 1, "channels_last", C.ACT_LINEAR)
+    want = apply_activation_reference(lin + x if residual else lin, codes[aq])
+    try:
+        assert _depthwise.select_isa(isa) in ("baseline", "avx2", "avx512")
+        for threads in (1, 2):
+            call = C.inverted_residual_call(
+                x.shape, (ke, be, codes[ae], C.pack_conv_kernel(ke)), (kd, bd, codes[ad], s, pad),
+                (kp, bp, codes[aq], C.pack_conv_kernel(kp)), residual, n_threads=threads) if w >= C.IRB_MIN_WIDTH \
+                else None
+            geo = C._depthwise_setup(e.shape, kd, bd, s, pad, 1, "channels_last", "t")[-1]
+            kernel = _depthwise.InvertedResidualKernel(
+                C.pack_conv_kernel(ke), be, codes[ae], kd.reshape(-1), bd, codes[ad], geo, C.pack_conv_kernel(kp), bp,
+                codes[aq], cout, residual, threads)
+            got = np.full(want.shape, np.nan, dtype)
+            kernel(x, got)
+            _close(got, want, dtype)
+            if call is not None:
+                _close(call(x), want, dtype)
+    finally:
+        _depthwise.select_isa()
+
+
+def test_inverted_residual_kernel_refuses_what_does_not_fit():
+    f4 = "float32"
+    ke, kp = np.ones((1, 1, 4, 8), f4), np.ones((1, 1, 8, 4), f4)
+    pe, pp = C.pack_conv_kernel(ke), C.pack_conv_kernel(kp)
+    kd, b8, b4 = np.ones(9 * 8, f4), np.zeros(8, f4), np.zeros(4, f4)
+    geo = C._depthwise_setup((2, 5, 5, 8), np.ones((3, 3, 8, 1), f4), None, 1, "same", 1, "channels_last", "t")[-1]
+    K = _depthwise.InvertedResidualKernel
+    K(pe, b8, 2, kd, b8, 2, geo, pp, b4, 0, 4, True, 2)(np.ones((2, 5, 5, 4), f4), np.empty((2, 5, 5, 4), f4))
+    with pytest.raises(ValueError, match="packed projection"):
+        K(pe, b8, 2, kd, b8, 2, geo, pp[:-1], b4, 0, 4, True, 2)
+    with pytest.raises(ValueError, match="depthwise bias"):
+        K(pe, b8, 2, kd, b4, 2, geo, pp, b4, 0, 4, True, 2)
+    with pytest.raises(ValueError, match="residual needs"):
+        K(pe, b8, 2, kd, b8, 2, geo, C.pack_conv_kernel(np.ones((1, 1, 8, 5), f4)), np.zeros(5, f4), 0, 5, True, 2)
+    with pytest.raises(ValueError, match="unknown activation code"):
+        K(pe, b8, 99, kd, b8, 2, geo, pp, b4, 0, 4, True, 2)
+    with pytest.raises(ValueError, match="kernel has"):
+        K(pe, b8, 2, kd[:-1], b8, 2, geo, pp, b4, 0, 4, True, 2)
+    k = K(pe, b8, 2, kd, b8, 2, geo, pp, b4, 0, 4, False, 2)
+    with pytest.raises(ValueError, match="input has"):
+        k(np.ones((2, 5, 4, 4), f4), np.empty((2, 5, 5, 4), f4))
+    with pytest.raises(ValueError, match="dtype float64"):
+        k(np.ones((2, 5, 5, 4)), np.empty((2, 5, 5, 4), f4))
+    with pytest.raises(ValueError, match="output has"):
+        k(np.ones((2, 5, 5, 4), f4), np.empty((2, 5, 5, 3), f4))
+    # what the op cannot fuse it leaves to the layers
+    assert C.inverted_residual_call((2, 5, 5, 4), (ke, None, 2, None), (np.ones((3, 3, 8, 1), f4), None, 2, 1, "same"),
+                                    (kp, None, 0, pp), False) is None

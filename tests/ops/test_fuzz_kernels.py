@@ -67,6 +67,8 @@ SEEDS = {
         (L.DepthwiseConv2D(3, data_format="channels_first", padding="same", activation="relu6"), (3, 5, 5)),
         (L.DepthwiseConv1D(3), (6, 4)), (L.SeparableConv2D(3, 3, depth_multiplier=2), (5, 5, 2)),
         (L.SeparableConv1D(3, 3, padding="same", activation="relu"), (6, 2)),
+        # a model's plan runs MobileNet's inverted residual block as one kernel (rows >= 16)
+        (_inverted_residual(), (16, 16, 4)),
     ]""",
     "conv_transpose": """[
         (L.Conv2DTranspose(3, 3, strides=2), (3, 3, 2)), (L.Conv1DTranspose(2, 3, padding="same"), (4, 3)),
@@ -140,6 +142,13 @@ def _merge(layer, *shapes):
     ins = [L.Lambda(lambda t, s=s: np.broadcast_to(t[(slice(None),) + tuple(slice(0, d) for d in s)] * 0.5 + 1,
                                                     (t.shape[0],) + s).copy())(x) for s in shapes[1:]]
     return klayers.Model(x, layer([x] + ins))
+
+def _inverted_residual():
+    # expand -> depthwise -> project with the residual Add, as MobileNetV2 writes it
+    x = klayers.Input((16, 16, 4))
+    h = L.ReLU(6.0)(L.BatchNormalization()(L.Conv2D(12, 1)(x)))
+    h = L.ReLU(6.0)(L.BatchNormalization()(L.DepthwiseConv2D(3, padding="same")(h)))
+    return klayers.Model(x, L.Add()([x, L.BatchNormalization()(L.Conv2D(4, 1)(h))]))
 
 def _python_loop(layer):
     # a ConvLSTM on its Python reference loop, the caller of recurrent.lstm_pointwise

@@ -266,6 +266,19 @@ class Conv(Layer):
         weights = (kernel_var, self.bias) if self.use_bias else (kernel_var,)
         return weights, arrays, self.activation
 
+    def _block_stage_spec(self) -> Optional[Tuple[str, ...]]:
+        """The stage of a MobileNet inverted residual block this layer can be, read by the
+        inference planner (which runs expand -> depthwise -> project as one kernel):
+        ``("pointwise",)`` for a 2-D channels_last convolution with a 1x1 kernel, stride and
+        dilation 1 and one group; None otherwise or when a subclass changes the maths."""
+        cls, base = type(self), self._fold_base
+        if (cls.call is not Conv.call or cls._convolve is not base._convolve or cls._run_op is not base._run_op
+                or base is not Conv or self.rank != 2 or self.data_format != "channels_last" or self.groups != 1
+                or any(k != 1 for k in self.kernel_size) or any(s != 1 for s in self.strides)
+                or any(d != 1 for d in self.dilation_rate)):
+            return None
+        return ("pointwise",)
+
     def _takes_padding(self) -> Optional[str]:
         """The data format in which the inference planner may fold a ZeroPadding before this
         layer into it ("valid" convolutions only: explicit zero padding on the padded input's
@@ -401,6 +414,17 @@ class DepthwiseConv(Conv):
         return conv_ops.depthwise_call(x_shape, kernel, bias, self.strides, self.padding if padding is None else padding,
                                        self.dilation_rate, self.data_format, act,
                                        where=f"{type(self).__name__} {self.name}")
+
+    def _block_stage_spec(self) -> Optional[Tuple[str, ...]]:
+        """``("depthwise",)`` for a 2-D channels_last depthwise convolution with multiplier and
+        dilation 1 (the middle of a MobileNet inverted residual block, see
+        :meth:`Conv._block_stage_spec`; its strides and padding are the layer's); None otherwise."""
+        cls = type(self)
+        if (cls.call is not Conv.call or cls._convolve is not DepthwiseConv._convolve
+                or cls._run_op is not DepthwiseConv._run_op or self.rank != 2 or self.data_format != "channels_last"
+                or self.depth_multiplier != 1 or any(d != 1 for d in self.dilation_rate)):
+            return None
+        return ("depthwise",)
 
     def _kernel_variable(self) -> Any:
         return self.depthwise_kernel
