@@ -417,30 +417,59 @@ cdef void _irb_rows(const floating* xp, floating* yp, Geom* g, Py_ssize_t cin, P
                     bq, aq, xp + r * Wo * cin if residual else <const floating*>NULL)
 
 
+cdef void _irb_samples(const floating* xp, floating* yp, Geom* g, Py_ssize_t cin, Py_ssize_t cout,
+                       const floating* pe, const floating* be, int ae, const floating* wd, const floating* bd, int ad,
+                       const floating* pp, const floating* bq, int aq, bint residual, Py_ssize_t s0, Py_ssize_t s1,
+                       floating* scratch) noexcept nogil:
+    """Samples ``s0 <= s < s1`` of the block, whole (narrow rows): the expansion of all their
+    pixels as one GEMM into ``scratch``, the depthwise rows after it, the projection of all
+    their outputs as one GEMM (residual in its tiles); both intermediates stay in cache."""
+    cdef Geom band = g[0]
+    cdef Py_ssize_t H = g.ind[1], W = g.ind[2], Ho = g.outd[1], Wo = g.outd[2], ce = g.cin, r
+    cdef floating* e = scratch
+    cdef floating* d = scratch + (s1 - s0) * H * W * ce
+    band.n = s1 - s0
+    packed_gemm((s1 - s0) * H * W, cin, xp + s0 * H * W * cin, cin, pe, 0, strips(ce, sizeof(floating)), ce, e, ce,
+                be, ae, <const floating*>NULL)
+    for r in range((s1 - s0) * Ho):
+        _dw_block_cl(e, wd, bd, d, &band, r, 0, Wo, bd != NULL, ad)
+    packed_gemm((s1 - s0) * Ho * Wo, ce, d, ce, pp, 0, strips(cout, sizeof(floating)), cout, yp + s0 * Ho * Wo * cout,
+                cout, bq, aq, xp + s0 * H * W * cin if residual else <const floating*>NULL)
+
+
 cdef int _irb_run(const floating* xp, floating* yp, Geom* gp, Py_ssize_t cin, Py_ssize_t cout,
                   const floating* pe, const floating* be, int ae, const floating* wd, const floating* bd, int ad,
                   const floating* pp, const floating* bq, int aq, bint residual, Py_ssize_t ring_w,
-                  int n_threads) noexcept nogil:
-    """InvertedResidualKernel's call on checked pointers: each thread one contiguous run of
-    output rows; returns the number of runs that found no scratch memory (0 on success)."""
+                  Py_ssize_t samples, int n_threads) noexcept nogil:
+    """InvertedResidualKernel's call on checked pointers: with ``samples`` 0, each thread one
+    contiguous run of output rows; else tasks of that many whole samples. Returns the number
+    of tasks that found no scratch memory (0 on success)."""
     cdef Py_ssize_t R = gp.n * gp.outd[1], t
     cdef Py_ssize_t kh = gp.k[1], scratch = kh * ring_w * gp.cin + gp.outd[2] * gp.cin
-    cdef int nt = <int>(n_threads if n_threads < R else R)
+    cdef Py_ssize_t tasks = (gp.n + samples - 1) // samples if samples > 0 else R
+    cdef int nt = <int>(n_threads if n_threads < tasks else tasks)
     cdef int failed = 0
     cdef floating* ring
     cdef Py_ssize_t* tags
     if R == 0:
         return 0
+    if samples > 0:
+        scratch = samples * (gp.ind[1] * gp.ind[2] + gp.outd[1] * gp.outd[2]) * gp.cin
     with parallel(num_threads=nt):
         ring = <floating*>malloc(scratch * sizeof(floating))
         tags = <Py_ssize_t*>malloc(kh * sizeof(Py_ssize_t))
         try:
-            for t in prange(nt, schedule="static"):
+            # row runs: one per thread; sample runs: ``samples`` whole samples each
+            for t in prange(tasks if samples > 0 else nt, schedule="static"):
                 if ring == NULL or tags == NULL:
                     failed += 1
                     continue
-                _irb_rows(xp, yp, gp, cin, cout, pe, be, ae, wd, bd, ad, pp, bq, aq, residual, ring_w,
-                          R * t // nt, R * (t + 1) // nt, ring, tags)
+                if samples > 0:
+                    _irb_samples(xp, yp, gp, cin, cout, pe, be, ae, wd, bd, ad, pp, bq, aq, residual,
+                                 t * samples, min(gp.n, (t + 1) * samples), ring)
+                else:
+                    _irb_rows(xp, yp, gp, cin, cout, pe, be, ae, wd, bd, ad, pp, bq, aq, residual, ring_w,
+                              R * t // nt, R * (t + 1) // nt, ring, tags)
         finally:
             free(ring)
             free(tags)
@@ -457,8 +486,13 @@ cdef class InvertedResidualKernel:
     run; zero borders are the padding), and sends each depthwise row straight through the
     projection while it is in cache.
 
+    With ``samples`` > 0 (narrow rows, where a row's GEMMs would have too few rows), tasks are
+    runs of that many whole samples instead: each expands all their pixels as one GEMM into a
+    scratch that stays in cache, runs the depthwise rows, and projects all their outputs as
+    one GEMM.
+
     ``InvertedResidualKernel(expand_packed, expand_bias, expand_act, dw_kernel, dw_bias, dw_act,
-    geometry, project_packed, project_bias, project_act, cout, residual, n_threads)``:
+    geometry, project_packed, project_bias, project_act, cout, residual, n_threads, samples=0)``:
     ``geometry`` is the depthwise convolution's (a ConvGeometry with ``in_channels ==
     out_channels == groups == ce``, rank 2 embedded as ``(1, H, W)``, dilation 1); the packed
     kernels are ``klayers._ext.conv.pack_kernel``'s of ``(cin, ce)`` and ``(ce, cout)``; a bias
@@ -476,10 +510,11 @@ cdef class InvertedResidualKernel:
     cdef const char* bq
     cdef int typenum, ae, ad, aq, n_threads
     cdef bint residual
-    cdef Py_ssize_t cin, cout, ring_w, x_size, out_size
+    cdef Py_ssize_t cin, cout, ring_w, x_size, out_size, samples
 
     def __init__(self, expand_packed, expand_bias, int expand_act, dw_kernel, dw_bias, int dw_act, dict geometry,
-                 project_packed, project_bias, int project_act, Py_ssize_t cout, bint residual, int n_threads):
+                 project_packed, project_bias, int project_act, Py_ssize_t cout, bint residual, int n_threads,
+                 Py_ssize_t samples=0):
         where = "InvertedResidualKernel"
         self.typenum = float_type(getattr(dw_kernel, "dtype", None), where)
         cdef Py_ssize_t itemsize = 4 if self.typenum == cnp.NPY_FLOAT else 8
@@ -516,7 +551,9 @@ cdef class InvertedResidualKernel:
             raise ValueError(f"{where}: a residual needs stride 1, equal sizes and as many input as output channels")
         if n_threads < 1:
             raise ValueError(f"{where}: n_threads must be >= 1, got {n_threads}")
-        self.cout = cout
+        if samples < 0 or samples > 2147483647:
+            raise ValueError(f"{where}: samples must be in [0, 2147483647], got {samples}")
+        self.cout, self.samples = cout, samples
         # padded columns the windows reach: the input, its padding before, whatever lies after
         self.ring_w = max((g.outd[2] - 1) * g.s[2] + g.k[2], g.pad[2] + g.ind[2])
         self.x_size = g.n * g.ind[1] * g.ind[2] * self.cin
@@ -540,11 +577,11 @@ cdef class InvertedResidualKernel:
                 failed = _irb_run(<const float*>xp, <float*>yp, &self.g, self.cin, self.cout, <const float*>self.pe,
                                   <const float*>self.be, self.ae, <const float*>self.wd, <const float*>self.bd, self.ad,
                                   <const float*>self.pp, <const float*>self.bq, self.aq, self.residual, self.ring_w,
-                                  self.n_threads)
+                                  self.samples, self.n_threads)
             else:
                 failed = _irb_run(<const double*>xp, <double*>yp, &self.g, self.cin, self.cout, <const double*>self.pe,
                                   <const double*>self.be, self.ae, <const double*>self.wd, <const double*>self.bd,
                                   self.ad, <const double*>self.pp, <const double*>self.bq, self.aq, self.residual,
-                                  self.ring_w, self.n_threads)
+                                  self.ring_w, self.samples, self.n_threads)
         if failed:
-            raise MemoryError(f"{where}: could not allocate the row ring")
+            raise MemoryError(f"{where}: could not allocate its scratch")

@@ -88,11 +88,16 @@ PACKED_STREAM_BYTES = 512 << 10
 MIN_SLICE = 32
 #: Bytes of output per depthwise block (stays in L1 across the taps).
 DW_BLOCK_BYTES = 16 << 10
-#: Narrowest input rows an inverted residual block runs fused at: each thread expands and
+#: Narrowest input rows an inverted residual block streams row by row: each thread expands and
 #: projects one row at a time, so a narrow row makes GEMMs of few rows that stream the whole
 #: expansion kernel per row (MobileNetV2-96 b16: the 48- and 24-wide blocks 2224 -> 1068 us
-#: and 1437 -> 960 us fused; the 6- and 3-wide ones slower fused than as three layers).
+#: and 1437 -> 960 us fused; the 6- and 3-wide ones slower that way than as three layers).
+#: Narrower blocks go by whole samples (IRB_SAMPLE_BYTES of intermediates per task).
 IRB_MIN_WIDTH = 16
+#: Bytes of expanded and depthwise values per task of whole samples (they stay in cache; at
+#: least one sample). MobileNetV2-96 b16, paired: three layers a block 12.6 ms, fused by rows
+#: and samples 10.0 (128K), 10.2-10.5 (256K), 11.5 (512K).
+IRB_SAMPLE_BYTES = 128 << 10
 #: Bytes of depthwise output per fused separable block (the pointwise GEMM's A, still in cache).
 SEPARABLE_BLOCK_BYTES = 32 << 10
 #: Below this many multiply-adds one thread wins (the team's fork and join cost more than the
@@ -633,8 +638,9 @@ def inverted_residual_call(x_shape: Tuple[int, ...], expand: Tuple[Any, ...], de
     Returns:
         The prepared call, or None when the block does not fit the kernel (another dtype than
         float32/float64, a kernel not packed, a multiplier or dilation other than 1) or when
-        its rows are narrower than :data:`IRB_MIN_WIDTH`: the caller then runs the three
-        layers' own calls.
+        its rows are narrower than :data:`IRB_MIN_WIDTH` and its samples fewer than its
+        threads (narrow rows go by whole samples): the caller then runs the three layers'
+        own calls.
     """
     (ke, be, ae, pe), (kd, bd, ad, strides, padding), (kp, bp, aq, pp) = expand, depthwise, project
     dtype = np.dtype(kd.dtype)
@@ -643,8 +649,6 @@ def inverted_residual_call(x_shape: Tuple[int, ...], expand: Tuple[Any, ...], de
             or ke.shape[:2] != (1, 1) or kp.shape[:2] != (1, 1) or kd.ndim != 4):
         return None
     n, h, w, cin = x_shape
-    if w < IRB_MIN_WIDTH:
-        return None
     ce, cout = ke.shape[-1], kp.shape[-1]
     if ke.shape[2] != cin or kd.shape[2] != ce or kp.shape[2] != ce:
         raise ValueError(f"{where}: kernels of shapes {ke.shape}, {kd.shape}, {kp.shape} do not chain on "
@@ -656,6 +660,13 @@ def inverted_residual_call(x_shape: Tuple[int, ...], expand: Tuple[Any, ...], de
     ho, wo = out
     macs = n * h * w * cin * ce + n * ho * wo * ce * (k[0] * k[1] + cout)
     threads = op_threads(n_threads, macs, SERIAL_MACS)
+    samples = 0
+    if w < IRB_MIN_WIDTH:
+        # narrow rows: tasks of whole samples, as many as fit IRB_SAMPLE_BYTES, every thread one
+        if n < threads:
+            return None
+        per_sample = (h * w + ho * wo) * ce * dtype.itemsize
+        samples = max(1, min(IRB_SAMPLE_BYTES // per_sample, -(-n // threads)))
 
     def bias_of(b, size):
         return np.empty(0, dtype) if b is None else _flat(b, dtype)
@@ -665,7 +676,7 @@ def inverted_residual_call(x_shape: Tuple[int, ...], expand: Tuple[Any, ...], de
     call.alloc = arena.allocator(call.shape, dtype)
     call.kernel = _depthwise.InvertedResidualKernel(
         pe, bias_of(be, ce), int(ae), _flat(kd, dtype), bias_of(bd, ce), int(ad), geo, pp, bias_of(bp, cout),
-        int(aq), cout, bool(residual), threads)
+        int(aq), cout, bool(residual), threads, samples)
     return call
 
 

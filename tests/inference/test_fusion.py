@@ -512,31 +512,36 @@ def _inverted_residual_block(x, expand, out_channels, strides, dtype, act="relu6
 @pytest.mark.parametrize("dtype,tol", [("float32", 2e-5), ("float64", 1e-12)])
 def test_inverted_residual_blocks_run_as_one_step(dtype, tol):
     """MobileNetV2's blocks (with and without the residual Add, stride 2 through a folded
-    ZeroPadding, relu6 and swish) on rows of at least ops.conv.IRB_MIN_WIDTH run as one
-    InvertedResidualStep each; a block whose expanded tensor is also an output, and blocks on
-    narrower rows, keep their steps; results equal the layers'."""
+    ZeroPadding, relu6 and swish) run as one InvertedResidualStep each, by rows on rows of at
+    least ops.conv.IRB_MIN_WIDTH, by whole samples on narrower ones (when there are as many
+    samples as threads: else the three chains run); a block whose expanded tensor is also an
+    output keeps its steps; results equal the layers' on 1 and 2 threads, batches 1 and 3."""
     from klayers.ops.conv import IRB_MIN_WIDTH
     w = IRB_MIN_WIDTH + 2
     x_in = klayers.Input((w, w, 8), dtype=dtype)
     h = _inverted_residual_block(x_in, 6, 8, 1, dtype)                      # with the Add
     h = _inverted_residual_block(h, 4, 12, 1, dtype, act="swish")           # no Add: channels change
     h = _inverted_residual_block(h, 3, 16, 2, dtype, pad=True)              # stride 2 via ZeroPadding
-    narrow = _inverted_residual_block(h, 2, 16, 1, dtype)                   # rows too narrow: unfused
+    narrow = _inverted_residual_block(h, 6, 16, 1, dtype)                   # narrow rows: by samples
     model = klayers.Model(x_in, narrow)
     _randomize(model, 21)
     x = np.random.default_rng(22).standard_normal((3, w, w, 8)).astype(dtype)
     for threads in (1, 2):
         klayers.set_num_threads(threads)
         try:
-            got, kinds, want = _planned_and_layered(model, x)
+            for xb in (x, x[:1]):
+                got, kinds, want = _planned_and_layered(model, xb)
+                assert kinds.count("InvertedResidualStep") == 4, kinds
+                np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+            # the last block's rows are narrower than IRB_MIN_WIDTH: whole samples, when every
+            # thread gets one
+            step = model._inference_plan.lowered[-1]
+            assert type(step).__name__ == "InvertedResidualStep"
+            narrow_x = np.zeros((1, w // 2, w // 2, 16), dtype)
+            assert (step.prepared(narrow_x) is None) == (threads == 2)
+            assert step.prepared(np.zeros((3, w // 2, w // 2, 16), dtype)) is not None
         finally:
             klayers.set_num_threads(None)
-        assert kinds.count("InvertedResidualStep") == 4, kinds
-        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
-    # the last block's rows are narrower than IRB_MIN_WIDTH: its step runs the three chains
-    step = model._inference_plan.lowered[-1]
-    assert type(step).__name__ == "InvertedResidualStep" and step.prepared(
-        np.zeros((3, w // 2, w // 2, 16), dtype)) is None
     # the expanded tensor also an output: no block step for it
     inner = model.get_layer(index=1).output
     exposed = klayers.Model(x_in, [narrow, inner])

@@ -763,10 +763,10 @@ IRB_CASES = [
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("case", IRB_CASES, ids=[f"case{i}" for i in range(len(IRB_CASES))])
 def test_inverted_residual_kernel_matches_the_three_convolutions(case, dtype, isa):
-    """The fused block (every ISA variant; strides 1 and 2, "same", "valid" and explicit
-    padding, 3x3 and 5x5 windows, activations in the tiles and mapped after, channel counts
-    with strip tails, the residual added in the projection's tiles, 1 and 2 threads) equals
-    expand -> depthwise -> project computed by the NumPy twins."""
+    """The fused block (every ISA variant; by rows and by whole samples; strides 1 and 2,
+    "same", "valid" and explicit padding, 3x3 and 5x5 windows, activations in the tiles and
+    mapped after, channel counts with strip tails, the residual added in the projection's
+    tiles, 1 and 2 threads) equals expand -> depthwise -> project computed by the NumPy twins."""
     n, h, w, cin, ce, cout, k, s, pad, ae, ad, aq, residual = case
     codes = ACTIVATION_CODES
     rng = np.random.default_rng(sum(map(ord, repr(case))))
@@ -789,12 +789,13 @@ def test_inverted_residual_kernel_matches_the_three_convolutions(case, dtype, is
                 (kp, bp, codes[aq], C.pack_conv_kernel(kp)), residual, n_threads=threads) if w >= C.IRB_MIN_WIDTH \
                 else None
             geo = C._depthwise_setup(e.shape, kd, bd, s, pad, 1, "channels_last", "t")[-1]
-            kernel = _depthwise.InvertedResidualKernel(
-                C.pack_conv_kernel(ke), be, codes[ae], kd.reshape(-1), bd, codes[ad], geo, C.pack_conv_kernel(kp), bp,
-                codes[aq], cout, residual, threads)
-            got = np.full(want.shape, np.nan, dtype)
-            kernel(x, got)
-            _close(got, want, dtype)
+            for samples in (0, 1, 2, 100):  # by rows; by whole samples, one, two or all per task
+                kernel = _depthwise.InvertedResidualKernel(
+                    C.pack_conv_kernel(ke), be, codes[ae], kd.reshape(-1), bd, codes[ad], geo, C.pack_conv_kernel(kp),
+                    bp, codes[aq], cout, residual, threads, samples)
+                got = np.full(want.shape, np.nan, dtype)
+                kernel(x, got)
+                _close(got, want, dtype)
             if call is not None:
                 _close(call(x), want, dtype)
     finally:
