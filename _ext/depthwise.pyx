@@ -371,18 +371,35 @@ def separable_forward(const floating[::1] x, const floating[::1] dw, const float
             epilogue(yp + pix * F, q_hi - q_lo, F, F, bp, False, use_bias, act)
 
 
-cdef void _irb_rows(const floating* xp, floating* yp, Geom* g, Py_ssize_t cin, Py_ssize_t cout,
-                    const floating* pe, const floating* be, int ae, const floating* wd, const floating* bd, int ad,
-                    const floating* pp, const floating* bq, int aq, bint residual, Py_ssize_t ring_w,
-                    Py_ssize_t r_lo, Py_ssize_t r_hi, floating* ring, Py_ssize_t* tags) noexcept nogil:
-    """Output rows ``r_lo <= r < r_hi`` (sample, row) of the block, with one thread's ring of
-    ``kh`` expanded rows (``ring``, zeroed here, then ``Wo * ce`` for the depthwise row) and
-    its tags (which input row each slot holds)."""
+cdef struct Block:
+    # the checked arrays and sizes of an inverted residual block (InvertedResidualKernel); the
+    # pointers are float* or double* by the kernel's dtype; NULL biases: none
+    Py_ssize_t cin, cout, cr, ring_w, samples
+    const void* pe      # packed (cin, ce) expansion, or NULL: none (cin == ce)
+    const void* be
+    const void* wd      # depthwise kernel (kh * kw, ce)
+    const void* bd
+    const void* s1      # squeeze-and-excitation: packed (ce, cr) reduction, or NULL: none
+    const void* sb1
+    const void* s2      # packed (cr, ce) expansion of the gate
+    const void* sb2
+    const void* pp      # packed (ce, cout) projection
+    const void* bq
+    int ae, ad, sa1, sa2, aq
+    bint residual
+
+
+cdef void _irb_rows(const floating* xp, floating* yp, Geom* g, Block* k, Py_ssize_t r_lo, Py_ssize_t r_hi,
+                    floating* ring, Py_ssize_t* tags) noexcept nogil:
+    """Output rows ``r_lo <= r < r_hi`` (sample, row) of a block with an expansion and no
+    squeeze-and-excitation, with one thread's ring of ``kh`` expanded rows (``ring``, zeroed
+    here, then ``Wo * ce`` for the depthwise row) and its tags (which input row each slot holds)."""
     cdef Py_ssize_t H = g.ind[1], W = g.ind[2], Ho = g.outd[1], Wo = g.outd[2], ce = g.cin
     cdef Py_ssize_t kh = g.k[1], kw = g.k[2], sh = g.s[1], sw = g.s[2], pt = g.pad[1], pl = g.pad[2]
-    cdef Py_ssize_t ring_row = ring_w * ce, r, n, oh, a, ih, slot, key
-    cdef int tile_act = ad if ad <= ACT_RELU6 else 0
+    cdef Py_ssize_t cin = k.cin, cout = k.cout, ring_row = k.ring_w * ce, r, n, oh, a, ih, slot, key
+    cdef int tile_act = k.ad if k.ad <= ACT_RELU6 else 0
     cdef floating* dwrow = ring + kh * ring_row
+    cdef const floating* wd = <const floating*>k.wd
     cdef const floating* xr[_MAX_TAP_ROWS]
     cdef const floating* wr[_MAX_TAP_ROWS]
     cdef int nr
@@ -402,50 +419,75 @@ cdef void _irb_rows(const floating* xp, floating* yp, Geom* g, Py_ssize_t cin, P
             slot = ih % kh
             if tags[slot] != key:
                 # expand input row ih (a 1x1 GEMM, bias and activation in its tiles)
-                packed_gemm(W, cin, xp + key * W * cin, cin, pe, 0, strips(ce, sizeof(floating)), ce,
-                            ring + slot * ring_row + pl * ce, ce, be, ae, <const floating*>NULL)
+                packed_gemm(W, cin, xp + key * W * cin, cin, <const floating*>k.pe, 0, strips(ce, sizeof(floating)),
+                            ce, ring + slot * ring_row + pl * ce, ce, <const floating*>k.be, k.ae,
+                            <const floating*>NULL)
                 tags[slot] = key
             xr[nr] = ring + slot * ring_row
             wr[nr] = wd + a * kw * ce
             nr = nr + 1
         # the depthwise row over the ring (zero borders: every tap of every output in range)
-        _dw_window(dwrow, xr, wr, nr, 0, 0, sw * ce, ce, kw, Wo, ce, bd, tile_act)
-        if ad > ACT_RELU6:
-            act_inplace(dwrow, Wo * ce, ad)
+        _dw_window(dwrow, xr, wr, nr, 0, 0, sw * ce, ce, kw, Wo, ce, <const floating*>k.bd, tile_act)
+        if k.ad > ACT_RELU6:
+            act_inplace(dwrow, Wo * ce, k.ad)
         # project (a 1x1 GEMM), the block's input added in its tiles
-        packed_gemm(Wo, ce, dwrow, ce, pp, 0, strips(cout, sizeof(floating)), cout, yp + r * Wo * cout, cout,
-                    bq, aq, xp + r * Wo * cin if residual else <const floating*>NULL)
+        packed_gemm(Wo, ce, dwrow, ce, <const floating*>k.pp, 0, strips(cout, sizeof(floating)), cout,
+                    yp + r * Wo * cout, cout, <const floating*>k.bq, k.aq,
+                    xp + r * Wo * cin if k.residual else <const floating*>NULL)
 
 
-cdef void _irb_samples(const floating* xp, floating* yp, Geom* g, Py_ssize_t cin, Py_ssize_t cout,
-                       const floating* pe, const floating* be, int ae, const floating* wd, const floating* bd, int ad,
-                       const floating* pp, const floating* bq, int aq, bint residual, Py_ssize_t s0, Py_ssize_t s1,
+cdef void _irb_samples(const floating* xp, floating* yp, Geom* g, Block* k, Py_ssize_t s0, Py_ssize_t s1,
                        floating* scratch) noexcept nogil:
-    """Samples ``s0 <= s < s1`` of the block, whole (narrow rows): the expansion of all their
-    pixels as one GEMM into ``scratch``, the depthwise rows after it, the projection of all
-    their outputs as one GEMM (residual in its tiles); both intermediates stay in cache."""
+    """Samples ``s0 <= s < s1`` of the block, whole: the expansion of all their pixels as one
+    GEMM into ``scratch`` (none: the depthwise reads the input), the depthwise rows after it,
+    the squeeze-and-excitation gate of each sample (its mean over the pixels through the two
+    products) scaling its depthwise output, the projection of all their outputs as one GEMM
+    (residual in its tiles). The intermediates stay in cache."""
     cdef Geom band = g[0]
-    cdef Py_ssize_t H = g.ind[1], W = g.ind[2], Ho = g.outd[1], Wo = g.outd[2], ce = g.cin, r
-    cdef floating* e = scratch
-    cdef floating* d = scratch + (s1 - s0) * H * W * ce
-    band.n = s1 - s0
-    packed_gemm((s1 - s0) * H * W, cin, xp + s0 * H * W * cin, cin, pe, 0, strips(ce, sizeof(floating)), ce, e, ce,
-                be, ae, <const floating*>NULL)
-    for r in range((s1 - s0) * Ho):
-        _dw_block_cl(e, wd, bd, d, &band, r, 0, Wo, bd != NULL, ad)
-    packed_gemm((s1 - s0) * Ho * Wo, ce, d, ce, pp, 0, strips(cout, sizeof(floating)), cout, yp + s0 * Ho * Wo * cout,
-                cout, bq, aq, xp + s0 * H * W * cin if residual else <const floating*>NULL)
+    cdef Py_ssize_t H = g.ind[1], W = g.ind[2], Ho = g.outd[1], Wo = g.outd[2], ce = g.cin
+    cdef Py_ssize_t cin = k.cin, cout = k.cout, cr = k.cr, m = s1 - s0, r, j, q, c
+    cdef const floating* e = xp + s0 * H * W * cin
+    cdef floating* d = scratch + (m * H * W * ce if k.pe != NULL else 0)
+    cdef floating* pooled = d + m * Ho * Wo * ce
+    cdef floating* hidden = pooled + ce
+    cdef floating* gate = hidden + cr
+    cdef floating* dj
+    cdef floating inv = <floating>1 / <floating>(Ho * Wo)
+    band.n = m
+    if k.pe != NULL:
+        packed_gemm(m * H * W, cin, e, cin, <const floating*>k.pe, 0, strips(ce, sizeof(floating)), ce, scratch, ce,
+                    <const floating*>k.be, k.ae, <const floating*>NULL)
+        e = scratch
+    for r in range(m * Ho):
+        _dw_block_cl(e, <const floating*>k.wd, <const floating*>k.bd, d, &band, r, 0, Wo, k.bd != NULL, k.ad)
+    if k.s1 != NULL:
+        for j in range(m):
+            dj = d + j * Ho * Wo * ce
+            for c in range(ce):
+                pooled[c] = 0
+            for q in range(Ho * Wo):
+                for c in range(ce):
+                    pooled[c] = pooled[c] + dj[q * ce + c]
+            for c in range(ce):
+                pooled[c] = pooled[c] * inv
+            packed_gemm(1, ce, pooled, ce, <const floating*>k.s1, 0, strips(cr, sizeof(floating)), cr, hidden, cr,
+                        <const floating*>k.sb1, k.sa1, <const floating*>NULL)
+            packed_gemm(1, cr, hidden, cr, <const floating*>k.s2, 0, strips(ce, sizeof(floating)), ce, gate, ce,
+                        <const floating*>k.sb2, k.sa2, <const floating*>NULL)
+            for q in range(Ho * Wo):
+                for c in range(ce):
+                    dj[q * ce + c] = dj[q * ce + c] * gate[c]
+    packed_gemm(m * Ho * Wo, ce, d, ce, <const floating*>k.pp, 0, strips(cout, sizeof(floating)), cout,
+                yp + s0 * Ho * Wo * cout, cout, <const floating*>k.bq, k.aq,
+                xp + s0 * H * W * cin if k.residual else <const floating*>NULL)
 
 
-cdef int _irb_run(const floating* xp, floating* yp, Geom* gp, Py_ssize_t cin, Py_ssize_t cout,
-                  const floating* pe, const floating* be, int ae, const floating* wd, const floating* bd, int ad,
-                  const floating* pp, const floating* bq, int aq, bint residual, Py_ssize_t ring_w,
-                  Py_ssize_t samples, int n_threads) noexcept nogil:
-    """InvertedResidualKernel's call on checked pointers: with ``samples`` 0, each thread one
+cdef int _irb_run(const floating* xp, floating* yp, Geom* gp, Block* k, int n_threads) noexcept nogil:
+    """InvertedResidualKernel's call on checked pointers: with ``k.samples`` 0, each thread one
     contiguous run of output rows; else tasks of that many whole samples. Returns the number
     of tasks that found no scratch memory (0 on success)."""
-    cdef Py_ssize_t R = gp.n * gp.outd[1], t
-    cdef Py_ssize_t kh = gp.k[1], scratch = kh * ring_w * gp.cin + gp.outd[2] * gp.cin
+    cdef Py_ssize_t R = gp.n * gp.outd[1], t, samples = k.samples, ce = gp.cin
+    cdef Py_ssize_t kh = gp.k[1], scratch = kh * k.ring_w * ce + gp.outd[2] * ce
     cdef Py_ssize_t tasks = (gp.n + samples - 1) // samples if samples > 0 else R
     cdef int nt = <int>(n_threads if n_threads < tasks else tasks)
     cdef int failed = 0
@@ -454,7 +496,8 @@ cdef int _irb_run(const floating* xp, floating* yp, Geom* gp, Py_ssize_t cin, Py
     if R == 0:
         return 0
     if samples > 0:
-        scratch = samples * (gp.ind[1] * gp.ind[2] + gp.outd[1] * gp.outd[2]) * gp.cin
+        scratch = (samples * ((gp.ind[1] * gp.ind[2] if k.pe != NULL else 0) + gp.outd[1] * gp.outd[2]) * ce
+                   + 2 * ce + k.cr)
     with parallel(num_threads=nt):
         ring = <floating*>malloc(scratch * sizeof(floating))
         tags = <Py_ssize_t*>malloc(kh * sizeof(Py_ssize_t))
@@ -465,11 +508,9 @@ cdef int _irb_run(const floating* xp, floating* yp, Geom* gp, Py_ssize_t cin, Py
                     failed += 1
                     continue
                 if samples > 0:
-                    _irb_samples(xp, yp, gp, cin, cout, pe, be, ae, wd, bd, ad, pp, bq, aq, residual,
-                                 t * samples, min(gp.n, (t + 1) * samples), ring)
+                    _irb_samples(xp, yp, gp, k, t * samples, min(gp.n, (t + 1) * samples), ring)
                 else:
-                    _irb_rows(xp, yp, gp, cin, cout, pe, be, ae, wd, bd, ad, pp, bq, aq, residual, ring_w,
-                              R * t // nt, R * (t + 1) // nt, ring, tags)
+                    _irb_rows(xp, yp, gp, k, R * t // nt, R * (t + 1) // nt, ring, tags)
         finally:
             free(ring)
             free(tags)
@@ -478,94 +519,136 @@ cdef int _irb_run(const floating* xp, floating* yp, Geom* gp, Py_ssize_t cin, Py
 
 cdef class InvertedResidualKernel:
     """MobileNet's inverted residual block in one pass, prepared: a 1x1 expansion (``cin`` ->
-    ``ce`` channels, bias and activation), a depthwise convolution (multiplier 1, explicit
-    padding, any stride; bias and activation) and a 1x1 projection (``ce`` -> ``cout``, bias
-    and activation, plus the block's input when ``residual``), channels_last. The expanded and
-    depthwise tensors are never made whole: each thread takes a contiguous run of output rows,
-    keeps the ``kh`` expanded input rows its window needs in a ring (each expanded once per
-    run; zero borders are the padding), and sends each depthwise row straight through the
-    projection while it is in cache.
+    ``ce`` channels, bias and activation; or none, ``cin == ce``), a depthwise convolution
+    (multiplier 1, explicit padding, any stride; bias and activation), optionally a
+    squeeze-and-excitation (EfficientNet, MobileNetV3: the depthwise output's mean over the
+    pixels -> a product to ``cr`` channels and activation -> a product back to ``ce`` and
+    activation, the gate scaling the depthwise output) and a 1x1 projection (``ce`` -> ``cout``,
+    bias and activation, plus the block's input when ``residual``), channels_last. The
+    expanded and depthwise tensors are never made whole.
 
-    With ``samples`` > 0 (narrow rows, where a row's GEMMs would have too few rows), tasks are
-    runs of that many whole samples instead: each expands all their pixels as one GEMM into a
-    scratch that stays in cache, runs the depthwise rows, and projects all their outputs as
-    one GEMM.
+    With ``samples`` 0 (an expansion, no squeeze-and-excitation), each thread takes a
+    contiguous run of output rows, keeps the ``kh`` expanded input rows its window needs in a
+    ring (each expanded once per run; zero borders are the padding), and sends each depthwise
+    row straight through the projection while it is in cache. With ``samples`` > 0 (narrow
+    rows, where a row's GEMMs would have too few rows, and any block with a
+    squeeze-and-excitation, which needs a sample's whole depthwise output), tasks are runs of
+    that many whole samples: each expands all their pixels as one GEMM into a scratch that
+    stays in cache, runs the depthwise rows, gates them, and projects all their outputs as one
+    GEMM.
 
-    ``InvertedResidualKernel(expand_packed, expand_bias, expand_act, dw_kernel, dw_bias, dw_act,
-    geometry, project_packed, project_bias, project_act, cout, residual, n_threads, samples=0)``:
-    ``geometry`` is the depthwise convolution's (a ConvGeometry with ``in_channels ==
-    out_channels == groups == ce``, rank 2 embedded as ``(1, H, W)``, dilation 1); the packed
-    kernels are ``klayers._ext.conv.pack_kernel``'s of ``(cin, ce)`` and ``(ce, cout)``; a bias
-    may be empty (none). ``residual`` needs stride 1, equal sizes and ``cin == cout``.
+    ``InvertedResidualKernel(expand, depthwise, geometry, squeeze, project, cout, residual,
+    n_threads, samples=0)``: ``expand`` is ``(packed (cin, ce), bias, act)`` or None;
+    ``depthwise`` ``(kernel (kh * kw * ce,), bias, act)``; ``geometry`` the depthwise
+    convolution's (a ConvGeometry with ``in_channels == out_channels == groups == ce``, rank 2
+    embedded as ``(1, H, W)``, dilation 1); ``squeeze`` ``((packed (ce, cr), bias, act),
+    (packed (cr, ce), bias, act))`` or None; ``project`` ``(packed (ce, cout), bias, act)``.
+    Packed kernels are ``klayers._ext.conv.pack_kernel``'s; a bias may be empty (none);
+    activations are codes. ``residual`` needs stride 1, equal sizes and ``cin == cout``.
     ``kernel(x, out)``: ``x`` ``(N, H, W, cin)`` and ``out`` ``(N, Ho, Wo, cout)``, flat or
     shaped, C-contiguous, the prepared dtype.
     """
     cdef Geom g
+    cdef Block k
     cdef object arrays
-    cdef const char* pe
-    cdef const char* be
-    cdef const char* wd
-    cdef const char* bd
-    cdef const char* pp
-    cdef const char* bq
-    cdef int typenum, ae, ad, aq, n_threads
-    cdef bint residual
-    cdef Py_ssize_t cin, cout, ring_w, x_size, out_size, samples
+    cdef int typenum, n_threads
+    cdef Py_ssize_t x_size, out_size
 
-    def __init__(self, expand_packed, expand_bias, int expand_act, dw_kernel, dw_bias, int dw_act, dict geometry,
-                 project_packed, project_bias, int project_act, Py_ssize_t cout, bint residual, int n_threads,
-                 Py_ssize_t samples=0):
+    def __init__(self, expand, depthwise, dict geometry, squeeze, project, Py_ssize_t cout, bint residual,
+                 int n_threads, Py_ssize_t samples=0):
         where = "InvertedResidualKernel"
-        self.typenum = float_type(getattr(dw_kernel, "dtype", None), where)
+        wd, bd, ad = depthwise
+        self.typenum = float_type(getattr(wd, "dtype", None), where)
         cdef Py_ssize_t itemsize = 4 if self.typenum == cnp.NPY_FLOAT else 8
-        cdef Py_ssize_t wd_size = array_size(dw_kernel, where, "the depthwise kernel")
-        _load_depthwise(geometry, &self.g, -1, -1, wd_size, dw_act, where)
+        cdef Py_ssize_t wd_size = array_size(wd, where, "the depthwise kernel")
+        _load_depthwise(geometry, &self.g, -1, -1, wd_size, ad, where)
         cdef Geom* g = &self.g
         if g.cf or g.cout != g.cin or g.k[0] != 1 or g.ind[0] != 1 or g.dil[1] != 1 or g.dil[2] != 1:
             raise ValueError(f"{where}: the depthwise geometry must be channels_last, rank 2 (as (1, H, W)), "
                              f"multiplier 1, dilation 1")
-        if g.k[1] * g.k[2] > _MAX_TAP_ROWS * 64 or g.k[1] > _MAX_TAP_ROWS:
+        if g.k[1] > _MAX_TAP_ROWS:
             raise ValueError(f"{where}: a {g.k[1]}x{g.k[2]} window is too large")
-        cdef Py_ssize_t ce = g.cin
-        cdef Py_ssize_t pe_size = array_size(expand_packed, where, "the packed expansion")
-        cdef Py_ssize_t pp_size = array_size(project_packed, where, "the packed projection")
-        cdef Py_ssize_t be_size = array_size(expand_bias, where, "the expansion bias")
-        cdef Py_ssize_t bd_size = array_size(dw_bias, where, "the depthwise bias")
-        cdef Py_ssize_t bq_size = array_size(project_bias, where, "the projection bias")
         if cout < 1 or cout > 2147483647:
             raise ValueError(f"{where}: cout must be in [1, 2147483647], got {cout}")
-        if pe_size % (KSK_STRIP_BYTES // itemsize * strips(ce, itemsize)) or pe_size == 0:
-            raise ValueError(f"{where}: the packed expansion has {pe_size} values, not a whole number of "
-                             f"rows of {ce} packed columns")
-        self.cin = pe_size // (KSK_STRIP_BYTES // itemsize * strips(ce, itemsize))
-        if pp_size != packed_len(ce, cout, itemsize):
-            raise ValueError(f"{where}: the packed projection has {pp_size} values, not "
-                             f"{packed_len(ce, cout, itemsize)} for {ce} -> {cout}")
-        for size, want, name in ((be_size, ce, "expansion"), (bd_size, ce, "depthwise"), (bq_size, cout, "projection")):
-            if size not in (0, want):
-                raise ValueError(f"{where}: the {name} bias has {size} values for {want} channels")
-        check_act(expand_act, where)
-        check_act(project_act, where)
-        if residual and (g.s[1] != 1 or g.s[2] != 1 or g.outd[1] != g.ind[1] or g.outd[2] != g.ind[2]
-                         or self.cin != cout):
-            raise ValueError(f"{where}: a residual needs stride 1, equal sizes and as many input as output channels")
         if n_threads < 1:
             raise ValueError(f"{where}: n_threads must be >= 1, got {n_threads}")
         if samples < 0 or samples > 2147483647:
             raise ValueError(f"{where}: samples must be in [0, 2147483647], got {samples}")
-        self.cout, self.samples = cout, samples
+        cdef Py_ssize_t ce = g.cin
+        keep = [wd]
+        self.k.cin, self.k.cout, self.k.samples, self.k.residual = ce, cout, samples, residual
+        self.k.wd = array_data(wd, self.typenum, wd_size, False, where, "the depthwise kernel")
+        self.k.bd = self._bias(bd, ce, "depthwise", keep)
+        self.k.ad = ad
+        self.k.pe = NULL
+        self.k.be = NULL
+        self.k.ae = 0
+        if expand is not None:
+            pe, be, ae = expand
+            n = array_size(pe, where, "the packed expansion")
+            if n == 0 or n % (KSK_STRIP_BYTES // itemsize * strips(ce, itemsize)):
+                raise ValueError(f"{where}: the packed expansion has {n} values, not a whole number of rows of "
+                                 f"{ce} packed columns")
+            self.k.cin = n // (KSK_STRIP_BYTES // itemsize * strips(ce, itemsize))
+            self.k.pe = self._packed(pe, self.k.cin, ce, "expansion", keep)
+            self.k.be = self._bias(be, ce, "expansion", keep)
+            check_act(ae, where)
+            self.k.ae = ae
+        self.k.s1 = self.k.sb1 = self.k.s2 = self.k.sb2 = NULL
+        self.k.sa1 = self.k.sa2 = 0
+        self.k.cr = 0
+        if squeeze is not None:
+            (p1, b1, a1), (p2, b2, a2) = squeeze
+            # the reduced width: the gate's packed (cr, ce) matrix holds cr rows of whole strips
+            n = array_size(p2, where, "the packed gate")
+            if n == 0 or n % (KSK_STRIP_BYTES // itemsize * strips(ce, itemsize)):
+                raise ValueError(f"{where}: the packed gate has {n} values, not a whole number of rows of "
+                                 f"{ce} packed columns")
+            cr = n // (KSK_STRIP_BYTES // itemsize * strips(ce, itemsize))
+            self.k.cr = cr
+            self.k.s1 = self._packed(p1, ce, cr, "reduction", keep)
+            self.k.sb1 = self._bias(b1, cr, "reduction", keep)
+            self.k.s2 = self._packed(p2, cr, ce, "gate", keep)
+            self.k.sb2 = self._bias(b2, ce, "gate", keep)
+            check_act(a1, where)
+            check_act(a2, where)
+            self.k.sa1, self.k.sa2 = a1, a2
+            if samples == 0:
+                raise ValueError(f"{where}: a squeeze-and-excitation needs tasks of whole samples (samples > 0)")
+        if expand is None and samples == 0:
+            raise ValueError(f"{where}: a block without an expansion needs tasks of whole samples (samples > 0)")
+        pp, bq, aq = project
+        self.k.pp = self._packed(pp, ce, cout, "projection", keep)
+        self.k.bq = self._bias(bq, cout, "projection", keep)
+        check_act(aq, where)
+        self.k.aq = aq
+        if residual and (g.s[1] != 1 or g.s[2] != 1 or g.outd[1] != g.ind[1] or g.outd[2] != g.ind[2]
+                         or self.k.cin != cout):
+            raise ValueError(f"{where}: a residual needs stride 1, equal sizes and as many input as output channels")
         # padded columns the windows reach: the input, its padding before, whatever lies after
-        self.ring_w = max((g.outd[2] - 1) * g.s[2] + g.k[2], g.pad[2] + g.ind[2])
-        self.x_size = g.n * g.ind[1] * g.ind[2] * self.cin
+        self.k.ring_w = max((g.outd[2] - 1) * g.s[2] + g.k[2], g.pad[2] + g.ind[2])
+        self.x_size = g.n * g.ind[1] * g.ind[2] * self.k.cin
         self.out_size = g.n * g.outd[1] * g.outd[2] * cout
-        self.pe = array_data(expand_packed, self.typenum, pe_size, False, where, "the packed expansion")
-        self.pp = array_data(project_packed, self.typenum, pp_size, False, where, "the packed projection")
-        self.wd = array_data(dw_kernel, self.typenum, wd_size, False, where, "the depthwise kernel")
-        self.be = array_data(expand_bias, self.typenum, be_size, False, where, "the expansion bias") if be_size else NULL
-        self.bd = array_data(dw_bias, self.typenum, bd_size, False, where, "the depthwise bias") if bd_size else NULL
-        self.bq = array_data(project_bias, self.typenum, bq_size, False, where, "the projection bias") if bq_size else NULL
-        self.arrays = (expand_packed, expand_bias, dw_kernel, dw_bias, project_packed, project_bias)
-        self.ae, self.ad, self.aq, self.residual, self.n_threads = expand_act, dw_act, project_act, residual, n_threads
+        self.arrays = keep
+        self.n_threads = n_threads
+
+    cdef const void* _bias(self, b, Py_ssize_t channels, str name, list keep) except? NULL:
+        cdef Py_ssize_t n = array_size(b, "InvertedResidualKernel", f"the {name} bias")
+        if n not in (0, channels):
+            raise ValueError(f"InvertedResidualKernel: the {name} bias has {n} values for {channels} channels")
+        if n == 0:
+            return NULL
+        keep.append(b)
+        return array_data(b, self.typenum, n, False, "InvertedResidualKernel", f"the {name} bias")
+
+    cdef const void* _packed(self, p, Py_ssize_t rows, Py_ssize_t cols, str name, list keep) except NULL:
+        cdef Py_ssize_t itemsize = 4 if self.typenum == cnp.NPY_FLOAT else 8
+        cdef Py_ssize_t n = array_size(p, "InvertedResidualKernel", f"the packed {name}")
+        if n != packed_len(rows, cols, itemsize) or n == 0:
+            raise ValueError(f"InvertedResidualKernel: the packed {name} has {n} values, not "
+                             f"{packed_len(rows, cols, itemsize)} for {rows} -> {cols}")
+        keep.append(p)
+        return array_data(p, self.typenum, n, False, "InvertedResidualKernel", f"the packed {name}")
 
     def __call__(self, x, out):
         where = "InvertedResidualKernel"
@@ -574,14 +657,8 @@ cdef class InvertedResidualKernel:
         cdef int failed
         with nogil:
             if self.typenum == cnp.NPY_FLOAT:
-                failed = _irb_run(<const float*>xp, <float*>yp, &self.g, self.cin, self.cout, <const float*>self.pe,
-                                  <const float*>self.be, self.ae, <const float*>self.wd, <const float*>self.bd, self.ad,
-                                  <const float*>self.pp, <const float*>self.bq, self.aq, self.residual, self.ring_w,
-                                  self.samples, self.n_threads)
+                failed = _irb_run(<const float*>xp, <float*>yp, &self.g, &self.k, self.n_threads)
             else:
-                failed = _irb_run(<const double*>xp, <double*>yp, &self.g, self.cin, self.cout, <const double*>self.pe,
-                                  <const double*>self.be, self.ae, <const double*>self.wd, <const double*>self.bd,
-                                  self.ad, <const double*>self.pp, <const double*>self.bq, self.aq, self.residual,
-                                  self.ring_w, self.samples, self.n_threads)
+                failed = _irb_run(<const double*>xp, <double*>yp, &self.g, &self.k, self.n_threads)
         if failed:
             raise MemoryError(f"{where}: could not allocate its scratch")

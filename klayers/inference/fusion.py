@@ -286,39 +286,56 @@ def _residual(steps: List[Any], protected: Any) -> List[Any]:
 
 class InvertedResidualStep:
     """MobileNet's inverted residual block as one kernel: a pointwise convolution chain
-    (expand), a depthwise one (with any ZeroPadding folded in) and a pointwise one (project,
-    a :class:`FusedStep`, or a :class:`ResidualStep` whose shortcut is the block's input), each
-    read by the next alone (``ops.conv.inverted_residual_call``: the expanded and depthwise
-    tensors are never made whole, each thread streams its rows through all three). Where the
-    block does not fit the kernel the three steps run as they are.
+    (expand; absent in blocks without one), a depthwise one (with any ZeroPadding folded in),
+    optionally a :class:`SqueezeExciteStep` (EfficientNet, MobileNetV3) and a pointwise one
+    (project, a :class:`FusedStep`, or a :class:`ResidualStep` whose shortcut is the block's
+    input), each read by the next alone (``ops.conv.inverted_residual_call``: the expanded and
+    depthwise tensors are never made whole). Where the block does not fit the kernel its
+    steps run as they are.
 
-    ``steps`` are the three chains' own steps, run instead when an input mask arrives.
+    ``steps`` are the chains' own steps, run instead when an input mask arrives.
     """
 
-    __slots__ = ("kind", "steps", "layer", "expand", "depthwise", "project", "in_id", "out_id", "_calls", "_lock")
+    __slots__ = ("kind", "steps", "layer", "expand", "depthwise", "squeeze", "project", "in_id", "out_id",
+                 "_calls", "_lock", "_global")
 
-    def __init__(self, expand: FusedStep, depthwise: FusedStep, project: Any):
+    def __init__(self, expand: Optional[FusedStep], depthwise: FusedStep, squeeze: Optional[SqueezeExciteStep],
+                 project: Any):
         self.kind = LOWERED
-        self.steps = list(expand.steps) + list(depthwise.steps) + list(project.steps)
-        self.layer = expand.layer
-        self.expand, self.depthwise, self.project = expand, depthwise, project
-        self.in_id = expand.in_id
+        parts = [p for p in (expand, depthwise, squeeze, project) if p is not None]
+        self.steps = [t for p in parts for t in p.steps]
+        first = expand if expand is not None else depthwise
+        self.layer = first.layer
+        self.expand, self.depthwise, self.squeeze, self.project = expand, depthwise, squeeze, project
+        self.in_id = first.in_id
         self.out_id = project.out_id
-        # prepared calls per (input shape, dtype, threads): {key: (three folded kernels, call)}
-        self._calls: Dict[Any, Tuple[Tuple[np.ndarray, ...], Any]] = {}
+        # prepared calls per (input shape, dtype, threads): {key: (the folded arrays, call)},
+        # checked against the arrays when a weight was assigned since (_WEIGHTS_VERSION)
+        self._calls: Dict[Any, Tuple[Tuple[Any, ...], Any]] = {}
         self._lock = threading.Lock()
+        self._global = -1
 
     def _project_fused(self) -> FusedStep:
         return self.project.fused if isinstance(self.project, ResidualStep) else self.project
 
     def prepared(self, x: np.ndarray) -> Any:
         """The block's prepared call for input ``x`` (made once per input signature and folded
-        kernels), or None when the block does not fit the kernel."""
-        e, d, p = self.expand, self.depthwise, self._project_fused()
-        (ke, be), (kd, bd), (kp, bp) = e.arrays(), d.arrays(), p.arrays()
+        arrays), or None when the block does not fit the kernel."""
         key = (x.shape, x.dtype, get_num_threads())
+        g = _WEIGHTS_VERSION[0]
+        if g == self._global:
+            # no weight anywhere assigned since the calls were made: they are current
+            entry = self._calls.get(key)
+            if entry is not None:
+                return entry[1]
+        e, d, se, p = self.expand, self.depthwise, self.squeeze, self._project_fused()
+        ke, be = e.arrays() if e is not None else (None, None)
+        (kd, bd), (kp, bp) = d.arrays(), p.arrays()
+        gate = se.arrays() if se is not None else None
+        arrays = (ke, kd, kp, gate)
         entry = self._calls.get(key)
-        if entry is not None and entry[0][0] is ke and entry[0][1] is kd and entry[0][2] is kp:
+        if entry is not None and all(a is b for a, b in zip(entry[0], arrays)):
+            self._global = g
             return entry[1]
         with self._lock:
             if len(self._calls) >= _MAX_PREPARED:
@@ -326,11 +343,17 @@ class InvertedResidualStep:
             residual = isinstance(self.project, ResidualStep)
             aq = self.project.merge.act if residual else split_activation(p.act, ALL_CODES)[0]
             layer = d.layer
+            squeeze = None
+            if se is not None:
+                (k1, b1), (k2, b2) = gate
+                squeeze = ((k1, b1, se._dense[0][1]), (k2, b2, se._dense[1][1]))
             call = inverted_residual_call(
-                x.shape, (ke, be, split_activation(e.act, ALL_CODES)[0], e.packed(ke)),
+                x.shape, None if e is None else (ke, be, split_activation(e.act, ALL_CODES)[0], e.packed(ke)),
                 (kd, bd, split_activation(d.act, ALL_CODES)[0], layer.strides, d.pad if d.pad is not None else layer.padding),
-                (kp, bp, aq, p.packed(kp)), residual, where=f"{type(self.layer).__name__} {self.layer.name} (block)")
-            self._calls[key] = ((ke, kd, kp), call)
+                (kp, bp, aq, p.packed(kp)), residual, squeeze=squeeze,
+                where=f"{type(self.layer).__name__} {self.layer.name} (block)")
+            self._calls[key] = (arrays, call)
+            self._global = g
         return call
 
     def run(self, x: Any) -> np.ndarray:
@@ -339,7 +362,10 @@ class InvertedResidualStep:
         call = self.prepared(x) if type(x) is np.ndarray else None
         if call is not None:
             return call(x)
-        y = self.depthwise.run(self.expand.run(x))
+        y = self.expand.run(x) if self.expand is not None else x
+        y = self.depthwise.run(y)
+        if self.squeeze is not None:
+            y = self.squeeze.run(y)
         return self.project.run([y, x]) if isinstance(self.project, ResidualStep) else self.project.run(y)
 
 
@@ -353,35 +379,43 @@ def _block_stage(step: Any, stage: str, dtype: str) -> bool:
 
 
 def _inverted_residual(steps: List[Any], protected: Any) -> List[Any]:
-    """``steps`` (lowered) with each pointwise -> depthwise -> pointwise chain of
-    :class:`FusedStep` (the last possibly inside a :class:`ResidualStep` whose shortcut is the
-    chain's input), every intermediate tensor read once and internal, taken into an
-    :class:`InvertedResidualStep`."""
+    """``steps`` (lowered) with each [pointwise ->] depthwise [-> squeeze-and-excitation] ->
+    pointwise chain of :class:`FusedStep` (the last possibly inside a :class:`ResidualStep`
+    whose shortcut is the chain's input), every intermediate tensor read once and internal,
+    taken into an :class:`InvertedResidualStep`."""
     made_by: Dict[int, Any] = {}
     readers: Dict[int, int] = {}
     for s in steps:
         for i in step_reads(s):
             readers[i] = readers.get(i, 0) + 1
-        if isinstance(s, FusedStep):
+        if isinstance(s, (FusedStep, SqueezeExciteStep)):
             made_by[s.out_id] = s
+
+    def internal(step: Any) -> bool:
+        return readers.get(step.out_id) == 1 and step.out_id not in protected
+
     taken = set()
     out: List[Any] = []
     for s in steps:
         residual = isinstance(s, ResidualStep)
         proj = s.fused if residual else s
         dtype = getattr(getattr(proj, "layer", None), "_dtype", None)
-        if isinstance(proj, FusedStep) and proj.pad is None and _block_stage(proj, "pointwise", dtype):
-            d = made_by.get(proj.in_id)
-            e = made_by.get(d.in_id) if d is not None else None
-            if (e is not None and e.pad is None and _block_stage(d, "depthwise", dtype)
-                    and _block_stage(e, "pointwise", dtype) and np.dtype(dtype).kind == "f"
-                    and readers.get(d.out_id) == 1 and readers.get(e.out_id) == 1
-                    and d.out_id not in protected and e.out_id not in protected
-                    and (not residual or s.in_ids[1] == e.in_id)
-                    and (residual or split_activation(proj.act, ALL_CODES)[1] is None)):
-                taken.update((id(e), id(d)))
-                out.append(InvertedResidualStep(e, d, s))
-                continue
+        if (isinstance(proj, FusedStep) and proj.pad is None and _block_stage(proj, "pointwise", dtype)
+                and np.dtype(dtype).kind == "f"):
+            se = made_by.get(proj.in_id)
+            if not (isinstance(se, SqueezeExciteStep) and internal(se) and se.layer._dtype == dtype):
+                se = None
+            d = made_by.get(se.in_id if se is not None else proj.in_id)
+            if d is not None and _block_stage(d, "depthwise", dtype) and internal(d):
+                e = made_by.get(d.in_id)
+                if not (e is not None and e.pad is None and _block_stage(e, "pointwise", dtype) and internal(e)):
+                    e = None
+                first = e if e is not None else d
+                if (not residual or s.in_ids[1] == first.in_id) and (
+                        residual or split_activation(proj.act, ALL_CODES)[1] is None):
+                    taken.update(id(t) for t in (e, d, se) if t is not None)
+                    out.append(InvertedResidualStep(e, d, se, s))
+                    continue
         out.append(s)
     return [s for s in out if id(s) not in taken]
 

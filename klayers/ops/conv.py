@@ -619,64 +619,80 @@ class InvertedResidualCall:
         return y
 
 
-def inverted_residual_call(x_shape: Tuple[int, ...], expand: Tuple[Any, ...], depthwise: Tuple[Any, ...],
+def inverted_residual_call(x_shape: Tuple[int, ...], expand: Optional[Tuple[Any, ...]], depthwise: Tuple[Any, ...],
                            project: Tuple[Any, ...], residual: bool, n_threads: Optional[int] = None,
+                           squeeze: Optional[Tuple[Tuple[Any, ...], Tuple[Any, ...]]] = None,
                            where: str = "inverted residual block") -> Optional[InvertedResidualCall]:
     """MobileNet's inverted residual block on channels_last inputs of shape ``x_shape``
     ``(n, h, w, cin)``, prepared as one kernel (``_ext.depthwise.InvertedResidualKernel``: the
     expanded and depthwise tensors are never made whole):
-    ``act_p(conv1x1(act_d(depthwise(act_e(conv1x1(x, ke) + be), kd) + bd), kp) + bp [+ x])``.
+    ``d = act_d(depthwise(act_e(conv1x1(x, ke) + be), kd) + bd)``, optionally
+    ``d = d * act_2(act_1(mean(d) @ k1 + b1) @ k2 + b2)`` (squeeze-and-excitation), then
+    ``act_p(conv1x1(d, kp) + bp [+ x])``.
 
     Args:
-        expand: ``(kernel (1, 1, cin, ce), bias or None, activation code, packed kernel)``.
+        expand: ``(kernel (1, 1, cin, ce), bias or None, activation code, packed kernel)``, or
+            None (no expansion: ``cin == ce``).
         depthwise: ``(kernel (kh, kw, ce, 1), bias or None, activation code, strides, padding)``,
             padding "valid", "same" or explicit ``(before, after)`` pairs.
         project: ``(kernel (1, 1, ce, cout), bias or None, activation code, packed kernel)``;
             the activation is applied after the residual.
         residual: add the block's input (stride 1, ``cin == cout``).
+        squeeze: ``((k1 (ce, cr), b1 or None, code), (k2 (cr, ce), b2 or None, code))`` or None.
 
     Returns:
         The prepared call, or None when the block does not fit the kernel (another dtype than
         float32/float64, a kernel not packed, a multiplier or dilation other than 1) or when
-        its rows are narrower than :data:`IRB_MIN_WIDTH` and its samples fewer than its
-        threads (narrow rows go by whole samples): the caller then runs the three layers'
-        own calls.
+        it must go by whole samples (rows narrower than :data:`IRB_MIN_WIDTH`, a
+        squeeze-and-excitation or no expansion) and has fewer samples than threads: the
+        caller then runs the layers' own calls.
     """
-    (ke, be, ae, pe), (kd, bd, ad, strides, padding), (kp, bp, aq, pp) = expand, depthwise, project
+    (kd, bd, ad, strides, padding), (kp, bp, aq, pp) = depthwise, project
     dtype = np.dtype(kd.dtype)
-    if (dtype not in FLOATS or len(x_shape) != 4 or pe is None or pp is None or pe.dtype != dtype
-            or pp.dtype != dtype or ke.dtype != dtype or kp.dtype != dtype or kd.shape[-1] != 1
-            or ke.shape[:2] != (1, 1) or kp.shape[:2] != (1, 1) or kd.ndim != 4):
+    if (dtype not in FLOATS or len(x_shape) != 4 or pp is None or pp.dtype != dtype or kp.dtype != dtype
+            or kd.shape[-1] != 1 or kp.shape[:2] != (1, 1) or kd.ndim != 4):
         return None
+    if expand is not None:
+        ke, be, ae, pe = expand
+        if pe is None or pe.dtype != dtype or ke.dtype != dtype or ke.shape[:2] != (1, 1):
+            return None
     n, h, w, cin = x_shape
-    ce, cout = ke.shape[-1], kp.shape[-1]
-    if ke.shape[2] != cin or kd.shape[2] != ce or kp.shape[2] != ce:
-        raise ValueError(f"{where}: kernels of shapes {ke.shape}, {kd.shape}, {kp.shape} do not chain on "
-                         f"{cin} input channels")
+    ce, cout = kd.shape[2], kp.shape[-1]
+    if (expand is not None and (ke.shape[2] != cin or ke.shape[3] != ce)) or (expand is None and cin != ce) \
+            or kp.shape[2] != ce:
+        raise ValueError(f"{where}: kernels of shapes {None if expand is None else ke.shape}, {kd.shape}, "
+                         f"{kp.shape} do not chain on {cin} input channels")
     mid = (n, h, w, ce)
     _, s, _, k, _, _, _, _, out, geo = _depthwise_setup(mid, kd, bd, strides, padding, 1, "channels_last", where)
     if residual and (tuple(out) != (h, w) or cin != cout):
         raise ValueError(f"{where}: a residual needs the output's shape {(n, h, w, cin)}, got {(n,) + tuple(out) + (cout,)}")
     ho, wo = out
-    macs = n * h * w * cin * ce + n * ho * wo * ce * (k[0] * k[1] + cout)
+    macs = (n * h * w * cin * ce if expand is not None else 0) + n * ho * wo * ce * (k[0] * k[1] + cout)
     threads = op_threads(n_threads, macs, SERIAL_MACS)
     samples = 0
-    if w < IRB_MIN_WIDTH:
-        # narrow rows: tasks of whole samples, as many as fit IRB_SAMPLE_BYTES, every thread one
+    if w < IRB_MIN_WIDTH or squeeze is not None or expand is None:
+        # tasks of whole samples, as many as fit IRB_SAMPLE_BYTES, every thread one
         if n < threads:
             return None
-        per_sample = (h * w + ho * wo) * ce * dtype.itemsize
+        per_sample = ((h * w if expand is not None else 0) + ho * wo) * ce * dtype.itemsize
         samples = max(1, min(IRB_SAMPLE_BYTES // per_sample, -(-n // threads)))
 
-    def bias_of(b, size):
+    def bias_of(b):
         return np.empty(0, dtype) if b is None else _flat(b, dtype)
 
+    gate = None
+    if squeeze is not None:
+        (k1, b1, a1), (k2, b2, a2) = squeeze
+        if k1.dtype != dtype or k2.dtype != dtype or k1.shape != (ce, k2.shape[0]) or k2.shape != (k1.shape[1], ce):
+            raise ValueError(f"{where}: squeeze-and-excitation kernels of shapes {k1.shape}, {k2.shape} do not "
+                             f"fit {ce} channels")
+        gate = ((pack_dense_kernel(k1), bias_of(b1), int(a1)), (pack_dense_kernel(k2), bias_of(b2), int(a2)))
     call = InvertedResidualCall()
     call.x_shape, call.shape, call.dtype = tuple(x_shape), (n, ho, wo, cout), dtype
     call.alloc = arena.allocator(call.shape, dtype)
     call.kernel = _depthwise.InvertedResidualKernel(
-        pe, bias_of(be, ce), int(ae), _flat(kd, dtype), bias_of(bd, ce), int(ad), geo, pp, bias_of(bp, cout),
-        int(aq), cout, bool(residual), threads, samples)
+        None if expand is None else (pe, bias_of(be), int(ae)), (_flat(kd, dtype), bias_of(bd), int(ad)), geo, gate,
+        (pp, bias_of(bp), int(aq)), cout, bool(residual), threads, samples)
     return call
 
 

@@ -492,18 +492,27 @@ def test_zero_padding_folds_into_the_valid_max_pooling_after_it(dtype):
         np.testing.assert_array_equal(g, w)
 
 
-def _inverted_residual_block(x, expand, out_channels, strides, dtype, act="relu6", pad=False, skip=True):
-    """MobileNetV2's block as tf-keras writes it: 1x1 expand + BN + act, [ZeroPadding +
-    "valid"] depthwise + BN + act, 1x1 project + BN [+ Add of the block's input]."""
+def _inverted_residual_block(x, expand, out_channels, strides, dtype, act="relu6", pad=False, skip=True, se=False):
+    """MobileNetV2's block as tf-keras writes it: 1x1 expand + BN + act (none with ``expand``
+    1), [ZeroPadding + "valid"] depthwise + BN + act, [EfficientNet's squeeze-and-excitation],
+    1x1 project + BN [+ Add of the block's input]."""
     cin = x.shape[-1]
-    h = L.Conv2D(cin * expand, 1, use_bias=False, dtype=dtype)(x)
-    h = L.BatchNormalization(dtype=dtype)(h)
-    h = L.ReLU(6.0, dtype=dtype)(h) if act == "relu6" else L.Activation(act, dtype=dtype)(h)
+    h = x
+    if expand > 1:
+        h = L.Conv2D(cin * expand, 1, use_bias=False, dtype=dtype)(x)
+        h = L.BatchNormalization(dtype=dtype)(h)
+        h = L.ReLU(6.0, dtype=dtype)(h) if act == "relu6" else L.Activation(act, dtype=dtype)(h)
     if pad:
         h = L.ZeroPadding2D(((0, 1), (0, 1)), dtype=dtype)(h)
     h = L.DepthwiseConv2D(3, strides=strides, padding="valid" if pad else "same", use_bias=False, dtype=dtype)(h)
     h = L.BatchNormalization(dtype=dtype)(h)
     h = L.ReLU(6.0, dtype=dtype)(h) if act == "relu6" else L.Activation(act, dtype=dtype)(h)
+    if se:
+        c = h.shape[-1]
+        g = L.Reshape((1, 1, c), dtype=dtype)(L.GlobalAveragePooling2D(dtype=dtype)(h))
+        g = L.Conv2D(max(1, c // 4), 1, activation="swish", dtype=dtype)(g)
+        g = L.Conv2D(c, 1, activation="sigmoid", dtype=dtype)(g)
+        h = L.Multiply(dtype=dtype)([h, g])
     h = L.Conv2D(out_channels, 1, use_bias=False, dtype=dtype)(h)
     h = L.BatchNormalization(dtype=dtype)(h)
     return L.Add(dtype=dtype)([x, h]) if skip and strides == 1 and cin == out_channels else h
@@ -514,8 +523,9 @@ def test_inverted_residual_blocks_run_as_one_step(dtype, tol):
     """MobileNetV2's blocks (with and without the residual Add, stride 2 through a folded
     ZeroPadding, relu6 and swish) run as one InvertedResidualStep each, by rows on rows of at
     least ops.conv.IRB_MIN_WIDTH, by whole samples on narrower ones (when there are as many
-    samples as threads: else the three chains run); a block whose expanded tensor is also an
-    output keeps its steps; results equal the layers' on 1 and 2 threads, batches 1 and 3."""
+    samples as threads: else the three chains run); so do EfficientNet's (squeeze-and-excitation,
+    with and without an expansion); a block whose expanded tensor is also an output keeps its
+    steps; results equal the layers' on 1 and 2 threads, batches 1 and 3."""
     from klayers.ops.conv import IRB_MIN_WIDTH
     w = IRB_MIN_WIDTH + 2
     x_in = klayers.Input((w, w, 8), dtype=dtype)
@@ -524,6 +534,14 @@ def test_inverted_residual_blocks_run_as_one_step(dtype, tol):
     h = _inverted_residual_block(h, 3, 16, 2, dtype, pad=True)              # stride 2 via ZeroPadding
     narrow = _inverted_residual_block(h, 6, 16, 1, dtype)                   # narrow rows: by samples
     model = klayers.Model(x_in, narrow)
+    # EfficientNet's blocks: squeeze-and-excitation, with and without an expansion
+    e_in = klayers.Input((w, w, 8), dtype=dtype)
+    h = _inverted_residual_block(e_in, 1, 8, 1, dtype, act="swish", se=True)
+    effnet = klayers.Model(e_in, _inverted_residual_block(h, 4, 12, 2, dtype, act="swish", pad=True, se=True))
+    _randomize(effnet, 23)
+    got, kinds, want = _planned_and_layered(effnet, np.random.default_rng(24).standard_normal((3, w, w, 8)).astype(dtype))
+    assert kinds.count("InvertedResidualStep") == 2 and "SqueezeExciteStep" not in kinds, kinds
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
     _randomize(model, 21)
     x = np.random.default_rng(22).standard_normal((3, w, w, 8)).astype(dtype)
     for threads in (1, 2):

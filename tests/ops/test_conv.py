@@ -13,6 +13,7 @@ from klayers.ops import conv as C
 from klayers.ops import conv_transpose as CT
 from klayers.ops.activation import apply_activation_reference
 from klayers.ops.common import ACT_SWISH, ACTIVATION_CODES
+from klayers.ops.dense import pack_dense_kernel
 
 ACTS = [C.ACT_LINEAR, C.ACT_RELU, C.ACT_RELU6]
 FORMATS = ["channels_last", "channels_first"]
@@ -750,54 +751,80 @@ def test_taps_that_only_read_padding_are_dropped(dtype):
 
 
 IRB_CASES = [
-    # (n, h, w, cin, ce, cout, k, strides, padding, expand act, depthwise act, project act, residual)
-    (2, 7, 9, 8, 48, 8, 3, 1, "same", "relu6", "relu6", "linear", True),
-    (2, 7, 9, 8, 48, 12, 3, 2, ((0, 1), (0, 1)), "relu6", "relu6", "linear", False),
-    (1, 5, 6, 16, 40, 24, 5, 2, ((1, 2), (1, 2)), "relu", "swish", "linear", False),
-    (3, 6, 6, 16, 40, 16, 5, 1, "same", "hard_swish", "hard_swish", "relu", True),
-    (2, 4, 20, 3, 33, 5, 3, 1, "valid", "linear", "relu", "swish", False),
+    # (n, h, w, cin, ce, cout, k, strides, padding, expand act (None: no expansion), depthwise act,
+    #  project act, residual, squeeze-and-excitation acts (or None))
+    (2, 7, 9, 8, 48, 8, 3, 1, "same", "relu6", "relu6", "linear", True, None),
+    (2, 7, 9, 8, 48, 12, 3, 2, ((0, 1), (0, 1)), "relu6", "relu6", "linear", False, None),
+    (1, 5, 6, 16, 40, 24, 5, 2, ((1, 2), (1, 2)), "relu", "swish", "linear", False, None),
+    (3, 6, 6, 16, 40, 16, 5, 1, "same", "hard_swish", "hard_swish", "relu", True, ("relu", "hard_sigmoid")),
+    (2, 4, 20, 3, 33, 5, 3, 1, "valid", "linear", "relu", "swish", False, None),
+    (3, 8, 8, 8, 40, 8, 3, 1, "same", "swish", "swish", "linear", True, ("swish", "sigmoid")),
+    (2, 9, 9, 24, 24, 16, 3, 2, "same", None, "swish", "linear", False, ("swish", "sigmoid")),
+    (2, 6, 5, 12, 12, 12, 3, 1, "same", None, "relu", "linear", True, None),
 ]
+
+
+def _block_reference(x, ke, be, ae, kd, bd, ad, s, pad, se, kp, bp, aq, residual):
+    """The block by the NumPy twins: expand, depthwise, squeeze-and-excitation, project."""
+    codes = ACTIVATION_CODES
+    e = x if ke is None else C.conv_reference(x, ke, be, 1, "valid", 1, 1, "channels_last", codes[ae])
+    d = C.depthwise_conv_reference(e, kd, bd, s, pad, 1, "channels_last", codes[ad])
+    if se is not None:
+        (k1, b1, a1), (k2, b2, a2) = se
+        hidden = apply_activation_reference(d.mean(axis=(1, 2)) @ k1 + b1, codes[a1])
+        d = d * apply_activation_reference(hidden @ k2 + b2, codes[a2])[:, None, None, :]
+    lin = C.conv_reference(d, kp, bp, 1, "valid", 1, 1, "channels_last", C.ACT_LINEAR)
+    return apply_activation_reference(lin + x if residual else lin, codes[aq])
 
 
 @pytest.mark.parametrize("isa", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("case", IRB_CASES, ids=[f"case{i}" for i in range(len(IRB_CASES))])
-def test_inverted_residual_kernel_matches_the_three_convolutions(case, dtype, isa):
-    """The fused block (every ISA variant; by rows and by whole samples; strides 1 and 2,
-    "same", "valid" and explicit padding, 3x3 and 5x5 windows, activations in the tiles and
-    mapped after, channel counts with strip tails, the residual added in the projection's
-    tiles, 1 and 2 threads) equals expand -> depthwise -> project computed by the NumPy twins."""
-    n, h, w, cin, ce, cout, k, s, pad, ae, ad, aq, residual = case
+def test_inverted_residual_kernel_matches_its_layers(case, dtype, isa):
+    """The fused block (every ISA variant; by rows and by whole samples; with and without an
+    expansion and a squeeze-and-excitation; strides 1 and 2, "same", "valid" and explicit
+    padding, 3x3 and 5x5 windows, activations in the tiles and mapped after, channel counts
+    with strip tails, the residual added in the projection's tiles, 1 and 2 threads) equals
+    the block computed by the NumPy twins."""
+    n, h, w, cin, ce, cout, k, s, pad, ae, ad, aq, residual, se_acts = case
     codes = ACTIVATION_CODES
     rng = np.random.default_rng(sum(map(ord, repr(case))))
     x = rng.standard_normal((n, h, w, cin)).astype(dtype)
-    ke = (rng.standard_normal((1, 1, cin, ce)) * 0.3).astype(dtype)
+    ke = None if ae is None else (rng.standard_normal((1, 1, cin, ce)) * 0.3).astype(dtype)
     be = rng.standard_normal(ce).astype(dtype)
     kd = (rng.standard_normal((k, k, ce, 1)) * 0.3).astype(dtype)
     bd = rng.standard_normal(ce).astype(dtype)
     kp = (rng.standard_normal((1, 1, ce, cout)) * 0.3).astype(dtype)
     bp = rng.standard_normal(cout).astype(dtype)
-    e = C.conv_reference(x, ke, be, 1, "valid", 1, 1, "channels_last", codes[ae])
-    d = C.depthwise_conv_reference(e, kd, bd, s, pad, 1, "channels_last", codes[ad])
-    lin = C.conv_reference(d, kp, bp, 1, "valid", 1, 1, "channels_last", C.ACT_LINEAR)
-    want = apply_activation_reference(lin + x if residual else lin, codes[aq])
+    se = None
+    if se_acts is not None:
+        cr = max(1, ce // 4) + 1
+        se = (((rng.standard_normal((ce, cr)) * 0.3).astype(dtype), rng.standard_normal(cr).astype(dtype), se_acts[0]),
+              ((rng.standard_normal((cr, ce)) * 0.3).astype(dtype), rng.standard_normal(ce).astype(dtype), se_acts[1]))
+    want = _block_reference(x, ke, be, ae, kd, bd, ad, s, pad, se, kp, bp, aq, residual)
+    mid = (n, h, w, ce)
+    geo = C._depthwise_setup(mid, kd, bd, s, pad, 1, "channels_last", "t")[-1]
+    expand = None if ke is None else (C.pack_conv_kernel(ke), be, codes[ae])
+    gate = None if se is None else tuple((pack_dense_kernel(kk), bb, codes[aa]) for kk, bb, aa in se)
+    by_rows = ke is not None and se is None
     try:
         assert _depthwise.select_isa(isa) in ("baseline", "avx2", "avx512")
         for threads in (1, 2):
-            call = C.inverted_residual_call(
-                x.shape, (ke, be, codes[ae], C.pack_conv_kernel(ke)), (kd, bd, codes[ad], s, pad),
-                (kp, bp, codes[aq], C.pack_conv_kernel(kp)), residual, n_threads=threads) if w >= C.IRB_MIN_WIDTH \
-                else None
-            geo = C._depthwise_setup(e.shape, kd, bd, s, pad, 1, "channels_last", "t")[-1]
-            for samples in (0, 1, 2, 100):  # by rows; by whole samples, one, two or all per task
+            for samples in ((0,) if by_rows else ()) + (1, 2, 100):  # by rows; by 1, 2 or all samples a task
                 kernel = _depthwise.InvertedResidualKernel(
-                    C.pack_conv_kernel(ke), be, codes[ae], kd.reshape(-1), bd, codes[ad], geo, C.pack_conv_kernel(kp),
-                    bp, codes[aq], cout, residual, threads, samples)
+                    expand, (kd.reshape(-1), bd, codes[ad]), geo, gate, (C.pack_conv_kernel(kp), bp, codes[aq]), cout,
+                    residual, threads, samples)
                 got = np.full(want.shape, np.nan, dtype)
                 kernel(x, got)
                 _close(got, want, dtype)
+            call = C.inverted_residual_call(
+                x.shape, None if ke is None else (ke, be, codes[ae], C.pack_conv_kernel(ke)),
+                (kd, bd, codes[ad], s, pad), (kp, bp, codes[aq], C.pack_conv_kernel(kp)), residual, n_threads=threads,
+                squeeze=None if se is None else tuple((kk, bb, codes[aa]) for kk, bb, aa in se))
             if call is not None:
                 _close(call(x), want, dtype)
+            else:  # by whole samples with fewer samples than threads
+                assert (w < C.IRB_MIN_WIDTH or not by_rows) and n < threads
     finally:
         _depthwise.select_isa()
 
@@ -808,19 +835,30 @@ def test_inverted_residual_kernel_refuses_what_does_not_fit():
     pe, pp = C.pack_conv_kernel(ke), C.pack_conv_kernel(kp)
     kd, b8, b4 = np.ones(9 * 8, f4), np.zeros(8, f4), np.zeros(4, f4)
     geo = C._depthwise_setup((2, 5, 5, 8), np.ones((3, 3, 8, 1), f4), None, 1, "same", 1, "channels_last", "t")[-1]
-    K = _depthwise.InvertedResidualKernel
-    K(pe, b8, 2, kd, b8, 2, geo, pp, b4, 0, 4, True, 2)(np.ones((2, 5, 5, 4), f4), np.empty((2, 5, 5, 4), f4))
+    gate = ((pack_dense_kernel(np.ones((8, 3), f4)), np.zeros(3, f4), 1),
+            (pack_dense_kernel(np.ones((3, 8), f4)), b8, 4))
+
+    def K(expand=(pe, b8, 2), dw=(kd, b8, 2), squeeze=None, project=(pp, b4, 0), cout=4, residual=True, samples=0):
+        return _depthwise.InvertedResidualKernel(expand, dw, geo, squeeze, project, cout, residual, 2, samples)
+    K()(np.ones((2, 5, 5, 4), f4), np.empty((2, 5, 5, 4), f4))
+    K(squeeze=gate, samples=1)(np.ones((2, 5, 5, 4), f4), np.empty((2, 5, 5, 4), f4))
     with pytest.raises(ValueError, match="packed projection"):
-        K(pe, b8, 2, kd, b8, 2, geo, pp[:-1], b4, 0, 4, True, 2)
+        K(project=(pp[:-1], b4, 0))
     with pytest.raises(ValueError, match="depthwise bias"):
-        K(pe, b8, 2, kd, b4, 2, geo, pp, b4, 0, 4, True, 2)
+        K(dw=(kd, b4, 2))
     with pytest.raises(ValueError, match="residual needs"):
-        K(pe, b8, 2, kd, b8, 2, geo, C.pack_conv_kernel(np.ones((1, 1, 8, 5), f4)), np.zeros(5, f4), 0, 5, True, 2)
+        K(project=(C.pack_conv_kernel(np.ones((1, 1, 8, 5), f4)), np.zeros(5, f4), 0), cout=5)
     with pytest.raises(ValueError, match="unknown activation code"):
-        K(pe, b8, 99, kd, b8, 2, geo, pp, b4, 0, 4, True, 2)
+        K(expand=(pe, b8, 99))
     with pytest.raises(ValueError, match="kernel has"):
-        K(pe, b8, 2, kd[:-1], b8, 2, geo, pp, b4, 0, 4, True, 2)
-    k = K(pe, b8, 2, kd, b8, 2, geo, pp, b4, 0, 4, False, 2)
+        K(dw=(kd[:-1], b8, 2))
+    with pytest.raises(ValueError, match="whole samples"):
+        K(squeeze=gate)
+    with pytest.raises(ValueError, match="whole samples"):
+        K(expand=None, residual=False)
+    with pytest.raises(ValueError, match="packed gate"):
+        K(squeeze=(gate[0], (gate[1][0][:-1], b8, 4)), samples=1)
+    k = K(residual=False)
     with pytest.raises(ValueError, match="input has"):
         k(np.ones((2, 5, 4, 4), f4), np.empty((2, 5, 5, 4), f4))
     with pytest.raises(ValueError, match="dtype float64"):
