@@ -39,6 +39,8 @@ cdef enum:
     # the most rows of taps (k0, k1 pairs in range) the whole-window kernel takes; larger
     # kernels sweep one tap at a time
     _MAX_TAP_ROWS = 64
+    # rows per thread below which a block's GEMM shared by threads splits its columns instead
+    _SPLIT_ROWS = 24
 
 #: the activation codes (name -> code) of every kernel module (_act.pxd)
 ACTIVATIONS = activation_codes()
@@ -482,6 +484,98 @@ cdef void _irb_samples(const floating* xp, floating* yp, Geom* g, Block* k, Py_s
                 xp + s0 * H * W * cin if k.residual else <const floating*>NULL)
 
 
+cdef inline void _gemm_part(Py_ssize_t m, Py_ssize_t kk, const floating* a, const floating* bp, Py_ssize_t n,
+                            floating* c, const floating* bias, int act, const floating* res, Py_ssize_t part,
+                            Py_ssize_t parts) noexcept nogil:
+    """Part ``part`` of ``parts`` of ``c = act(a @ B + bias [+ res])`` (``m`` rows, B packed
+    ``kk x n``): a run of rows when there are enough for every part's tiles, else a run of
+    strips (a few rows stream the whole kernel: each part takes its own columns)."""
+    cdef Py_ssize_t ns = strips(n, sizeof(floating)), r0, r1
+    if m >= parts * _SPLIT_ROWS:
+        r0 = m * part // parts
+        r1 = m * (part + 1) // parts
+        packed_gemm(r1 - r0, kk, a + r0 * kk, kk, bp, 0, ns, n, c + r0 * n, n, bias, act,
+                    res + r0 * n if res != NULL else <const floating*>NULL)
+    else:
+        r0 = ns * part // parts
+        r1 = ns * (part + 1) // parts
+        if r1 > r0:
+            packed_gemm(m, kk, a, kk, bp, r0, r1, n, c, n, bias, act, res)
+
+
+cdef int _irb_split(const floating* xp, floating* yp, Geom* gp, Block* k, int nt) noexcept nogil:
+    """The block sample by sample, each sample's work shared by the ``nt`` threads phase by
+    phase (batch 1): the expansion's rows (or strips), the depthwise rows, the gate's column
+    sums and products, the scaling, the projection's rows (or strips); every phase ends at the
+    parallel loop's barrier. Returns 1 when the scratch could not be allocated."""
+    cdef Py_ssize_t H = gp.ind[1], W = gp.ind[2], Ho = gp.outd[1], Wo = gp.outd[2], ce = gp.cin
+    cdef Py_ssize_t cin = k.cin, cout = k.cout, cr = k.cr, P = Ho * Wo, nb = (ce + 63) // 64
+    cdef Py_ssize_t n, t, r, q, c, c0, c1
+    cdef Geom band = gp[0]
+    cdef floating* scratch = <floating*>malloc(((H * W if k.pe != NULL else 0) + P + 2) * ce * sizeof(floating)
+                                              + cr * sizeof(floating))
+    cdef floating* e
+    cdef floating* d
+    cdef floating* pooled
+    cdef floating* hidden
+    cdef floating* gate
+    cdef const floating* xs
+    cdef floating inv = <floating>1 / <floating>P
+    if scratch == NULL:
+        return 1
+    d = scratch + (H * W * ce if k.pe != NULL else 0)
+    pooled = d + P * ce
+    gate = pooled + ce
+    hidden = gate + ce
+    band.n = 1
+    with parallel(num_threads=nt):
+        for n in range(gp.n):
+            xs = xp + n * H * W * cin
+            e = scratch if k.pe != NULL else <floating*>xs
+            if k.pe != NULL:
+                for t in prange(nt, schedule="static"):
+                    _gemm_part(H * W, cin, xs, <const floating*>k.pe, ce, scratch, <const floating*>k.be, k.ae,
+                               <const floating*>NULL, t, nt)
+            for r in prange(Ho, schedule="static"):
+                _dw_block_cl(e, <const floating*>k.wd, <const floating*>k.bd, d, &band, r, 0, Wo, k.bd != NULL, k.ad)
+            if k.s1 != NULL:
+                for t in prange(nb, schedule="static"):
+                    _column_means(d, P, ce, t * 64, min(ce, t * 64 + 64), inv, pooled)
+                for t in prange(1, schedule="static"):
+                    packed_gemm(1, ce, pooled, ce, <const floating*>k.s1, 0, strips(cr, sizeof(floating)), cr, hidden,
+                                cr, <const floating*>k.sb1, k.sa1, <const floating*>NULL)
+                    packed_gemm(1, cr, hidden, cr, <const floating*>k.s2, 0, strips(ce, sizeof(floating)), ce, gate,
+                                ce, <const floating*>k.sb2, k.sa2, <const floating*>NULL)
+                for r in prange(Ho, schedule="static"):
+                    _scale_rows(d + r * Wo * ce, Wo, ce, gate)
+            for t in prange(nt, schedule="static"):
+                _gemm_part(P, ce, d, <const floating*>k.pp, cout, yp + n * P * cout, <const floating*>k.bq, k.aq,
+                           xs if k.residual else <const floating*>NULL, t, nt)
+    free(scratch)
+    return 0
+
+
+cdef inline void _column_means(const floating* d, Py_ssize_t P, Py_ssize_t ce, Py_ssize_t c0, Py_ssize_t c1,
+                               floating inv, floating* pooled) noexcept nogil:
+    """pooled[c] = mean over the ``P`` pixels of channel c of ``d``, for ``c0 <= c < c1``."""
+    cdef Py_ssize_t q, c
+    for c in range(c0, c1):
+        pooled[c] = 0
+    for q in range(P):
+        for c in range(c0, c1):
+            pooled[c] = pooled[c] + d[q * ce + c]
+    for c in range(c0, c1):
+        pooled[c] = pooled[c] * inv
+
+
+cdef inline void _scale_rows(floating* d, Py_ssize_t npix, Py_ssize_t ce, const floating* gate) noexcept nogil:
+    """d[q, c] *= gate[c] for ``npix`` pixels of ``ce`` channels."""
+    cdef Py_ssize_t q, c
+    for q in range(npix):
+        for c in range(ce):
+            d[q * ce + c] = d[q * ce + c] * gate[c]
+
+
 cdef int _irb_run(const floating* xp, floating* yp, Geom* gp, Block* k, int n_threads) noexcept nogil:
     """InvertedResidualKernel's call on checked pointers: with ``k.samples`` 0, each thread one
     contiguous run of output rows; else tasks of that many whole samples. Returns the number
@@ -495,6 +589,8 @@ cdef int _irb_run(const floating* xp, floating* yp, Geom* gp, Block* k, int n_th
     cdef Py_ssize_t* tags
     if R == 0:
         return 0
+    if samples < 0:
+        return _irb_split(xp, yp, gp, k, n_threads)
     if samples > 0:
         scratch = (samples * ((gp.ind[1] * gp.ind[2] if k.pe != NULL else 0) + gp.outd[1] * gp.outd[2]) * ce
                    + 2 * ce + k.cr)
@@ -535,7 +631,9 @@ cdef class InvertedResidualKernel:
     squeeze-and-excitation, which needs a sample's whole depthwise output), tasks are runs of
     that many whole samples: each expands all their pixels as one GEMM into a scratch that
     stays in cache, runs the depthwise rows, gates them, and projects all their outputs as one
-    GEMM.
+    GEMM. With ``samples`` -1 (batch 1), the samples go one after the other, each shared by
+    all threads phase by phase: the expansion's rows (or its columns, on few rows), the
+    depthwise rows, the gate, the projection's rows (or columns).
 
     ``InvertedResidualKernel(expand, depthwise, geometry, squeeze, project, cout, residual,
     n_threads, samples=0)``: ``expand`` is ``(packed (cin, ce), bias, act)`` or None;
@@ -572,8 +670,8 @@ cdef class InvertedResidualKernel:
             raise ValueError(f"{where}: cout must be in [1, 2147483647], got {cout}")
         if n_threads < 1:
             raise ValueError(f"{where}: n_threads must be >= 1, got {n_threads}")
-        if samples < 0 or samples > 2147483647:
-            raise ValueError(f"{where}: samples must be in [0, 2147483647], got {samples}")
+        if samples < -1 or samples > 2147483647:
+            raise ValueError(f"{where}: samples must be in [-1, 2147483647], got {samples}")
         cdef Py_ssize_t ce = g.cin
         keep = [wd]
         self.k.cin, self.k.cout, self.k.samples, self.k.residual = ce, cout, samples, residual

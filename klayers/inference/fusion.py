@@ -408,7 +408,7 @@ def _inverted_residual(steps: List[Any], protected: Any) -> List[Any]:
             d = made_by.get(se.in_id if se is not None else proj.in_id)
             if d is not None and _block_stage(d, "depthwise", dtype) and internal(d):
                 e = made_by.get(d.in_id)
-                if not (e is not None and e.pad is None and _block_stage(e, "pointwise", dtype) and internal(e)):
+                if not (_block_stage(e, "pointwise", dtype) and e.pad is None and internal(e)):
                     e = None
                 first = e if e is not None else d
                 if (not residual or s.in_ids[1] == first.in_id) and (

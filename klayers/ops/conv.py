@@ -642,9 +642,7 @@ def inverted_residual_call(x_shape: Tuple[int, ...], expand: Optional[Tuple[Any,
 
     Returns:
         The prepared call, or None when the block does not fit the kernel (another dtype than
-        float32/float64, a kernel not packed, a multiplier or dilation other than 1) or when
-        it must go by whole samples (rows narrower than :data:`IRB_MIN_WIDTH`, a
-        squeeze-and-excitation or no expansion) and has fewer samples than threads: the
+        float32/float64, a kernel not packed, a multiplier or dilation other than 1): the
         caller then runs the layers' own calls.
     """
     (kd, bd, ad, strides, padding), (kp, bp, aq, pp) = depthwise, project
@@ -671,11 +669,10 @@ def inverted_residual_call(x_shape: Tuple[int, ...], expand: Optional[Tuple[Any,
     threads = op_threads(n_threads, macs, SERIAL_MACS)
     samples = 0
     if w < IRB_MIN_WIDTH or squeeze is not None or expand is None:
-        # tasks of whole samples, as many as fit IRB_SAMPLE_BYTES, every thread one
-        if n < threads:
-            return None
+        # tasks of whole samples, as many as fit IRB_SAMPLE_BYTES, every thread one; fewer
+        # samples than threads: one sample at a time, shared by the threads phase by phase
         per_sample = ((h * w if expand is not None else 0) + ho * wo) * ce * dtype.itemsize
-        samples = max(1, min(IRB_SAMPLE_BYTES // per_sample, -(-n // threads)))
+        samples = max(1, min(IRB_SAMPLE_BYTES // per_sample, -(-n // threads))) if n >= threads else -1
 
     def bias_of(b):
         return np.empty(0, dtype) if b is None else _flat(b, dtype)

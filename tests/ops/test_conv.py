@@ -781,8 +781,8 @@ def _block_reference(x, ke, be, ae, kd, bd, ad, s, pad, se, kp, bp, aq, residual
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("case", IRB_CASES, ids=[f"case{i}" for i in range(len(IRB_CASES))])
 def test_inverted_residual_kernel_matches_its_layers(case, dtype, isa):
-    """The fused block (every ISA variant; by rows and by whole samples; with and without an
-    expansion and a squeeze-and-excitation; strides 1 and 2, "same", "valid" and explicit
+    """The fused block (every ISA variant; by rows, by whole samples and sample by sample
+    shared by the threads; with and without an expansion and a squeeze-and-excitation; strides 1 and 2, "same", "valid" and explicit
     padding, 3x3 and 5x5 windows, activations in the tiles and mapped after, channel counts
     with strip tails, the residual added in the projection's tiles, 1 and 2 threads) equals
     the block computed by the NumPy twins."""
@@ -810,7 +810,8 @@ def test_inverted_residual_kernel_matches_its_layers(case, dtype, isa):
     try:
         assert _depthwise.select_isa(isa) in ("baseline", "avx2", "avx512")
         for threads in (1, 2):
-            for samples in ((0,) if by_rows else ()) + (1, 2, 100):  # by rows; by 1, 2 or all samples a task
+            # by rows; by 1, 2 or all samples a task; sample by sample, shared by the threads
+            for samples in ((0,) if by_rows else ()) + (1, 2, 100, -1):
                 kernel = _depthwise.InvertedResidualKernel(
                     expand, (kd.reshape(-1), bd, codes[ad]), geo, gate, (C.pack_conv_kernel(kp), bp, codes[aq]), cout,
                     residual, threads, samples)
@@ -821,10 +822,7 @@ def test_inverted_residual_kernel_matches_its_layers(case, dtype, isa):
                 x.shape, None if ke is None else (ke, be, codes[ae], C.pack_conv_kernel(ke)),
                 (kd, bd, codes[ad], s, pad), (kp, bp, codes[aq], C.pack_conv_kernel(kp)), residual, n_threads=threads,
                 squeeze=None if se is None else tuple((kk, bb, codes[aa]) for kk, bb, aa in se))
-            if call is not None:
-                _close(call(x), want, dtype)
-            else:  # by whole samples with fewer samples than threads
-                assert (w < C.IRB_MIN_WIDTH or not by_rows) and n < threads
+            _close(call(x), want, dtype)
     finally:
         _depthwise.select_isa()
 
