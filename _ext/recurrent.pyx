@@ -19,7 +19,7 @@ float32 sigmoid / tanh use an inline Cephes-style exp on 8-lane GCC vectors (rel
 below 2e-7, NaN propagates); float64 uses libm exactly.
 """
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 
@@ -190,6 +190,34 @@ cdef inline Py_ssize_t _gates(int cell) noexcept nogil:
     return 1 if cell == CELL_SIMPLE else (4 if cell == CELL_LSTM else 3)
 
 
+cdef void _split_step(Task* tk, int cell, Py_ssize_t G, Py_ssize_t u, Py_ssize_t j0, Py_ssize_t j1, bint masked,
+                      bint packed_split, Py_ssize_t sw, const floating* xrow, const floating* U, floating* rec,
+                      const floating* bias, const floating* rbias, const floating* hp, floating* hn, floating* c,
+                      floating* last, floating* seq_row) noexcept nogil:
+    """One thread's units ``j0 <= j < j1`` of one batch-1 step (units split across threads)."""
+    cdef Py_ssize_t j, GU = G * u
+    if j0 >= j1:
+        return
+    if masked:
+        memcpy(hn + j0, hp + j0, (j1 - j0) * sizeof(floating))
+        if tk.zero_output:
+            memset(last + j0, 0, (j1 - j0) * sizeof(floating))
+    else:
+        for j in range(G):
+            if packed_split:
+                # this thread's strips of gate block j (whole strips: chunk and u are multiples
+                # of the strip width)
+                packed_gemv(u, hp, <const floating*>tk.Up, (j * u + j0) // sw, (j * u + j1 + sw - 1) // sw,
+                            j * u + j1, rec)
+            else:
+                gemv_t(<int>u, <int>(j1 - j0), <floating>1.0, U + j * u + j0, <int>GU, hp, <floating>0.0,
+                       rec + j * u + j0)
+        _row(cell, u, j0, j1 - j0, xrow, rec, bias, rbias, hp, hn, c, tk.act, tk.ract)
+        memcpy(last + j0, hn + j0, (j1 - j0) * sizeof(floating))
+    if seq_row != NULL:
+        memcpy(seq_row + j0, last + j0, (j1 - j0) * sizeof(floating))
+
+
 cdef void _run_task(Task* tk, floating* kind) noexcept nogil:
     """Run one task (its own input projections, then every step); ``kind`` only selects the
     dtype. Sets ``tk.failed`` when scratch cannot be allocated."""
@@ -216,6 +244,8 @@ cdef void _run_task(Task* tk, floating* kind) noexcept nogil:
     cdef floating* hp
     cdef floating* hn
     cdef floating* tmp
+    cdef floating* hq
+    cdef floating* hm
     cdef floating* xwc = NULL
     cdef floating* xt = NULL
     cdef floating* rec = NULL
@@ -276,79 +306,74 @@ cdef void _run_task(Task* tk, floating* kind) noexcept nogil:
             tstride = GU
             bstride = T * GU
             toff = 0
+        if nchunks > 1:
+            # batch 1, units split across threads, one parallel region for the whole chunk of
+            # steps (the team is forked once, each step ends at its loop's barrier); every
+            # thread reads the whole previous h and swaps its own copies of the two pointers
+            with parallel(num_threads=nchunks):
+                hq = hp
+                hm = hn
+                for k in range(n):
+                    t = T - 1 - (s + k) if tk.go_backwards else s + k
+                    masked = mask != NULL and mask[t] == 0
+                    xrow = base + (t - toff) * tstride
+                    for q in prange(nchunks, schedule='static'):
+                        _split_step(tk, cell, G, u, q * chunk, min(u, q * chunk + chunk), masked, packed_split, sw,
+                                    xrow, U, rec, bias, rbias, hq, hm, c, last,
+                                    seq + (s + k) * u if seq != NULL else <floating*>NULL)
+                    tmp = hq
+                    hq = hm
+                    hm = tmp
+            if n % 2:
+                tmp = hp
+                hp = hn
+                hn = tmp
+            s += n
+            continue
         for k in range(n):
             t = T - 1 - (s + k) if tk.go_backwards else s + k
-            if nchunks > 1:
-                # batch 1, units split across threads; every thread reads the whole previous h
-                masked = mask != NULL and mask[t] == 0
-                xrow = base + (t - toff) * tstride
-                for q in prange(nchunks, num_threads=nchunks, schedule='static'):
-                    j0 = q * chunk
-                    j1 = j0 + chunk
-                    if j1 > u:
-                        j1 = u
-                    if j0 < j1:
-                        if masked:
-                            memcpy(hn + j0, hp + j0, (j1 - j0) * sizeof(floating))
-                            if tk.zero_output:
-                                memset(last + j0, 0, (j1 - j0) * sizeof(floating))
-                        else:
-                            for j in range(G):
-                                if packed_split:
-                                    # this thread's strips of gate block j (whole strips: chunk and u
-                                    # are multiples of the strip width)
-                                    packed_gemv(u, hp, <const floating*>tk.Up, (j * u + j0) // sw,
-                                                (j * u + j1 + sw - 1) // sw, j * u + j1, rec)
-                                else:
-                                    gemv_t(<int>u, <int>(j1 - j0), <floating>1.0, U + j * u + j0, <int>GU,
-                                           hp, <floating>0.0, rec + j * u + j0)
-                            _row(cell, u, j0, j1 - j0, xrow, rec, bias, rbias, hp, hn, c, tk.act, tk.ract)
-                            memcpy(last + j0, hn + j0, (j1 - j0) * sizeof(floating))
-                        if seq != NULL:
-                            memcpy(seq + (s + k) * u + j0, last + j0, (j1 - j0) * sizeof(floating))
-            else:
-                if cell == CELL_GRU_BEFORE:
-                    # z and r blocks first (h's block needs r * h)
-                    if B == 1:
-                        gemv_t(<int>u, <int>(GRU_H * u), <floating>1.0, U, <int>GU, hp, <floating>0.0, rec)
-                    else:
-                        gemm(False, False, <int>B, <int>(GRU_H * u), <int>u, <floating>1.0, hp, <int>u, U, <int>GU,
-                             <floating>0.0, rec, <int>GU)
-                    for b in range(B):
-                        _reset_pass(u, base + (t - toff) * tstride + b * bstride, rec + b * GU, bias,
-                                    hp + b * u, rh + b * u, tk.ract)
-                    if B == 1:
-                        gemv_t(<int>u, <int>u, <floating>1.0, U + GRU_H * u, <int>GU, rh, <floating>0.0,
-                               rec + GRU_H * u)
-                    else:
-                        gemm(False, False, <int>B, <int>u, <int>u, <floating>1.0, rh, <int>u, U + GRU_H * u, <int>GU,
-                             <floating>0.0, rec + GRU_H * u, <int>GU)
-                elif B == 1 and tk.Up != NULL:
-                    # one row over the packed strips (8 accumulators in flight, all gates at once)
-                    packed_gemv(u, hp, <const floating*>tk.Up, 0, strips(GU, sizeof(floating)), GU, rec)
-                elif B == 1:
-                    gemv_t(<int>u, <int>GU, <floating>1.0, U, <int>GU, hp, <floating>0.0, rec)
-                elif tk.Up != NULL:
-                    # the packed recurrent kernel stays in this core's cache across the steps,
-                    # where a BLAS GEMM would pack it again at every step
-                    packed_gemm(B, u, hp, u, <const floating*>tk.Up, 0, strips(GU, sizeof(floating)), GU, rec, GU)
+            if cell == CELL_GRU_BEFORE:
+                # z and r blocks first (h's block needs r * h)
+                if B == 1:
+                    gemv_t(<int>u, <int>(GRU_H * u), <floating>1.0, U, <int>GU, hp, <floating>0.0, rec)
                 else:
-                    gemm(False, False, <int>B, <int>GU, <int>u, <floating>1.0, hp, <int>u, U, <int>GU,
+                    gemm(False, False, <int>B, <int>(GRU_H * u), <int>u, <floating>1.0, hp, <int>u, U, <int>GU,
                          <floating>0.0, rec, <int>GU)
                 for b in range(B):
-                    masked = mask != NULL and mask[b * T + t] == 0
-                    if masked:
-                        memcpy(hn + b * u, hp + b * u, u * sizeof(floating))
-                        if tk.zero_output:
-                            memset(last + b * u, 0, u * sizeof(floating))
-                    else:
-                        _row(cell, u, 0, u, base + (t - toff) * tstride + b * bstride, rec + b * GU, bias, rbias,
-                             hp + b * u, hn + b * u, c + b * u if c != NULL else NULL, tk.act, tk.ract)
-                        if mask != NULL:
-                            memcpy(last + b * u, hn + b * u, u * sizeof(floating))
-                    if seq != NULL:
-                        memcpy(seq + (b * T + s + k) * u, last + b * u if masked else hn + b * u,
-                               u * sizeof(floating))
+                    _reset_pass(u, base + (t - toff) * tstride + b * bstride, rec + b * GU, bias,
+                                hp + b * u, rh + b * u, tk.ract)
+                if B == 1:
+                    gemv_t(<int>u, <int>u, <floating>1.0, U + GRU_H * u, <int>GU, rh, <floating>0.0,
+                           rec + GRU_H * u)
+                else:
+                    gemm(False, False, <int>B, <int>u, <int>u, <floating>1.0, rh, <int>u, U + GRU_H * u, <int>GU,
+                         <floating>0.0, rec + GRU_H * u, <int>GU)
+            elif B == 1 and tk.Up != NULL:
+                # one row over the packed strips (8 accumulators in flight, all gates at once)
+                packed_gemv(u, hp, <const floating*>tk.Up, 0, strips(GU, sizeof(floating)), GU, rec)
+            elif B == 1:
+                gemv_t(<int>u, <int>GU, <floating>1.0, U, <int>GU, hp, <floating>0.0, rec)
+            elif tk.Up != NULL:
+                # the packed recurrent kernel stays in this core's cache across the steps,
+                # where a BLAS GEMM would pack it again at every step
+                packed_gemm(B, u, hp, u, <const floating*>tk.Up, 0, strips(GU, sizeof(floating)), GU, rec, GU)
+            else:
+                gemm(False, False, <int>B, <int>GU, <int>u, <floating>1.0, hp, <int>u, U, <int>GU,
+                     <floating>0.0, rec, <int>GU)
+            for b in range(B):
+                masked = mask != NULL and mask[b * T + t] == 0
+                if masked:
+                    memcpy(hn + b * u, hp + b * u, u * sizeof(floating))
+                    if tk.zero_output:
+                        memset(last + b * u, 0, u * sizeof(floating))
+                else:
+                    _row(cell, u, 0, u, base + (t - toff) * tstride + b * bstride, rec + b * GU, bias, rbias,
+                         hp + b * u, hn + b * u, c + b * u if c != NULL else NULL, tk.act, tk.ract)
+                    if mask != NULL:
+                        memcpy(last + b * u, hn + b * u, u * sizeof(floating))
+                if seq != NULL:
+                    memcpy(seq + (b * T + s + k) * u, last + b * u if masked else hn + b * u,
+                           u * sizeof(floating))
             tmp = hp
             hp = hn
             hn = tmp
