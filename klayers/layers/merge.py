@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from klayers.engine.base_layer import Layer
+from klayers.ops.merge import concatenate as concatenate_op
 from klayers.ops.merge import merge as merge_op
 from klayers.serialization import register_builtins
 
@@ -253,6 +254,18 @@ class Concatenate(_Merge):
             )
         self._check_shapes_once(inputs)
         return np.concatenate(inputs, axis=self.axis)
+
+    def _merge_spec(self) -> Optional[Any]:
+        """``("concatenate", run)`` for the inference planner (see ``_Elementwise._merge_spec``):
+        ``run(inputs, act_code)`` concatenates into a buffer of the model call's arena; None
+        for subclasses that change the maths."""
+        if type(self).call is not Concatenate.call:
+            return None
+        axis, where = self.axis, f"Concatenate layer {self.name!r}"
+
+        def run(inputs: List[np.ndarray], act: int) -> np.ndarray:
+            return concatenate_op(inputs, axis, where=where, act=act)
+        return "concatenate", run
 
     def compute_output_shape(self, input_shape: Any) -> tuple:
         self._check_shapes(input_shape)

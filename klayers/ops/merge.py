@@ -30,7 +30,7 @@ from klayers.ops.common import (
     op_threads,
 )
 
-__all__ = ["MERGE_OPS", "merge", "merge_reference"]
+__all__ = ["MERGE_OPS", "concatenate", "merge", "merge_reference"]
 
 #: name -> (kernel code, NumPy ufunc, commutative)
 MERGE_OPS = {
@@ -106,6 +106,30 @@ def merge(inputs: Sequence[np.ndarray], op: str, n_threads: Optional[int] = None
     for i, x in enumerate(inputs[2:], 1):
         out = _pair(out, x, code, ufunc, commutative, n_threads, act_code if i == last else ACT_LINEAR)
     return out
+
+
+def concatenate(inputs: Sequence[np.ndarray], axis: int, where: str = "concatenate",
+                act: Activation = ACT_LINEAR) -> np.ndarray:
+    """``act(np.concatenate(inputs, axis))``, the result in a buffer of the active arena (a
+    model call's) when there is one: NumPy's dtype promotion and shape errors.
+
+    Raises:
+        ValueError: no inputs, shapes that do not match off ``axis``, an unknown activation code.
+    """
+    if not inputs:
+        raise ValueError(f"{where}: nothing to concatenate")
+    act_code = _act_code(act, where)
+    first = inputs[0]
+    rank = np.ndim(first)
+    if not -rank <= axis < rank:
+        raise ValueError(f"{where}: axis={axis} is out of range for inputs of rank {rank}")
+    shape = list(np.shape(first))
+    shape[axis] = sum(np.shape(x)[axis] if np.ndim(x) == rank else -1 for x in inputs)
+    try:
+        out = np.concatenate(inputs, axis=axis, out=arena.empty(shape, np.result_type(*inputs)))
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+    return out if act_code == ACT_LINEAR else apply_activation(out, act_code, inplace=True)
 
 
 def _act_code(act: Activation, where: str) -> int:

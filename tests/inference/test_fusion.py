@@ -568,3 +568,29 @@ def test_inverted_residual_blocks_run_as_one_step(dtype, tol):
         want = exposed.predict(x, verbose=0)
     for g, wv in zip(got, want):
         np.testing.assert_allclose(g, wv, rtol=tol, atol=tol * np.abs(wv).max())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_concatenations_run_as_merge_steps_into_the_arena(dtype):
+    """Concatenate (any axis, with an Activation after it folded in) runs as a MergeStep whose
+    output comes from the call's arena; the results equal the layers', twice in a row (the
+    arena's buffers reused)."""
+    x_in = klayers.Input((5, 5, 3), dtype=dtype)
+    a = L.Conv2D(4, 1, dtype=dtype)(x_in)
+    b = L.Conv2D(6, 3, padding="same", dtype=dtype)(x_in)
+    h = L.Activation("relu", dtype=dtype)(L.Concatenate(dtype=dtype)([a, b, x_in]))
+    v = L.Concatenate(axis=1, dtype=dtype)([h, L.Conv2D(13, 1, dtype=dtype)(h)])
+    model = klayers.Model(x_in, L.Flatten(dtype=dtype)(v))
+    _randomize(model, 31)
+    x = np.random.default_rng(32).standard_normal((3, 5, 5, 3)).astype(dtype)
+    for _ in range(2):
+        got, kinds, want = _planned_and_layered(model, x)
+        assert kinds.count("MergeStep") == 2, kinds
+        np.testing.assert_array_equal(got, want)
+    from klayers.ops.merge import concatenate
+    with pytest.raises(ValueError, match="axis=4 is out of range"):
+        concatenate([x, x], 4)
+    with pytest.raises(ValueError, match="nothing to concatenate"):
+        concatenate([], 0)
+    with pytest.raises(ValueError, match="t: .*dimensions"):
+        concatenate([x, x[:, :2]], -1, where="t")
