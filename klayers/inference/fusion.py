@@ -645,7 +645,31 @@ def lower(steps: List[Step], model: Any) -> List[Any]:
             continue
         absorbed.update(id(c) for c in fused.steps)
         out.append(fused)
-    return _inverted_residual(_residual(out, protected), protected)
+    return _inverted_residual(_residual(_fold_maps(out, protected), protected), protected)
+
+
+def _fold_maps(steps: List[Any], protected: Any) -> List[Any]:
+    """``steps`` (lowered) with each :class:`MapStep` whose input is made by a
+    :class:`FusedStep` with no activation, read by the map alone, taken into that step as its
+    activation (MobileNetV3's hard swish after a convolution's BatchNormalization: the kernel's
+    epilogue maps it, no pass of its own)."""
+    made_by = {s.out_id: s for s in steps if isinstance(s, FusedStep)}
+    readers: Dict[int, int] = {}
+    for s in steps:
+        for i in step_reads(s):
+            readers[i] = readers.get(i, 0) + 1
+    out: List[Any] = []
+    for s in steps:
+        f = made_by.get(s.in_id) if isinstance(s, MapStep) else None
+        if (f is not None and readers.get(f.out_id) == 1 and f.out_id not in protected
+                and split_activation(f.act, ALL_CODES) == (ACT_LINEAR, None)
+                and all(t.layer._dtype == f.layer._dtype for t in s.steps if np.dtype(t.layer._dtype).kind == "f")):
+            f.act = s.code
+            f.steps = list(f.steps) + list(s.steps)
+            f.out_id = s.out_id
+            continue
+        out.append(s)
+    return out
 
 
 def _scalar(step: Step) -> Optional[Tuple[str, float]]:

@@ -308,8 +308,9 @@ def _tf_op(function, x, y):
 def test_tf_keras_hard_sigmoid_and_hard_swish_run_as_one_map(dtype, tol):
     """tf-keras's MobileNetV3 writes hard sigmoid as ``ReLU(6)(x + 3) * (1 / 6)`` (TFOpLambda
     nodes) and hard swish as ``Multiply([x, hard_sigmoid(x)])``: each runs as one map of the
-    activation code; a pattern whose pieces have other consumers, another constant or
-    another order of operands in the Multiply's place stays layer by layer."""
+    activation code, taken into the convolution before it as its activation when nothing else
+    reads the convolution's output; a pattern whose pieces have other consumers, another
+    constant or another order of operands in the Multiply's place stays layer by layer."""
     x_in = klayers.Input((5, 4, 8), dtype=dtype)
     x = L.Conv2D(8, 1, dtype=dtype)(x_in)
     hs = _tf_op("math.multiply", L.ReLU(6.0, dtype=dtype)(_tf_op("__operators__.add", x, 3.0)), 1.0 / 6.0)
@@ -329,9 +330,27 @@ def test_tf_keras_hard_sigmoid_and_hard_swish_run_as_one_map(dtype, tol):
         plain = model.predict(x, verbose=0)
     for g, w in zip(got, plain):
         np.testing.assert_allclose(g, w, rtol=tol, atol=tol * np.abs(w).max())
-    maps = [(s.code, len(s.steps)) for s in model._inference_plan.lowered if isinstance(s, inference.fusion.MapStep)]
+    lowered = model._inference_plan.lowered
+    maps = [(s.code, len(s.steps)) for s in lowered if isinstance(s, inference.fusion.MapStep)]
     from klayers.ops import common
 
+    conv = [s for s in lowered if isinstance(s, inference.FusedStep)]
+    assert len(conv) == 1
+    if dtype == "float32":
+        # the hard swish after the convolution is that step's activation (its epilogue maps it)
+        assert maps == [(common.ACT_HARD_SIGMOID_K3, 3)]
+        assert conv[0].act == common.ACT_HARD_SWISH and len(conv[0].steps) == 5
+    else:
+        # the pattern's TFOpLambda layers are float32: the map keeps its own step
+        assert sorted(maps) == sorted([(common.ACT_HARD_SWISH, 4), (common.ACT_HARD_SIGMOID_K3, 3)])
+    # the convolution's output also a model output: the map keeps its own step
+    exposed = klayers.Model(x_in, [kept, scaled, conv[0].layer.output])
+    got = exposed.predict(x, verbose=0)
+    with inference.disabled():
+        plain = exposed.predict(x, verbose=0)
+    for g, w in zip(got, plain):
+        np.testing.assert_allclose(g, w, rtol=tol, atol=tol * np.abs(w).max())
+    maps = [(s.code, len(s.steps)) for s in exposed._inference_plan.lowered if isinstance(s, inference.fusion.MapStep)]
     assert sorted(maps) == sorted([(common.ACT_HARD_SWISH, 4), (common.ACT_HARD_SIGMOID_K3, 3)])
 
 
