@@ -352,14 +352,15 @@ class Functional(Layer):
         release, keeps, reads, writes = liveness
         hold, drop, lent = arena.hold, arena.drop, arena.lent  # nothing lent: nothing to count
         lowered_kind = plan_lib.LOWERED
-        for i, step in enumerate(steps):
-            if step.kind == lowered_kind and masks.get(step.in_id) is None:
+        get_mask = masks.get
+        for step, freed, keep, read, written in zip(steps, release, keeps, reads, writes):
+            if step.kind == lowered_kind and get_mask(step.in_id) is None:
                 values[step.out_id] = out = step.run(values[step.in_id])
                 masks[step.out_id] = None
                 if lent:
                     hold(out)
-            elif keeps[i]:
-                for t in reads[i]:
+            elif keep:
+                for t in read:
                     arena.escape(values.get(t))
                 before = arena_lib.activate(None)
                 try:
@@ -369,9 +370,9 @@ class Functional(Layer):
             else:
                 self._run_step(step, values, masks, training)
                 if lent:
-                    for t in writes[i]:
+                    for t in written:
                         hold(values.get(t))
-            for t in release[i]:
+            for t in freed:
                 masks.pop(t, None)
                 out = values.pop(t, None)
                 if lent:

@@ -264,7 +264,10 @@ class ConvCall:
         if self.pin > 1:
             call_pinned(self.pin, self.kernel, np.ascontiguousarray(x, self.dtype), y)
         else:
-            self.kernel(np.ascontiguousarray(x, self.dtype), y)
+            try:
+                self.kernel(x, y)  # checks x's type, dtype, order and size before it runs
+            except ValueError:
+                self.kernel(np.ascontiguousarray(x, self.dtype), y)
         return y if self.rest is None else apply_activation(y, self.rest, self.n_threads, inplace=True)
 
     def with_residual(self, x: np.ndarray, residual: np.ndarray, act: int) -> Optional[np.ndarray]:

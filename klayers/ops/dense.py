@@ -105,7 +105,10 @@ def dense_call(x_shape: Tuple[int, ...], kernel: np.ndarray, bias: Optional[np.n
         if x.shape != x_shape:
             raise ValueError(f"{where}: this call was prepared for inputs of shape {x_shape}, got {x.shape}")
         y = alloc(out_shape, dtype)
-        kernel(np.ascontiguousarray(x, dtype=dtype), y)
+        try:
+            kernel(x, y)  # checks x's type, dtype, order and size before it runs
+        except ValueError:
+            kernel(np.ascontiguousarray(x, dtype=dtype), y)
         return y if rest is None else apply_activation(y, rest, n_threads, inplace=True)
     return call
 

@@ -613,3 +613,26 @@ def test_concatenations_run_as_merge_steps_into_the_arena(dtype):
         concatenate([], 0)
     with pytest.raises(ValueError, match="t: .*dimensions"):
         concatenate([x, x[:, :2]], -1, where="t")
+
+
+def test_prepared_calls_take_any_layout_and_follow_signature_and_weight_changes():
+    """A step's prepared call is reused for the same input signature only: a Fortran-ordered
+    or float64 input (copied to what the kernel takes), another batch, and a weight assigned
+    in between all give the layers' results."""
+    x_in = klayers.Input((6, 5, 3))
+    h = L.Conv2D(4, 1, activation="relu")(x_in)
+    out = L.Dense(3)(L.Conv2D(5, 3, padding="same")(h))
+    model = klayers.Model(x_in, out)
+    _randomize(model, 41)
+    rng = np.random.default_rng(42)
+    x = rng.standard_normal((2, 6, 5, 3)).astype("float32")
+    with inference.disabled():
+        want = model.predict(x, verbose=0)
+    for variant in (x, np.asfortranarray(x), x.astype("float64"), x, x[:1]):
+        got = model(variant)
+        np.testing.assert_allclose(got, want[: len(variant)], rtol=2e-5, atol=2e-5)
+    first = model.layers[1]
+    first.set_weights([w * 0.5 for w in first.get_weights()])
+    with inference.disabled():
+        want = model.predict(x, verbose=0)
+    np.testing.assert_allclose(model(x), want, rtol=2e-5, atol=2e-5)
