@@ -175,6 +175,7 @@ ctypedef struct Task:
     Py_ssize_t u
     const void* x          # (B, T, F) inputs; or (B, T, G*u) projections when kernel is NULL
     const void* kernel     # (F, G*u) or NULL
+    const void* Wp         # the kernel packed in strips (skinny_gemm.h) for the projections, or NULL
     const void* bias       # (G*u,) input bias (zeros when the layer has none)
     const void* rbias      # (G*u,) recurrent bias (reset-after GRU) or NULL
     const void* U          # (u, G*u)
@@ -289,13 +290,17 @@ cdef void _run_task(Task* tk, floating* kind) noexcept nogil:
         if W != NULL:
             # this chunk's projections, time-major: row (t - t_lo) * B + b
             if B == 1:
-                gemm(False, False, <int>n, <int>GU, <int>F, <floating>1.0, x + t_lo * F, <int>F, W, <int>GU,
-                     <floating>0.0, xwc, <int>GU)
+                xrow = x + t_lo * F
             else:
                 for k in range(n):
                     for b in range(B):
                         memcpy(xt + (k * B + b) * F, x + (b * T + t_lo + k) * F, F * sizeof(floating))
-                gemm(False, False, <int>(n * B), <int>GU, <int>F, <floating>1.0, xt, <int>F, W, <int>GU,
+                xrow = xt
+            if tk.Wp != NULL:
+                # the packed kernel (kept by the layer per weight version): no BLAS packing per chunk
+                packed_gemm(n * B, F, xrow, F, <const floating*>tk.Wp, 0, strips(GU, sizeof(floating)), GU, xwc, GU)
+            else:
+                gemm(False, False, <int>(n * B), <int>GU, <int>F, <floating>1.0, xrow, <int>F, W, <int>GU,
                      <floating>0.0, xwc, <int>GU)
             base = xwc
             tstride = B * GU
@@ -390,7 +395,7 @@ cdef void _run_task(Task* tk, floating* kind) noexcept nogil:
 
 
 #: the keys of one task spec of :func:`rnn_run`
-TASK_KEYS = ("cell", "act", "ract", "go_backwards", "zero_output", "split_units", "x", "kernel", "bias",
+TASK_KEYS = ("cell", "act", "ract", "go_backwards", "zero_output", "split_units", "x", "kernel", "packed_kernel", "bias",
              "rbias", "recurrent_kernel", "packed_recurrent_kernel", "mask", "h", "c", "last", "seq")
 
 
@@ -445,7 +450,15 @@ cdef int _load_task(dict sp, Task* t, Py_ssize_t n_tasks, int n_threads, floatin
             raise ValueError("rnn_run: kernel does not fit the inputs")
         t.F = w2.shape[0]
         t.kernel = &w2[0, 0] if w2.size else NULL
+        t.Wp = NULL
+        if sp["packed_kernel"] is not None:
+            b1 = sp["packed_kernel"]
+            if b1.shape[0] != packed_len(t.F, GU, sizeof(floating)):
+                raise ValueError(f"rnn_run: the packed kernel has {b1.shape[0]} values, "
+                                 f"not {packed_len(t.F, GU, sizeof(floating))}")
+            t.Wp = &b1[0] if b1.shape[0] else NULL
     else:
+        t.Wp = NULL
         if x3.shape[2] != GU:
             raise ValueError("rnn_run: projections do not fit the gates")
         t.F = GU
@@ -540,7 +553,9 @@ def rnn_run(list specs, bint double, int n_threads):
     thread runs (the caller holds it so). Every array C-contiguous. ``packed_recurrent_kernel``:
     None, or ``recurrent_kernel`` packed as ``klayers._ext.conv.pack_kernel`` packs a
     ``(u, G*u)`` matrix; the batch (B > 1) steps of cells other than the reset-before GRU then
-    multiply it with the packed GEMM instead of BLAS.
+    multiply it with the packed GEMM instead of BLAS. ``packed_kernel``: None, or ``kernel``
+    packed so (``(F, G*u)``); the input projections then use the packed GEMM instead of BLAS
+    (which would pack the kernel again for every chunk of steps).
     """
     if double:
         _run_tasks[double](specs, n_threads, NULL)

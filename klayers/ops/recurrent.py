@@ -88,11 +88,12 @@ def rnn_sequence_reference(cell: str, x: np.ndarray, kernel: np.ndarray, recurre
                            act: Activation = ACT_TANH, ract: Activation = ACT_SIGMOID, go_backwards: bool = False,
                            zero_output: bool = False, return_sequences: bool = False,
                            n_threads: Optional[int] = None, where: str = "rnn",
-                           packed: Optional[Callable[[], Optional[np.ndarray]]] = None
+                           packed: Optional[Callable[[], Optional[np.ndarray]]] = None,
+                           packed_input: Optional[Callable[[], Optional[np.ndarray]]] = None
                            ) -> Tuple[np.ndarray, Optional[np.ndarray], List[np.ndarray]]:
     """NumPy twin of :func:`rnn_sequence` (the readable oracle): one
-    :func:`klayers.ops.recurrent_steps.rnn_step` at a time (``packed`` is ignored: it only gives
-    ``recurrent_kernel`` in another layout)."""
+    :func:`klayers.ops.recurrent_steps.rnn_step` at a time (``packed`` and ``packed_input`` are
+    ignored: they only give the kernels in another layout)."""
     u = _check(cell, x, kernel, recurrent_kernel, bias, states, mask, where)
     dtype = kernel.dtype
     f, g = _code_fn(act), _code_fn(ract)
@@ -119,7 +120,8 @@ class RnnJob:
     """
 
     __slots__ = ("cell", "act", "ract", "go_backwards", "zero_output", "x", "kernel", "bias", "rbias",
-                 "rkernel", "rpacked", "packer", "mask", "h", "c", "last", "seq", "B", "T", "F", "u", "G")
+                 "rkernel", "rpacked", "packer", "wpacked", "wpacker", "mask", "h", "c", "last", "seq", "B", "T",
+                 "F", "u", "G")
 
     def result(self) -> Tuple[np.ndarray, Optional[np.ndarray], List[np.ndarray]]:
         """``(last_output, outputs or None, final states)`` as :func:`rnn_sequence` returns them."""
@@ -149,10 +151,21 @@ class RnnJob:
                 self.rpacked = got if ok else pack_dense_kernel(self.rkernel)
             packed = self.rpacked
         return dict(cell=CELLS[self.cell], act=self.act, ract=self.ract, go_backwards=self.go_backwards,
-                    zero_output=self.zero_output, split_units=split, x=x, kernel=kernel, bias=self.bias,
+                    zero_output=self.zero_output, split_units=split, x=x, kernel=kernel,
+                    packed_kernel=self.packed_input() if kernel is not None else None, bias=self.bias,
                     rbias=self.rbias, recurrent_kernel=self.rkernel, mask=rows(self.mask), h=rows(self.h),
                     c=rows(self.c) if self.cell == "lstm" else None, last=rows(self.last), seq=rows(self.seq),
                     packed_recurrent_kernel=packed)
+
+
+    def packed_input(self) -> Optional[np.ndarray]:
+        """The input kernel packed for the projections (the layer's, kept per weight version,
+        or packed for this call), None for a dtype the packed GEMM does not take."""
+        if self.wpacked is None:
+            got = self.wpacker() if self.wpacker is not None else None
+            ok = got is not None and got.dtype == self.kernel.dtype
+            self.wpacked = got if ok else pack_dense_kernel(self.kernel)
+        return self.wpacked
 
 
 def pack_recurrent_kernel(recurrent_kernel: np.ndarray) -> Optional[np.ndarray]:
@@ -165,7 +178,8 @@ def rnn_job(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.n
             bias: Optional[np.ndarray], states: List[np.ndarray], mask: Optional[np.ndarray] = None,
             act: Activation = ACT_TANH, ract: Activation = ACT_SIGMOID, go_backwards: bool = False,
             zero_output: bool = False, return_sequences: bool = False, where: str = "rnn",
-            packed: Optional[Callable[[], Optional[np.ndarray]]] = None) -> Optional[RnnJob]:
+            packed: Optional[Callable[[], Optional[np.ndarray]]] = None,
+            packed_input: Optional[Callable[[], Optional[np.ndarray]]] = None) -> Optional[RnnJob]:
     """Validate and prepare one recurrence for the compiled kernel (arguments as
     :func:`rnn_sequence`); None when the kernel declines it (a dtype other than float32/64, an
     activation it does not fuse): the caller then runs :func:`rnn_sequence_reference`."""
@@ -185,6 +199,8 @@ def rnn_job(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.n
     job.rkernel = np.ascontiguousarray(recurrent_kernel)
     job.rpacked = None
     job.packer = packed
+    job.wpacked = None
+    job.wpacker = packed_input
     job.rbias = None
     if bias is None:
         job.bias = np.zeros(G * u, dtype)
@@ -228,7 +244,7 @@ def _projections(job: RnnJob, n: int) -> Optional[np.ndarray]:
         return None
     # the dense op: OpenMP threads over one-thread BLAS (BLAS's own pool would then spin
     # beside the recurrent kernel's team)
-    xw = dense(job.x.reshape(-1, job.F), job.kernel, None, n_threads=n)
+    xw = dense(job.x.reshape(-1, job.F), job.kernel, None, n_threads=n, packed=job.packed_input)
     return xw.reshape(job.B, job.T, job.G * job.u)
 
 
@@ -254,7 +270,8 @@ def rnn_sequence(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent_kernel:
                  act: Activation = ACT_TANH, ract: Activation = ACT_SIGMOID, go_backwards: bool = False,
                  zero_output: bool = False, return_sequences: bool = False,
                  n_threads: Optional[int] = None, where: str = "rnn",
-                 packed: Optional[Callable[[], Optional[np.ndarray]]] = None
+                 packed: Optional[Callable[[], Optional[np.ndarray]]] = None,
+                 packed_input: Optional[Callable[[], Optional[np.ndarray]]] = None
                  ) -> Tuple[np.ndarray, Optional[np.ndarray], List[np.ndarray]]:
     """Run a recurrent cell over a whole batch-major sequence with the compiled kernel.
 
@@ -274,12 +291,14 @@ def rnn_sequence(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent_kernel:
         packed: None, or a function returning ``pack_recurrent_kernel(recurrent_kernel)`` of this
             very kernel (the layer keeps one per weight version), called only when the steps use
             it; without it the kernel is packed on every call that uses it.
+        packed_input: likewise for ``pack_recurrent_kernel(kernel)``, the input kernel packed
+            for the projections of all steps.
 
     Returns:
         ``(last_output (batch, units), outputs (batch, timesteps, units) or None, final states)``.
     """
     job = rnn_job(cell, x, kernel, recurrent_kernel, bias, states, mask, act, ract, go_backwards, zero_output,
-                  return_sequences, where, packed)
+                  return_sequences, where, packed, packed_input)
     if job is None:
         return rnn_sequence_reference(cell, x, kernel, recurrent_kernel, bias, states, mask, act, ract,
                                       go_backwards, zero_output, return_sequences, n_threads, where)

@@ -179,6 +179,36 @@ def test_batch_steps_on_the_packed_recurrent_kernel_match_reference(cell, units,
                 np.testing.assert_allclose(g, w, rtol=TOL[dtype], atol=TOL[dtype] * max(1, np.abs(w).max()))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_projections_on_the_packed_input_kernel_match_blas(cell, dtype):
+    """The input projections multiply the packed input kernel (the layer's, or packed for the
+    call): the same results as BLAS on the plain kernel (the spec without it), batches of 1
+    and 5 in chunks of steps, gate widths with strip tails; a packer's result is used."""
+    rng = np.random.default_rng(5)
+    for batch in (1, 5):
+        x, k, rk, b, states, mask = problem(cell, dtype, batch, 37, rng, T=25)
+        calls = []
+        packed_k = R.pack_recurrent_kernel(k)
+
+        def packer():
+            calls.append(1)
+            return packed_k
+        job = R.rnn_job(cell, x, k, rk, b, states, mask, return_sequences=True, packed_input=packer)
+        spec = job.spec(0, batch)
+        assert spec["packed_kernel"] is packed_k and calls == [1]
+        plain = R.rnn_job(cell, x, k, rk, b, states, mask, return_sequences=True)
+        plain_spec = plain.spec(0, batch)
+        plain_spec["packed_kernel"] = None
+        _rec.rnn_run([spec], dtype == "float64", 1)
+        _rec.rnn_run([plain_spec], dtype == "float64", 1)
+        for g, w in zip(job.result()[:2], plain.result()[:2]):
+            np.testing.assert_allclose(g, w, rtol=TOL[dtype], atol=TOL[dtype] * max(1, np.abs(w).max()))
+    spec["packed_kernel"] = packed_k[:-1].copy()
+    with pytest.raises(ValueError, match="packed kernel has"):
+        _rec.rnn_run([spec], dtype == "float64", 1)
+
+
 def test_packed_recurrent_kernel_of_the_wrong_size_is_refused():
     x, k, rk, b, states, _ = problem("lstm", "float32", 3, 5, np.random.default_rng(2))
     job = R.rnn_job("lstm", x, k, rk, b, states)

@@ -102,14 +102,16 @@ class _Cell(Layer):
         kind, kernel, rkernel, bias = self._plain_weights()
         return rec_ops.rnn_sequence(kind, x, kernel, rkernel, bias, states, mask, self.activation,
                                     self.recurrent_activation, go_backwards, zero_output, return_sequences,
-                                    where=f"{type(self).__name__} {self.name}", packed=self._packed_recurrent)
+                                    where=f"{type(self).__name__} {self.name}", packed=self._packed_recurrent,
+                                    packed_input=self._packed_input)
 
     def _job(self, x: np.ndarray, states: List[np.ndarray], mask: Optional[np.ndarray], go_backwards: bool,
              zero_output: bool, return_sequences: bool):
         kind, kernel, rkernel, bias = self._plain_weights()
         return rec_ops.rnn_job(kind, x, kernel, rkernel, bias, states, mask, self.activation,
                                self.recurrent_activation, go_backwards, zero_output, return_sequences,
-                               where=f"{type(self).__name__} {self.name}", packed=self._packed_recurrent)
+                               where=f"{type(self).__name__} {self.name}", packed=self._packed_recurrent,
+                               packed_input=self._packed_input)
 
     def _packed_recurrent(self) -> Optional[np.ndarray]:
         """The recurrent kernel packed for the compiled steps, made once per weight version
@@ -121,6 +123,17 @@ class _Cell(Layer):
         if cached is None or cached[0] != key:
             cached = (key, rec_ops.pack_recurrent_kernel(var.value))
             self.__dict__["_rpacked"] = cached
+        return cached[1]
+
+    def _packed_input(self) -> Optional[np.ndarray]:
+        """The input kernel packed for the compiled projections, made once per weight version
+        (as :meth:`_packed_recurrent`)."""
+        var = self.kernel
+        key = (id(var.value), var._version)
+        cached = self.__dict__.get("_wpacked")
+        if cached is None or cached[0] != key:
+            cached = (key, rec_ops.pack_recurrent_kernel(var.value))
+            self.__dict__["_wpacked"] = cached
         return cached[1]
 
     def _plain_weights(self):
