@@ -191,7 +191,7 @@ def test_projections_on_the_packed_input_kernel_match_blas(cell, dtype):
         calls = []
         packed_k = R.pack_recurrent_kernel(k)
 
-        def packer():
+        def packer(calls=calls, packed_k=packed_k):
             calls.append(1)
             return packed_k
         job = R.rnn_job(cell, x, k, rk, b, states, mask, return_sequences=True, packed_input=packer)
