@@ -33,6 +33,15 @@
 
 enum { KL_ISA_BASELINE = 0, KL_ISA_AVX2 = 1, KL_ISA_AVX512 = 2 };
 
+/* ``ptr = fn_avx512 / fn_avx2 / fn_base`` for ladder level ``level``, where the header built
+   those variants (``mv``: its own multiversion flag, a macro that is 0 or 1), else fn_base:
+   the one body of every header's ``*_use(level)``. */
+#define KL_PICK(mv, ptr, fn, level) KL_PICK_(mv, ptr, fn, level)
+#define KL_PICK_(mv, ptr, fn, level) KL_PICK_##mv(ptr, fn, level)
+#define KL_PICK_1(ptr, fn, level)                                                                 \
+    ((ptr) = (level) >= KL_ISA_AVX512 ? fn##_avx512 : (level) >= KL_ISA_AVX2 ? fn##_avx2 : fn##_base)
+#define KL_PICK_0(ptr, fn, level) ((void)(level), (ptr) = fn##_base)
+
 /* The highest level <= max_level that this CPU supports (0 when not multiversioned). */
 static int kl_cpu_level(int max_level) {
 #if KL_MULTIVERSION

@@ -134,18 +134,7 @@ static kdww_double_t kdw_window_double = kdw_window_double_base;
 
 /* Use the variant of ladder level ``level`` (cpu_features.h; kl_cpu_level checked the CPU). */
 static void kdw_use(int level) {
-    kdw_window_float = kdw_window_float_base;
-    kdw_window_double = kdw_window_double_base;
-#if KDW_MULTIVERSION
-    if (level >= KL_ISA_AVX512) {
-        kdw_window_float = kdw_window_float_avx512;
-        kdw_window_double = kdw_window_double_avx512;
-    } else if (level >= KL_ISA_AVX2) {
-        kdw_window_float = kdw_window_float_avx2;
-        kdw_window_double = kdw_window_double_avx2;
-    }
-#else
-    (void)level;
-#endif
+    KL_PICK(KDW_MULTIVERSION, kdw_window_float, kdw_window_float, level);
+    KL_PICK(KDW_MULTIVERSION, kdw_window_double, kdw_window_double, level);
 }
 #endif

@@ -69,18 +69,7 @@ static kgp_double_t kgp_sum_double = kgp_sum_double_base;
 
 /* Use the variant of ladder level ``level`` (cpu_features.h; kl_cpu_level checked the CPU). */
 static void kgp_use(int level) {
-    kgp_sum_float = kgp_sum_float_base;
-    kgp_sum_double = kgp_sum_double_base;
-#if KGP_MULTIVERSION
-    if (level >= KL_ISA_AVX512) {
-        kgp_sum_float = kgp_sum_float_avx512;
-        kgp_sum_double = kgp_sum_double_avx512;
-    } else if (level >= KL_ISA_AVX2) {
-        kgp_sum_float = kgp_sum_float_avx2;
-        kgp_sum_double = kgp_sum_double_avx2;
-    }
-#else
-    (void)level;
-#endif
+    KL_PICK(KGP_MULTIVERSION, kgp_sum_float, kgp_sum_float, level);
+    KL_PICK(KGP_MULTIVERSION, kgp_sum_double, kgp_sum_double, level);
 }
 #endif

@@ -157,18 +157,7 @@ static kpl_double_t kpl_row_double = kpl_row_double_base;
 
 /* Use the variant of ladder level ``level`` (cpu_features.h; kl_cpu_level checked the CPU). */
 static void kpl_use(int level) {
-    kpl_row_float = kpl_row_float_base;
-    kpl_row_double = kpl_row_double_base;
-#if KPL_MULTIVERSION
-    if (level >= KL_ISA_AVX512) {
-        kpl_row_float = kpl_row_float_avx512;
-        kpl_row_double = kpl_row_double_avx512;
-    } else if (level >= KL_ISA_AVX2) {
-        kpl_row_float = kpl_row_float_avx2;
-        kpl_row_double = kpl_row_double_avx2;
-    }
-#else
-    (void)level;
-#endif
+    KL_PICK(KPL_MULTIVERSION, kpl_row_float, kpl_row_float, level);
+    KL_PICK(KPL_MULTIVERSION, kpl_row_double, kpl_row_double, level);
 }
 #endif

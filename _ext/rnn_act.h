@@ -101,18 +101,7 @@ static kl_map_f_t kl_tanh_f = kl_tanh_f_base;
 
 /* Use the variants of ladder level ``level`` (cpu_features.h; kl_cpu_level checked the CPU). */
 static void kl_gate_use(int level) {
-    kl_sigmoid_f = kl_sigmoid_f_base;
-    kl_tanh_f = kl_tanh_f_base;
-#if KL_GATE_MULTIVERSION
-    if (level >= KL_ISA_AVX512) {
-        kl_sigmoid_f = kl_sigmoid_f_avx512;
-        kl_tanh_f = kl_tanh_f_avx512;
-    } else if (level >= KL_ISA_AVX2) {
-        kl_sigmoid_f = kl_sigmoid_f_avx2;
-        kl_tanh_f = kl_tanh_f_avx2;
-    }
-#else
-    (void)level;
-#endif
+    KL_PICK(KL_GATE_MULTIVERSION, kl_sigmoid_f, kl_sigmoid_f, level);
+    KL_PICK(KL_GATE_MULTIVERSION, kl_tanh_f, kl_tanh_f, level);
 }
 #endif

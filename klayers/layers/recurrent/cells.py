@@ -117,23 +117,19 @@ class _Cell(Layer):
         """The recurrent kernel packed for the compiled steps, made once per weight version
         (an assignment through ``Variable.value``, ``set_weights`` or ``load_weights``; writing
         into the array in place is not seen, as for the inference plan's folded kernels)."""
-        var = self.recurrent_kernel
-        key = (id(var.value), var._version)
-        cached = self.__dict__.get("_rpacked")
-        if cached is None or cached[0] != key:
-            cached = (key, rec_ops.pack_recurrent_kernel(var.value))
-            self.__dict__["_rpacked"] = cached
-        return cached[1]
+        return self._packed_of(self.recurrent_kernel, "_rpacked")
 
     def _packed_input(self) -> Optional[np.ndarray]:
         """The input kernel packed for the compiled projections, made once per weight version
         (as :meth:`_packed_recurrent`)."""
-        var = self.kernel
+        return self._packed_of(self.kernel, "_wpacked")
+
+    def _packed_of(self, var: Any, slot: str) -> Optional[np.ndarray]:
         key = (id(var.value), var._version)
-        cached = self.__dict__.get("_wpacked")
+        cached = self.__dict__.get(slot)
         if cached is None or cached[0] != key:
             cached = (key, rec_ops.pack_recurrent_kernel(var.value))
-            self.__dict__["_wpacked"] = cached
+            self.__dict__[slot] = cached
         return cached[1]
 
     def _plain_weights(self):
