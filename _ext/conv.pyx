@@ -442,7 +442,6 @@ cdef class ConvKernel:
     cdef readonly int act
     cdef bint use_bias
     cdef Py_ssize_t chunk_rows, col_slice, x_size, out_size
-    cdef readonly object geometry
 
     def __init__(self, w, bias, dict geometry, bint use_bias, int act, Py_ssize_t chunk_rows,
                  Py_ssize_t col_slice, int n_threads, packed=None):
@@ -460,7 +459,7 @@ cdef class ConvKernel:
         self.wp = array_data(w, self.typenum, w_size, False, where, "the kernel")
         self.bp = array_data(bias, self.typenum, b_size, False, where, "the bias") if b_size else NULL
         self.pp = array_data(packed, self.typenum, p_size, False, where, "the packed kernel") if p_size else NULL
-        self.w, self.bias, self.packed, self.geometry = w, bias, packed if p_size else None, geometry
+        self.w, self.bias, self.packed = w, bias, packed if p_size else None
         self.use_bias, self.act, self.chunk_rows, self.col_slice, self.n_threads = use_bias, act, chunk_rows, col_slice, n_threads
 
     @property

@@ -438,6 +438,37 @@ cdef void _irb_rows(const floating* xp, floating* yp, Geom* g, Block* k, Py_ssiz
                     xp + r * Wo * cin if k.residual else <const floating*>NULL)
 
 
+cdef inline void _column_means(const floating* d, Py_ssize_t P, Py_ssize_t ce, Py_ssize_t c0, Py_ssize_t c1,
+                               floating inv, floating* pooled) noexcept nogil:
+    """pooled[c] = mean over the ``P`` pixels of channel c of ``d``, for ``c0 <= c < c1``."""
+    cdef Py_ssize_t q, c
+    for c in range(c0, c1):
+        pooled[c] = 0
+    for q in range(P):
+        for c in range(c0, c1):
+            pooled[c] = pooled[c] + d[q * ce + c]
+    for c in range(c0, c1):
+        pooled[c] = pooled[c] * inv
+
+
+cdef inline void _scale_rows(floating* d, Py_ssize_t npix, Py_ssize_t ce, const floating* gate) noexcept nogil:
+    """d[q, c] *= gate[c] for ``npix`` pixels of ``ce`` channels."""
+    cdef Py_ssize_t q, c
+    for q in range(npix):
+        for c in range(ce):
+            d[q * ce + c] = d[q * ce + c] * gate[c]
+
+
+cdef inline void _gate(Block* k, Py_ssize_t ce, const floating* pooled, floating* hidden,
+                       floating* gate) noexcept nogil:
+    """The squeeze-and-excitation gate of one sample from its pooled depthwise output: the
+    reduction product and activation, then the product back to ``ce`` channels and activation."""
+    packed_gemm(1, ce, pooled, ce, <const floating*>k.s1, 0, strips(k.cr, sizeof(floating)), k.cr, hidden, k.cr,
+                <const floating*>k.sb1, k.sa1, <const floating*>NULL)
+    packed_gemm(1, k.cr, hidden, k.cr, <const floating*>k.s2, 0, strips(ce, sizeof(floating)), ce, gate, ce,
+                <const floating*>k.sb2, k.sa2, <const floating*>NULL)
+
+
 cdef void _irb_samples(const floating* xp, floating* yp, Geom* g, Block* k, Py_ssize_t s0, Py_ssize_t s1,
                        floating* scratch) noexcept nogil:
     """Samples ``s0 <= s < s1`` of the block, whole: the expansion of all their pixels as one
@@ -447,12 +478,12 @@ cdef void _irb_samples(const floating* xp, floating* yp, Geom* g, Block* k, Py_s
     (residual in its tiles). The intermediates stay in cache."""
     cdef Geom band = g[0]
     cdef Py_ssize_t H = g.ind[1], W = g.ind[2], Ho = g.outd[1], Wo = g.outd[2], ce = g.cin
-    cdef Py_ssize_t cin = k.cin, cout = k.cout, cr = k.cr, m = s1 - s0, r, j, q, c
+    cdef Py_ssize_t cin = k.cin, cout = k.cout, m = s1 - s0, r, j
     cdef const floating* e = xp + s0 * H * W * cin
     cdef floating* d = scratch + (m * H * W * ce if k.pe != NULL else 0)
     cdef floating* pooled = d + m * Ho * Wo * ce
     cdef floating* hidden = pooled + ce
-    cdef floating* gate = hidden + cr
+    cdef floating* gate = hidden + k.cr
     cdef floating* dj
     cdef floating inv = <floating>1 / <floating>(Ho * Wo)
     band.n = m
@@ -465,20 +496,9 @@ cdef void _irb_samples(const floating* xp, floating* yp, Geom* g, Block* k, Py_s
     if k.s1 != NULL:
         for j in range(m):
             dj = d + j * Ho * Wo * ce
-            for c in range(ce):
-                pooled[c] = 0
-            for q in range(Ho * Wo):
-                for c in range(ce):
-                    pooled[c] = pooled[c] + dj[q * ce + c]
-            for c in range(ce):
-                pooled[c] = pooled[c] * inv
-            packed_gemm(1, ce, pooled, ce, <const floating*>k.s1, 0, strips(cr, sizeof(floating)), cr, hidden, cr,
-                        <const floating*>k.sb1, k.sa1, <const floating*>NULL)
-            packed_gemm(1, cr, hidden, cr, <const floating*>k.s2, 0, strips(ce, sizeof(floating)), ce, gate, ce,
-                        <const floating*>k.sb2, k.sa2, <const floating*>NULL)
-            for q in range(Ho * Wo):
-                for c in range(ce):
-                    dj[q * ce + c] = dj[q * ce + c] * gate[c]
+            _column_means(dj, Ho * Wo, ce, 0, ce, inv, pooled)
+            _gate(k, ce, pooled, hidden, gate)
+            _scale_rows(dj, Ho * Wo, ce, gate)
     packed_gemm(m * Ho * Wo, ce, d, ce, <const floating*>k.pp, 0, strips(cout, sizeof(floating)), cout,
                 yp + s0 * Ho * Wo * cout, cout, <const floating*>k.bq, k.aq,
                 xp + s0 * H * W * cin if k.residual else <const floating*>NULL)
@@ -509,11 +529,11 @@ cdef int _irb_split(const floating* xp, floating* yp, Geom* gp, Block* k, int nt
     sums and products, the scaling, the projection's rows (or strips); every phase ends at the
     parallel loop's barrier. Returns 1 when the scratch could not be allocated."""
     cdef Py_ssize_t H = gp.ind[1], W = gp.ind[2], Ho = gp.outd[1], Wo = gp.outd[2], ce = gp.cin
-    cdef Py_ssize_t cin = k.cin, cout = k.cout, cr = k.cr, P = Ho * Wo, nb = (ce + 63) // 64
-    cdef Py_ssize_t n, t, r, q, c, c0, c1
+    cdef Py_ssize_t cin = k.cin, cout = k.cout, P = Ho * Wo, nb = (ce + 63) // 64
+    cdef Py_ssize_t n, t, r
     cdef Geom band = gp[0]
     cdef floating* scratch = <floating*>malloc(((H * W if k.pe != NULL else 0) + P + 2) * ce * sizeof(floating)
-                                              + cr * sizeof(floating))
+                                              + k.cr * sizeof(floating))
     cdef floating* e
     cdef floating* d
     cdef floating* pooled
@@ -542,10 +562,7 @@ cdef int _irb_split(const floating* xp, floating* yp, Geom* gp, Block* k, int nt
                 for t in prange(nb, schedule="static"):
                     _column_means(d, P, ce, t * 64, min(ce, t * 64 + 64), inv, pooled)
                 for t in prange(1, schedule="static"):
-                    packed_gemm(1, ce, pooled, ce, <const floating*>k.s1, 0, strips(cr, sizeof(floating)), cr, hidden,
-                                cr, <const floating*>k.sb1, k.sa1, <const floating*>NULL)
-                    packed_gemm(1, cr, hidden, cr, <const floating*>k.s2, 0, strips(ce, sizeof(floating)), ce, gate,
-                                ce, <const floating*>k.sb2, k.sa2, <const floating*>NULL)
+                    _gate(k, ce, pooled, hidden, gate)
                 for r in prange(Ho, schedule="static"):
                     _scale_rows(d + r * Wo * ce, Wo, ce, gate)
             for t in prange(nt, schedule="static"):
@@ -553,27 +570,6 @@ cdef int _irb_split(const floating* xp, floating* yp, Geom* gp, Block* k, int nt
                            xs if k.residual else <const floating*>NULL, t, nt)
     free(scratch)
     return 0
-
-
-cdef inline void _column_means(const floating* d, Py_ssize_t P, Py_ssize_t ce, Py_ssize_t c0, Py_ssize_t c1,
-                               floating inv, floating* pooled) noexcept nogil:
-    """pooled[c] = mean over the ``P`` pixels of channel c of ``d``, for ``c0 <= c < c1``."""
-    cdef Py_ssize_t q, c
-    for c in range(c0, c1):
-        pooled[c] = 0
-    for q in range(P):
-        for c in range(c0, c1):
-            pooled[c] = pooled[c] + d[q * ce + c]
-    for c in range(c0, c1):
-        pooled[c] = pooled[c] * inv
-
-
-cdef inline void _scale_rows(floating* d, Py_ssize_t npix, Py_ssize_t ce, const floating* gate) noexcept nogil:
-    """d[q, c] *= gate[c] for ``npix`` pixels of ``ce`` channels."""
-    cdef Py_ssize_t q, c
-    for q in range(npix):
-        for c in range(ce):
-            d[q * ce + c] = d[q * ce + c] * gate[c]
 
 
 cdef int _irb_run(const floating* xp, floating* yp, Geom* gp, Block* k, int n_threads) noexcept nogil:
@@ -657,7 +653,6 @@ cdef class InvertedResidualKernel:
         where = "InvertedResidualKernel"
         wd, bd, ad = depthwise
         self.typenum = float_type(getattr(wd, "dtype", None), where)
-        cdef Py_ssize_t itemsize = 4 if self.typenum == cnp.NPY_FLOAT else 8
         cdef Py_ssize_t wd_size = array_size(wd, where, "the depthwise kernel")
         _load_depthwise(geometry, &self.g, -1, -1, wd_size, ad, where)
         cdef Geom* g = &self.g
@@ -683,11 +678,7 @@ cdef class InvertedResidualKernel:
         self.k.ae = 0
         if expand is not None:
             pe, be, ae = expand
-            n = array_size(pe, where, "the packed expansion")
-            if n == 0 or n % (KSK_STRIP_BYTES // itemsize * strips(ce, itemsize)):
-                raise ValueError(f"{where}: the packed expansion has {n} values, not a whole number of rows of "
-                                 f"{ce} packed columns")
-            self.k.cin = n // (KSK_STRIP_BYTES // itemsize * strips(ce, itemsize))
+            self.k.cin = self._rows(pe, ce, "expansion")
             self.k.pe = self._packed(pe, self.k.cin, ce, "expansion", keep)
             self.k.be = self._bias(be, ce, "expansion", keep)
             check_act(ae, where)
@@ -697,13 +688,8 @@ cdef class InvertedResidualKernel:
         self.k.cr = 0
         if squeeze is not None:
             (p1, b1, a1), (p2, b2, a2) = squeeze
-            # the reduced width: the gate's packed (cr, ce) matrix holds cr rows of whole strips
-            n = array_size(p2, where, "the packed gate")
-            if n == 0 or n % (KSK_STRIP_BYTES // itemsize * strips(ce, itemsize)):
-                raise ValueError(f"{where}: the packed gate has {n} values, not a whole number of rows of "
-                                 f"{ce} packed columns")
-            cr = n // (KSK_STRIP_BYTES // itemsize * strips(ce, itemsize))
-            self.k.cr = cr
+            # the reduced width: the rows of the gate's packed (cr, ce) matrix
+            cr = self.k.cr = self._rows(p2, ce, "gate")
             self.k.s1 = self._packed(p1, ce, cr, "reduction", keep)
             self.k.sb1 = self._bias(b1, cr, "reduction", keep)
             self.k.s2 = self._packed(p2, cr, ce, "gate", keep)
@@ -712,9 +698,9 @@ cdef class InvertedResidualKernel:
             check_act(a2, where)
             self.k.sa1, self.k.sa2 = a1, a2
             if samples == 0:
-                raise ValueError(f"{where}: a squeeze-and-excitation needs tasks of whole samples (samples > 0)")
+                raise ValueError(f"{where}: a squeeze-and-excitation needs whole samples (samples other than 0)")
         if expand is None and samples == 0:
-            raise ValueError(f"{where}: a block without an expansion needs tasks of whole samples (samples > 0)")
+            raise ValueError(f"{where}: a block without an expansion needs whole samples (samples other than 0)")
         pp, bq, aq = project
         self.k.pp = self._packed(pp, ce, cout, "projection", keep)
         self.k.bq = self._bias(bq, cout, "projection", keep)
@@ -738,6 +724,16 @@ cdef class InvertedResidualKernel:
             return NULL
         keep.append(b)
         return array_data(b, self.typenum, n, False, "InvertedResidualKernel", f"the {name} bias")
+
+    cdef Py_ssize_t _rows(self, p, Py_ssize_t cols, str name) except -1:
+        """The rows of a packed matrix of ``cols`` columns (whole strips each), from its length."""
+        cdef Py_ssize_t itemsize = 4 if self.typenum == cnp.NPY_FLOAT else 8
+        cdef Py_ssize_t per_row = KSK_STRIP_BYTES // itemsize * strips(cols, itemsize)
+        cdef Py_ssize_t n = array_size(p, "InvertedResidualKernel", f"the packed {name}")
+        if n == 0 or n % per_row:
+            raise ValueError(f"InvertedResidualKernel: the packed {name} has {n} values, not a whole number of "
+                             f"rows of {cols} packed columns")
+        return n // per_row
 
     cdef const void* _packed(self, p, Py_ssize_t rows, Py_ssize_t cols, str name, list keep) except NULL:
         cdef Py_ssize_t itemsize = 4 if self.typenum == cnp.NPY_FLOAT else 8

@@ -87,12 +87,11 @@ cdef int _pool_row(const floating* x, floating* out, Py_ssize_t r,
     cdef Py_ssize_t p = r // (OD * OH), rem = r % (OD * OH)
     cdef Py_ssize_t od = rem // OH, oh = rem % OH
     cdef Py_ssize_t d0, dlo, dhi, h0, hlo, hhi, w0, wlo, whi
-    cdef Py_ssize_t ow, a, b, e, c, count, lo, hi
+    cdef Py_ssize_t ow, a, b, e, lo, hi
     cdef const floating* xp
     cdef const floating* xr
     cdef floating* o
-    cdef floating v, m, init
-    cdef bint first
+    cdef floating v, init
     cdef Py_ssize_t full = kd * kh * kw
     init = _lowest(<floating>0) if mode != 1 else 0
     window_taps(od, sd, pd, 1, kd, D, &d0, &dlo, &dhi)

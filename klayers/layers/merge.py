@@ -253,15 +253,15 @@ class Concatenate(_Merge):
                 f"{np.shape(inputs)} (layer {self.name!r})"
             )
         self._check_shapes_once(inputs)
-        return np.concatenate(inputs, axis=self.axis)
+        return concatenate_op(inputs, self.axis, where=self._where())
 
     def _merge_spec(self) -> Optional[Any]:
         """``("concatenate", run)`` for the inference planner (see ``_Elementwise._merge_spec``):
-        ``run(inputs, act_code)`` concatenates into a buffer of the model call's arena; None
-        for subclasses that change the maths."""
+        ``run(inputs, act_code)``, the layer's concatenation with an activation code applied
+        to the result; None for subclasses that change the maths."""
         if type(self).call is not Concatenate.call:
             return None
-        axis, where = self.axis, f"Concatenate layer {self.name!r}"
+        axis, where = self.axis, self._where()
 
         def run(inputs: List[np.ndarray], act: int) -> np.ndarray:
             return concatenate_op(inputs, axis, where=where, act=act)

@@ -31,7 +31,7 @@ __all__ = [
     "ACT_SOFTPLUS", "ACT_SOFTSIGN", "ACT_SWISH", "ACT_TANH", "ACTIVATION_CODES", "Activation",
     "ALL_CODES", "EPILOGUE_CODES", "FLOATS", "GATE_CODES", "activation_code", "gate_code",
     "activation_function", "blas_pinned", "blas_single_threaded", "call_pinned", "float_dtype", "get_num_threads",
-    "num_threads", "op_threads", "set_num_threads", "split_activation",
+    "num_threads", "op_threads", "run_prepared", "set_num_threads", "split_activation",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -214,6 +214,15 @@ def blas_pinned(threads: int) -> ContextManager:
     otherwise. ``with blas_pinned(threads): kernel(..., threads)``; :func:`call_pinned` is the
     same for one call, without the context manager's cost on the serial path."""
     return blas_single_threaded() if threads > 1 else _NOTHING
+
+
+def run_prepared(kernel: Callable, x: np.ndarray, out: np.ndarray, dtype: Any) -> None:
+    """``kernel(x, out)`` of a prepared kernel (which checks its arrays before it runs), ``x``
+    copied to a C-contiguous array of ``dtype`` only when the kernel refuses it as it is."""
+    try:
+        kernel(x, out)
+    except ValueError:
+        kernel(np.ascontiguousarray(x, dtype=dtype), out)
 
 
 def call_pinned(threads: int, kernel: Callable, *args: Any) -> Any:

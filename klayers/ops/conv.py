@@ -41,6 +41,7 @@ from klayers.ops.common import (
     call_pinned,
     float_dtype,
     op_threads,
+    run_prepared,
     split_activation,
 )
 from klayers.ops.dense import pack_dense_kernel
@@ -264,10 +265,7 @@ class ConvCall:
         if self.pin > 1:
             call_pinned(self.pin, self.kernel, np.ascontiguousarray(x, self.dtype), y)
         else:
-            try:
-                self.kernel(x, y)  # checks x's type, dtype, order and size before it runs
-            except ValueError:
-                self.kernel(np.ascontiguousarray(x, self.dtype), y)
+            run_prepared(self.kernel, x, y, self.dtype)
         return y if self.rest is None else apply_activation(y, self.rest, self.n_threads, inplace=True)
 
     def with_residual(self, x: np.ndarray, residual: np.ndarray, act: int) -> Optional[np.ndarray]:
@@ -573,7 +571,7 @@ class DepthwiseCall:
         if x.shape != self.x_shape:
             raise ValueError(f"depthwise_conv: this call was prepared for inputs of shape {self.x_shape}, got {x.shape}")
         y = self.alloc(self.shape, self.dtype)
-        self.kernel(np.ascontiguousarray(x, self.dtype), y)
+        run_prepared(self.kernel, x, y, self.dtype)
         return y if self.rest is None else apply_activation(y, self.rest, self.n_threads, inplace=True)
 
 
@@ -618,7 +616,7 @@ class InvertedResidualCall:
             raise ValueError(f"inverted_residual: this call was prepared for inputs of shape {self.x_shape}, "
                              f"got {x.shape}")
         y = self.alloc(self.shape, self.dtype)
-        self.kernel(np.ascontiguousarray(x, self.dtype), y)
+        run_prepared(self.kernel, x, y, self.dtype)
         return y
 
 
@@ -664,7 +662,7 @@ def inverted_residual_call(x_shape: Tuple[int, ...], expand: Optional[Tuple[Any,
         raise ValueError(f"{where}: kernels of shapes {None if expand is None else ke.shape}, {kd.shape}, "
                          f"{kp.shape} do not chain on {cin} input channels")
     mid = (n, h, w, ce)
-    _, s, _, k, _, _, _, _, out, geo = _depthwise_setup(mid, kd, bd, strides, padding, 1, "channels_last", where)
+    _, _, _, k, _, _, _, _, out, geo = _depthwise_setup(mid, kd, bd, strides, padding, 1, "channels_last", where)
     if residual and (tuple(out) != (h, w) or cin != cout):
         raise ValueError(f"{where}: a residual needs the output's shape {(n, h, w, cin)}, got {(n,) + tuple(out) + (cout,)}")
     ho, wo = out
@@ -677,22 +675,19 @@ def inverted_residual_call(x_shape: Tuple[int, ...], expand: Optional[Tuple[Any,
         per_sample = ((h * w if expand is not None else 0) + ho * wo) * ce * dtype.itemsize
         samples = max(1, min(IRB_SAMPLE_BYTES // per_sample, -(-n // threads))) if n >= threads else -1
 
-    def bias_of(b):
-        return np.empty(0, dtype) if b is None else _flat(b, dtype)
-
     gate = None
     if squeeze is not None:
         (k1, b1, a1), (k2, b2, a2) = squeeze
         if k1.dtype != dtype or k2.dtype != dtype or k1.shape != (ce, k2.shape[0]) or k2.shape != (k1.shape[1], ce):
             raise ValueError(f"{where}: squeeze-and-excitation kernels of shapes {k1.shape}, {k2.shape} do not "
                              f"fit {ce} channels")
-        gate = ((pack_dense_kernel(k1), bias_of(b1), int(a1)), (pack_dense_kernel(k2), bias_of(b2), int(a2)))
+        gate = ((pack_dense_kernel(k1), _bias_arg(b1, dtype), int(a1)), (pack_dense_kernel(k2), _bias_arg(b2, dtype), int(a2)))
     call = InvertedResidualCall()
     call.x_shape, call.shape, call.dtype = tuple(x_shape), (n, ho, wo, cout), dtype
     call.alloc = arena.allocator(call.shape, dtype)
     call.kernel = _depthwise.InvertedResidualKernel(
-        None if expand is None else (pe, bias_of(be), int(ae)), (_flat(kd, dtype), bias_of(bd), int(ad)), geo, gate,
-        (pp, bias_of(bp), int(aq)), cout, bool(residual), threads, samples)
+        None if expand is None else (pe, _bias_arg(be, dtype), int(ae)), (_flat(kd, dtype), _bias_arg(bd, dtype), int(ad)), geo, gate,
+        (pp, _bias_arg(bp, dtype), int(aq)), cout, bool(residual), threads, samples)
     return call
 
 

@@ -21,6 +21,7 @@ from klayers.ops.common import (
     activation_function,
     call_pinned,
     op_threads,
+    run_prepared,
     split_activation,
 )
 
@@ -105,10 +106,7 @@ def dense_call(x_shape: Tuple[int, ...], kernel: np.ndarray, bias: Optional[np.n
         if x.shape != x_shape:
             raise ValueError(f"{where}: this call was prepared for inputs of shape {x_shape}, got {x.shape}")
         y = alloc(out_shape, dtype)
-        try:
-            kernel(x, y)  # checks x's type, dtype, order and size before it runs
-        except ValueError:
-            kernel(np.ascontiguousarray(x, dtype=dtype), y)
+        run_prepared(kernel, x, y, dtype)
         return y if rest is None else apply_activation(y, rest, n_threads, inplace=True)
     return call
 

@@ -119,12 +119,13 @@ def concatenate(inputs: Sequence[np.ndarray], axis: int, where: str = "concatena
     if not inputs:
         raise ValueError(f"{where}: nothing to concatenate")
     act_code = _act_code(act, where)
-    first = inputs[0]
-    rank = np.ndim(first)
+    rank = np.ndim(inputs[0])
+    if any(np.ndim(x) != rank for x in inputs):
+        raise ValueError(f"{where}: inputs of ranks {[np.ndim(x) for x in inputs]}; they must have one rank")
     if not -rank <= axis < rank:
         raise ValueError(f"{where}: axis={axis} is out of range for inputs of rank {rank}")
-    shape = list(np.shape(first))
-    shape[axis] = sum(np.shape(x)[axis] if np.ndim(x) == rank else -1 for x in inputs)
+    shape = list(np.shape(inputs[0]))
+    shape[axis] = sum(np.shape(x)[axis] for x in inputs)
     try:
         out = np.concatenate(inputs, axis=axis, out=arena.empty(shape, np.result_type(*inputs)))
     except ValueError as e:

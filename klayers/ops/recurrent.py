@@ -140,15 +140,13 @@ class RnnJob:
 
         x, kernel = (rows(self.x), self.kernel) if xw is None else (rows(xw), None)
         # the steps multiply a packed recurrent kernel (the layer's, kept per weight version, or
-        # packed for this call: BLAS would pack it at every step; at batch 1 the packed one-row product keeps more accumulators in flight
-        # than BLAS's GEMV and splits across threads by whole strips); the reset-before GRU
-        # multiplies two blocks with BLAS
+        # packed for this call: BLAS would pack it at every step; at batch 1 the packed one-row
+        # product keeps more accumulators in flight than BLAS's GEMV and splits across threads by
+        # whole strips); the reset-before GRU multiplies two blocks with BLAS
         packed = None
         if self.cell != "gru_before" and self.T >= PACKED_MIN_STEPS:
             if self.rpacked is None:
-                got = self.packer() if self.packer is not None else None
-                ok = got is not None and got.dtype == self.rkernel.dtype
-                self.rpacked = got if ok else pack_dense_kernel(self.rkernel)
+                self.rpacked = _packed(self.packer, self.rkernel)
             packed = self.rpacked
         return dict(cell=CELLS[self.cell], act=self.act, ract=self.ract, go_backwards=self.go_backwards,
                     zero_output=self.zero_output, split_units=split, x=x, kernel=kernel,
@@ -157,15 +155,19 @@ class RnnJob:
                     c=rows(self.c) if self.cell == "lstm" else None, last=rows(self.last), seq=rows(self.seq),
                     packed_recurrent_kernel=packed)
 
-
     def packed_input(self) -> Optional[np.ndarray]:
         """The input kernel packed for the projections (the layer's, kept per weight version,
         or packed for this call), None for a dtype the packed GEMM does not take."""
         if self.wpacked is None:
-            got = self.wpacker() if self.wpacker is not None else None
-            ok = got is not None and got.dtype == self.kernel.dtype
-            self.wpacked = got if ok else pack_dense_kernel(self.kernel)
+            self.wpacked = _packed(self.wpacker, self.kernel)
         return self.wpacked
+
+
+def _packed(packer: Optional[Callable[[], Optional[np.ndarray]]], matrix: np.ndarray) -> Optional[np.ndarray]:
+    """``matrix`` packed: the ``packer``'s (a layer's cache) when it gives one of ``matrix``'s
+    dtype, else packed here (None for a dtype the packed GEMM does not take)."""
+    got = packer() if packer is not None else None
+    return got if got is not None and got.dtype == matrix.dtype else pack_dense_kernel(matrix)
 
 
 def pack_recurrent_kernel(recurrent_kernel: np.ndarray) -> Optional[np.ndarray]:

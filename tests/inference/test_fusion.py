@@ -458,11 +458,8 @@ def test_squeeze_and_excitation_blocks_run_as_one_step(dtype, tol):
         want = model.predict(x, verbose=0)
     np.testing.assert_allclose(model.predict(x, verbose=0), want, rtol=tol, atol=tol)
     # the excitation exposed as a second output: nothing to fuse
-    exposed = klayers.Model(x_in, [out, se])
-    got = exposed.predict(x, verbose=0)
-    assert [type(s).__name__ for s in exposed._inference_plan.lowered].count("SqueezeExciteStep") == 1
-    with inference.disabled():
-        want = exposed.predict(x, verbose=0)
+    got, kinds, want = _planned_and_layered(klayers.Model(x_in, [out, se]), x)
+    assert kinds.count("SqueezeExciteStep") == 1
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=tol, atol=tol)
 
@@ -579,12 +576,8 @@ def test_inverted_residual_blocks_run_as_one_step(dtype, tol):
         finally:
             klayers.set_num_threads(None)
     # the expanded tensor also an output: no block step for it
-    inner = model.get_layer(index=1).output
-    exposed = klayers.Model(x_in, [narrow, inner])
-    got = exposed.predict(x, verbose=0)
-    assert [type(s).__name__ for s in exposed._inference_plan.lowered].count("InvertedResidualStep") == 3
-    with inference.disabled():
-        want = exposed.predict(x, verbose=0)
+    got, kinds, want = _planned_and_layered(klayers.Model(x_in, [narrow, model.get_layer(index=1).output]), x)
+    assert kinds.count("InvertedResidualStep") == 3
     for g, wv in zip(got, want):
         np.testing.assert_allclose(g, wv, rtol=tol, atol=tol * np.abs(wv).max())
 
