@@ -12,8 +12,10 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from klayers.backend import arena as arena_lib
+from klayers.backend import tape as tape_lib
 from klayers.engine import hooks
 from klayers.engine import plan as plan_lib
+from klayers.engine import replay as replay_lib
 from klayers.engine.base_layer import Layer
 from klayers.engine.functional_config import reconstruct_from_config
 from klayers.engine.graph import map_graph_network, node_key, should_skip_first_node
@@ -316,29 +318,47 @@ class Functional(Layer):
         if training or not plan_lib.enabled():
             self._run_steps(plan.steps, values, masks, training, None, None)
         else:
-            # inference: intermediate buffers from an arena (one per concurrent call, kept by
-            # the model), each released after its last use; a nested model shares its caller's
-            own = arena_lib.current() is None
-            arena = self._take_arena() if own else arena_lib.current()
-            before = arena_lib.activate(arena)
-            try:
-                for x in flat:
-                    arena.hold(x)
-                self._run_steps(plan.lowered, values, masks, training, arena, plan.liveness())
-                if own:
-                    for t in self.outputs:
-                        arena.escape(values[id(t)])
-            finally:
-                arena_lib.activate(before)
-                if own:
-                    arena.end()
-                    self._give_arena(arena)
+            if (mask is None and arena_lib.current() is None and replay_lib.enabled()
+                    and tape_lib.recording() is None):
+                # a call of a recorded signature replays its tape (klayers.engine.replay)
+                replayed = replay_lib.replayed(self, plan, flat, lambda xs: self._run_plan(plan, xs))
+                if replayed is not None:
+                    return pack_as(self._nested_outputs, replayed), None
+            self._run_lowered(plan, flat, values, masks, training)
         outs = [values[id(t)] for t in self.outputs]
         out_masks = [masks.get(id(t)) for t in self.outputs]
         nested = pack_as(self._nested_outputs, outs)
         if all(m is None for m in out_masks):
             return nested, None
         return nested, (out_masks[0] if len(out_masks) == 1 else out_masks)
+
+    def _run_lowered(self, plan: Any, flat: List[Any], values: Dict[int, Any], masks: Dict[int, Any],
+                     training: Any) -> None:
+        """Run ``plan.lowered`` (inference) over ``values`` / ``masks`` holding the inputs
+        ``flat``: intermediate buffers from an arena (one per concurrent call, kept by the
+        model), each released after its last use; a nested model shares its caller's."""
+        own = arena_lib.current() is None
+        arena = self._take_arena() if own else arena_lib.current()
+        before = arena_lib.activate(arena)
+        try:
+            for x in flat:
+                arena.hold(x)
+            self._run_steps(plan.lowered, values, masks, training, arena, plan.liveness())
+            if own:
+                for t in self.outputs:
+                    arena.escape(values[id(t)])
+        finally:
+            arena_lib.activate(before)
+            if own:
+                arena.end()
+                self._give_arena(arena)
+
+    def _run_plan(self, plan: Any, flat: List[Any]) -> List[Any]:
+        """The outputs (flat) of ``plan.lowered`` on conformed, unmasked inputs ``flat``."""
+        values: Dict[int, Any] = {id(t): x for t, x in zip(self.inputs, flat)}
+        masks: Dict[int, Any] = dict.fromkeys(values)
+        self._run_lowered(plan, flat, values, masks, None)
+        return [values[id(t)] for t in self.outputs]
 
     def _run_steps(self, steps: Any, values: Dict[int, Any], masks: Dict[int, Any], training: Any,
                    arena: Any, liveness: Any) -> None:

@@ -3,10 +3,13 @@
 Importing this package installs :func:`klayers.inference.fusion.lower` as the engine's lowering
 (:func:`klayers.engine.plan.install_lowering`); ``klayers`` imports it, so every model's
 inference runs are planned. ``with klayers.inference.disabled(): ...`` runs models unplanned,
-layer by layer (the reference the tests compare plans with).
+layer by layer (the reference the tests compare plans with); ``with
+klayers.inference.unrecorded(): ...`` runs the plan step by step on every call, never replaying a
+recorded call (``klayers.engine.replay``).
 """
 
 from klayers.engine.plan import disabled, enabled, install_lowering
+from klayers.engine.replay import disabled as unrecorded
 from klayers.inference.fusion import (
     DirectStep,
     FusedStep,
@@ -18,4 +21,4 @@ from klayers.inference.fusion import (
 
 install_lowering(lower)
 
-__all__ = ["DirectStep", "FusedStep", "MergeStep", "PaddedPoolStep", "ResidualStep", "disabled", "enabled", "lower"]
+__all__ = ["DirectStep", "FusedStep", "MergeStep", "PaddedPoolStep", "ResidualStep", "disabled", "enabled", "lower", "unrecorded"]

@@ -12,12 +12,14 @@ from klayers import backend, constraints, initializers, regularizers
 from klayers.engine.base_layer import Layer
 from klayers.engine.input_spec import InputSpec
 from klayers.engine.plan import ChannelAffine
+from klayers.ops.common import contiguous
 from klayers.ops.normalization import (
     batch_norm,
     batch_norm_affine,
     channel_affine,
-    last_axis_rows,
     layer_norm,
+    rescale,
+    standardize,
 )
 from klayers.serialization import register_builtins
 
@@ -391,16 +393,13 @@ class Rescaling(Layer):
 
     def call(self, inputs: np.ndarray) -> np.ndarray:
         dtype = np.dtype(self._dtype)
-        x = inputs.astype(dtype, copy=False)
+        x = contiguous(inputs, dtype)
         scale = np.asarray(self.scale, dtype=dtype)
         offset = np.asarray(self.offset, dtype=dtype)
         try:
-            out = x * scale
+            return rescale(x, scale, offset if offset.ndim or offset != 0 else None)
         except ValueError as e:
             raise ValueError(f"Rescaling {self.name!r}: scale of shape {scale.shape} does not broadcast to inputs of shape {x.shape}.") from e
-        if offset.ndim or offset != 0:
-            out += offset
-        return out
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape
@@ -498,17 +497,12 @@ class Normalization(Layer):
         self.count.value = np.asarray(int(np.prod([data.shape[d] for d in reduce])), dtype=np.int64)
 
     def call(self, inputs: np.ndarray) -> np.ndarray:
-        x = inputs.astype(self._dtype, copy=False)
+        x = contiguous(inputs, self._dtype)
         mean, variance = self._stats()
         denom = np.maximum(np.sqrt(variance), variance.dtype.type(backend.epsilon()))
-        if self._keep_axis == [x.ndim - 1] and x.ndim == len(self._broadcast_shape):
-            # channels last: the same maths on rows of whole pixels (long inner loops)
-            rows, (mean, denom) = last_axis_rows(x, mean, denom)
-            out = mean + rows * denom if self.invert else (rows - mean) / denom
-            return out.reshape(x.shape)
-        if self.invert:
-            return mean + x * denom
-        return (x - mean) / denom
+        # channels last: the same maths on rows of whole pixels (long inner loops)
+        last = self._keep_axis == [x.ndim - 1] and x.ndim == len(self._broadcast_shape)
+        return standardize(x, mean, denom, self.invert, last_axis=last)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape

@@ -12,7 +12,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from klayers.backend import arena
+from klayers.backend import arena, tape
 from klayers.engine.base_layer import Layer
 from klayers.engine.input_spec import InputSpec
 from klayers.ops import shapes
@@ -162,13 +162,14 @@ class _ZeroPadding(_Spatial):
         # the borders zeroed and the interior copied (no zeroing of the whole output first)
         out = arena.empty(self.compute_output_shape(inputs.shape), inputs.dtype)
         index = [slice(None)] * inputs.ndim
+        borders = []
         for axis, (a, _) in zip(self._spatial_axes(), self.padding):
             border = [slice(None)] * inputs.ndim
             for part in (slice(0, a), slice(a + inputs.shape[axis], None)):
                 border[axis] = part
-                out[tuple(border)] = 0
+                borders.append(tuple(border))
             index[axis] = slice(a, a + inputs.shape[axis])
-        out[tuple(index)] = inputs
+        tape.run(_pad_into, out, inputs, tuple(borders), tuple(index))
         return out
 
     def get_config(self) -> Dict[str, Any]:
@@ -310,3 +311,10 @@ class UpSampling3D(_UpSampling):
         super().__init__(3, size, data_format, **kwargs)
 
 register_builtins("layer", globals(), __all__)
+
+
+def _pad_into(out: np.ndarray, x: np.ndarray, borders: Tuple[Tuple[slice, ...], ...], index: Tuple[slice, ...]) -> None:
+    """ZeroPadding's work: ``out``'s ``borders`` zeroed, ``x`` copied into ``out[index]``."""
+    for border in borders:
+        out[border] = 0
+    out[index] = x

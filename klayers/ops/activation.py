@@ -18,8 +18,15 @@ import numpy as np
 
 from klayers import activations
 from klayers._ext import activation as _act
-from klayers.backend import arena
-from klayers.ops.common import FLOATS, Activation, activation_code, activation_function, op_threads
+from klayers.backend import arena, tape
+from klayers.ops.common import (
+    FLOATS,
+    Activation,
+    activation_code,
+    activation_function,
+    contiguous,
+    op_threads,
+)
 from klayers.ops.softmax import softmax
 
 __all__ = ["apply_activation", "apply_activation_reference", "SERIAL_VALUES"]
@@ -55,11 +62,13 @@ def apply_activation(y: np.ndarray, fn: Activation, n_threads: Optional[int] = N
         return softmax(y, -1, n_threads, where="softmax activation")
     code = activation_code(fn) if callable(fn) else int(fn)
     if code < 0 or not isinstance(y, np.ndarray) or y.dtype not in FLOATS:
+        tape.spoil()  # a Python function (or NumPy formula) is not recorded
         return activation_function(fn)(y)
-    x = np.ascontiguousarray(y)
+    x = contiguous(y)
     own = inplace and x is y and y.flags.writeable
     out = y if own else arena.empty(y.shape, y.dtype)
-    _act.activation_forward(x.reshape(-1), out.reshape(-1), code, op_threads(n_threads, y.size, SERIAL_VALUES))
+    tape.run(_act.activation_forward, x.reshape(-1), out.reshape(-1), code,
+             op_threads(n_threads, y.size, SERIAL_VALUES))
     return out
 
 

@@ -12,6 +12,9 @@
 * **threads**: :func:`op_threads` says how many threads an op uses; :func:`blas_pinned` holds
   BLAS to one thread around an OpenMP region whose tasks call BLAS (one level of parallelism at
   a time, DESIGN principle 3). Both build on :mod:`klayers.ops.threads`.
+* **the tape**: ops call kernels through :func:`klayers.backend.tape.run` (or the helpers here
+  that do: :func:`run_prepared`, :func:`call_pinned`, :func:`contiguous`), so that a model's
+  recorded call replays every kernel call and every copy its ops made.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 
 from klayers import activations
 from klayers._ext import info as _info
+from klayers.backend import tape
 from klayers.ops.threads import blas_single_threaded, get_num_threads, num_threads, set_num_threads
 
 __all__ = [
@@ -30,7 +34,7 @@ __all__ = [
     "ACT_HARD_SWISH", "ACT_LINEAR", "ACT_MISH", "ACT_RELU", "ACT_RELU6", "ACT_SELU", "ACT_SIGMOID",
     "ACT_SOFTPLUS", "ACT_SOFTSIGN", "ACT_SWISH", "ACT_TANH", "ACTIVATION_CODES", "Activation",
     "ALL_CODES", "EPILOGUE_CODES", "FLOATS", "GATE_CODES", "activation_code", "gate_code",
-    "activation_function", "blas_pinned", "blas_single_threaded", "call_pinned", "float_dtype", "get_num_threads",
+    "activation_function", "blas_pinned", "blas_single_threaded", "call_pinned", "contiguous", "float_dtype", "get_num_threads",
     "num_threads", "op_threads", "run_prepared", "set_num_threads", "split_activation",
 ]
 
@@ -218,16 +222,37 @@ def blas_pinned(threads: int) -> ContextManager:
 
 def run_prepared(kernel: Callable, x: np.ndarray, out: np.ndarray, dtype: Any) -> None:
     """``kernel(x, out)`` of a prepared kernel (which checks its arrays before it runs), ``x``
-    copied to a C-contiguous array of ``dtype`` only when the kernel refuses it as it is."""
+    copied to a C-contiguous array of ``dtype`` only when the kernel refuses it as it is
+    (the call and the copy recorded on the tape)."""
     try:
-        kernel(x, out)
+        tape.run(kernel, x, out)
     except ValueError:
-        kernel(np.ascontiguousarray(x, dtype=dtype), out)
+        tape.run(kernel, contiguous(x, dtype), out)
+
+
+def _copy_into(dst: np.ndarray, src: Any) -> None:
+    np.copyto(dst, src, casting="unsafe")
+
+
+def contiguous(x: Any, dtype: Any = None) -> np.ndarray:
+    """``np.ascontiguousarray(x, dtype)``; a copy it makes is recorded on the tape (replayed,
+    it copies the then current values of ``x``)."""
+    c = np.ascontiguousarray(x, dtype=dtype)
+    if c is not x and tape.recording() is not None:
+        if isinstance(x, np.ndarray) and not np.may_share_memory(c, x):
+            tape.note(_copy_into, c, x)
+        elif not isinstance(x, np.ndarray):
+            tape.spoil()  # made from a Python object: nothing to copy from on a replay
+    return c
 
 
 def call_pinned(threads: int, kernel: Callable, *args: Any) -> Any:
-    """``kernel(*args)``, with BLAS held to one thread while it runs when ``threads > 1``."""
+    """``kernel(*args)``, with BLAS held to one thread while it runs when ``threads > 1``
+    (recorded on the tape)."""
     if threads > 1:
         with blas_single_threaded():
-            return kernel(*args)
-    return kernel(*args)
+            out = kernel(*args)
+    else:
+        out = kernel(*args)
+    tape.note(call_pinned, threads, kernel, *args)
+    return out

@@ -27,7 +27,7 @@ import numpy as np
 
 from klayers._ext import conv as _conv
 from klayers._ext import depthwise as _depthwise
-from klayers.backend import arena
+from klayers.backend import arena, tape
 from klayers.ops import shapes
 from klayers.ops.activation import apply_activation, apply_activation_reference
 from klayers.ops.common import (
@@ -39,6 +39,7 @@ from klayers.ops.common import (
     Activation,
     activation_function,
     call_pinned,
+    contiguous,
     float_dtype,
     op_threads,
     run_prepared,
@@ -263,7 +264,7 @@ class ConvCall:
             raise ValueError(f"conv: this call was prepared for inputs of shape {self.x_shape}, got {x.shape}")
         y = self.alloc(self.shape, self.dtype)
         if self.pin > 1:
-            call_pinned(self.pin, self.kernel, np.ascontiguousarray(x, self.dtype), y)
+            call_pinned(self.pin, self.kernel, contiguous(x, self.dtype), y)
         else:
             run_prepared(self.kernel, x, y, self.dtype)
         return y if self.rest is None else apply_activation(y, self.rest, self.n_threads, inplace=True)
@@ -281,7 +282,7 @@ class ConvCall:
         if x.shape != self.x_shape:
             raise ValueError(f"conv: this call was prepared for inputs of shape {self.x_shape}, got {x.shape}")
         y = self.alloc(self.shape, self.dtype)
-        kernel(np.ascontiguousarray(x, self.dtype), y, np.ascontiguousarray(residual), int(act))
+        tape.run(kernel, contiguous(x, self.dtype), y, contiguous(residual), int(act))
         return y
 
 

@@ -12,12 +12,12 @@ Keras does.
 from __future__ import annotations
 
 from math import prod
-from typing import Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from klayers._ext import activation as _act
-from klayers.backend import arena
+from klayers.backend import arena, tape
 from klayers.ops.activation import SERIAL_VALUES, apply_activation
 from klayers.ops.common import (
     ACT_LINEAR,
@@ -27,6 +27,7 @@ from klayers.ops.common import (
     Activation,
     activation_code,
     activation_function,
+    contiguous,
     op_threads,
 )
 
@@ -59,8 +60,7 @@ def _pair(a: np.ndarray, b: np.ndarray, code: int, ufunc: np.ufunc, commutative:
           n_threads: Optional[int], act: int = ACT_LINEAR) -> np.ndarray:
     # small arrays: NumPy's ufunc costs less than the kernel's call (16K values: 7 us against 9.5)
     if a.dtype != b.dtype or a.dtype not in FLOATS or max(a.size, b.size) < SERIAL_VALUES:
-        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, silently, as Keras
-            out = ufunc(a, b)
+        out = _ufunc(ufunc, a, b)
         return out if act == ACT_LINEAR else apply_activation(out, act, n_threads, inplace=True)
     if a.shape != b.shape and commutative and _channel_broadcast(b.shape, a.shape):
         a, b = b, a
@@ -70,14 +70,30 @@ def _pair(a: np.ndarray, b: np.ndarray, code: int, ufunc: np.ufunc, commutative:
     elif _channel_broadcast(a.shape, b.shape):
         rows, reps, width, bcast = a.shape[0], prod(a.shape[1:-1]), a.shape[-1], True
     else:
-        with np.errstate(invalid="ignore", over="ignore"):
-            out = ufunc(a, b)
+        out = _ufunc(ufunc, a, b)
         return out if act == ACT_LINEAR else apply_activation(out, act, n_threads, inplace=True)
-    a_flat = np.ascontiguousarray(a).reshape(-1)
-    b_flat = np.ascontiguousarray(b).reshape(-1)
+    a_flat = contiguous(a).reshape(-1)
+    b_flat = contiguous(b).reshape(-1)
     out = arena.empty(a.shape, a.dtype)
-    _act.binary_forward(a_flat, b_flat, out.reshape(-1), rows, reps, width, bcast, code, act,
-                        op_threads(n_threads, a.size, SERIAL_VALUES))
+    tape.run(_act.binary_forward, a_flat, b_flat, out.reshape(-1), rows, reps, width, bcast, code, act,
+             op_threads(n_threads, a.size, SERIAL_VALUES))
+    return out
+
+
+def _ufunc_into(ufunc: np.ufunc, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, silently, as Keras
+        ufunc(a, b, out=out)
+
+
+def _ufunc(ufunc: np.ufunc, a: Any, b: Any) -> np.ndarray:
+    """``ufunc(a, b)`` (NumPy's broadcasting and promotion), recorded as a call into its result."""
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, silently, as Keras
+        out = ufunc(a, b)
+    if tape.recording() is not None:
+        if isinstance(out, np.ndarray):
+            tape.note(_ufunc_into, ufunc, a, b, out)
+        else:
+            tape.spoil()
     return out
 
 
@@ -127,10 +143,15 @@ def concatenate(inputs: Sequence[np.ndarray], axis: int, where: str = "concatena
     shape = list(np.shape(inputs[0]))
     shape[axis] = sum(np.shape(x)[axis] for x in inputs)
     try:
-        out = np.concatenate(inputs, axis=axis, out=arena.empty(shape, np.result_type(*inputs)))
+        out = arena.empty(shape, np.result_type(*inputs))
+        tape.run(_concatenate_into, list(inputs), axis, out)
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None
     return out if act_code == ACT_LINEAR else apply_activation(out, act_code, inplace=True)
+
+
+def _concatenate_into(inputs: List[Any], axis: int, out: np.ndarray) -> None:
+    np.concatenate(inputs, axis=axis, out=out)
 
 
 def _act_code(act: Activation, where: str) -> int:

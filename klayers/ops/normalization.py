@@ -8,7 +8,8 @@ from typing import Optional, Tuple
 import numpy as np
 
 from klayers._ext import norm as _norm
-from klayers.ops.common import FLOATS, op_threads
+from klayers.backend import tape
+from klayers.ops.common import FLOATS, contiguous, op_threads
 
 _EMPTY = {d: np.empty(0, dtype=d) for d in FLOATS}
 
@@ -98,7 +99,7 @@ def layer_norm(x: np.ndarray, n_axes: int, gamma: Optional[np.ndarray], beta: Op
         return layer_norm_reference(x, n_axes, gamma, beta, epsilon, n_threads, where)
     n = math.prod(norm_shape)
     rows = x.size // n
-    x2 = x.reshape(rows, n) if x.flags.c_contiguous else np.ascontiguousarray(x).reshape(rows, n)
+    x2 = contiguous(x).reshape(rows, n)
 
     def vec(v: Optional[np.ndarray]) -> np.ndarray:
         if v is None:
@@ -107,9 +108,57 @@ def layer_norm(x: np.ndarray, n_axes: int, gamma: Optional[np.ndarray], beta: Op
 
     out = np.empty(x.shape, dtype=dtype)
     nt = op_threads(n_threads, x.size, PARALLEL_MIN_SIZE)
-    _norm.layer_norm_rows(x2, vec(gamma), vec(beta), out.reshape(rows, n), gamma is not None,
-                          beta is not None, float(epsilon), nt)
+    tape.run(_norm.layer_norm_rows, x2, vec(gamma), vec(beta), out.reshape(rows, n), gamma is not None,
+             beta is not None, float(epsilon), nt)
     return out
+
+
+def _scale_shift_into(x: np.ndarray, scale: np.ndarray, shift: Optional[np.ndarray], out: np.ndarray) -> None:
+    np.multiply(x, scale, out=out)
+    if shift is not None:
+        np.add(out, shift, out=out)
+
+
+def _center_scale_into(x: np.ndarray, center: np.ndarray, denom: np.ndarray, out: np.ndarray) -> None:
+    np.subtract(x, center, out=out)
+    np.divide(out, denom, out=out)
+
+
+def rescale(x: np.ndarray, scale: np.ndarray, offset: Optional[np.ndarray]) -> np.ndarray:
+    """``x * scale + offset`` (NumPy broadcasting; ``offset`` None: none) into a new array of
+    ``x``'s dtype (``scale`` and ``offset`` cast to it), with the same roundings as the
+    expression; recorded on the tape.
+
+    Raises:
+        ValueError: the shapes do not broadcast.
+    """
+    scale = np.asarray(scale, dtype=x.dtype)
+    offset = None if offset is None else np.asarray(offset, dtype=x.dtype)
+    shape = np.broadcast_shapes(x.shape, scale.shape, () if offset is None else offset.shape)
+    out = np.empty(shape, x.dtype)
+    tape.run(_scale_shift_into, x, scale, offset, out)
+    return out
+
+
+def standardize(x: np.ndarray, mean: np.ndarray, denom: np.ndarray, invert: bool = False,
+                last_axis: bool = False) -> np.ndarray:
+    """``(x - mean) / denom`` (``invert``: ``mean + x * denom``) with NumPy broadcasting and
+    the expression's roundings; ``last_axis``: the statistics are per channel of the last
+    axis (``mean`` and ``denom`` broadcast from it), computed on rows of whole pixels
+    (:func:`last_axis_rows`). Recorded on the tape."""
+    shape = np.broadcast_shapes(x.shape, np.shape(mean), np.shape(denom))
+    if last_axis:
+        x = contiguous(x)
+        rows, (mean, denom) = last_axis_rows(x, mean, denom)
+    else:
+        rows = x
+    out = np.empty(np.broadcast_shapes(rows.shape, np.shape(mean), np.shape(denom)),
+                   np.result_type(rows, mean, denom))
+    if invert:
+        tape.run(_scale_shift_into, rows, denom, mean, out)  # x * denom + mean: the same roundings
+    else:
+        tape.run(_center_scale_into, rows, mean, denom, out)
+    return out.reshape(shape)
 
 
 def _check_affine(x: np.ndarray, axis: int, scale: np.ndarray, shift: np.ndarray, where: str) -> int:
@@ -157,11 +206,11 @@ def channel_affine(x: np.ndarray, axis: int, scale: np.ndarray, shift: np.ndarra
     c = x.shape[axis]
     p = math.prod(x.shape[:axis])
     q = math.prod(x.shape[axis + 1:])
-    x3 = (x if x.flags.c_contiguous else np.ascontiguousarray(x)).reshape(p, c, q)
+    x3 = contiguous(x).reshape(p, c, q)
     out = np.empty(x.shape, dtype=dtype)
     nt = op_threads(n_threads, x.size, AFFINE_PARALLEL_MIN_SIZE)
-    _norm.channel_affine(x3, np.ascontiguousarray(scale, dtype=dtype), np.ascontiguousarray(shift, dtype=dtype),
-                         out.reshape(p, c, q), nt)
+    tape.run(_norm.channel_affine, x3, np.ascontiguousarray(scale, dtype=dtype), np.ascontiguousarray(shift, dtype=dtype),
+             out.reshape(p, c, q), nt)
     return out
 
 

@@ -22,9 +22,9 @@ from typing import Any, Optional, Sequence, Tuple
 import numpy as np
 
 from klayers._ext import pooling as _pooling
-from klayers.backend import arena
+from klayers.backend import arena, tape
 from klayers.ops import shapes
-from klayers.ops.common import FLOATS, op_threads
+from klayers.ops.common import FLOATS, contiguous, op_threads
 from klayers.ops.shapes import pool_geometry
 
 MODE_MAX = _pooling.MODE_MAX
@@ -146,12 +146,14 @@ def pool(x: np.ndarray, pool_size: Sequence[int], strides: Sequence[int], paddin
         out_spatial, widths = _zero_padding(spatial, pool_size, strides, padding, data_format, mode, where)
         if any(a >= k or b >= k for (a, b), k in zip(padding, pool_size)):
             # a window could lie wholly in the padding: pad, then pool "valid"
+            tape.spoil()  # np.pad is not recorded
             return pool(np.pad(x, widths), pool_size, strides, "valid", data_format, mode, n_threads, where)
         before = tuple(a for a, _ in padding)
         kernel_mode = _pooling.MODE_MAX_ZERO_PADDED
     out = arena.empty(shapes.join_shape(x.shape[0], out_spatial, channels, data_format), x.dtype)
     if out.size == 0:
         return out
+    x = contiguous(x)  # the reshapes below are then views
     batch = x.shape[0]
     lead = 3 - rank
     if data_format == "channels_last":
@@ -169,10 +171,10 @@ def pool(x: np.ndarray, pool_size: Sequence[int], strides: Sequence[int], paddin
         x5 = x.reshape((batch * channels,) + (1,) * lead + spatial + (1,))
         o5 = out.reshape((batch * channels,) + (1,) * lead + out_spatial + (1,))
         geometry = [(1, 1, 0)] * lead + list(zip(pool_size, strides, before))
-    x5 = np.ascontiguousarray(x5)
+    x5 = contiguous(x5)
     k, s, b = zip(*geometry)
     threads = op_threads(n_threads, x.size, _MIN_PARALLEL)
-    _pooling.pool_forward(x5, o5, k, s, b, kernel_mode, threads)
+    tape.run(_pooling.pool_forward, x5, o5, k, s, b, kernel_mode, threads)
     return out
 
 
@@ -249,9 +251,12 @@ def global_pool(x: np.ndarray, data_format: str, mode: int, keepdims: bool = Fal
     if x.dtype not in FLOATS:
         return global_pool_reference(x, data_format, mode, keepdims, mask, n_threads, where)
     _global_checks(x, data_format, mask, mode, where)
+    x = contiguous(x)  # the reshapes below are then views
     batch = x.shape[0]
     threads = op_threads(n_threads, x.size, _MIN_PARALLEL)
     masked = mask is not None
+    if masked:
+        tape.spoil()  # the mask's conversion is not recorded
     if data_format == "channels_last":
         channels = x.shape[-1]
         steps = math.prod(x.shape[1:-1])
@@ -265,7 +270,7 @@ def global_pool(x: np.ndarray, data_format: str, mode: int, keepdims: bool = Fal
             slices = max(1, min(-(-threads // max(batch, 1)), steps * channels // _MIN_SLICE, steps))
         partial = out.reshape(batch, 1, channels) if slices == 1 else np.empty((batch, slices, channels), x.dtype)
         if out.size:
-            _pooling.global_pool_cl(x3, m, out, partial, mode, masked, threads)
+            tape.run(_pooling.global_pool_cl, x3, m, out, partial, mode, masked, threads)
     else:
         channels = x.shape[1]
         steps = math.prod(x.shape[2:])
@@ -274,7 +279,7 @@ def global_pool(x: np.ndarray, data_format: str, mode: int, keepdims: bool = Fal
              else np.empty((0, 0), dtype=x.dtype))
         out = np.empty((batch, channels), dtype=x.dtype)
         if out.size:
-            _pooling.global_pool_cf(x2, m, out.reshape(-1), max(channels, 1), mode, masked, threads)
+            tape.run(_pooling.global_pool_cf, x2, m, out.reshape(-1), max(channels, 1), mode, masked, threads)
     return _keep(out, x, data_format, keepdims)
 
 

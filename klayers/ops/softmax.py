@@ -15,7 +15,8 @@ import numpy as np
 
 from klayers import backend
 from klayers._ext import softmax as _softmax
-from klayers.ops.common import FLOATS, op_threads
+from klayers.backend import tape
+from klayers.ops.common import FLOATS, contiguous, op_threads
 
 Axis = Union[int, Sequence[int]]
 
@@ -80,19 +81,19 @@ def softmax(x: np.ndarray, axis: Axis = -1, n_threads: Optional[int] = None,
     else:
         axes = _axes(x, axis, where)
     if len(axes) != 1 or x.dtype not in FLOATS or x.size == 0:
+        tape.spoil()  # the NumPy formula is not recorded
         return softmax_reference(x, axes, n_threads, where)
     a = axes[0]
     shape = x.shape
-    if not x.flags.c_contiguous:
-        x = np.ascontiguousarray(x)
+    x = contiguous(x)
     out = np.empty(shape, dtype=x.dtype)
     nt = op_threads(n_threads, x.size, PARALLEL_MIN_SIZE)
     n = shape[a]
     q = math.prod(shape[a + 1:])
     if q == 1:
         rows = x.size // n
-        _softmax.softmax_rows(x.reshape(rows, n), out.reshape(rows, n), nt)
+        tape.run(_softmax.softmax_rows, x.reshape(rows, n), out.reshape(rows, n), nt)
     else:
         p = math.prod(shape[:a])
-        _softmax.softmax_strided(x.reshape(p, n, q), out.reshape(p, n, q), nt)
+        tape.run(_softmax.softmax_strided, x.reshape(p, n, q), out.reshape(p, n, q), nt)
     return out

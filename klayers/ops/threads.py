@@ -20,6 +20,7 @@ import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS our kernels call,
 from threadpoolctl import ThreadpoolController
 
 from klayers._ext import info as _info
+from klayers.backend import tape
 
 _lock = threading.RLock()
 _num_threads: Optional[int] = None
@@ -60,6 +61,7 @@ def set_num_threads(n: Optional[int]) -> None:
         raise ValueError(f"set_num_threads expects a positive integer or None. Received n={n!r}")
     with _lock:
         _num_threads = n
+        tape.SETTINGS[0] = get_num_threads()  # recorded model calls ran on their count
         blas_controller().limit(limits=get_num_threads(), user_api="blas")
 
 

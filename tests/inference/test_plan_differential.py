@@ -6,7 +6,8 @@ squeeze-and-excitation branches, tf-keras's hard sigmoid / hard swish node patte
 heads), with branches, shared layers, a nested model applied twice, one or two inputs and
 several outputs; the planned model (with its arena) must give the layer-by-layer results within
 float rounding, NaN and inf where they are, in float32 and float64, on 1 and 2 threads, and
-again on a second call (the arena's buffers reused)."""
+again on a second call (the arena's buffers reused), a third (recorded) and a fourth on other
+values (the recording replayed, where the graph has one: klayers.engine.replay)."""
 
 from __future__ import annotations
 
@@ -146,13 +147,17 @@ def test_planned_graph_equals_layer_by_layer(graph, seed, specials, batch):
         flat = xs[0].reshape(-1)
         flat[rng.integers(0, flat.size, 3)] = [np.nan, np.inf, -np.inf]
     x = xs if len(xs) > 1 else xs[0]
+    # other values for the last call, which replays the recording of the call before it
+    x2 = [np.flip(a, axis=-1).copy() for a in xs]
+    x2 = x2 if len(x2) > 1 else x2[0]
     with inference.disabled():
         want = model.predict(x, verbose=0)
+        want2 = model.predict(x2, verbose=0)
     overflows = any(type(layer).__name__.startswith("MaxPooling") for layer in _all_layers(model))
-    for threads in (1, 2, 2):
+    for threads, feed, expected in ((1, x, want), (2, x, want), (2, x, want), (2, x2, want2)):
         with klayers.num_threads(threads):
-            got = model.predict(x, verbose=0)
-        for g, w in zip(got if isinstance(got, list) else [got], want if isinstance(want, list) else [want]):
+            got = model.predict(feed, verbose=0)
+        for g, w in zip(got if isinstance(got, list) else [got], expected if isinstance(expected, list) else [expected]):
             assert g.shape == w.shape and g.dtype == w.dtype
             finite = np.isfinite(w)
             if specials and overflows and not finite.all():

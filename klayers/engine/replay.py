@@ -1,0 +1,175 @@
+"""Recorded inference calls: a model call replayed from its tape (``klayers.backend.tape``).
+
+The second inference call of a model with a given input signature (input shapes and dtypes,
+the plan, the weights' version, the thread count) runs its plan as usual with a tape recording
+every kernel call, on buffers of its own (the inputs copied into input slots, the
+intermediates from an arena nobody else uses). The recording is then checked: replayed on
+other input values (the inputs reversed), it must give what a normal call gives on them. From
+the third call on, a call with that signature copies its inputs into the slots, replays the
+tape (one loop of kernel calls: no step dispatch, arena bookkeeping or shape arithmetic) and
+returns copies of the outputs.
+
+Recording is refused, and the model runs as before, when the plan has a step that runs layer
+by layer (a layer the planner does not lower, a Lambda, a layer that may keep its inputs),
+when some op did work the tape cannot replay (``tape.spoil``), or when the check fails. One
+call replays a tape at a time; concurrent calls of the same model run the plan as usual.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from klayers.backend import arena as arena_lib
+from klayers.backend import tape as tape_lib
+from klayers.engine import plan as plan_lib
+from klayers.engine.variable import _WEIGHTS_VERSION
+
+__all__ = ["Replay", "disabled", "enabled", "replayed"]
+
+#: input signatures a model keeps a recording (or a refusal) for
+_MAX_SIGNATURES = 4
+_LOCK = threading.Lock()
+_STATE = threading.local()
+#: a signature seen once (recorded on the next call), or refused
+_PENDING, _REFUSED = "pending", "refused"
+
+
+def enabled() -> bool:
+    """Whether inference calls may be recorded and replayed (this thread)."""
+    return getattr(_STATE, "enabled", True)
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Within this block (this thread), every model call runs its plan step by step."""
+    before = enabled()
+    _STATE.enabled = False
+    try:
+        yield
+    finally:
+        _STATE.enabled = before
+
+
+class Replay:
+    """A checked recording: the input slots, the tape and the output arrays it writes."""
+
+    __slots__ = ("slots", "tape", "outputs", "lock")
+
+    def __init__(self, slots: List[np.ndarray], tape: tape_lib.Tape, outputs: List[np.ndarray]):
+        self.slots = slots
+        self.tape = tape
+        self.outputs = outputs
+        self.lock = threading.Lock()
+
+    def run(self, flat: Sequence[np.ndarray]) -> List[np.ndarray]:
+        """The outputs for inputs ``flat`` (the recorded shapes and dtypes): the inputs copied
+        into the slots, the tape replayed, the outputs copied out."""
+        for slot, x in zip(self.slots, flat):
+            np.copyto(slot, x)
+        self.tape.replay()
+        return [np.array(o) for o in self.outputs]
+
+
+def replayed(model: Any, plan: Any, flat: List[np.ndarray],
+             run_plan: Callable[[List[np.ndarray]], List[Any]]) -> Optional[List[np.ndarray]]:
+    """``model``'s outputs for its (conformed, unmasked) inputs ``flat`` in inference, from
+    its recording for their signature; on the signature's second call, recorded and checked
+    now; None where the call should run its plan as usual (``run_plan(inputs)`` does that,
+    for the check)."""
+    key = (plan, tuple((x.shape, x.dtype.str) for x in flat), _WEIGHTS_VERSION[0], tuple(tape_lib.SETTINGS))
+    states: Dict[Any, Any] = model.__dict__.get("_replays") or {}
+    state = states.get(key)
+    if state is None:
+        with _LOCK:
+            states = model.__dict__.setdefault("_replays", {})
+            # recordings of other weights or settings are stale
+            for k in [k for k in states if k[0] is not plan or k[2:] != key[2:]]:
+                del states[k]
+            if len(states) >= _MAX_SIGNATURES:
+                states.clear()
+            states[key] = _PENDING
+        return None
+    if state is _REFUSED:
+        return None
+    if state is _PENDING:
+        with _LOCK:
+            if states.get(key) is not _PENDING:
+                return None
+            states[key] = _REFUSED  # while recording: other calls run as usual
+        recorded, outs = _record(model, plan, flat, run_plan)
+        if recorded is not None:
+            states[key] = recorded
+        return outs
+    if not state.lock.acquire(blocking=False):
+        return None
+    try:
+        return state.run(flat)
+    finally:
+        state.lock.release()
+
+
+def _record(model: Any, plan: Any, flat: List[np.ndarray],
+            run_plan: Callable[[List[np.ndarray]], List[Any]]) -> Tuple[Optional[Replay], Optional[List[np.ndarray]]]:
+    """``(the checked recording or None, this call's outputs or None)``."""
+    steps = plan.lowered
+    liveness = plan.liveness()
+    if any(liveness[1]) or any(s.kind not in (plan_lib.LOWERED, plan_lib.MERGED) for s in steps):
+        return None, None  # some layer runs by itself: nothing to record
+    slots = [np.array(x, order="C") for x in flat]
+    values: Dict[int, Any] = {id(t): s for t, s in zip(model.inputs, slots)}
+    masks: Dict[int, Any] = dict.fromkeys(values)
+    tape = tape_lib.Tape()
+    arena = arena_lib.Arena()
+    before_tape = tape_lib.start(tape)
+    before_arena = arena_lib.activate(arena)
+    try:
+        model._run_steps(steps, values, masks, None, arena, liveness)
+    finally:
+        arena_lib.activate(before_arena)
+        tape_lib.start(before_tape)
+    outputs = [values[id(t)] for t in model.outputs]
+    result = [np.array(o) for o in outputs]
+    if tape.spoiled or any(type(o) is not np.ndarray for o in outputs):
+        return None, result
+    replay = Replay(slots, tape, outputs)
+    return (replay if _check(replay, flat, run_plan) else None), result
+
+
+def _probe(x: np.ndarray) -> Optional[np.ndarray]:
+    """Other values for input ``x`` (its elements in reverse order; for a float input whose
+    reverse is itself, halved and shifted), or None when there are none to try."""
+    if x.size == 0:
+        return None
+    r = np.ascontiguousarray(x.reshape(-1)[::-1].reshape(x.shape))
+    if not np.array_equal(r, x, equal_nan=x.dtype.kind in "fc"):
+        return r
+    if x.dtype.kind == "f":
+        return (x * 0.5 + 0.25).astype(x.dtype)
+    return None
+
+
+def _same(got: np.ndarray, want: Any) -> bool:
+    if type(want) is not np.ndarray or got.shape != want.shape or got.dtype != want.dtype:
+        return False
+    if got.dtype.kind not in "fc":
+        return bool(np.array_equal(got, want))
+    finite = np.isfinite(want)
+    if not np.array_equal(finite, np.isfinite(got)) or not np.array_equal(got[~finite], want[~finite], equal_nan=True):
+        return False
+    scale = float(np.max(np.abs(want[finite]), initial=0.0))
+    return bool(np.allclose(got[finite], want[finite], rtol=1e-5, atol=1e-6 * max(scale, 1.0)))
+
+
+def _check(replay: Replay, flat: List[np.ndarray], run_plan: Callable[[List[np.ndarray]], List[Any]]) -> bool:
+    """The recording replayed on other input values gives what the plan gives on them: work
+    the tape missed would leave the recorded call's values behind."""
+    probes = [_probe(x) for x in flat]
+    if any(p is None for p in probes):
+        return False
+    want = run_plan(probes)  # type: ignore[arg-type]
+    got = replay.run(probes)  # type: ignore[arg-type]
+    return len(got) == len(want) and all(_same(g, w) for g, w in zip(got, want))

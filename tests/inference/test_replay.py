@@ -1,0 +1,230 @@
+"""Recorded inference calls (klayers.engine.replay, klayers.backend.tape): the second call of an
+input signature is recorded and checked, later ones replay the recording; every answer equals
+the layer-by-layer one, and a recording that misses work, or a graph that cannot be recorded,
+runs the plan as before."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import klayers
+from klayers import inference
+from klayers import layers as L
+from klayers.engine import replay
+
+
+def _model(dtype="float32", act="softmax"):
+    x = klayers.Input((12, 12, 3), dtype=dtype)
+    y = L.Rescaling(1 / 4.0, offset=-0.5, dtype=dtype)(x)
+    y = L.ZeroPadding2D(1, dtype=dtype)(y)
+    y = L.Conv2D(8, 3, use_bias=False, dtype=dtype)(y)
+    y = L.BatchNormalization(dtype=dtype)(y)
+    y = L.ReLU(dtype=dtype)(y)
+    a = L.MaxPooling2D(2, dtype=dtype)(y)
+    b = L.AveragePooling2D(2, dtype=dtype)(y)
+    b = L.DepthwiseConv2D(3, padding="same", dtype=dtype)(b)
+    y = L.Concatenate(dtype=dtype)([a, b])
+    z = L.Conv2D(16, 1, dtype=dtype)(y)
+    y = L.Add(dtype=dtype)([L.Conv2D(16, 1, dtype=dtype)(y), z])
+    y = L.Activation("swish", dtype=dtype)(y)
+    y = L.GlobalAveragePooling2D(dtype=dtype)(y)
+    out = L.Dense(5, activation=act, dtype=dtype)(y)
+    model = klayers.Model(x, [out, z])
+    rng = np.random.default_rng(1)
+    model.set_weights([rng.uniform(0.5, 1.5, w.shape) if "variance" in w.name else rng.normal(0, 0.4, w.shape)
+                       for w in model.weights])
+    return model
+
+
+def _inputs(n, dtype="float32", batch=2):
+    rng = np.random.default_rng(7)
+    return [rng.uniform(0, 4, (batch, 12, 12, 3)).astype(dtype) for _ in range(n)]
+
+
+def _expected(model, xs):
+    with inference.disabled():
+        return [model.predict(x, verbose=0) for x in xs]
+
+
+def _states(model):
+    return list(model.__dict__.get("_replays", {}).values())
+
+
+def _assert_same(got, want, dtype="float32"):
+    tol = 2e-6 if dtype == "float32" else 1e-13
+    for g, w in zip(got, want):
+        assert g.shape == w.shape and g.dtype == w.dtype
+        np.testing.assert_allclose(g, w, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_third_call_replays_the_recording_of_the_second(dtype):
+    model = _model(dtype)
+    xs = _inputs(5, dtype)
+    want = _expected(model, xs)
+    runs = []
+    original = replay.Replay.run
+    try:
+        replay.Replay.run = lambda self, flat: runs.append(1) or original(self, flat)
+        got = [model.predict(x, verbose=0) for x in xs]
+    finally:
+        replay.Replay.run = original
+    assert [type(s).__name__ for s in _states(model)] == ["Replay"]
+    # the check at recording (one replay) and calls 3 to 5
+    assert len(runs) == 4
+    for g, w in zip(got, want):
+        _assert_same(g, w, dtype)
+
+
+def test_replayed_outputs_are_the_callers_own_arrays():
+    model = _model()
+    x = _inputs(1)[0]
+    for _ in range(2):
+        model.predict(x, verbose=0)
+    first = model.predict(x, verbose=0)
+    keep = [a.copy() for a in first]
+    first[0][...] = 0
+    second = model.predict(x, verbose=0)
+    assert all(a is not b for a, b in zip(first, second))
+    _assert_same(second, keep)
+
+
+def test_the_input_is_read_not_kept():
+    model = _model()
+    x, other = _inputs(2)
+    want = _expected(model, [x, other])
+    for _ in range(3):
+        model.predict(x, verbose=0)
+    before = x.copy()
+    _assert_same(model.predict(other, verbose=0), want[1])
+    np.testing.assert_array_equal(x, before)
+    _assert_same(model.predict(x, verbose=0), want[0])
+
+
+def test_a_float64_input_of_a_float32_model_is_converted_first():
+    model = _model()
+    xs = [x.astype("float64") for x in _inputs(4)]
+    want = _expected(model, xs)
+    for x, w in zip(xs, want):
+        _assert_same(model.predict(x, verbose=0), w)
+    assert [type(s).__name__ for s in _states(model)] == ["Replay"]
+
+
+def test_assigned_weights_are_recorded_again():
+    model = _model()
+    xs = _inputs(3)
+    for x in xs:
+        model.predict(x, verbose=0)
+    rng = np.random.default_rng(3)
+    model.set_weights([w + rng.normal(0, 0.1, w.shape).astype(w.dtype) for w in model.get_weights()])
+    want = _expected(model, xs)
+    for x, w in zip(xs, want):
+        _assert_same(model.predict(x, verbose=0), w)
+    model.layers[3].kernel.assign(model.layers[3].kernel.value * 2)  # one variable, in place
+    want = _expected(model, xs)
+    for x, w in zip(xs, want):
+        _assert_same(model.predict(x, verbose=0), w)
+
+
+def test_each_thread_count_and_batch_size_is_its_own_signature():
+    model = _model()
+    xs = _inputs(3) + _inputs(3, batch=3)
+    want = _expected(model, xs)
+    for threads in (2, 1, 2):
+        with klayers.num_threads(threads):
+            for x, w in zip(xs, want):
+                _assert_same(model.predict(x, verbose=0), w)
+    assert len(_states(model)) == 2
+
+
+def test_a_graph_with_a_layer_run_by_itself_is_not_recorded():
+    x = klayers.Input((4,))
+    y = L.Dense(3)(x)
+    y = L.Lambda(lambda t: t * 2.0)(y)
+    model = klayers.Model(x, L.Dense(2)(y))
+    xs = [np.full((1, 4), v, "float32") for v in (1.0, 2.0, 3.0, 4.0)]
+    want = _expected(model, xs)
+    for x, w in zip(xs, want):
+        _assert_same([model.predict(x, verbose=0)], [w])
+    assert not any(isinstance(s, replay.Replay) for s in _states(model))
+
+
+def test_an_activation_the_kernels_do_not_compute_spoils_the_recording():
+    def halve(t):
+        return t * 0.5
+
+    x = klayers.Input((4,))
+    model = klayers.Model(x, L.Dense(3, activation=halve)(x))
+    xs = [np.arange(4, dtype="float32")[None] + v for v in range(4)]
+    want = _expected(model, xs)
+    for x, w in zip(xs, want):
+        _assert_same([model.predict(x, verbose=0)], [w])
+    assert _states(model) == ["refused"]
+
+
+def test_work_the_tape_missed_is_caught_by_the_check(monkeypatch):
+    """Pooling run without being recorded: the recording, replayed on other values, leaves the
+    recorded call's pooled values behind; the check refuses it and every call stays right."""
+    from klayers.ops import pooling
+
+    class Unrecorded:
+        @staticmethod
+        def run(fn, *args):
+            return fn(*args)
+
+        def __getattr__(self, name):
+            return getattr(replay.tape_lib, name)
+
+    monkeypatch.setattr(pooling, "tape", Unrecorded())
+    model = _model()
+    xs = _inputs(4)
+    want = _expected(model, xs)
+    for x, w in zip(xs, want):
+        _assert_same(model.predict(x, verbose=0), w)
+    assert _states(model) == ["refused"]
+
+
+def test_an_input_with_no_other_values_to_check_is_not_recorded():
+    x = klayers.Input((3,), dtype="int32")
+    model = klayers.Model(x, L.Dense(2)(L.Flatten()(L.Reshape((3, 1))(x))))
+    feed = np.zeros((1, 3), "int32")
+    want = _expected(model, [feed])[0]
+    for _ in range(3):
+        _assert_same([model.predict(feed, verbose=0)], [want])
+    assert _states(model) == ["refused"]
+
+
+def test_replay_can_be_switched_off():
+    model = _model()
+    xs = _inputs(3)
+    with replay.disabled():
+        for x in xs:
+            model.predict(x, verbose=0)
+    assert _states(model) == []
+
+
+def test_concurrent_calls_get_their_own_answers():
+    model = _model()
+    xs = _inputs(6)
+    want = _expected(model, xs)
+    for x in xs[:3]:
+        model.predict(x, verbose=0)
+    errors = []
+
+    def work(k):
+        try:
+            for i in range(25):
+                j = (k + i) % len(xs)
+                _assert_same(model.predict(xs[j], verbose=0), want[j])
+        except AssertionError as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
