@@ -566,6 +566,8 @@ class Functional(Layer):
             bar.update(step + 1)
         if not chunks:
             return None
+        if len(chunks) == 1:  # one batch: its outputs are the caller's own arrays already
+            return pack_as(self._nested_outputs, chunks[0])
         results = [np.concatenate([c[i] for c in chunks], axis=0) for i in range(len(chunks[0]))]
         return pack_as(self._nested_outputs, results)
 

@@ -17,7 +17,7 @@ from klayers.engine.input_spec import InputSpec
 from klayers.engine.plan import FoldableOp
 from klayers.layers._args import positive_int, weight_args_config
 from klayers.ops.activation import apply_activation
-from klayers.ops.common import activation_code
+from klayers.ops.common import activation_code, contiguous
 from klayers.ops.dense import dense_call, pack_dense_kernel
 from klayers.ops.normalization import fold_affine
 from klayers.ops.shapes import normalize_data_format
@@ -386,7 +386,7 @@ class Flatten(Layer):
         if self.data_format == "channels_first" and x.ndim > 2:
             x = np.moveaxis(x, 1, -1)
         # explicit sizes: reshape(0, -1) is ambiguous for an empty batch
-        return x.reshape(x.shape[0], int(np.prod(x.shape[1:], dtype=np.int64))) if x.ndim != 1 else x[:, None]
+        return contiguous(x).reshape(x.shape[0], int(np.prod(x.shape[1:], dtype=np.int64))) if x.ndim != 1 else x[:, None]
 
     def compute_output_shape(self, input_shape: Any) -> tuple:
         input_shape = tuple(input_shape)
@@ -506,7 +506,8 @@ class RepeatVector(Layer):
         return (input_shape[0], self.n, input_shape[1])
 
     def call(self, inputs: np.ndarray) -> np.ndarray:
-        return np.repeat(inputs[:, None, :], self.n, axis=1)
+        x = np.asarray(inputs)
+        return contiguous(np.broadcast_to(x[:, None, :], (x.shape[0], self.n) + x.shape[1:]))
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()

@@ -7,6 +7,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from klayers import constraints, initializers, regularizers
+from klayers.backend import arena, tape
 from klayers.engine.base_layer import Layer
 from klayers.layers._args import positive_int
 from klayers.serialization import register_builtins
@@ -138,8 +139,21 @@ class Embedding(Layer):
             bad = x.min() if x.min() < 0 else x.max()
         raise ValueError(f"Embedding {self.name}: index {bad} is not in [0, {self.input_dim}) (input_dim={self.input_dim}).")
 
+    @property
+    def _no_mask_from_nothing(self) -> bool:  # type: ignore[override]
+        return not self.mask_zero
+
     def call(self, inputs: Any) -> np.ndarray:
-        return np.take(self.embeddings.value, self._indices(inputs), axis=0)
+        table = self.embeddings.value
+        x = inputs if type(inputs) is np.ndarray else np.asarray(inputs)
+        out = arena.empty(x.shape + table.shape[1:], table.dtype)
+        tape.run(self._lookup_into, x, out)
+        return out
+
+    def _lookup_into(self, x: np.ndarray, out: np.ndarray) -> None:
+        """``out`` = the rows of the table at indices ``x`` (checked: a recorded call replays
+        this on whatever values arrive)."""
+        np.take(self.embeddings.value, self._indices(x), axis=0, out=out, mode="clip")  # checked: in range
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Optional[np.ndarray]:
         if not self.mask_zero:

@@ -16,6 +16,7 @@ from klayers.backend import arena, tape
 from klayers.engine.base_layer import Layer
 from klayers.engine.input_spec import InputSpec
 from klayers.ops import shapes
+from klayers.ops.common import contiguous
 from klayers.serialization import register_builtins
 
 __all__ = [
@@ -96,7 +97,7 @@ class _Cropping(_Spatial):
                     f"{inputs.shape}, and cropping={self._config_cropping()}"
                 )
             index[axis] = slice(a, inputs.shape[axis] - b)
-        return np.ascontiguousarray(inputs[tuple(index)])
+        return contiguous(inputs[tuple(index)])
 
     def _config_cropping(self) -> Any:
         return self.cropping[0] if self.rank == 1 else self.cropping
@@ -261,8 +262,8 @@ class _UpSampling(_Spatial):
             if axis in axes:
                 new_shape.append(1)
                 bcast.append(axes[axis])
-        view = np.broadcast_to(inputs.reshape(new_shape), bcast)
-        return np.ascontiguousarray(view).reshape(self.compute_output_shape(shape))
+        view = np.broadcast_to(contiguous(inputs).reshape(new_shape), bcast)
+        return contiguous(view).reshape(self.compute_output_shape(shape))
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()

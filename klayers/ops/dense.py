@@ -9,7 +9,7 @@ import numpy as np
 
 from klayers._ext import conv as _conv
 from klayers._ext import dense as _dense
-from klayers.backend import arena
+from klayers.backend import arena, tape
 from klayers.ops.activation import apply_activation, apply_activation_reference
 from klayers.ops.common import (
     ACT_LINEAR,
@@ -20,6 +20,7 @@ from klayers.ops.common import (
     Activation,
     activation_function,
     call_pinned,
+    contiguous,
     op_threads,
     run_prepared,
     split_activation,
@@ -149,7 +150,7 @@ def dense(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: Ac
     if x.ndim == 2 and x.dtype == dtype and x.flags.c_contiguous:
         x2 = x
     else:
-        x2 = np.ascontiguousarray(x.reshape(math.prod(lead), x.shape[-1]), dtype=dtype)
+        x2 = contiguous(x, dtype).reshape(math.prod(lead), x.shape[-1])
     w = kernel if kernel.flags.c_contiguous else np.ascontiguousarray(kernel)
     if bias is None:
         b = _EMPTY[dtype]
@@ -160,8 +161,8 @@ def dense(x: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray], act: Ac
         pk = packed()
         if pk is not None and pk.dtype == dtype:
             threads = op_threads(n_threads, x2.shape[0] * w.size, SERIAL_MACS)
-            _dense.DensePackedKernel(pk, b, x2.shape[0], x2.shape[1], w.shape[1], bias is not None, code,
-                                     threads)(x2, out)
+            tape.run(_dense.DensePackedKernel(pk, b, x2.shape[0], x2.shape[1], w.shape[1], bias is not None, code,
+                                              threads), x2, out)
             y = out if x.ndim == 2 else out.reshape(lead + (w.shape[1],))
             return y if rest is None else apply_activation(y, rest, n_threads, inplace=True)
     # one level of parallelism: the kernel splits the units over OpenMP threads, BLAS on one

@@ -16,6 +16,7 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 
 from klayers._ext import recurrent as _rec
+from klayers.backend import tape
 from klayers.ops import recurrent_steps as steps
 from klayers.ops.common import (  # noqa: F401  (ACT_* and activation_code: this module's API)
     ACT_HARD_SIGMOID,
@@ -29,6 +30,7 @@ from klayers.ops.common import (  # noqa: F401  (ACT_* and activation_code: this
     Activation,
     activation_code,
     call_pinned,
+    contiguous,
     gate_code,
     op_threads,
 )
@@ -196,7 +198,7 @@ def rnn_job(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.n
     job.cell, job.act, job.ract = cell, int(a), int(ra)
     job.go_backwards, job.zero_output = bool(go_backwards), bool(zero_output)
     job.B, job.T, job.F, job.u, job.G = B, T, F, u, G
-    job.x = np.ascontiguousarray(x, dtype=dtype)
+    job.x = contiguous(x, dtype)
     job.kernel = np.ascontiguousarray(kernel)
     job.rkernel = np.ascontiguousarray(recurrent_kernel)
     job.rpacked = None
@@ -213,12 +215,24 @@ def rnn_job(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.n
         job.rbias = np.ascontiguousarray(bias[1], dtype)
     else:
         job.bias = np.ascontiguousarray(bias, dtype)
+    if mask is not None:
+        tape.spoil()  # the mask's conversion is not recorded
     job.mask = np.ascontiguousarray(mask, dtype=np.uint8) if mask is not None else None
-    job.h = np.array(states[0], dtype=dtype, order="C", copy=True)
-    job.c = np.array(states[1], dtype=dtype, order="C", copy=True) if cell == "lstm" else None
-    job.last = np.zeros((B, u), dtype)
+    # the kernel runs the states in place: a recorded call starts from copies of the initial ones
+    job.h = np.empty((B, u), dtype)
+    tape.run(_copy_state, job.h, states[0])
+    job.c = None
+    if cell == "lstm":
+        job.c = np.empty((B, u), dtype)
+        tape.run(_copy_state, job.c, states[1])
+    job.last = np.empty((B, u), dtype)
+    tape.run(_copy_state, job.last, 0)
     job.seq = np.empty((B, T, u), dtype) if return_sequences else None
     return job
+
+
+def _copy_state(dst: np.ndarray, src: object) -> None:
+    np.copyto(dst, src, casting="unsafe")
 
 
 def _plan(jobs: List[RnnJob], n: int) -> Tuple[list, int]:

@@ -228,3 +228,57 @@ def test_concurrent_calls_get_their_own_answers():
     for t in threads:
         t.join()
     assert not errors
+
+
+def _text_model(stateful=False, permute=False, go_backwards=False):
+    batch = 2 if stateful else None
+    x = klayers.Input((7,), batch_size=batch, dtype="int32")
+    y = L.Embedding(50, 6)(x)
+    if permute:  # a transposed view, then a copy of it
+        y = L.Permute((2, 1))(y)
+        y = L.Permute((2, 1))(L.Cropping1D((1, 0))(L.UpSampling1D(2)(L.Permute((2, 1))(y))))
+    y = L.LSTM(5, return_sequences=True, stateful=stateful, go_backwards=go_backwards)(y)
+    y = L.GRU(4, stateful=stateful)(y)
+    y = L.SimpleRNN(3, return_sequences=True)(L.RepeatVector(2)(y))
+    model = klayers.Model(x, L.Dense(2)(L.Flatten()(y)))
+    rng = np.random.default_rng(5)
+    model.set_weights([rng.normal(0, 0.5, w.shape) for w in model.weights])
+    return model
+
+
+def _tokens(n, batch=2):
+    rng = np.random.default_rng(9)
+    return [rng.integers(0, 50, (batch, 7)).astype("int32") for _ in range(n)]
+
+
+@pytest.mark.parametrize("go_backwards, permute", [(False, False), (True, False), (False, True)])
+def test_recurrent_layers_and_embeddings_are_recorded(go_backwards, permute):
+    model = _text_model(go_backwards=go_backwards, permute=permute)
+    xs = _tokens(5)
+    want = _expected(model, xs)
+    for x, w in zip(xs, want):
+        _assert_same([model.predict(x, verbose=0)], [w])
+    assert [type(s).__name__ for s in _states(model)] == ["Replay"]
+
+
+def test_a_bad_index_is_refused_by_a_replayed_call():
+    model = _text_model()
+    xs = _tokens(3)
+    for x in xs:
+        model.predict(x, verbose=0)
+    bad = xs[0].copy()
+    bad[1, 3] = 50
+    with pytest.raises(ValueError, match="Embedding .*index 50 is not in"):
+        model.predict(bad, verbose=0)
+    _assert_same([model.predict(xs[1], verbose=0)], _expected(model, xs[1:2]))
+
+
+def test_stateful_layers_are_not_replayed():
+    model = _text_model(stateful=True)
+    xs = _tokens(5)
+    with inference.unrecorded():
+        want = [model.predict(x, verbose=0) for x in xs]
+    model.reset_states()
+    for x, w in zip(xs, want):
+        _assert_same([model.predict(x, verbose=0)], [w])
+    assert not any(isinstance(s, replay.Replay) for s in _states(model))

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from klayers.backend import tape
 from klayers.engine.base_layer import Layer
 from klayers.engine.keras_tensor import KerasTensor
 from klayers.engine.layer_serialization import deserialize
@@ -32,6 +33,7 @@ from klayers.layers.recurrent._common import (
 )
 from klayers.layers.recurrent.stacked import StackedRNNCells
 from klayers.ops import recurrent_steps as steps
+from klayers.ops.common import contiguous
 from klayers.serialization import serialize_keras_object
 
 
@@ -51,6 +53,9 @@ class RNN(Layer):
     Call: ``layer(x, mask=None, initial_state=None, training=None)``; ``initial_state`` is a
     list of arrays (or symbolic tensors in a functional model).
     """
+
+    # an output mask only passes an input mask on (compute_mask)
+    _no_mask_from_nothing = True
 
     def __init__(self, cell: Any, return_sequences: bool = False, return_state: bool = False,
                  go_backwards: bool = False, stateful: bool = False, unroll: bool = False,
@@ -261,10 +266,11 @@ class RNN(Layer):
     def _finish(self, last: np.ndarray, seq: Optional[np.ndarray], final: List[np.ndarray]) -> Any:
         """Keep stateful states; the layer's output(s) from the loop's results."""
         if self.stateful:
+            tape.spoil()  # the states carry over to the next call: not a recording's to replay
             self._states = [np.array(s, dtype=self.dtype) for s in final]
         output = seq if self.return_sequences else last
         if self.return_sequences and self.time_major:
-            output = np.ascontiguousarray(np.swapaxes(output, 0, 1))
+            output = contiguous(np.swapaxes(output, 0, 1))
         if self.return_state:
             return [output] + self._nest_states(list(final))
         return output
@@ -296,6 +302,7 @@ class RNN(Layer):
                                       self.return_sequences)
             if res is not None:
                 return res
+        tape.spoil()  # the step loop in Python is not recorded
         return self._python_loop(x, states, mask, training, constants)
 
     def _python_loop(self, x: np.ndarray, states: List[np.ndarray], mask: Optional[np.ndarray], training: Any,
