@@ -1,5 +1,5 @@
 /* Elementwise activations over arrays (activation.pyx): y[i] = act(x[i]) for every code of the
- * one code space (activation_codes.h). float32 runs on the 8-lane GCC vectors of rnn_act.h (its
+ * one code space (activation_codes.h). float32 runs on the GCC vectors of rnn_act.h (8 lanes, 16 on AVX-512; its
  * Cephes exp, sigmoid and tanh), one variant per rung of the CPU-feature ladder, picked by
  * kl_act_use(level); the erf GELU, softplus and mish call libm per element (no vector log or erf
  * here). float64 calls libm per element. x and y may be the same array.
@@ -71,95 +71,99 @@ static void kl_act_map_d(int code, const double* x, double* y, ptrdiff_t n) {
 /* ---- float32 on vectors ---- */
 #if KL_VECTORS
 #define KL_AI static inline __attribute__((always_inline))
-KL_AI kl_v8f kl_vclip01(kl_v8f v) {
-    const kl_v8f zero = {0}, one = zero + 1.0f;
-    v = kl_sel(v < zero, zero, v);
-    return kl_sel(v > one, one, v);
+/* the vector functions on one vector type (V floats, I int32 lanes, S the suffix of rnn_act.h's
+   functions on it): the same operations lane by lane at every width */
+#define KL_ACT_FUNCS(V, I, S)                                                                     \
+KL_AI V kl_vclip01_##S(V v) {                                                                     \
+    const V zero = {0}, one = zero + 1.0f;                                                        \
+    v = kl_sel_##S(v < zero, zero, v);                                                            \
+    return kl_sel_##S(v > one, one, v);                                                           \
+}                                                                                                 \
+/* exp(x) over the whole float range: exp(x / 2)^2 (kl_vexpf clamps |x| at 88.38, short of the   \
+ * largest finite exp): overflows to inf above 88.72, underflows through the subnormals to 0 */   \
+KL_AI V kl_vexpf_full_##S(V x) {                                                                  \
+    V h = kl_vexpf_##S(x * 0.5f);                                                                 \
+    return kl_sel_##S(x == x, h * h, x);                                                          \
+}                                                                                                 \
+/* expm1 for x <= 0: a Taylor polynomial near 0 (where exp(x) - 1 cancels), exp(x) - 1 beyond */ \
+KL_AI V kl_vexpm1_neg_##S(V x) {                                                                  \
+    V p = x * (1.0f / 5040) + (1.0f / 720);                                                       \
+    p = p * x + (1.0f / 120);                                                                     \
+    p = p * x + (1.0f / 24);                                                                      \
+    p = p * x + (1.0f / 6);                                                                       \
+    p = p * x + 0.5f;                                                                             \
+    p = p * x * x + x;                                                                            \
+    V e = kl_vexpf_##S(x) - 1.0f;                                                                 \
+    const V zero = {0}, lim = zero - 0.25f;                                                       \
+    return kl_sel_##S(x == x, kl_sel_##S(x > lim, p, e), x);                                      \
+}                                                                                                 \
+/* always inlined with a constant code: the switch folds away in each loop below (and no         \
+ * vector crosses a call between functions compiled for different instruction sets) */           \
+KL_AI V kl_vact_f_##S(int code, V x) {                                                            \
+    const V zero = {0};                                                                           \
+    switch (code) {                                                                               \
+    case KL_ACT_RELU: return kl_sel_##S(x < zero, zero, x);                                       \
+    case KL_ACT_RELU6: { V v = kl_sel_##S(x < zero, zero, x); const V six = zero + 6.0f; return kl_sel_##S(v > six, six, v); } \
+    case KL_ACT_TANH: return kl_vtanhf_##S(x);                                                    \
+    case KL_ACT_SIGMOID: return kl_vsigmoidf_##S(x);                                              \
+    case KL_ACT_HARD_SIGMOID: return kl_vclip01_##S(x * 0.2f + 0.5f);                             \
+    case KL_ACT_HARD_SIGMOID_K3: return kl_vclip01_##S(x / 6.0f + 0.5f);                          \
+    case KL_ACT_SWISH: {                                                                          \
+        /* sigmoid is 0 below -88.7 (as NumPy's expit in float32), so -inf gives -inf * 0 = NaN */ \
+        const V lo = zero - 88.7f;                                                                \
+        V s = kl_sel_##S(x < lo, zero, kl_vsigmoidf_##S(x));                                      \
+        return x * s;                                                                             \
+    }                                                                                             \
+    case KL_ACT_HARD_SWISH: return x * kl_vclip01_##S(x / 6.0f + 0.5f);                           \
+    case KL_ACT_GELU_TANH: return 0.5f * x * (1.0f + kl_vtanhf_##S((float)KL_SQRT_2_PI * (x + 0.044715f * (x * x * x)))); \
+    case KL_ACT_ELU: {                                                                            \
+        V m = kl_vexpm1_neg_##S(kl_sel_##S(x < zero, x, zero));                                   \
+        return kl_sel_##S(x == x, kl_sel_##S(x > zero, x, m), x);                                 \
+    }                                                                                             \
+    case KL_ACT_SELU: {                                                                           \
+        V m = (float)KL_SELU_ALPHA * kl_vexpm1_neg_##S(kl_sel_##S(x < zero, x, zero));            \
+        return kl_sel_##S(x == x, (float)KL_SELU_SCALE * kl_sel_##S(x > zero, x, m), x);          \
+    }                                                                                             \
+    case KL_ACT_SOFTSIGN: {                                                                       \
+        V a = (V)((I)x & 0x7fffffff);                                                             \
+        return x / (1.0f + a);                                                                    \
+    }                                                                                             \
+    case KL_ACT_EXPONENTIAL: return kl_vexpf_full_##S(x);                                         \
+    default: return x;                                                                            \
+    }                                                                                             \
 }
+KL_ACT_FUNCS(kl_v8f, kl_v8i, 8)
+KL_ACT_FUNCS(kl_v16f, kl_v16i, 16)
 
-/* exp(x) over the whole float range: exp(x / 2)^2 (kl_vexpf clamps |x| at 88.38, short of the
- * largest finite exp): overflows to inf above 88.72, underflows through the subnormals to 0 */
-KL_AI kl_v8f kl_vexpf_full(kl_v8f x) {
-    kl_v8f h = kl_vexpf(x * 0.5f);
-    return kl_sel(x == x, h * h, x);
-}
-
-/* expm1 for x <= 0: a Taylor polynomial near 0 (where exp(x) - 1 cancels), exp(x) - 1 beyond */
-KL_AI kl_v8f kl_vexpm1_neg(kl_v8f x) {
-    kl_v8f p = x * (1.0f / 5040) + (1.0f / 720);
-    p = p * x + (1.0f / 120);
-    p = p * x + (1.0f / 24);
-    p = p * x + (1.0f / 6);
-    p = p * x + 0.5f;
-    p = p * x * x + x;
-    kl_v8f e = kl_vexpf(x) - 1.0f;
-    const kl_v8f zero = {0}, lim = zero - 0.25f;
-    return kl_sel(x == x, kl_sel(x > lim, p, e), x);
-}
-
-/* always inlined with a constant code: the switch folds away in each loop below (and no
- * vector crosses a call between functions compiled for different instruction sets) */
-KL_AI kl_v8f kl_vact_f(int code, kl_v8f x) {
-    const kl_v8f zero = {0};
-    switch (code) {
-    case KL_ACT_RELU: return kl_sel(x < zero, zero, x);
-    case KL_ACT_RELU6: { kl_v8f v = kl_sel(x < zero, zero, x); const kl_v8f six = zero + 6.0f; return kl_sel(v > six, six, v); }
-    case KL_ACT_TANH: return kl_vtanhf(x);
-    case KL_ACT_SIGMOID: return kl_vsigmoidf(x);
-    case KL_ACT_HARD_SIGMOID: return kl_vclip01(x * 0.2f + 0.5f);
-    case KL_ACT_HARD_SIGMOID_K3: return kl_vclip01(x / 6.0f + 0.5f);
-    case KL_ACT_SWISH: {
-        /* sigmoid is 0 below -88.7 (as NumPy's expit in float32), so -inf gives -inf * 0 = NaN */
-        const kl_v8f lo = zero - 88.7f;
-        kl_v8f s = kl_sel(x < lo, zero, kl_vsigmoidf(x));
-        return x * s;
-    }
-    case KL_ACT_HARD_SWISH: return x * kl_vclip01(x / 6.0f + 0.5f);
-    case KL_ACT_GELU_TANH: return 0.5f * x * (1.0f + kl_vtanhf((float)KL_SQRT_2_PI * (x + 0.044715f * (x * x * x))));
-    case KL_ACT_ELU: {
-        kl_v8f m = kl_vexpm1_neg(kl_sel(x < zero, x, zero));
-        return kl_sel(x == x, kl_sel(x > zero, x, m), x);
-    }
-    case KL_ACT_SELU: {
-        kl_v8f m = (float)KL_SELU_ALPHA * kl_vexpm1_neg(kl_sel(x < zero, x, zero));
-        return kl_sel(x == x, (float)KL_SELU_SCALE * kl_sel(x > zero, x, m), x);
-    }
-    case KL_ACT_SOFTSIGN: {
-        kl_v8f a = (kl_v8f)((kl_v8i)x & 0x7fffffff);
-        return x / (1.0f + a);
-    }
-    case KL_ACT_EXPONENTIAL: return kl_vexpf_full(x);
-    default: return x;
-    }
-}
-
-#define KL_ACT_LOOP_F(CODE)                                                                      \
+#define KL_ACT_LOOP_F(CODE, S, V, W)                                                              \
     case CODE: {                                                                                  \
         ptrdiff_t i = 0;                                                                          \
-        for (; i + 8 <= n; i += 8) {                                                              \
-            kl_v8f v; memcpy(&v, x + i, 32); v = kl_vact_f(CODE, v); memcpy(y + i, &v, 32);       \
+        for (; i + W <= n; i += W) {                                                              \
+            V v; memcpy(&v, x + i, 4 * W); v = kl_vact_f_##S(CODE, v); memcpy(y + i, &v, 4 * W);  \
         }                                                                                         \
         if (i < n) {                                                                              \
-            kl_v8f v = {0}; memcpy(&v, x + i, 4 * (n - i)); v = kl_vact_f(CODE, v);               \
+            V v = {0}; memcpy(&v, x + i, 4 * (n - i)); v = kl_vact_f_##S(CODE, v);                \
             memcpy(y + i, &v, 4 * (n - i));                                                       \
         }                                                                                         \
         break;                                                                                    \
     }
-#define KL_ACT_MAP_F(SUFFIX, ATTR)                                                                \
+#define KL_ACT_MAP_F(SUFFIX, ATTR, S, V, W)                                                       \
     ATTR static void kl_act_map_f_##SUFFIX(int code, const float* x, float* y, ptrdiff_t n) {    \
         switch (code) {                                                                           \
-        KL_ACT_LOOP_F(KL_ACT_RELU) KL_ACT_LOOP_F(KL_ACT_RELU6) KL_ACT_LOOP_F(KL_ACT_TANH)         \
-        KL_ACT_LOOP_F(KL_ACT_SIGMOID) KL_ACT_LOOP_F(KL_ACT_HARD_SIGMOID)                          \
-        KL_ACT_LOOP_F(KL_ACT_HARD_SIGMOID_K3) KL_ACT_LOOP_F(KL_ACT_SWISH)                         \
-        KL_ACT_LOOP_F(KL_ACT_HARD_SWISH) KL_ACT_LOOP_F(KL_ACT_GELU_TANH) KL_ACT_LOOP_F(KL_ACT_ELU) \
-        KL_ACT_LOOP_F(KL_ACT_SELU) KL_ACT_LOOP_F(KL_ACT_SOFTSIGN) KL_ACT_LOOP_F(KL_ACT_EXPONENTIAL) \
+        KL_ACT_LOOP_F(KL_ACT_RELU, S, V, W) KL_ACT_LOOP_F(KL_ACT_RELU6, S, V, W)                  \
+        KL_ACT_LOOP_F(KL_ACT_TANH, S, V, W) KL_ACT_LOOP_F(KL_ACT_SIGMOID, S, V, W)                \
+        KL_ACT_LOOP_F(KL_ACT_HARD_SIGMOID, S, V, W) KL_ACT_LOOP_F(KL_ACT_HARD_SIGMOID_K3, S, V, W) \
+        KL_ACT_LOOP_F(KL_ACT_SWISH, S, V, W) KL_ACT_LOOP_F(KL_ACT_HARD_SWISH, S, V, W)            \
+        KL_ACT_LOOP_F(KL_ACT_GELU_TANH, S, V, W) KL_ACT_LOOP_F(KL_ACT_ELU, S, V, W)               \
+        KL_ACT_LOOP_F(KL_ACT_SELU, S, V, W) KL_ACT_LOOP_F(KL_ACT_SOFTSIGN, S, V, W)               \
+        KL_ACT_LOOP_F(KL_ACT_EXPONENTIAL, S, V, W)                                                \
         default: if (x != y) memcpy(y, x, (size_t)n * sizeof(float));                             \
         }                                                                                         \
     }
-KL_ACT_MAP_F(base, )
+KL_ACT_MAP_F(base, , 8, kl_v8f, 8)
 #if KL_GATE_MULTIVERSION
-KL_ACT_MAP_F(avx2, KL_TARGET_AVX2)
-KL_ACT_MAP_F(avx512, KL_TARGET_AVX512)
+KL_ACT_MAP_F(avx2, KL_TARGET_AVX2, 8, kl_v8f, 8)
+KL_ACT_MAP_F(avx512, KL_TARGET_AVX512, 16, kl_v16f, 16)
 #endif
 #else
 static void kl_act_map_f_base(int code, const float* x, float* y, ptrdiff_t n) {
