@@ -135,8 +135,15 @@
             _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)                                  \
                 acc[m][v] = first ? (V){0} : (V)(*(const U*)(cbase + m * cld + v * L));           \
         const T* bk = bs;                                                                         \
-        const T* ak = ak0;                                                                        \
-        for (ptrdiff_t k = 0; k < kc; k++, bk += NV * L, ak++) {                                  \
+        /* A's rows m0 + m as three moving bases (rows 0, 4, 8) and the byte offsets of rows       \
+           1-3 after each (two registers: one stride, three strides): a tile of 12 rows needs     \
+           no row pointer per row, which spilled to the stack at every k */                        \
+        const char* ab0 = (const char*)ak0;                                                       \
+        const char* ab1 = ab0 + 4 * lda * (ptrdiff_t)sizeof(T);                                   \
+        const char* ab2 = ab0 + 8 * lda * (ptrdiff_t)sizeof(T);                                   \
+        const ptrdiff_t l1 = lda * (ptrdiff_t)sizeof(T), l3 = 3 * l1;                             \
+        for (ptrdiff_t k = 0; k < kc; k++, bk += NV * L, ab0 += sizeof(T), ab1 += sizeof(T),      \
+                 ab2 += sizeof(T)) {                                                              \
             V bv[NV];                                                                             \
             __builtin_prefetch(bk + KSKP_PF * SW);                                                \
             __builtin_prefetch(bk + KSKP_PF * SW + 64 / sizeof(T));                               \
@@ -144,7 +151,9 @@
             __builtin_prefetch(bk + KSKP_PF2 * SW + 64 / sizeof(T), 0, 2);                        \
             _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) bv[v] = *(const V*)(bk + v * L); \
             _Pragma("GCC unroll 16") for (int m = 0; m < MR; m++) {                               \
-                T a = ak[m * lda];                                                                \
+                const char* rb = m < 4 ? ab0 : m < 8 ? ab1 : ab2;                                 \
+                const int r = m & 3;                                                              \
+                T a = *(const T*)(r == 0 ? rb : r == 1 ? rb + l1 : r == 2 ? rb + 2 * l1 : rb + l3); \
                 _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) acc[m][v] += a * bv[v];      \
             }                                                                                     \
         }                                                                                         \
