@@ -18,10 +18,10 @@ cdef extern from "skinny_gemm.h":
                          const double* B, Py_ssize_t ldb, double* C, Py_ssize_t ldc) noexcept nogil
     void kskp_gemm_float(Py_ssize_t M, Py_ssize_t K, const float* A, Py_ssize_t lda, const float* Bp,
                          Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t N, float* C, Py_ssize_t ldc,
-                         const float* bias, int act, const float* R) noexcept nogil
+                         const float* bias, int act, const float* R, const Py_ssize_t* ko) noexcept nogil
     void kskp_gemm_double(Py_ssize_t M, Py_ssize_t K, const double* A, Py_ssize_t lda, const double* Bp,
                           Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t N, double* C, Py_ssize_t ldc,
-                          const double* bias, int act, const double* R) noexcept nogil
+                          const double* bias, int act, const double* R, const Py_ssize_t* ko) noexcept nogil
     void kskv_gemv_float(Py_ssize_t K, const float* x, const float* Bp, Py_ssize_t s0, Py_ssize_t s1,
                          Py_ssize_t N, float* y) noexcept nogil
     void kskv_gemv_double(Py_ssize_t K, const double* x, const double* Bp, Py_ssize_t s0, Py_ssize_t s1,
@@ -44,15 +44,17 @@ cdef inline Py_ssize_t packed_len(Py_ssize_t k, Py_ssize_t n, Py_ssize_t itemsiz
 cdef inline void packed_gemm(Py_ssize_t m, Py_ssize_t k, const floating* a, Py_ssize_t lda, const floating* bp,
                              Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t n, floating* c,
                              Py_ssize_t ldc, const floating* bias=NULL, int act=0,
-                             const floating* residual=NULL) noexcept nogil:
+                             const floating* residual=NULL, const Py_ssize_t* ko=NULL) noexcept nogil:
     """C[:, cols] = act(A @ B[:, cols] + bias[cols]) for the columns of strips ``[s0, s1)``
     below ``n``; B packed, ``c`` and ``bias`` (or NULL) indexed from column 0, ``act`` any
     activation code (relu and relu6 in the register tile's store, the others mapped over each
-    finished row tile); ``residual`` (or NULL), laid out as ``c``, is added after the bias."""
+    finished row tile); ``residual`` (or NULL), laid out as ``c``, is added after the bias.
+    ``ko`` (or NULL: A's rows contiguous): A[r][j] is read at byte offset ``ko[j]`` from the
+    start of row r (``a + r * lda``), a convolution's window read in place."""
     if floating is float:
-        kskp_gemm_float(m, k, a, lda, bp, s0, s1, n, c, ldc, bias, act, residual)
+        kskp_gemm_float(m, k, a, lda, bp, s0, s1, n, c, ldc, bias, act, residual, ko)
     else:
-        kskp_gemm_double(m, k, a, lda, bp, s0, s1, n, c, ldc, bias, act, residual)
+        kskp_gemm_double(m, k, a, lda, bp, s0, s1, n, c, ldc, bias, act, residual, ko)
 
 
 cdef inline void packed_gemv(Py_ssize_t k, const floating* x, const floating* bp, Py_ssize_t s0, Py_ssize_t s1,

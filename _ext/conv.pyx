@@ -44,6 +44,10 @@ SKINNY_ROWS = KSK_MAX_ROWS
 PACKED_ROWS = KSK_PACKED_MAX_ROWS
 #: bytes of columns per strip of a packed kernel (``pack_kernel``)
 STRIP_BYTES = KSK_STRIP_BYTES
+#: with a packed kernel (channels_last, one group), outputs whose window lies inside the input
+#: are computed by the packed GEMM reading the window in place (no im2col) from this many
+#: outputs per row on
+IMPLICIT_MIN_WIDTH = 8
 
 
 def packed_size(k, n, itemsize):
@@ -199,11 +203,82 @@ cdef int _check_tiling(Geom* g, Py_ssize_t chunk_rows, Py_ssize_t col_slice, bin
     return 0
 
 
+cdef void _implicit_rows(const floating* xp, Geom* g, const floating* pp, const Py_ssize_t* koff,
+                         Py_ssize_t i_lo, Py_ssize_t i_hi, Py_ssize_t r0, Py_ssize_t rows, Py_ssize_t f0,
+                         Py_ssize_t fw, floating* col, floating* tmp, Py_ssize_t* dst, floating* yp,
+                         const floating* bp, int act, const floating* rp) noexcept nogil:
+    """Output pixels ``r0 <= r < r0 + rows`` (counted across the batch, channels_last) of a
+    convolution with a packed kernel, channels ``[f0, f0 + fw)``. The run of each output row
+    whose windows lie inside the input (rows ``i_lo <= o2 < i_hi`` of an output row whose
+    axis-0 and axis-1 windows do) goes through the packed GEMM reading the input in place
+    (row r of A at its window's first tap, ``s2 * x2`` apart, step k at byte offset
+    ``koff[k]``); the other pixels are gathered through im2col into ``col`` (their output rows
+    in ``dst``) and multiplied in one GEMM into ``tmp`` (``2 * rows x cout``: outputs, then
+    their residual rows), then scattered. The sums run in the same order either way."""
+    cdef Py_ssize_t SW = KSK_STRIP_BYTES // sizeof(floating)
+    cdef Py_ssize_t W = g.outd[2], F = g.cout, P = g.outd[0] * g.outd[1] * g.outd[2]
+    cdef Py_ssize_t Kc = g.k[0] * g.k[1] * g.k[2] * g.cin
+    cdef Py_ssize_t s0 = f0 // SW, s1 = strips(f0 + fw, sizeof(floating)), n = f0 + fw
+    cdef Py_ssize_t done = 0, nb = 0, r, b, p, o0, o1, o2, seg, a, e, st0, st1, lo, hi, i
+    cdef bint inside
+    while done < rows:
+        r = r0 + done
+        b = r // P
+        p = r % P
+        o2 = p % W
+        o1 = (p // W) % g.outd[1]
+        o0 = p // (W * g.outd[1])
+        seg = W - o2
+        if seg > rows - done:
+            seg = rows - done
+        window_taps(o0, g.s[0], g.pad[0], g.dil[0], g.k[0], g.ind[0], &st0, &lo, &hi)
+        inside = lo == 0 and hi == g.k[0]
+        window_taps(o1, g.s[1], g.pad[1], g.dil[1], g.k[1], g.ind[1], &st1, &lo, &hi)
+        inside = inside and lo == 0 and hi == g.k[1]
+        # [a, e): the outputs of this row read in place; the rest of the segment is gathered
+        a = o2 + seg
+        e = o2 + seg
+        if inside:
+            a = i_lo if i_lo > o2 else o2
+            e = i_hi if i_hi < o2 + seg else o2 + seg
+            if e <= a:
+                a = o2 + seg
+                e = o2 + seg
+        if a > o2:
+            _im2col(xp, g, b, p, a - o2, 0, g.cin, col + nb * Kc)
+            for i in range(a - o2):
+                dst[nb + i] = r + i
+            nb = nb + a - o2
+        if e > a:
+            packed_gemm(e - a, Kc, xp + b * g.xb + st0 * g.x0 + st1 * g.x1 + (a * g.s[2] - g.pad[2]) * g.x2,
+                        g.s[2] * g.x2, pp, s0, s1, n, yp + (r + a - o2) * F, F, bp, act,
+                        rp + (r + a - o2) * F if rp != NULL else NULL, koff)
+        if o2 + seg > e:
+            _im2col(xp, g, b, p + e - o2, o2 + seg - e, 0, g.cin, col + nb * Kc)
+            for i in range(o2 + seg - e):
+                dst[nb + i] = r + e - o2 + i
+            nb = nb + o2 + seg - e
+        done += seg
+    if nb == 0:
+        return
+    if rp != NULL:
+        # the gathered rows' residual, after their outputs (C must not alias it: a GEMM over
+        # several blocks of K stores partial sums before the last block adds the residual)
+        for i in range(nb):
+            memcpy(tmp + (rows + i) * F + f0, rp + dst[i] * F + f0, fw * sizeof(floating))
+    packed_gemm(nb, Kc, col, Kc, pp, s0, s1, n, tmp, F, bp, act, tmp + rows * F if rp != NULL else NULL)
+    for i in range(nb):
+        memcpy(yp + dst[i] * F + f0, tmp + i * F + f0, fw * sizeof(floating))
+
+
 cdef int _conv_run(const floating* xp, const floating* wp, const floating* bp, floating* yp, Geom* gp,
                    bint use_bias, int act, Py_ssize_t chunk_rows, Py_ssize_t col_slice, int n_threads,
-                   const floating* pp, const floating* rp) noexcept nogil:
+                   const floating* pp, const floating* rp, const Py_ssize_t* koff, Py_ssize_t i_lo,
+                   Py_ssize_t i_hi) noexcept nogil:
     """ConvKernel's call on checked pointers (``pp``, ``rp``: the packed kernel and the residual, or
-    NULL); returns the number of tasks that found no scratch memory (0 on success)."""
+    NULL; ``koff``: the window's byte offsets when the packed GEMM reads inside windows in place,
+    those of the output rows ``i_lo <= o2 < i_hi`` (``_implicit_rows``), or NULL); returns the
+    number of tasks that found no scratch memory (0 on success)."""
     cdef Geom g = gp[0]
     cdef Py_ssize_t SW = KSK_STRIP_BYTES // sizeof(floating)
     cdef Py_ssize_t P = g.outd[0] * g.outd[1] * g.outd[2]
@@ -221,15 +296,20 @@ cdef int _conv_run(const floating* xp, const floating* wp, const floating* bp, f
     cdef Py_ssize_t total = (g.n if g.cf else 1) * nc * ncs
     cdef Py_ssize_t task, ch, b, r0, rows, gi, f0, fw, seg, r, done
     cdef floating* col = NULL
+    cdef floating* tmp = NULL
+    cdef Py_ssize_t* dst = NULL
     cdef int failed = 0
     cdef bint pointwise = (T == 1 and g.groups == 1 and g.s[0] == 1 and g.s[1] == 1 and g.s[2] == 1
                            and g.pad[0] == 0 and g.pad[1] == 0 and g.pad[2] == 0
                            and g.outd[0] == g.ind[0] and g.outd[1] == g.ind[1] and g.outd[2] == g.ind[2])
     with parallel(num_threads=n_threads):
         col = <floating*>malloc((1 if pointwise else R * Kc) * sizeof(floating))
+        # reading windows in place: the gathered pixels' outputs and destinations
+        tmp = <floating*>malloc((2 * R * F if koff != NULL else 1) * sizeof(floating))
+        dst = <Py_ssize_t*>malloc((R if koff != NULL else 1) * sizeof(Py_ssize_t))
         try:
             for task in prange(total, schedule="static"):
-                if col == NULL:
+                if col == NULL or tmp == NULL or dst == NULL:
                     failed += 1
                     continue
                 ch = task // ncs
@@ -260,6 +340,10 @@ cdef int _conv_run(const floating* xp, const floating* wp, const floating* bp, f
                         epilogue(yp + b * g.yb + f0 * P + r0, fw, rows, P, bp + f0 if bp != NULL else NULL,
                                  True, use_bias, act)
                     continue
+                if koff != NULL:
+                    _implicit_rows(xp, &g, pp, koff, i_lo, i_hi, r0, rows, f0, fw, col, tmp, dst, yp,
+                                   bp if use_bias else NULL, act, rp)
+                    continue
                 for gi in range(g.groups):
                     if g.cf:
                         _im2col(xp, &g, b, r0, rows, gi * cg, cg, col)
@@ -289,6 +373,8 @@ cdef int _conv_run(const floating* xp, const floating* wp, const floating* bp, f
                                  bp + gi * fg + f0 if bp != NULL else NULL, True, use_bias, act)
         finally:
             free(col)
+            free(tmp)
+            free(dst)
     return failed
 
 
@@ -442,6 +528,14 @@ cdef class ConvKernel:
     cdef readonly int act
     cdef bint use_bias
     cdef Py_ssize_t chunk_rows, col_slice, x_size, out_size
+    cdef Py_ssize_t* koff
+    cdef Py_ssize_t i_lo, i_hi
+
+    def __cinit__(self):
+        self.koff = NULL
+
+    def __dealloc__(self):
+        free(self.koff)
 
     def __init__(self, w, bias, dict geometry, bint use_bias, int act, Py_ssize_t chunk_rows,
                  Py_ssize_t col_slice, int n_threads, packed=None):
@@ -461,6 +555,44 @@ cdef class ConvKernel:
         self.pp = array_data(packed, self.typenum, p_size, False, where, "the packed kernel") if p_size else NULL
         self.w, self.bias, self.packed = w, bias, packed if p_size else None
         self.use_bias, self.act, self.chunk_rows, self.col_slice, self.n_threads = use_bias, act, chunk_rows, col_slice, n_threads
+        self._plan_implicit(4 if self.typenum == cnp.NPY_FLOAT else 8)
+
+    cdef int _plan_implicit(self, Py_ssize_t itemsize) except -1:
+        """With a packed kernel (channels_last, one group, not the 1x1 path) and rows of at least
+        IMPLICIT_MIN_WIDTH outputs: the window's byte offsets (``koff``, one per GEMM step: tap
+        ``(a, b, c)``, channel ``ci``) and the outputs ``i_lo <= o2 < i_hi`` of a row whose
+        axis-2 window lies inside the input."""
+        cdef Geom* g = &self.g
+        cdef Py_ssize_t K0 = g.k[0], K1 = g.k[1], K2 = g.k[2], a, bb, cc, ci, k, last
+        cdef bint pointwise = (K0 * K1 * K2 == 1 and g.s[0] == 1 and g.s[1] == 1 and g.s[2] == 1
+                               and g.pad[0] == 0 and g.pad[1] == 0 and g.pad[2] == 0
+                               and g.outd[0] == g.ind[0] and g.outd[1] == g.ind[1] and g.outd[2] == g.ind[2])
+        if self.pp == NULL or g.cf or g.groups != 1 or pointwise or g.outd[2] < IMPLICIT_MIN_WIDTH:
+            return 0
+        self.koff = <Py_ssize_t*>malloc(K0 * K1 * K2 * g.cin * sizeof(Py_ssize_t) + 1)
+        if self.koff == NULL:
+            raise MemoryError("ConvKernel: could not allocate the window offsets")
+        k = 0
+        for a in range(K0):
+            for bb in range(K1):
+                for cc in range(K2):
+                    for ci in range(g.cin):
+                        self.koff[k] = (a * g.dil[0] * g.x0 + bb * g.dil[1] * g.x1 + cc * g.dil[2] * g.x2 + ci) * itemsize
+                        k += 1
+        # o2 * s - pad >= 0 and o2 * s - pad + (K2 - 1) * dil <= in - 1
+        self.i_lo = (g.pad[2] + g.s[2] - 1) // g.s[2]
+        last = g.ind[2] - 1 - (K2 - 1) * g.dil[2] + g.pad[2]
+        self.i_hi = last // g.s[2] + 1 if last >= 0 else 0
+        if self.i_hi > g.outd[2]:
+            self.i_hi = g.outd[2]
+        if self.i_lo > self.i_hi:
+            self.i_lo = self.i_hi
+        return 0
+
+    @property
+    def reads_in_place(self):
+        """Whether the packed GEMM reads windows inside the input in place (no im2col for them)."""
+        return self.koff != NULL
 
     @property
     def has_packed(self):
@@ -485,10 +617,12 @@ cdef class ConvKernel:
             if self.typenum == cnp.NPY_FLOAT:
                 failed = _conv_run(<const float*>xp, <const float*>self.wp, <const float*>self.bp, <float*>yp,
                                    &self.g, self.use_bias, act, self.chunk_rows, self.col_slice,
-                                   self.n_threads, <const float*>self.pp, <const float*>rp)
+                                   self.n_threads, <const float*>self.pp, <const float*>rp, self.koff,
+                                   self.i_lo, self.i_hi)
             else:
                 failed = _conv_run(<const double*>xp, <const double*>self.wp, <const double*>self.bp, <double*>yp,
                                    &self.g, self.use_bias, act, self.chunk_rows, self.col_slice,
-                                   self.n_threads, <const double*>self.pp, <const double*>rp)
+                                   self.n_threads, <const double*>self.pp, <const double*>rp, self.koff,
+                                   self.i_lo, self.i_hi)
         if failed:
             raise MemoryError(f"{where}: could not allocate the im2col scratch")

@@ -128,22 +128,22 @@
 /* The tile's store: with ``ep`` (the last block of K) the bias (``bj``: the bias at the tile's
    first column, or NULL) is added and relu / relu6 applied in registers (NaN stays NaN: a
    select on ``v < 0``, as the epilogue); other codes are mapped over the finished rows after. */
-#define KSKP_TILE(T, V, U, MT, L, MR, NV)                                                         \
+#define KSKP_TILE(T, V, U, MT, L, MR, NV, IND)                                                    \
     do {                                                                                          \
         V acc[MR][NV];                                                                            \
         _Pragma("GCC unroll 16") for (int m = 0; m < MR; m++)                                     \
             _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)                                  \
                 acc[m][v] = first ? (V){0} : (V)(*(const U*)(cbase + m * cld + v * L));           \
         const T* bk = bs;                                                                         \
-        /* A's rows m0 + m as three moving bases (rows 0, 4, 8) and the byte offsets of rows       \
-           1-3 after each (two registers: one stride, three strides): a tile of 12 rows needs     \
-           no row pointer per row, which spilled to the stack at every k */                        \
-        const char* ab0 = (const char*)ak0;                                                       \
-        const char* ab1 = ab0 + 4 * lda * (ptrdiff_t)sizeof(T);                                   \
-        const char* ab2 = ab0 + 8 * lda * (ptrdiff_t)sizeof(T);                                   \
-        const ptrdiff_t l1 = lda * (ptrdiff_t)sizeof(T), l3 = 3 * l1;                             \
-        for (ptrdiff_t k = 0; k < kc; k++, bk += NV * L, ab0 += sizeof(T), ab1 += sizeof(T),      \
-                 ab2 += sizeof(T)) {                                                              \
+        /* A's rows m0 + m at step k: three bases (rows 0, 4, 8) and the byte offsets of rows     \
+           1-3 after each (one stride, three strides): a tile of 12 rows needs no row pointer     \
+           per row, which spilled to the stack at every k. IND: A is read in place, the column    \
+           of step k at byte offset ko[k] of each row (a convolution's window, no im2col) */      \
+        const ptrdiff_t l1 = lda * (ptrdiff_t)sizeof(T), l3 = 3 * l1, l4 = 4 * l1, l8 = 8 * l1;   \
+        for (ptrdiff_t k = 0; k < kc; k++, bk += NV * L) {                                        \
+            const char* ab0 = (const char*)ak0 + (IND ? ko[k] : k * (ptrdiff_t)sizeof(T));        \
+            const char* ab1 = ab0 + l4;                                                           \
+            const char* ab2 = ab0 + l8;                                                           \
             V bv[NV];                                                                             \
             __builtin_prefetch(bk + KSKP_PF * SW);                                                \
             __builtin_prefetch(bk + KSKP_PF * SW + 64 / sizeof(T));                               \
@@ -184,15 +184,29 @@
                 *(U*)(cbase + m * cld + v * L) = acc[m][v];                                       \
     } while (0)
 
-#define KSKP_CASE(T, V, U, MT, L, MR, NV) case MR: KSKP_TILE(T, V, U, MT, L, MR, NV); break;
-#define KSKP_CASES_1(T, V, U, MT, L, NV) KSKP_CASE(T, V, U, MT, L, 1, NV)
-#define KSKP_CASES_3(T, V, U, MT, L, NV)                                                          \
-    KSKP_CASE(T, V, U, MT, L, 1, NV) KSKP_CASE(T, V, U, MT, L, 2, NV) KSKP_CASE(T, V, U, MT, L, 3, NV)
-#define KSKP_CASES_12(T, V, U, MT, L, NV)                                                         \
-    KSKP_CASES_3(T, V, U, MT, L, NV)                                                              \
-    KSKP_CASE(T, V, U, MT, L, 4, NV) KSKP_CASE(T, V, U, MT, L, 5, NV) KSKP_CASE(T, V, U, MT, L, 6, NV) \
-    KSKP_CASE(T, V, U, MT, L, 7, NV) KSKP_CASE(T, V, U, MT, L, 8, NV) KSKP_CASE(T, V, U, MT, L, 9, NV) \
-    KSKP_CASE(T, V, U, MT, L, 10, NV) KSKP_CASE(T, V, U, MT, L, 11, NV) KSKP_CASE(T, V, U, MT, L, 12, NV)
+#define KSKP_CASE(T, V, U, MT, L, MR, NV, IND) case MR: KSKP_TILE(T, V, U, MT, L, MR, NV, IND); break;
+#define KSKP_CASES_1(T, V, U, MT, L, NV, IND) KSKP_CASE(T, V, U, MT, L, 1, NV, IND)
+#define KSKP_CASES_3(T, V, U, MT, L, NV, IND)                                                     \
+    KSKP_CASE(T, V, U, MT, L, 1, NV, IND) KSKP_CASE(T, V, U, MT, L, 2, NV, IND)                   \
+    KSKP_CASE(T, V, U, MT, L, 3, NV, IND)
+#define KSKP_CASES_12(T, V, U, MT, L, NV, IND)                                                    \
+    KSKP_CASES_3(T, V, U, MT, L, NV, IND)                                                         \
+    KSKP_CASE(T, V, U, MT, L, 4, NV, IND) KSKP_CASE(T, V, U, MT, L, 5, NV, IND)                   \
+    KSKP_CASE(T, V, U, MT, L, 6, NV, IND) KSKP_CASE(T, V, U, MT, L, 7, NV, IND)                   \
+    KSKP_CASE(T, V, U, MT, L, 8, NV, IND) KSKP_CASE(T, V, U, MT, L, 9, NV, IND)                   \
+    KSKP_CASE(T, V, U, MT, L, 10, NV, IND) KSKP_CASE(T, V, U, MT, L, 11, NV, IND)                 \
+    KSKP_CASE(T, V, U, MT, L, 12, NV, IND)
+/* the tile of mr rows, A contiguous (ko NULL) or read at the offsets ko */
+#define KSKP_SWITCH(T, SUF, L, NV, MRMAX)                                                         \
+    if (ko) {                                                                                     \
+        switch (mr) {                                                                             \
+            KSKP_CASES_##MRMAX(T, kskp_##T##_v_##SUF, kskp_##T##_u_##SUF, kskp_##T##_m_##SUF, L, NV, 1) \
+        }                                                                                         \
+    } else {                                                                                      \
+        switch (mr) {                                                                             \
+            KSKP_CASES_##MRMAX(T, kskp_##T##_v_##SUF, kskp_##T##_u_##SUF, kskp_##T##_m_##SUF, L, NV, 0) \
+        }                                                                                         \
+    }
 
 /* the scalar epilogue of one value (a strip narrower than SW, the plain loops) */
 #define KSKP_EP1(v, act)                                                                          \
@@ -223,7 +237,7 @@ static inline void kskp_act_double(int act, double* p, ptrdiff_t n) { kl_act_map
     typedef KSKP_INT_##T kskp_##T##_m_##SUF __attribute__((vector_size(VS)));                     \
     ATTR static void kskp_narrow_##T##_##SUF(ptrdiff_t M, ptrdiff_t K, const T* A, ptrdiff_t lda, \
             const T* bs0, ptrdiff_t m0, int mr, ptrdiff_t j, ptrdiff_t width, T* C, ptrdiff_t ldc, \
-            const T* bias, int act, const T* R)                                                   \
+            const T* bias, int act, const T* R, const ptrdiff_t* ko)                              \
     {                                                                                             \
         enum { L = VS / sizeof(T), SW = KSK_STRIP_BYTES / sizeof(T), NV = SW / L };               \
         T tmp[MRMAX * SW];                                                                        \
@@ -235,9 +249,7 @@ static inline void kskp_act_double(int act, double* p, ptrdiff_t n) { kl_act_map
         const T* ak0 = A + m0 * lda;                                                              \
         T* cbase = tmp;                                                                           \
         (void)M; (void)ep; (void)bj; (void)rbase;                                                 \
-        switch (mr) {                                                                             \
-            KSKP_CASES_##MRMAX(T, kskp_##T##_v_##SUF, kskp_##T##_u_##SUF, kskp_##T##_m_##SUF, L, NV) \
-        }                                                                                         \
+        KSKP_SWITCH(T, SUF, L, NV, MRMAX)                                                         \
         for (int m = 0; m < mr; m++)                                                              \
             for (ptrdiff_t c = 0; c < width; c++) {                                               \
                 T v = tmp[m * SW + c] + (bias ? bias[j + c] : (T)0);                              \
@@ -248,13 +260,14 @@ static inline void kskp_act_double(int act, double* p, ptrdiff_t n) { kl_act_map
     }                                                                                             \
     ATTR static void kskp_gemm_##T##_##SUF(ptrdiff_t M, ptrdiff_t K, const T* A, ptrdiff_t lda,   \
             const T* Bp, ptrdiff_t s0, ptrdiff_t s1, ptrdiff_t N, T* C, ptrdiff_t ldc,            \
-            const T* bias, int act, const T* R)                                                   \
+            const T* bias, int act, const T* R, const ptrdiff_t* KO)                              \
     {                                                                                             \
         enum { L = VS / sizeof(T), SW = KSK_STRIP_BYTES / sizeof(T), NV = SW / L };               \
         const ptrdiff_t c0 = s0 * SW, c1 = s1 * SW < N ? s1 * SW : N;                             \
         if (K <= KSKP_KC) {                                                                       \
             const int first = 1, ep = 1;                                                          \
             const ptrdiff_t kc = K, cld = ldc;                                                    \
+            const ptrdiff_t* ko = KO;                                                             \
             for (ptrdiff_t m0 = 0; m0 < M; m0 += MRMAX) {                                         \
                 int mr = (int)(M - m0 < MRMAX ? M - m0 : MRMAX);                                  \
                 const T* ak0 = A + m0 * lda;                                                      \
@@ -262,15 +275,13 @@ static inline void kskp_act_double(int act, double* p, ptrdiff_t n) { kl_act_map
                     const T* bs = Bp + s * K * SW;                                                \
                     ptrdiff_t j = s * SW;                                                         \
                     if (N - j < SW) {                                                             \
-                        kskp_narrow_##T##_##SUF(M, K, A, lda, bs, m0, mr, j, N - j, C, ldc, bias, act, R); \
+                        kskp_narrow_##T##_##SUF(M, K, A, lda, bs, m0, mr, j, N - j, C, ldc, bias, act, R, KO); \
                         continue;                                                                 \
                     }                                                                             \
                     T* cbase = C + m0 * ldc + j;                                                  \
                     const T* bj = bias ? bias + j : NULL;                                         \
                     const T* rbase = R ? R + m0 * ldc + j : NULL;                                 \
-                    switch (mr) {                                                                 \
-                        KSKP_CASES_##MRMAX(T, kskp_##T##_v_##SUF, kskp_##T##_u_##SUF, kskp_##T##_m_##SUF, L, NV) \
-                    }                                                                             \
+                    KSKP_SWITCH(T, SUF, L, NV, MRMAX)                                             \
                 }                                                                                 \
                 KSKP_MAP_ROWS(T, C, ldc, m0, m0 + mr, c0, c1, act);                               \
             }                                                                                     \
@@ -282,7 +293,7 @@ static inline void kskp_act_double(int act, double* p, ptrdiff_t n) { kl_act_map
             if (N - j < SW) {                                                                     \
                 for (ptrdiff_t m0 = 0; m0 < M; m0 += MRMAX)                                       \
                     kskp_narrow_##T##_##SUF(M, K, A, lda, bs0, m0,                                \
-                        (int)(M - m0 < MRMAX ? M - m0 : MRMAX), j, N - j, C, ldc, bias, act, R);  \
+                        (int)(M - m0 < MRMAX ? M - m0 : MRMAX), j, N - j, C, ldc, bias, act, R, KO); \
                 continue;                                                                         \
             }                                                                                     \
             const T* bj = bias ? bias + j : NULL;                                                 \
@@ -296,10 +307,9 @@ static inline void kskp_act_double(int act, double* p, ptrdiff_t n) { kl_act_map
                     T* cbase = C + m0 * ldc + j;                                                  \
                     const ptrdiff_t cld = ldc;                                                    \
                     const T* rbase = R ? R + m0 * ldc + j : NULL;                                 \
-                    const T* ak0 = A + m0 * lda + k0;                                             \
-                    switch (mr) {                                                                 \
-                        KSKP_CASES_##MRMAX(T, kskp_##T##_v_##SUF, kskp_##T##_u_##SUF, kskp_##T##_m_##SUF, L, NV) \
-                    }                                                                             \
+                    const T* ak0 = A + m0 * lda + (KO ? 0 : k0);                                  \
+                    const ptrdiff_t* ko = KO ? KO + k0 : NULL;                                    \
+                    KSKP_SWITCH(T, SUF, L, NV, MRMAX)                                             \
                 }                                                                                 \
                 k0 += KSKP_KC;                                                                    \
             } while (k0 < K);                                                                     \
@@ -367,7 +377,7 @@ static inline void kskp_act_double(int act, double* p, ptrdiff_t n) { kl_act_map
 #define KSKP_SCALAR(T)                                                                            \
     static void kskp_gemm_##T##_base(ptrdiff_t M, ptrdiff_t K, const T* A, ptrdiff_t lda,         \
             const T* Bp, ptrdiff_t s0, ptrdiff_t s1, ptrdiff_t N, T* C, ptrdiff_t ldc,            \
-            const T* bias, int act, const T* R) {                                                 \
+            const T* bias, int act, const T* R, const ptrdiff_t* KO) {                            \
         enum { SW = KSK_STRIP_BYTES / sizeof(T) };                                                \
         for (ptrdiff_t s = s0; s < s1; s++) {                                                     \
             ptrdiff_t j = s * SW, width = N - j < SW ? N - j : SW;                                \
@@ -375,7 +385,7 @@ static inline void kskp_act_double(int act, double* p, ptrdiff_t n) { kl_act_map
                 T acc[SW];                                                                        \
                 for (ptrdiff_t c = 0; c < SW; c++) acc[c] = 0;                                    \
                 for (ptrdiff_t k = 0; k < K; k++) {                                               \
-                    T a = A[m * lda + k];                                                         \
+                    T a = KO ? *(const T*)((const char*)(A + m * lda) + KO[k]) : A[m * lda + k];  \
                     const T* b = Bp + (s * K + k) * SW;                                           \
                     for (ptrdiff_t c = 0; c < SW; c++) acc[c] += a * b[c];                        \
                 }                                                                                 \
@@ -409,9 +419,11 @@ typedef void (*ksk_double_t)(ptrdiff_t, ptrdiff_t, ptrdiff_t, const double*, ptr
                              ptrdiff_t, double*, ptrdiff_t);
 
 typedef void (*kskp_float_t)(ptrdiff_t, ptrdiff_t, const float*, ptrdiff_t, const float*, ptrdiff_t,
-                             ptrdiff_t, ptrdiff_t, float*, ptrdiff_t, const float*, int, const float*);
+                             ptrdiff_t, ptrdiff_t, float*, ptrdiff_t, const float*, int, const float*,
+                             const ptrdiff_t*);
 typedef void (*kskp_double_t)(ptrdiff_t, ptrdiff_t, const double*, ptrdiff_t, const double*, ptrdiff_t,
-                              ptrdiff_t, ptrdiff_t, double*, ptrdiff_t, const double*, int, const double*);
+                              ptrdiff_t, ptrdiff_t, double*, ptrdiff_t, const double*, int, const double*,
+                              const ptrdiff_t*);
 
 #if defined(__GNUC__) && !defined(__clang__)
 KSK_DEFINE(float, base, , 16, 6)

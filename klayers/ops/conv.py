@@ -322,13 +322,18 @@ def conv_call(x_shape: Tuple[int, ...], kernel: np.ndarray, bias: Optional[np.nd
     call.weights = w
     call.rest, call.n_threads = rest, n_threads
     head = (geo, bias is not None, code)
-    # with a packed kernel, im2col + the packed GEMM beats the per-tap GEMMs of the direct path
-    # on few input channels (stems: 3x3 3->32 at 96x96 b16 730 us against 1420) and on fewer
-    # than PACKED_OVER_DIRECT_ROWS output pixels (3x3 64->64 at 24x24 b1: 149 against 171)
+    # with a packed kernel, the packed GEMM beats the per-tap GEMMs of the direct path on few
+    # input channels (stems: 3x3 3->32 at 96x96 b16 730 us against 1420), on fewer than
+    # PACKED_OVER_DIRECT_ROWS output pixels (3x3 64->64 at 24x24 b1: 149 against 171), and
+    # wherever its columns fill a strip, since it reads the windows inside the input in place
+    # (ConvKernel, no im2col for them): 3x3 at b16, 47x47 32->32 281 against 198 GF/s, 24x24
+    # 64->64 269 against 247; 96x96 16->16 (half a strip) 144 against 173
     packable = packed is not None and not cf and groups == 1
+    full_strips = fg * dtype.itemsize >= _conv.STRIP_BYTES
     if (not pointwise and cg >= DIRECT_MIN_CIN and out[-1] >= DIRECT_MIN_WIDTH
             and (fg <= 64 or cg * fg <= DIRECT_MAX_TAP_WEIGHTS) and (not cf or s[-1] == 1)
-            and not (packable and (cg < PACKED_OVER_DIRECT_CIN or n * p_out < PACKED_OVER_DIRECT_ROWS))):
+            and not (packable and (cg < PACKED_OVER_DIRECT_CIN or n * p_out < PACKED_OVER_DIRECT_ROWS
+                                   or (full_strips and out[-1] >= _conv.IMPLICIT_MIN_WIDTH)))):
         cap = _small_gemm_rows(cg, fg) or DIRECT_SEG_BYTES // (filters * dtype.itemsize)
         seg = _segment(n * p_out // out[-1], out[-1], cap, threads)
         post = head + (int(seg), threads)

@@ -236,6 +236,55 @@ def test_im2col_kernel_tiles_agree_on_random_geometries(cf, dtype):
                                        err_msg=f"{geo} rows={rows} cols={cols}")
 
 
+@pytest.mark.parametrize("isa", [0, 2], ids=["baseline", "avx512"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_windows_read_in_place_equal_im2col_exactly(dtype, isa, monkeypatch):
+    """ConvKernel with a packed kernel reads the windows that lie inside the input in place
+    (no im2col) and gathers the others: on random geometries (padding, strides, dilations, rows
+    with no window inside, tilings that split rows and channels), with and without a residual,
+    its outputs are those of the im2col path bit for bit (the sums run in the same order)."""
+    _conv.select_isa(isa)
+    monkeypatch.setattr(_conv, "IMPLICIT_MIN_WIDTH", 1)
+    rng = np.random.default_rng(400 + isa)
+    itemsize = np.dtype(dtype).itemsize
+    read_in_place = 0
+    try:
+        for trial in range(80):
+            geo, nx, ny, nw = _geometry(rng, 0)
+            geo["groups"], geo["in_channels"] = 1, int(rng.integers(1, 9))
+            geo["out_channels"] = int(rng.choice([1, 7, 16, 40, 70]))
+            geo["in_size"][2] += 9  # long rows: runs read in place between the borders
+            k, s, d, p = geo["kernel_size"], geo["strides"], geo["dilation_rate"], geo["pad_before"]
+            geo["out_size"][2] = max(1, (geo["in_size"][2] + p[2] - (k[2] - 1) * d[2] - 1) // s[2] + 1)
+            n, cin, cout = geo["batch"], geo["in_channels"], geo["out_channels"]
+            nx, ny = n * cin * int(np.prod(geo["in_size"])), n * cout * int(np.prod(geo["out_size"]))
+            kc = int(np.prod(k)) * cin
+            x = rng.standard_normal(nx).astype(dtype)
+            w = rng.standard_normal(kc * cout).astype(dtype)
+            b = rng.standard_normal(cout).astype(dtype)
+            res = rng.standard_normal(ny).astype(dtype)
+            pk = np.empty(_conv.packed_size(kc, cout, itemsize), dtype)
+            _conv.pack_kernel(w, kc, cout, pk)
+            sw = _conv.STRIP_BYTES // itemsize
+            act, use_bias = trial % 3, trial % 2
+            for rows, cols, threads in [(1 << 20, 1 << 20, 1), (3, sw, 2), (7, 1 << 20, 2)]:
+                outs = []
+                for width in (1, 1 << 30):  # read in place, then never
+                    monkeypatch.setattr(_conv, "IMPLICIT_MIN_WIDTH", width)
+                    kern = _conv.ConvKernel(w, b, geo, use_bias, act, rows, cols, threads, pk)
+                    read_in_place += kern.reads_in_place
+                    y = np.full(ny, np.nan, dtype)
+                    y2 = np.full(ny, np.nan, dtype)
+                    kern(x, y)
+                    kern(x, y2, res, act)
+                    outs.append((y, y2))
+                for got, want in zip(outs[0], outs[1]):
+                    np.testing.assert_array_equal(got, want, err_msg=f"{geo} rows={rows} cols={cols}")
+    finally:
+        _conv.select_isa()
+    assert read_in_place > 100
+
+
 # (spatial, kernel, padding, cin, filters): small maps whose GEMMs have few rows; widths that
 # fill whole strips, leave a tail, or are narrower than one strip or one register tile
 SKINNY = [
