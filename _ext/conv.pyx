@@ -46,8 +46,10 @@ PACKED_ROWS = KSK_PACKED_MAX_ROWS
 STRIP_BYTES = KSK_STRIP_BYTES
 #: with a packed kernel (channels_last, one group), outputs whose window lies inside the input
 #: are computed by the packed GEMM reading the window in place (no im2col) from this many
-#: outputs per row on
-IMPLICIT_MIN_WIDTH = 8
+#: outputs per row on: each row's run streams the packed kernel once, so short rows lose
+#: against im2col's long chunks (9x9 b16: 3x3 64->96 188 against 255 GF/s, 288->384 219
+#: against 276; 12x12 and wider won everywhere measured, 3x3 128->128 274 against 260)
+IMPLICIT_MIN_WIDTH = 12
 
 
 def packed_size(k, n, itemsize):
