@@ -462,6 +462,11 @@ class Functional(Layer):
             pool = self.__dict__.setdefault("_arenas", [])
             return pool.pop() if pool else arena_lib.Arena()
 
+    def _release_arenas(self) -> None:
+        """Drop the arenas no call is using (a recorded call replays on buffers of its own)."""
+        with _ARENAS_LOCK:
+            self.__dict__["_arenas"] = []
+
     def _give_arena(self, arena: Any) -> None:
         with _ARENAS_LOCK:
             pool = self.__dict__.setdefault("_arenas", [])

@@ -57,13 +57,15 @@ def disabled() -> Iterator[None]:
 class Replay:
     """A checked recording: the input slots, the tape and the output arrays it writes."""
 
-    __slots__ = ("slots", "tape", "outputs", "lock")
+    __slots__ = ("slots", "tape", "outputs", "lock", "nbytes")
 
-    def __init__(self, slots: List[np.ndarray], tape: tape_lib.Tape, outputs: List[np.ndarray]):
+    def __init__(self, slots: List[np.ndarray], tape: tape_lib.Tape, outputs: List[np.ndarray], nbytes: int = 0):
         self.slots = slots
         self.tape = tape
         self.outputs = outputs
         self.lock = threading.Lock()
+        #: bytes of the recording's own buffers (its arena and input slots)
+        self.nbytes = nbytes
 
     def run(self, flat: Sequence[np.ndarray]) -> List[np.ndarray]:
         """The outputs for inputs ``flat`` (the recorded shapes and dtypes): the inputs copied
@@ -103,6 +105,9 @@ def replayed(model: Any, plan: Any, flat: List[np.ndarray],
         recorded, outs = _record(model, plan, flat, run_plan)
         if recorded is not None:
             states[key] = recorded
+            release = getattr(model, "_release_arenas", None)
+            if release is not None:
+                release()  # the recording has buffers of its own: the idle arenas go
         return outs
     if not state.lock.acquire(blocking=False):
         return None
@@ -135,7 +140,7 @@ def _record(model: Any, plan: Any, flat: List[np.ndarray],
     result = [np.array(o) for o in outputs]
     if tape.spoiled or any(type(o) is not np.ndarray for o in outputs):
         return None, result
-    replay = Replay(slots, tape, outputs)
+    replay = Replay(slots, tape, outputs, arena.nbytes + sum(s.nbytes for s in slots))
     return (replay if _check(replay, flat, run_plan) else None), result
 
 

@@ -2,15 +2,23 @@
 reused after their last reader within a call, what a call returns is never lent again, and
 layers that may keep what they are given (user layers, Lambda, layers wrapping them) keep it
 intact. Every test of the suite runs with the arena lending buffers of any size
-(tests/conftest.py)."""
+(tests/conftest.py); these run the plan on every call, never a recording of it (which has
+buffers of its own: tests/inference/test_replay.py)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import klayers
 from klayers import inference
 from klayers import layers as L
+
+
+@pytest.fixture(autouse=True)
+def _plan_on_every_call():
+    with inference.unrecorded():
+        yield
 
 
 def _chain(width=16, depth=6):

@@ -282,3 +282,15 @@ def test_stateful_layers_are_not_replayed():
     for x, w in zip(xs, want):
         _assert_same([model.predict(x, verbose=0)], [w])
     assert not any(isinstance(s, replay.Replay) for s in _states(model))
+
+
+def test_a_recording_replaces_the_idle_arenas():
+    model = _model()
+    x = _inputs(1)[0]
+    model.predict(x, verbose=0)
+    assert model.__dict__.get("_arenas")  # the first call's arena is kept for the next
+    model.predict(x, verbose=0)  # recorded: the recording has buffers of its own
+    assert model.__dict__.get("_arenas") == []
+    with inference.unrecorded():
+        model.predict(x, verbose=0)
+    assert len(model.__dict__["_arenas"]) == 1
