@@ -1,7 +1,9 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Forward convolution kernels (rank 1-3, groups): implicit GEMM (one GEMM per kernel tap and
 output-row segment, reading the input in place), im2col + GEMM (grouped; what the implicit
-kernel does not take) and a 1x1 fast path. Depthwise and separable convolutions are in
+kernel does not take), a 1x1 fast path, and with a packed kernel the packed GEMM reading each
+window that lies inside the input in place (a table of the window's offsets instead of an
+im2col copy; border windows gathered through im2col). Depthwise and separable convolutions are in
 ``depthwise.pyx``, transposed ones in ``conv_transpose.pyx``.
 
 Rank 1-3 share one code path: spatial axes are embedded in three; the ops embed a rank-1 length L

@@ -188,7 +188,7 @@ def run_workload(workload: Workload, engines: Sequence[Any], plan: TimingPlan) -
         else:
             problems[engine.name] = "skipped: " + reason
     tf_keras = next((getattr(e, "tf_keras", None) for e in ready if hasattr(e, "tf_keras")), None)
-    case: Case = make_case(workload, tf_keras, klayers_ok=any(e.name == "klayers" for e in ready))
+    case: Case = make_case(workload, tf_keras, klayers_ok=any(e.name.startswith("klayers") for e in ready))
 
     runners: Dict[str, Callable[[], Any]] = {}
     outputs: Dict[str, np.ndarray] = {}
@@ -226,16 +226,18 @@ def run_workload(workload: Workload, engines: Sequence[Any], plan: TimingPlan) -
 
 def best_peer(row: Dict[str, Any]) -> Optional[str]:
     """The fastest engine other than klayers on this row (by median), or None."""
-    peers = {n: r["median_s"] for n, r in row["engines"].items() if n != "klayers"}
+    peers = {n: r["median_s"] for n, r in row["engines"].items() if not n.startswith("klayers")}
     return min(peers, key=peers.__getitem__) if peers else None
 
 
-def ratio_vs_best_peer(row: Dict[str, Any]) -> Tuple[Optional[float], Optional[str]]:
-    """``(klayers median / fastest peer's median, that peer)``; (None, peer) without klayers."""
+def ratio_vs_best_peer(row: Dict[str, Any], engine: str = "klayers") -> Tuple[Optional[float], Optional[str]]:
+    """``(klayers median / fastest peer's median, that peer)``; (None, peer) without klayers
+    (``engine``: which klayers engine, ``"klayers"`` the layer called eagerly or ``"klayers
+    model"`` the layer in a one-layer model, planned and recorded)."""
     res, best = row["engines"], best_peer(row)
-    if "klayers" not in res or best is None:
+    if engine not in res or best is None:
         return None, best
-    return res["klayers"]["median_s"] / res[best]["median_s"], best
+    return res[engine]["median_s"] / res[best]["median_s"], best
 
 
 # --------------------------------------------------------------------------------------------
@@ -276,8 +278,9 @@ def table(rows: Sequence[Dict[str, Any]], engine_names: Sequence[str],
     Columns: workload; per engine ``median ±IQR/2``; klayers / fastest peer; klayers's rate
     and the fastest peer's, each with its fraction of the machine limit in parentheses.
     """
-    header = ["workload"] + list(engine_names) + ["klayers / best peer", "klayers rate",
-                                                  "best peer rate"]
+    model = "klayers model" in engine_names
+    header = ["workload"] + list(engine_names) + ["klayers / best peer"] + (
+        ["klayers model / best peer"] if model else []) + ["klayers rate", "best peer rate"]
     cells = []
     for row in rows:
         line = [row["workload"]]
@@ -291,6 +294,9 @@ def table(rows: Sequence[Dict[str, Any]], engine_names: Sequence[str],
                             "error" if problem.startswith("ERROR") else "-")
         ratio, best = ratio_vs_best_peer(row)
         line.append(f"{ratio:.2f} ({best})" if ratio is not None else "-")
+        if model:
+            ratio_m, _ = ratio_vs_best_peer(row, "klayers model")
+            line.append(f"{ratio_m:.2f}" if ratio_m is not None else "-")
         k = row["engines"].get("klayers")
         line.append(_rate_cell(k, ceilings, row["dtype"]) if k else "-")
         line.append(_rate_cell(row["engines"][best], ceilings, row["dtype"]) if best else "-")

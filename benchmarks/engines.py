@@ -123,6 +123,25 @@ class KlayersEngine:
         return lambda: np.asarray(layer(x))
 
 
+class KlayersModelEngine(KlayersEngine):
+    """klayers for inference: the layer in a one-layer model (``Model(Input, layer(Input))``)
+    called on NumPy arrays, which runs the inference plan (folded, prepared kernels) and, from
+    the third call, replays its recording (``klayers.engine.replay``)."""
+
+    name = "klayers model"
+
+    def prepare(self, case: Case) -> Runner:
+        """A runner of a one-layer model around the klayers layer holding ``case.weights``."""
+        klayers = self._klayers
+        layer, _ = build_klayers_layer(case.workload, case.x, case.weights)
+        arrays = list(case.x) if isinstance(case.x, (list, tuple)) else [case.x]
+        inputs = [klayers.Input(a.shape[1:], dtype=str(a.dtype)) for a in arrays]
+        model = klayers.Model(inputs if len(inputs) > 1 else inputs[0],
+                              layer(inputs if isinstance(case.x, (list, tuple)) else inputs[0]))
+        x = case.x
+        return lambda: np.asarray(model(x))
+
+
 # --------------------------------------------------------------------------------------------
 # TensorFlow / tf-keras
 # --------------------------------------------------------------------------------------------
@@ -265,10 +284,11 @@ class OnnxRuntimeEngine:
 # Which engines are here
 # --------------------------------------------------------------------------------------------
 
-ENGINE_CLASSES: Sequence[type] = (KlayersEngine, KerasEagerEngine, KerasFunctionEngine,
+ENGINE_CLASSES: Sequence[type] = (KlayersEngine, KlayersModelEngine, KerasEagerEngine, KerasFunctionEngine,
                                   OnnxRuntimeEngine)
 _REQUIRES: Dict[str, Sequence[str]] = {
     "klayers": ("klayers",),
+    "klayers model": ("klayers",),
     "keras eager": ("tensorflow", "tf_keras"),
     "keras tf.function": ("tensorflow", "tf_keras"),
     "onnxruntime": ("tensorflow", "tf_keras", "tf2onnx", "onnxruntime"),
@@ -295,7 +315,7 @@ def available_engines(threads: Optional[int], only: Optional[Sequence[str]] = No
     skipped: Dict[str, str] = {}
     built: Dict[str, Any] = {}
     # TensorFlow must fix its thread pools before anything (klayers included) runs an op.
-    for cls in sorted(wanted, key=lambda c: c.name == "klayers"):
+    for cls in sorted(wanted, key=lambda c: c.name.startswith("klayers")):
         missing = [m for m in _REQUIRES[cls.name] if not _installed(m)]
         if missing:
             skipped[cls.name] = "not installed: " + ", ".join(missing)

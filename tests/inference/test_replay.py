@@ -294,3 +294,26 @@ def test_a_recording_replaces_the_idle_arenas():
     with inference.unrecorded():
         model.predict(x, verbose=0)
     assert len(model.__dict__["_arenas"]) == 1
+
+
+def test_outputs_the_caller_dropped_are_filled_again_and_held_ones_never():
+    model = _model()
+    xs = _inputs(6)
+    want = _expected(model, xs)
+    for x in xs[:2]:
+        model.predict(x, verbose=0)
+    kept = model.predict(xs[2], verbose=0)  # held by the test throughout
+    keep = [a.copy() for a in kept]
+    seen = set()
+    y = None
+    for x, w in zip(xs[3:], want[3:]):
+        y = model(x)  # the one before last is dropped here
+        seen.add(id(y[0]))
+        _assert_same(y, w)
+    _assert_same(kept, keep)  # never written again
+    assert len(seen) <= 3  # buffers come back: at most two alternate after the first
+    view = y[0][:1]  # a view keeps its base alive: not reused either
+    before = view.copy()
+    for x in xs[:3]:
+        model(x)
+    np.testing.assert_array_equal(view, before)
