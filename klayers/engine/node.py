@@ -35,18 +35,22 @@ def map_structure(fn, structure: Any) -> Any:
 
 def pack_as(structure: Any, flat: Sequence[Any]) -> Any:
     """Inverse of :func:`flatten` for the same structure."""
-    it = iter(flat)
+    if not isinstance(structure, (list, tuple, dict)):
+        return flat[0]
+    return _take(structure, iter(flat))
 
-    def take(s):
-        if isinstance(s, list):
-            return [take(x) for x in s]
-        if isinstance(s, tuple):
-            return tuple(take(x) for x in s)
-        if isinstance(s, dict):
-            return {k: take(s[k]) for k in sorted(s)}
-        return next(it)
 
-    return take(structure)
+def _take(s: Any, it: Any) -> Any:
+    # a module function, not a closure calling itself: that closure, its cell and the iterator
+    # over ``flat`` formed a reference cycle, which kept a model call's outputs alive until the
+    # cyclic garbage collector ran (and their memory from being reused)
+    if isinstance(s, list):
+        return [_take(x, it) for x in s]
+    if isinstance(s, tuple):
+        return tuple(_take(x, it) for x in s)
+    if isinstance(s, dict):
+        return {k: _take(s[k], it) for k in sorted(s)}
+    return next(it)
 
 
 class Node:

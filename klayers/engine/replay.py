@@ -11,7 +11,9 @@ returns copies of the outputs.
 
 Recording is refused, and the model runs as before, when the plan has a step that runs layer
 by layer (a layer the planner does not lower, a Lambda, a layer that may keep its inputs),
-when some op did work the tape cannot replay (``tape.spoil``), or when the check fails. One
+when some op did work the tape cannot replay (``tape.spoil``), when copying the inputs in and
+the outputs out would cost more than the replay saves (few kernel calls on large tensors), or
+when the check fails. One
 call replays a tape at a time; concurrent calls of the same model run the plan as usual.
 """
 
@@ -33,6 +35,11 @@ __all__ = ["Replay", "disabled", "enabled", "replayed"]
 
 #: input signatures a model keeps a recording (or a refusal) for
 _MAX_SIGNATURES = 4
+#: a replay copies the inputs in and the outputs out: it is kept only where that copying is
+#: at most this many bytes per recorded call (about 10 us of copying here, what a step's
+#: Python costs in the flow): a one-layer model of a 64x16x16x64 concatenation replayed in
+#: 2.1 ms against 0.93 ms through its plan, ResNet50-96 b16 copies 1.8 MB for 56 calls
+_COPY_BYTES_PER_CALL = 1 << 17
 _LOCK = threading.Lock()
 _STATE = threading.local()
 #: a signature seen once (recorded on the next call), or refused
@@ -160,6 +167,9 @@ def _record(model: Any, plan: Any, flat: List[np.ndarray],
     result = [np.array(o) for o in outputs]
     if tape.spoiled or any(type(o) is not np.ndarray for o in outputs):
         return None, result
+    copied = sum(s.nbytes for s in slots) + sum(o.nbytes for o in outputs)
+    if copied > _COPY_BYTES_PER_CALL * len(tape.calls):
+        return None, result  # copying in and out would cost more than the replay saves
     replay = Replay(slots, tape, outputs, arena.nbytes + sum(s.nbytes for s in slots))
     return (replay if _check(replay, flat, run_plan) else None), result
 

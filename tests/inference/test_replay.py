@@ -317,3 +317,33 @@ def test_outputs_the_caller_dropped_are_filled_again_and_held_ones_never():
     for x in xs[:3]:
         model(x)
     np.testing.assert_array_equal(view, before)
+
+
+def test_a_few_calls_on_large_tensors_are_not_replayed():
+    """Copying the inputs in and the outputs out would cost more than the replay saves."""
+    a, b = klayers.Input((16, 16, 64)), klayers.Input((16, 16, 64))
+    model = klayers.Model([a, b], L.Concatenate()([a, b]))
+    rng = np.random.default_rng(4)
+    xs = [[rng.standard_normal((16, 16, 16, 64)).astype("float32") for _ in range(2)] for _ in range(3)]
+    for x in xs:
+        np.testing.assert_array_equal(model.predict(x, verbose=0), np.concatenate(x, axis=-1))
+    assert _states(model) == ["refused"]
+
+
+def test_model_outputs_are_not_kept_alive_by_a_reference_cycle():
+    """Without the cyclic collector, a call's outputs are freed as soon as the caller drops
+    them (a cycle through the output packing kept them until it ran)."""
+    import gc
+    import weakref
+
+    x = klayers.Input((4,))
+    model = klayers.Model(x, [L.Dense(3)(x), L.Dense(2)(x)])
+    feed = np.ones((2, 4), "float32")
+    gc.disable()
+    try:
+        with inference.unrecorded():  # a recording keeps its last outputs to fill them again
+            for _ in range(3):
+                refs = [weakref.ref(a) for a in model(feed)]
+                assert all(r() is None for r in refs)
+    finally:
+        gc.enable()
