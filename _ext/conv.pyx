@@ -207,6 +207,14 @@ cdef int _check_tiling(Geom* g, Py_ssize_t chunk_rows, Py_ssize_t col_slice, bin
     return 0
 
 
+cdef inline bint _pointwise(Geom* g) noexcept nogil:
+    """A 1x1, stride-1, unpadded, ungrouped convolution: the input rows are the GEMM's A as
+    they lie (no im2col, no window offsets)."""
+    return (g.k[0] * g.k[1] * g.k[2] == 1 and g.groups == 1 and g.s[0] == 1 and g.s[1] == 1
+            and g.s[2] == 1 and g.pad[0] == 0 and g.pad[1] == 0 and g.pad[2] == 0
+            and g.outd[0] == g.ind[0] and g.outd[1] == g.ind[1] and g.outd[2] == g.ind[2])
+
+
 cdef void _implicit_rows(const floating* xp, Geom* g, const floating* pp, const Py_ssize_t* koff,
                          Py_ssize_t i_lo, Py_ssize_t i_hi, Py_ssize_t r0, Py_ssize_t rows, Py_ssize_t f0,
                          Py_ssize_t fw, floating* col, floating* tmp, Py_ssize_t* dst, floating* yp,
@@ -303,9 +311,7 @@ cdef int _conv_run(const floating* xp, const floating* wp, const floating* bp, f
     cdef floating* tmp = NULL
     cdef Py_ssize_t* dst = NULL
     cdef int failed = 0
-    cdef bint pointwise = (T == 1 and g.groups == 1 and g.s[0] == 1 and g.s[1] == 1 and g.s[2] == 1
-                           and g.pad[0] == 0 and g.pad[1] == 0 and g.pad[2] == 0
-                           and g.outd[0] == g.ind[0] and g.outd[1] == g.ind[1] and g.outd[2] == g.ind[2])
+    cdef bint pointwise = _pointwise(&g)
     with parallel(num_threads=n_threads):
         col = <floating*>malloc((1 if pointwise else R * Kc) * sizeof(floating))
         # reading windows in place: the gathered pixels' outputs and destinations
@@ -568,10 +574,7 @@ cdef class ConvKernel:
         axis-2 window lies inside the input."""
         cdef Geom* g = &self.g
         cdef Py_ssize_t K0 = g.k[0], K1 = g.k[1], K2 = g.k[2], a, bb, cc, ci, k, last
-        cdef bint pointwise = (K0 * K1 * K2 == 1 and g.s[0] == 1 and g.s[1] == 1 and g.s[2] == 1
-                               and g.pad[0] == 0 and g.pad[1] == 0 and g.pad[2] == 0
-                               and g.outd[0] == g.ind[0] and g.outd[1] == g.ind[1] and g.outd[2] == g.ind[2])
-        if self.pp == NULL or g.cf or g.groups != 1 or pointwise or g.outd[2] < IMPLICIT_MIN_WIDTH:
+        if self.pp == NULL or g.cf or g.groups != 1 or _pointwise(g) or g.outd[2] < IMPLICIT_MIN_WIDTH:
             return 0
         self.koff = <Py_ssize_t*>malloc(K0 * K1 * K2 * g.cin * sizeof(Py_ssize_t) + 1)
         if self.koff == NULL:

@@ -318,7 +318,7 @@ class Functional(Layer):
         if training or not plan_lib.enabled():
             self._run_steps(plan.steps, values, masks, training, None, None)
         else:
-            if (mask is None and arena_lib.current() is None and replay_lib.enabled()
+            if (mask is None and arena_lib.current() is None and plan_lib.recording_enabled()
                     and tape_lib.recording() is None):
                 # a call of a recorded signature replays its tape (klayers.engine.replay)
                 replayed = replay_lib.replayed(self, plan, flat, lambda xs: self._run_plan(plan, xs))

@@ -14,7 +14,9 @@ the step protocol: a SIMPLE or GENERAL step is a node, a LOWERED step has ``in_i
 input mask reaches it). Without a planner, ``lowered`` is ``steps``.
 
 ``with klayers.inference.disabled(): ...`` (this module's :func:`disabled`) runs every model
-through its layers, unplanned: the reference the tests compare plans with.
+through its layers, unplanned: the reference the tests compare plans with;
+``with klayers.inference.unrecorded(): ...`` (:func:`unrecorded`) runs the plan on every call,
+never a recording of it.
 
 Layers declare how they lower with the small types below (:class:`FoldableOp`,
 :class:`ChannelAffine`), which they return from their ``_fold_spec`` / ``_affine_spec``
@@ -25,7 +27,17 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any, Callable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import (
+    Any,
+    Callable,
+    ContextManager,
+    Iterator,
+    List,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 import numpy as np
 
@@ -42,20 +54,35 @@ _STATE = threading.local()
 SIMPLE, GENERAL, LOWERED, MERGED = 0, 1, 2, 3
 
 
+@contextlib.contextmanager
+def _switched_off(flag: str) -> Iterator[None]:
+    before = getattr(_STATE, flag, True)
+    setattr(_STATE, flag, False)
+    try:
+        yield
+    finally:
+        setattr(_STATE, flag, before)
+
+
 def enabled() -> bool:
     """Whether inference runs use the lowered steps (folded BatchNormalization / ReLU ...)."""
     return getattr(_STATE, "enabled", True)
 
 
-@contextlib.contextmanager
-def disabled() -> Iterator[None]:
+def disabled() -> ContextManager[None]:
     """Within this block (this thread), models run every layer, unplanned."""
-    before = enabled()
-    _STATE.enabled = False
-    try:
-        yield
-    finally:
-        _STATE.enabled = before
+    return _switched_off("enabled")
+
+
+def recording_enabled() -> bool:
+    """Whether inference calls may be recorded and replayed (``klayers.engine.replay``)."""
+    return getattr(_STATE, "recording", True)
+
+
+def unrecorded() -> ContextManager[None]:
+    """Within this block (this thread), every model call runs its plan step by step: no call
+    is recorded or replayed."""
+    return _switched_off("recording")
 
 
 class Step:

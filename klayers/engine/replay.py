@@ -9,20 +9,20 @@ the third call on, a call with that signature copies its inputs into the slots, 
 tape (one loop of kernel calls: no step dispatch, arena bookkeeping or shape arithmetic) and
 returns copies of the outputs.
 
+``klayers.inference.unrecorded()`` (``klayers.engine.plan.unrecorded``) switches this off.
 Recording is refused, and the model runs as before, when the plan has a step that runs layer
 by layer (a layer the planner does not lower, a Lambda, a layer that may keep its inputs),
 when some op did work the tape cannot replay (``tape.spoil``), when copying the inputs in and
 the outputs out would cost more than the replay saves (few kernel calls on large tensors), or
-when the check fails. One
-call replays a tape at a time; concurrent calls of the same model run the plan as usual.
+when the check fails. One call replays a tape at a time; concurrent calls of the same model
+run the plan as usual.
 """
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import threading
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from klayers.backend import tape as tape_lib
 from klayers.engine import plan as plan_lib
 from klayers.engine.variable import _WEIGHTS_VERSION
 
-__all__ = ["Replay", "disabled", "enabled", "replayed"]
+__all__ = ["Replay", "replayed"]
 
 #: input signatures a model keeps a recording (or a refusal) for
 _MAX_SIGNATURES = 4
@@ -41,25 +41,8 @@ _MAX_SIGNATURES = 4
 #: 2.1 ms against 0.93 ms through its plan, ResNet50-96 b16 copies 1.8 MB for 56 calls
 _COPY_BYTES_PER_CALL = 1 << 17
 _LOCK = threading.Lock()
-_STATE = threading.local()
 #: a signature seen once (recorded on the next call), or refused
 _PENDING, _REFUSED = "pending", "refused"
-
-
-def enabled() -> bool:
-    """Whether inference calls may be recorded and replayed (this thread)."""
-    return getattr(_STATE, "enabled", True)
-
-
-@contextlib.contextmanager
-def disabled() -> Iterator[None]:
-    """Within this block (this thread), every model call runs its plan step by step."""
-    before = enabled()
-    _STATE.enabled = False
-    try:
-        yield
-    finally:
-        _STATE.enabled = before
 
 
 class Replay:

@@ -8,8 +8,7 @@ klayers.inference.unrecorded(): ...`` runs the plan step by step on every call, 
 recorded call (``klayers.engine.replay``).
 """
 
-from klayers.engine.plan import disabled, enabled, install_lowering
-from klayers.engine.replay import disabled as unrecorded
+from klayers.engine.plan import disabled, enabled, install_lowering, unrecorded
 from klayers.inference.fusion import (
     DirectStep,
     FusedStep,

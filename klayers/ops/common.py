@@ -34,7 +34,7 @@ __all__ = [
     "ACT_HARD_SWISH", "ACT_LINEAR", "ACT_MISH", "ACT_RELU", "ACT_RELU6", "ACT_SELU", "ACT_SIGMOID",
     "ACT_SOFTPLUS", "ACT_SOFTSIGN", "ACT_SWISH", "ACT_TANH", "ACTIVATION_CODES", "Activation",
     "ALL_CODES", "EPILOGUE_CODES", "FLOATS", "GATE_CODES", "activation_code", "gate_code",
-    "activation_function", "blas_pinned", "blas_single_threaded", "call_pinned", "contiguous", "float_dtype", "get_num_threads",
+    "activation_function", "blas_pinned", "blas_single_threaded", "call_pinned", "contiguous", "copy_into", "float_dtype", "get_num_threads",
     "num_threads", "op_threads", "run_prepared", "set_num_threads", "split_activation",
 ]
 
@@ -230,7 +230,9 @@ def run_prepared(kernel: Callable, x: np.ndarray, out: np.ndarray, dtype: Any) -
         tape.run(kernel, contiguous(x, dtype), out)
 
 
-def _copy_into(dst: np.ndarray, src: Any) -> None:
+def copy_into(dst: np.ndarray, src: Any) -> None:
+    """``dst[...] = src`` (broadcast, cast as ``np.asarray(src, dst.dtype)`` would): a copy an
+    op records on the tape (``tape.run(copy_into, dst, src)``)."""
     np.copyto(dst, src, casting="unsafe")
 
 
@@ -240,7 +242,7 @@ def contiguous(x: Any, dtype: Any = None) -> np.ndarray:
     c = np.ascontiguousarray(x, dtype=dtype)
     if c is not x and tape.recording() is not None:
         if isinstance(x, np.ndarray) and not np.may_share_memory(c, x):
-            tape.note(_copy_into, c, x)
+            tape.note(copy_into, c, x)
         elif not isinstance(x, np.ndarray):
             tape.spoil()  # made from a Python object: nothing to copy from on a replay
     return c

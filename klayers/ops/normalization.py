@@ -8,7 +8,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from klayers._ext import norm as _norm
-from klayers.backend import tape
+from klayers.backend import arena, tape
 from klayers.ops.common import FLOATS, contiguous, op_threads
 
 _EMPTY = {d: np.empty(0, dtype=d) for d in FLOATS}
@@ -135,7 +135,7 @@ def rescale(x: np.ndarray, scale: np.ndarray, offset: Optional[np.ndarray]) -> n
     scale = np.asarray(scale, dtype=x.dtype)
     offset = None if offset is None else np.asarray(offset, dtype=x.dtype)
     shape = np.broadcast_shapes(x.shape, scale.shape, () if offset is None else offset.shape)
-    out = np.empty(shape, x.dtype)
+    out = arena.empty(shape, x.dtype)
     tape.run(_scale_shift_into, x, scale, offset, out)
     return out
 
@@ -152,8 +152,8 @@ def standardize(x: np.ndarray, mean: np.ndarray, denom: np.ndarray, invert: bool
         rows, (mean, denom) = last_axis_rows(x, mean, denom)
     else:
         rows = x
-    out = np.empty(np.broadcast_shapes(rows.shape, np.shape(mean), np.shape(denom)),
-                   np.result_type(rows, mean, denom))
+    out = arena.empty(np.broadcast_shapes(rows.shape, np.shape(mean), np.shape(denom)),
+                      np.result_type(rows, mean, denom))
     if invert:
         tape.run(_scale_shift_into, rows, denom, mean, out)  # x * denom + mean: the same roundings
     else:

@@ -31,6 +31,7 @@ from klayers.ops.common import (  # noqa: F401  (ACT_* and activation_code: this
     activation_code,
     call_pinned,
     contiguous,
+    copy_into,
     gate_code,
     op_threads,
 )
@@ -220,19 +221,16 @@ def rnn_job(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.n
     job.mask = np.ascontiguousarray(mask, dtype=np.uint8) if mask is not None else None
     # the kernel runs the states in place: a recorded call starts from copies of the initial ones
     job.h = np.empty((B, u), dtype)
-    tape.run(_copy_state, job.h, states[0])
+    tape.run(copy_into, job.h, states[0])
     job.c = None
     if cell == "lstm":
         job.c = np.empty((B, u), dtype)
-        tape.run(_copy_state, job.c, states[1])
+        tape.run(copy_into, job.c, states[1])
     job.last = np.empty((B, u), dtype)
-    tape.run(_copy_state, job.last, 0)
+    tape.run(copy_into, job.last, 0)
     job.seq = np.empty((B, T, u), dtype) if return_sequences else None
     return job
 
-
-def _copy_state(dst: np.ndarray, src: object) -> None:
-    np.copyto(dst, src, casting="unsafe")
 
 
 def _plan(jobs: List[RnnJob], n: int) -> Tuple[list, int]:

@@ -59,6 +59,14 @@ def _assert_same(got, want, dtype="float32"):
         assert g.shape == w.shape and g.dtype == w.dtype
         np.testing.assert_allclose(g, w, rtol=tol, atol=tol)
 
+def _calls_match_the_layers(model, xs):
+    """Every call of ``model`` on ``xs`` (in order: the plan, its recording, replays) gives
+    what the layers give, one output or several."""
+    for x, w in zip(xs, _expected(model, xs)):
+        got = model.predict(x, verbose=0)
+        _assert_same(got if isinstance(got, list) else [got], w if isinstance(w, list) else [w])
+
+
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_the_third_call_replays_the_recording_of_the_second(dtype):
@@ -107,9 +115,7 @@ def test_the_input_is_read_not_kept():
 def test_a_float64_input_of_a_float32_model_is_converted_first():
     model = _model()
     xs = [x.astype("float64") for x in _inputs(4)]
-    want = _expected(model, xs)
-    for x, w in zip(xs, want):
-        _assert_same(model.predict(x, verbose=0), w)
+    _calls_match_the_layers(model, xs)
     assert [type(s).__name__ for s in _states(model)] == ["Replay"]
 
 
@@ -120,13 +126,9 @@ def test_assigned_weights_are_recorded_again():
         model.predict(x, verbose=0)
     rng = np.random.default_rng(3)
     model.set_weights([w + rng.normal(0, 0.1, w.shape).astype(w.dtype) for w in model.get_weights()])
-    want = _expected(model, xs)
-    for x, w in zip(xs, want):
-        _assert_same(model.predict(x, verbose=0), w)
+    _calls_match_the_layers(model, xs)
     model.layers[3].kernel.assign(model.layers[3].kernel.value * 2)  # one variable, in place
-    want = _expected(model, xs)
-    for x, w in zip(xs, want):
-        _assert_same(model.predict(x, verbose=0), w)
+    _calls_match_the_layers(model, xs)
 
 
 def test_each_thread_count_and_batch_size_is_its_own_signature():
@@ -146,9 +148,7 @@ def test_a_graph_with_a_layer_run_by_itself_is_not_recorded():
     y = L.Lambda(lambda t: t * 2.0)(y)
     model = klayers.Model(x, L.Dense(2)(y))
     xs = [np.full((1, 4), v, "float32") for v in (1.0, 2.0, 3.0, 4.0)]
-    want = _expected(model, xs)
-    for x, w in zip(xs, want):
-        _assert_same([model.predict(x, verbose=0)], [w])
+    _calls_match_the_layers(model, xs)
     assert not any(isinstance(s, replay.Replay) for s in _states(model))
 
 
@@ -159,9 +159,7 @@ def test_an_activation_the_kernels_do_not_compute_spoils_the_recording():
     x = klayers.Input((4,))
     model = klayers.Model(x, L.Dense(3, activation=halve)(x))
     xs = [np.arange(4, dtype="float32")[None] + v for v in range(4)]
-    want = _expected(model, xs)
-    for x, w in zip(xs, want):
-        _assert_same([model.predict(x, verbose=0)], [w])
+    _calls_match_the_layers(model, xs)
     assert _states(model) == ["refused"]
 
 
@@ -181,9 +179,7 @@ def test_work_the_tape_missed_is_caught_by_the_check(monkeypatch):
     monkeypatch.setattr(pooling, "tape", Unrecorded())
     model = _model()
     xs = _inputs(4)
-    want = _expected(model, xs)
-    for x, w in zip(xs, want):
-        _assert_same(model.predict(x, verbose=0), w)
+    _calls_match_the_layers(model, xs)
     assert _states(model) == ["refused"]
 
 
@@ -200,7 +196,7 @@ def test_an_input_with_no_other_values_to_check_is_not_recorded():
 def test_replay_can_be_switched_off():
     model = _model()
     xs = _inputs(3)
-    with replay.disabled():
+    with inference.unrecorded():
         for x in xs:
             model.predict(x, verbose=0)
     assert _states(model) == []
@@ -255,9 +251,7 @@ def _tokens(n, batch=2):
 def test_recurrent_layers_and_embeddings_are_recorded(go_backwards, permute):
     model = _text_model(go_backwards=go_backwards, permute=permute)
     xs = _tokens(5)
-    want = _expected(model, xs)
-    for x, w in zip(xs, want):
-        _assert_same([model.predict(x, verbose=0)], [w])
+    _calls_match_the_layers(model, xs)
     assert [type(s).__name__ for s in _states(model)] == ["Replay"]
 
 
