@@ -582,11 +582,12 @@ def test_inverted_residual_blocks_run_as_one_step(dtype, tol):
         np.testing.assert_allclose(g, wv, rtol=tol, atol=tol * np.abs(wv).max())
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_concatenations_run_as_merge_steps_into_the_arena(dtype):
+@pytest.mark.parametrize("dtype,tol", [("float32", 2e-5), ("float64", 1e-12)])
+def test_concatenations_run_as_merge_steps_into_the_arena(dtype, tol):
     """Concatenate (any axis, with an Activation after it folded in) runs as a MergeStep whose
-    output comes from the call's arena; the results equal the layers', twice in a row (the
-    arena's buffers reused)."""
+    output comes from the call's arena; the results equal the layers' within rounding (the
+    plan's convolutions run the packed GEMM, the layers' BLAS: their sums may round apart in
+    the last bit), and the second call equals the first exactly (the arena's buffers reused)."""
     x_in = klayers.Input((5, 5, 3), dtype=dtype)
     a = L.Conv2D(4, 1, dtype=dtype)(x_in)
     b = L.Conv2D(6, 3, padding="same", dtype=dtype)(x_in)
@@ -595,10 +596,14 @@ def test_concatenations_run_as_merge_steps_into_the_arena(dtype):
     model = klayers.Model(x_in, L.Flatten(dtype=dtype)(v))
     _randomize(model, 31)
     x = np.random.default_rng(32).standard_normal((3, 5, 5, 3)).astype(dtype)
+    first = None
     for _ in range(2):
         got, kinds, want = _planned_and_layered(model, x)
         assert kinds.count("MergeStep") == 2, kinds
-        np.testing.assert_array_equal(got, want)
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+        if first is None:
+            first = got.copy()
+    np.testing.assert_array_equal(got, first)
     from klayers.ops.merge import concatenate
     with pytest.raises(ValueError, match="axis=4 is out of range"):
         concatenate([x, x], 4)
