@@ -140,15 +140,15 @@
            per row, which spilled to the stack at every k. IND: A is read in place, the column    \
            of step k at byte offset ko[k] of each row (a convolution's window, no im2col) */      \
         const ptrdiff_t l1 = lda * (ptrdiff_t)sizeof(T), l3 = 3 * l1, l4 = 4 * l1, l8 = 8 * l1;   \
-        for (ptrdiff_t k = 0; k < kc; k++, bk += NV * L) {                                        \
+        for (ptrdiff_t k = 0; k < kc; k++, bk += SW) {                                            \
             const char* ab0 = (const char*)ak0 + (IND ? ko[k] : k * (ptrdiff_t)sizeof(T));        \
             const char* ab1 = ab0 + l4;                                                           \
             const char* ab2 = ab0 + l8;                                                           \
             V bv[NV];                                                                             \
-            __builtin_prefetch(bk + KSKP_PF * SW);                                                \
-            __builtin_prefetch(bk + KSKP_PF * SW + 64 / sizeof(T));                               \
-            __builtin_prefetch(bk + KSKP_PF2 * SW, 0, 2);                                         \
-            __builtin_prefetch(bk + KSKP_PF2 * SW + 64 / sizeof(T), 0, 2);                        \
+            _Pragma("GCC unroll 4") for (int p = 0; p < NV * L * (int)sizeof(T); p += 64) {        \
+                __builtin_prefetch((const char*)(bk + KSKP_PF * SW) + p);                         \
+                __builtin_prefetch((const char*)(bk + KSKP_PF2 * SW) + p, 0, 2);                  \
+            }                                                                                     \
             _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) bv[v] = *(const V*)(bk + v * L); \
             _Pragma("GCC unroll 16") for (int m = 0; m < MR; m++) {                               \
                 const char* rb = m < 4 ? ab0 : m < 8 ? ab1 : ab2;                                 \
@@ -189,22 +189,33 @@
 #define KSKP_CASES_3(T, V, U, MT, L, NV, IND)                                                     \
     KSKP_CASE(T, V, U, MT, L, 1, NV, IND) KSKP_CASE(T, V, U, MT, L, 2, NV, IND)                   \
     KSKP_CASE(T, V, U, MT, L, 3, NV, IND)
-#define KSKP_CASES_12(T, V, U, MT, L, NV, IND)                                                    \
+#define KSKP_CASES_6(T, V, U, MT, L, NV, IND)                                                     \
     KSKP_CASES_3(T, V, U, MT, L, NV, IND)                                                         \
     KSKP_CASE(T, V, U, MT, L, 4, NV, IND) KSKP_CASE(T, V, U, MT, L, 5, NV, IND)                   \
-    KSKP_CASE(T, V, U, MT, L, 6, NV, IND) KSKP_CASE(T, V, U, MT, L, 7, NV, IND)                   \
+    KSKP_CASE(T, V, U, MT, L, 6, NV, IND)
+#define KSKP_CASES_12(T, V, U, MT, L, NV, IND)                                                    \
+    KSKP_CASES_6(T, V, U, MT, L, NV, IND) KSKP_CASE(T, V, U, MT, L, 7, NV, IND)                   \
     KSKP_CASE(T, V, U, MT, L, 8, NV, IND) KSKP_CASE(T, V, U, MT, L, 9, NV, IND)                   \
     KSKP_CASE(T, V, U, MT, L, 10, NV, IND) KSKP_CASE(T, V, U, MT, L, 11, NV, IND)                 \
     KSKP_CASE(T, V, U, MT, L, 12, NV, IND)
-/* the tile of mr rows, A contiguous (ko NULL) or read at the offsets ko */
-#define KSKP_SWITCH(T, SUF, L, NV, MRMAX)                                                         \
-    if (ko) {                                                                                     \
-        switch (mr) {                                                                             \
-            KSKP_CASES_##MRMAX(T, kskp_##T##_v_##SUF, kskp_##T##_u_##SUF, kskp_##T##_m_##SUF, L, NV, 1) \
-        }                                                                                         \
-    } else {                                                                                      \
-        switch (mr) {                                                                             \
-            KSKP_CASES_##MRMAX(T, kskp_##T##_v_##SUF, kskp_##T##_u_##SUF, kskp_##T##_m_##SUF, L, NV, 0) \
+/* the tiles of mr rows over one strip (B at bs_, C at cb_, the bias at bj_, the residual at
+   rb_), NT vectors of columns at a time: a strip of NV vectors is NV / NT tiles side by side
+   (AVX2: 6 rows x 2 of its 4 vectors, 12 accumulators, 2 of B and A's broadcast in 15 of the
+   16 registers); A contiguous (ko NULL) or read at the offsets ko */
+#define KSKP_SWITCH(T, SUF, L, NT, MRMAX)                                                         \
+    _Pragma("GCC unroll 2") for (int h = 0; h < NV / NT; h++) {                                   \
+        const T* bs = bs_ + h * NT * L;                                                           \
+        T* cbase = cb_ + h * NT * L;                                                              \
+        const T* bj = bj_ ? bj_ + h * NT * L : NULL;                                              \
+        const T* rbase = rb_ ? rb_ + h * NT * L : NULL;                                           \
+        if (ko) {                                                                                 \
+            switch (mr) {                                                                         \
+                KSKP_CASES_##MRMAX(T, kskp_##T##_v_##SUF, kskp_##T##_u_##SUF, kskp_##T##_m_##SUF, L, NT, 1) \
+            }                                                                                     \
+        } else {                                                                                  \
+            switch (mr) {                                                                         \
+                KSKP_CASES_##MRMAX(T, kskp_##T##_v_##SUF, kskp_##T##_u_##SUF, kskp_##T##_m_##SUF, L, NT, 0) \
+            }                                                                                     \
         }                                                                                         \
     }
 
@@ -231,7 +242,7 @@ static inline void kskp_act_double(int act, double* p, ptrdiff_t n) { kl_act_map
    C, added after the bias: a conv's output summed with a shortcut before the activation) may
    be NULL, ``act`` any code (0: linear). When all of K is one block, row tiles go outer: a tile of A stays in registers and
    L1 while the strips pass, and C is written a whole row range at a time. */
-#define KSKP_DEFINE(T, SUF, ATTR, VS, MRMAX)                                                      \
+#define KSKP_DEFINE(T, SUF, ATTR, VS, MRMAX, NT)                                                  \
     typedef T kskp_##T##_v_##SUF __attribute__((vector_size(VS), aligned(sizeof(T))));            \
     typedef T kskp_##T##_u_##SUF __attribute__((vector_size(VS), aligned(sizeof(T)), may_alias)); \
     typedef KSKP_INT_##T kskp_##T##_m_##SUF __attribute__((vector_size(VS)));                     \
@@ -242,14 +253,14 @@ static inline void kskp_act_double(int act, double* p, ptrdiff_t n) { kl_act_map
         enum { L = VS / sizeof(T), SW = KSK_STRIP_BYTES / sizeof(T), NV = SW / L };               \
         T tmp[MRMAX * SW];                                                                        \
         const int first = 1, ep = 0;                                                              \
-        const T* bj = NULL;                                                                       \
-        const T* rbase = NULL;                                                                    \
+        const T* bj_ = NULL;                                                                      \
+        const T* rb_ = NULL;                                                                      \
         const ptrdiff_t kc = K, cld = SW;                                                         \
-        const T* bs = bs0;                                                                        \
+        const T* bs_ = bs0;                                                                       \
         const T* ak0 = A + m0 * lda;                                                              \
-        T* cbase = tmp;                                                                           \
-        (void)M; (void)ep; (void)bj; (void)rbase;                                                 \
-        KSKP_SWITCH(T, SUF, L, NV, MRMAX)                                                         \
+        T* cb_ = tmp;                                                                             \
+        (void)M; (void)ep;                                                                        \
+        KSKP_SWITCH(T, SUF, L, NT, MRMAX)                                                         \
         for (int m = 0; m < mr; m++)                                                              \
             for (ptrdiff_t c = 0; c < width; c++) {                                               \
                 T v = tmp[m * SW + c] + (bias ? bias[j + c] : (T)0);                              \
@@ -272,16 +283,16 @@ static inline void kskp_act_double(int act, double* p, ptrdiff_t n) { kl_act_map
                 int mr = (int)(M - m0 < MRMAX ? M - m0 : MRMAX);                                  \
                 const T* ak0 = A + m0 * lda;                                                      \
                 for (ptrdiff_t s = s0; s < s1; s++) {                                             \
-                    const T* bs = Bp + s * K * SW;                                                \
+                    const T* bs_ = Bp + s * K * SW;                                               \
                     ptrdiff_t j = s * SW;                                                         \
                     if (N - j < SW) {                                                             \
-                        kskp_narrow_##T##_##SUF(M, K, A, lda, bs, m0, mr, j, N - j, C, ldc, bias, act, R, KO); \
+                        kskp_narrow_##T##_##SUF(M, K, A, lda, bs_, m0, mr, j, N - j, C, ldc, bias, act, R, KO); \
                         continue;                                                                 \
                     }                                                                             \
-                    T* cbase = C + m0 * ldc + j;                                                  \
-                    const T* bj = bias ? bias + j : NULL;                                         \
-                    const T* rbase = R ? R + m0 * ldc + j : NULL;                                 \
-                    KSKP_SWITCH(T, SUF, L, NV, MRMAX)                                             \
+                    T* cb_ = C + m0 * ldc + j;                                                    \
+                    const T* bj_ = bias ? bias + j : NULL;                                        \
+                    const T* rb_ = R ? R + m0 * ldc + j : NULL;                                   \
+                    KSKP_SWITCH(T, SUF, L, NT, MRMAX)                                             \
                 }                                                                                 \
                 KSKP_MAP_ROWS(T, C, ldc, m0, m0 + mr, c0, c1, act);                               \
             }                                                                                     \
@@ -296,20 +307,20 @@ static inline void kskp_act_double(int act, double* p, ptrdiff_t n) { kl_act_map
                         (int)(M - m0 < MRMAX ? M - m0 : MRMAX), j, N - j, C, ldc, bias, act, R, KO); \
                 continue;                                                                         \
             }                                                                                     \
-            const T* bj = bias ? bias + j : NULL;                                                 \
+            const T* bj_ = bias ? bias + j : NULL;                                                \
             ptrdiff_t k0 = 0;                                                                     \
             do {                                                                                  \
                 ptrdiff_t kc = K - k0 < KSKP_KC ? K - k0 : KSKP_KC;                               \
                 const int first = k0 == 0, ep = k0 + kc == K;                                     \
-                const T* bs = bs0 + k0 * SW;                                                      \
+                const T* bs_ = bs0 + k0 * SW;                                                     \
                 for (ptrdiff_t m0 = 0; m0 < M; m0 += MRMAX) {                                     \
                     int mr = (int)(M - m0 < MRMAX ? M - m0 : MRMAX);                              \
-                    T* cbase = C + m0 * ldc + j;                                                  \
+                    T* cb_ = C + m0 * ldc + j;                                                    \
                     const ptrdiff_t cld = ldc;                                                    \
-                    const T* rbase = R ? R + m0 * ldc + j : NULL;                                 \
+                    const T* rb_ = R ? R + m0 * ldc + j : NULL;                                   \
                     const T* ak0 = A + m0 * lda + (KO ? 0 : k0);                                  \
                     const ptrdiff_t* ko = KO ? KO + k0 : NULL;                                    \
-                    KSKP_SWITCH(T, SUF, L, NV, MRMAX)                                             \
+                    KSKP_SWITCH(T, SUF, L, NT, MRMAX)                                             \
                 }                                                                                 \
                 k0 += KSKP_KC;                                                                    \
             } while (k0 < K);                                                                     \
@@ -437,10 +448,10 @@ KSK_DEFINE(float, avx2, KL_TARGET_AVX2, 32, 6)
 KSK_DEFINE(double, avx2, KL_TARGET_AVX2, 32, 6)
 KSK_DEFINE(float, avx512, KL_TARGET_AVX512, 64, 12)
 KSK_DEFINE(double, avx512, KL_TARGET_AVX512, 64, 12)
-KSKP_DEFINE(float, avx2, KL_TARGET_AVX2, 32, 3)
-KSKP_DEFINE(double, avx2, KL_TARGET_AVX2, 32, 3)
-KSKP_DEFINE(float, avx512, KL_TARGET_AVX512, 64, 12)
-KSKP_DEFINE(double, avx512, KL_TARGET_AVX512, 64, 12)
+KSKP_DEFINE(float, avx2, KL_TARGET_AVX2, 32, 6, 2)
+KSKP_DEFINE(double, avx2, KL_TARGET_AVX2, 32, 6, 2)
+KSKP_DEFINE(float, avx512, KL_TARGET_AVX512, 64, 12, 2)
+KSKP_DEFINE(double, avx512, KL_TARGET_AVX512, 64, 12, 2)
 KSKV_DEFINE(float, avx2, KL_TARGET_AVX2, 32, 2)
 KSKV_DEFINE(double, avx2, KL_TARGET_AVX2, 32, 1)
 KSKV_DEFINE(float, avx512, KL_TARGET_AVX512, 64, 4)
