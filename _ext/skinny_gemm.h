@@ -275,12 +275,16 @@ static inline void kskp_act_double(int act, double* p, ptrdiff_t n) { kl_act_map
     {                                                                                             \
         enum { L = VS / sizeof(T), SW = KSK_STRIP_BYTES / sizeof(T), NV = SW / L };               \
         const ptrdiff_t c0 = s0 * SW, c1 = s1 * SW < N ? s1 * SW : N;                             \
+        /* rows in ceil(M / MRMAX) tiles of nearly equal height (the first M % tiles of them one  \
+           row taller): 8 rows as 6 + 2 leave the short tile's 4 accumulator chains waiting on    \
+           the FMA latency, 4 + 4 keep both units busy */                                         \
+        const ptrdiff_t nt_ = (M + MRMAX - 1) / MRMAX, q_ = nt_ ? M / nt_ : 0, r_ = nt_ ? M % nt_ : 0; \
         if (K <= KSKP_KC) {                                                                       \
             const int first = 1, ep = 1;                                                          \
             const ptrdiff_t kc = K, cld = ldc;                                                    \
             const ptrdiff_t* ko = KO;                                                             \
-            for (ptrdiff_t m0 = 0; m0 < M; m0 += MRMAX) {                                         \
-                int mr = (int)(M - m0 < MRMAX ? M - m0 : MRMAX);                                  \
+            for (ptrdiff_t t_ = 0, m0 = 0; t_ < nt_; m0 += q_ + (t_ < r_), t_++) {                \
+                int mr = (int)(q_ + (t_ < r_));                                                   \
                 const T* ak0 = A + m0 * lda;                                                      \
                 for (ptrdiff_t s = s0; s < s1; s++) {                                             \
                     const T* bs_ = Bp + s * K * SW;                                               \
@@ -302,9 +306,9 @@ static inline void kskp_act_double(int act, double* p, ptrdiff_t n) { kl_act_map
             const T* bs0 = Bp + s * K * SW;                                                       \
             ptrdiff_t j = s * SW;                                                                 \
             if (N - j < SW) {                                                                     \
-                for (ptrdiff_t m0 = 0; m0 < M; m0 += MRMAX)                                       \
-                    kskp_narrow_##T##_##SUF(M, K, A, lda, bs0, m0,                                \
-                        (int)(M - m0 < MRMAX ? M - m0 : MRMAX), j, N - j, C, ldc, bias, act, R, KO); \
+                for (ptrdiff_t t_ = 0, m0 = 0; t_ < nt_; m0 += q_ + (t_ < r_), t_++)              \
+                    kskp_narrow_##T##_##SUF(M, K, A, lda, bs0, m0, (int)(q_ + (t_ < r_)), j, N - j, \
+                        C, ldc, bias, act, R, KO);                                                \
                 continue;                                                                         \
             }                                                                                     \
             const T* bj_ = bias ? bias + j : NULL;                                                \
@@ -313,8 +317,8 @@ static inline void kskp_act_double(int act, double* p, ptrdiff_t n) { kl_act_map
                 ptrdiff_t kc = K - k0 < KSKP_KC ? K - k0 : KSKP_KC;                               \
                 const int first = k0 == 0, ep = k0 + kc == K;                                     \
                 const T* bs_ = bs0 + k0 * SW;                                                     \
-                for (ptrdiff_t m0 = 0; m0 < M; m0 += MRMAX) {                                     \
-                    int mr = (int)(M - m0 < MRMAX ? M - m0 : MRMAX);                              \
+                for (ptrdiff_t t_ = 0, m0 = 0; t_ < nt_; m0 += q_ + (t_ < r_), t_++) {            \
+                    int mr = (int)(q_ + (t_ < r_));                                               \
                     T* cb_ = C + m0 * ldc + j;                                                    \
                     const ptrdiff_t cld = ldc;                                                    \
                     const T* rb_ = R ? R + m0 * ldc + j : NULL;                                   \
