@@ -7,7 +7,7 @@ import json
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -323,10 +323,15 @@ class Functional(Layer):
                 # a call of a recorded signature replays its tape (klayers.engine.replay)
                 replayed = replay_lib.replayed(self, plan, flat, lambda xs: self._run_plan(plan, xs))
                 if replayed is not None:
-                    return pack_as(self._nested_outputs, replayed), None
+                    outs, out_masks = replayed
+                    if out_masks is None:
+                        return pack_as(self._nested_outputs, outs), None
+                    return self._with_masks(outs, out_masks)
             self._run_lowered(plan, flat, values, masks, training)
-        outs = [values[id(t)] for t in self.outputs]
-        out_masks = [masks.get(id(t)) for t in self.outputs]
+        return self._with_masks([values[id(t)] for t in self.outputs], [masks.get(id(t)) for t in self.outputs])
+
+    def _with_masks(self, outs: List[Any], out_masks: List[Any]) -> Tuple[Any, Any]:
+        """``(outputs, mask)`` as ``_run_internal_graph`` returns them, from flat lists."""
         nested = pack_as(self._nested_outputs, outs)
         if all(m is None for m in out_masks):
             return nested, None

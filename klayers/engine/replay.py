@@ -10,11 +10,15 @@ tape (one loop of kernel calls: no step dispatch, arena bookkeeping or shape ari
 returns copies of the outputs.
 
 ``klayers.inference.unrecorded()`` (``klayers.engine.plan.unrecorded``) switches this off.
-Recording is refused, and the model runs as before, when the plan has a step that runs layer
-by layer (a layer the planner does not lower, a Lambda, a layer that may keep its inputs),
-when some op did work the tape cannot replay (``tape.spoil``), when copying the inputs in and
-the outputs out would cost more than the replay saves (few kernel calls on large tensors), or
-when the check fails. One call replays a tape at a time; concurrent calls of the same model
+Steps the planner does not lower run their layers as usual while the tape records: a nested
+model runs its own plan on the caller's arena, so its kernel calls land on the caller's tape
+(transfer learning's ``Sequential([base_model, GlobalAveragePooling2D(), Dense(10)])`` replays
+as one tape), and a layer whose Python work the tape cannot see leaves its recorded values
+behind, which the check catches. Recording is refused, and the model runs as before, when a
+step's layer may keep its inputs (a Lambda, a layer defined outside klayers), when some op did
+work the tape cannot replay (``tape.spoil``), when copying the inputs in and the outputs out
+would cost more than the replay saves (few kernel calls on large tensors), or when the check
+fails. One call replays a tape at a time; concurrent calls of the same model
 run the plan as usual.
 """
 
@@ -28,7 +32,6 @@ import numpy as np
 
 from klayers.backend import arena as arena_lib
 from klayers.backend import tape as tape_lib
-from klayers.engine import plan as plan_lib
 from klayers.engine.variable import _WEIGHTS_VERSION
 
 __all__ = ["Replay", "replayed"]
@@ -86,12 +89,13 @@ class Replay:
         return outs
 
 
-def replayed(model: Any, plan: Any, flat: List[np.ndarray],
-             run_plan: Callable[[List[np.ndarray]], List[Any]]) -> Optional[List[np.ndarray]]:
-    """``model``'s outputs for its (conformed, unmasked) inputs ``flat`` in inference, from
-    its recording for their signature; on the signature's second call, recorded and checked
-    now; None where the call should run its plan as usual (``run_plan(inputs)`` does that,
-    for the check)."""
+def replayed(model: Any, plan: Any, flat: List[np.ndarray], run_plan: Callable[[List[np.ndarray]], List[Any]]
+             ) -> Optional[Tuple[List[np.ndarray], Optional[List[Any]]]]:
+    """``(outputs, their masks or None)`` of ``model`` for its (conformed, unmasked) inputs
+    ``flat`` in inference, from its recording for their signature; on the signature's second
+    call, recorded and checked now (that call's own outputs, masks included: a call that
+    makes masks is not recorded); None where the call should run its plan as usual
+    (``run_plan(inputs)`` does that, for the check)."""
     key = (plan, tuple((x.shape, x.dtype.str) for x in flat), _WEIGHTS_VERSION[0], tuple(tape_lib.SETTINGS))
     states: Dict[Any, Any] = model.__dict__.get("_replays") or {}
     state = states.get(key)
@@ -112,31 +116,35 @@ def replayed(model: Any, plan: Any, flat: List[np.ndarray],
             if states.get(key) is not _PENDING:
                 return None
             states[key] = _REFUSED  # while recording: other calls run as usual
-        recorded, outs = _record(model, plan, flat, run_plan)
+        recorded, outs, out_masks = _record(model, plan, flat, run_plan)
+        if out_masks is not None:
+            return outs, out_masks  # a call that makes masks: not recorded
         if recorded is not None:
             states[key] = recorded
             release = getattr(model, "_release_arenas", None)
             if release is not None:
                 release()  # the recording has buffers of its own: the idle arenas go
-        return outs
+        return None if outs is None else (outs, None)
     if not state.lock.acquire(blocking=False):
         return None
     try:
-        return state.run(flat)
+        return state.run(flat), None
     finally:
         state.lock.release()
 
 
 def _record(model: Any, plan: Any, flat: List[np.ndarray],
-            run_plan: Callable[[List[np.ndarray]], List[Any]]) -> Tuple[Optional[Replay], Optional[List[np.ndarray]]]:
-    """``(the checked recording or None, this call's outputs or None)``."""
+            run_plan: Callable[[List[np.ndarray]], List[Any]]
+            ) -> Tuple[Optional[Replay], Optional[List[np.ndarray]], Optional[List[Any]]]:
+    """``(the checked recording or None, this call's outputs or None, their masks when the call
+    made masks, else None)``; a call that makes masks is not recorded."""
     steps = plan.lowered
     liveness = plan.liveness()
-    if any(liveness[1]) or any(s.kind not in (plan_lib.LOWERED, plan_lib.MERGED) for s in steps):
-        return None, None  # some layer runs by itself: nothing to record
+    if any(liveness[1]):
+        return None, None, None  # a layer that may keep its inputs runs code the tape cannot see
     slots = [np.array(x, order="C") for x in flat]
     values: Dict[int, Any] = {id(t): s for t, s in zip(model.inputs, slots)}
-    masks: Dict[int, Any] = dict.fromkeys(values)
+    masks = _Masks.fromkeys(values)
     tape = tape_lib.Tape()
     arena = arena_lib.Arena()
     before_tape = tape_lib.start(tape)
@@ -148,13 +156,27 @@ def _record(model: Any, plan: Any, flat: List[np.ndarray],
         tape_lib.start(before_tape)
     outputs = [values[id(t)] for t in model.outputs]
     result = [np.array(o) for o in outputs]
+    if masks.made:
+        return None, result, [masks.get(id(t)) for t in model.outputs]
     if tape.spoiled or any(type(o) is not np.ndarray for o in outputs):
-        return None, result
+        return None, result, None
     copied = sum(s.nbytes for s in slots) + sum(o.nbytes for o in outputs)
     if copied > _COPY_BYTES_PER_CALL * len(tape.calls):
-        return None, result  # copying in and out would cost more than the replay saves
+        return None, result, None  # copying in and out would cost more than the replay saves
     replay = Replay(slots, tape, outputs, arena.nbytes + sum(s.nbytes for s in slots))
-    return (replay if _check(replay, flat, run_plan) else None), result
+    return (replay if _check(replay, flat, run_plan) else None), result, None
+
+
+class _Masks(dict):
+    """A recording's masks by tensor id, noting whether a step made one: a masked call is not
+    replayed (masks come from Python, and a replay returns none)."""
+
+    made = False
+
+    def __setitem__(self, key: int, value: Any) -> None:
+        if value is not None:
+            self.made = True
+        dict.__setitem__(self, key, value)
 
 
 def _probe(x: np.ndarray) -> Optional[np.ndarray]:

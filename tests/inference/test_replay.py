@@ -152,6 +152,60 @@ def test_a_graph_with_a_layer_run_by_itself_is_not_recorded():
     assert not any(isinstance(s, replay.Replay) for s in _states(model))
 
 
+@pytest.mark.parametrize("outer", ["functional", "sequential"])
+def test_a_nested_model_is_recorded_on_its_callers_tape(outer):
+    """Transfer learning's shape: a base model called as a layer, a head after it. The base
+    runs its own plan on the caller's arena while the caller records, so its kernel calls land
+    on the caller's tape and the whole model replays as one; the base called by itself keeps
+    recording its own calls."""
+    base = _model()
+    head = [L.Dense(4), L.ReLU()]
+    if outer == "functional":
+        x = klayers.Input((12, 12, 3))
+        out, z = base(x)
+        model = klayers.Model(x, [head[1](head[0](out)), z])
+    else:
+        inner = klayers.Model(base.inputs, base.outputs[0])
+        model = klayers.Sequential([klayers.Input((12, 12, 3)), inner] + head)
+    xs = _inputs(5)
+    runs = []
+    original = replay.Replay.run
+    try:
+        replay.Replay.run = lambda self, flat: runs.append(len(self.tape.calls)) or original(self, flat)
+        _calls_match_the_layers(model, xs)
+    finally:
+        replay.Replay.run = original
+    (state,) = _states(model)
+    assert isinstance(state, replay.Replay)
+    # the base's kernel calls are on the caller's tape: more of them than the head's three
+    assert len(runs) == 4 and runs[0] > 10
+    _calls_match_the_layers(base, xs)
+    assert [type(s).__name__ for s in _states(base)] == ["Replay"]
+
+
+def test_a_layer_whose_python_work_the_tape_misses_is_caught_by_the_check():
+    """A klayers layer the planner does not lower runs as usual while the tape records; work it
+    does in NumPy outside the tape leaves the recorded values behind, the check catches it,
+    and every call stays right."""
+    x = klayers.Input((6, 4))
+    y = L.Permute((2, 1))(L.Dense(3)(x))
+    model = klayers.Model(x, L.Dense(2)(L.Flatten()(y)))
+    xs = [np.random.default_rng(i).normal(size=(2, 6, 4)).astype("float32") for i in range(4)]
+    _calls_match_the_layers(model, xs)
+    assert all(s == "refused" or isinstance(s, replay.Replay) for s in _states(model))
+
+
+def test_a_call_that_makes_masks_keeps_them_and_is_not_recorded():
+    x = klayers.Input((5, 3))
+    model = klayers.Model(x, L.Dense(2)(L.Masking(0.0)(x)))
+    feed = np.random.default_rng(3).normal(size=(2, 5, 3)).astype("float32")
+    feed[0, 1] = 0.0
+    for _ in range(4):
+        out, mask = model._run_internal_graph(feed)
+        np.testing.assert_array_equal(mask, [[True, False, True, True, True], [True] * 5])
+    assert _states(model) == ["refused"]
+
+
 def test_an_activation_the_kernels_do_not_compute_spoils_the_recording():
     def halve(t):
         return t * 0.5
