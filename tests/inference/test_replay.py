@@ -184,15 +184,20 @@ def test_a_nested_model_is_recorded_on_its_callers_tape(outer):
 
 
 def test_a_layer_whose_python_work_the_tape_misses_is_caught_by_the_check():
-    """A klayers layer the planner does not lower runs as usual while the tape records; work it
-    does in NumPy outside the tape leaves the recorded values behind, the check catches it,
-    and every call stays right."""
-    x = klayers.Input((6, 4))
-    y = L.Permute((2, 1))(L.Dense(3)(x))
-    model = klayers.Model(x, L.Dense(2)(L.Flatten()(y)))
-    xs = [np.random.default_rng(i).normal(size=(2, 6, 4)).astype("float32") for i in range(4)]
+    """A layer the planner does not lower runs as usual while the tape records; NumPy work it
+    does outside the tape leaves the recorded call's values behind, the check catches it, and
+    every call stays right. (The layer passes for klayers's own, which may be recorded.)"""
+
+    class Doubled(klayers.layers.Layer):
+        def call(self, inputs):
+            return np.asarray(inputs) * 2.0
+
+    Doubled.__module__ = "klayers.layers.testing"
+    x = klayers.Input((4,))
+    model = klayers.Model(x, L.Dense(2)(Doubled()(L.Dense(3)(x))))
+    xs = [np.random.default_rng(i).normal(size=(2, 4)).astype("float32") for i in range(4)]
     _calls_match_the_layers(model, xs)
-    assert all(s == "refused" or isinstance(s, replay.Replay) for s in _states(model))
+    assert _states(model) == ["refused"]
 
 
 def test_a_call_that_makes_masks_keeps_them_and_is_not_recorded():
