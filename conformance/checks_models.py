@@ -8,6 +8,9 @@
   Keras's.
 - ``files``: every file tf-keras 2.21 and Keras 3.15 wrote loads and predicts Keras's outputs;
   weights files load into the model; klayers writes each model back and reads it again.
+- ``layer_outputs``: every layer node's outputs of such files, propagated and isolated, are
+  Keras's (what ``klayers verify --per-layer`` compares), and a layer given other weights is the
+  one it names.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from conformance import refs
 from conformance.harness import assert_close, assert_config_equal
 from conformance.internals import KERAS3_OPS, ModelFileError, flatten, is_keras3_op
 from conformance.refs import Case
+from klayers.inspect.verify import compare_layers
 from klayers.layers import Layer
 from klayers.models import load_model
 
@@ -440,3 +444,54 @@ def file_training_config_ignored(case: Case, caplog) -> None:
 def file_weights_only_is_not_a_model(case: Case) -> None:
     with pytest.raises(ModelFileError, match="holds only weights"):
         load_model(_path(case.dialect, case.meta["files"]["weights_h5"]))
+
+
+# -- per-layer outputs (klayers verify --per-layer) -------------------------------------------------
+def _layer_case(case: Case):
+    arrays, meta = case.arrays(), case.meta
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = load_model(os.path.join(refs.REFS, case.dialect, "layer_outputs", meta["file"]))
+    xs = [arrays[f"x{i}"] for i in range(meta["n_inputs"])]
+    keras_outputs = {
+        "dialect": case.dialect,
+        "layers": {(e["layer"], e["node"], e["output"]): arrays[f"t{i}"] for i, e in enumerate(meta["index"])},
+        "model_outputs": [arrays[f"y{i}"] for i in range(meta["n_outputs"])],
+    }
+    return model, xs, keras_outputs
+
+
+def _weighted_step_layer(model: Any) -> Any:
+    """The first layer with weights, in the order of the graph's depth (the comparison's order)."""
+    for node in [n for d in sorted(model._nodes_by_depth, reverse=True) for n in model._nodes_by_depth[d]]:
+        if not node.is_input and node.layer.weights:
+            return node.layer
+    raise AssertionError("the fixture has no layer with weights")
+
+
+def layer_outputs_agree(case: Case) -> None:
+    """Every layer node's outputs, propagated and isolated, agree with Keras's (what
+    ``klayers verify --per-layer`` reports), and every output Keras recorded is compared."""
+    model, xs, keras_outputs = _layer_case(case)
+    for isolate in (False, True):
+        report = compare_layers(model, xs, keras_outputs, isolate=isolate)
+        assert report["tolerance"] == 1e-4 and report["dtype"] == "float32"
+        assert len(report["layers"]) == len(case.meta["index"]), report["not_in_keras"]
+        assert report["not_in_keras"] == []
+        over = [(r["name"], r["max_rel"]) for r in report["layers"] if r["over"]]
+        assert report["first_diverging"] is None, over
+        assert all(not o["over"] for o in report["outputs"]) and len(report["outputs"]) == case.meta["n_outputs"]
+
+
+def layer_outputs_find_the_fault(case: Case) -> None:
+    """A layer given other weights is the first one named over tolerance, in both modes; in
+    isolated mode it is the only one."""
+    model, xs, keras_outputs = _layer_case(case)
+    layer = _weighted_step_layer(model)
+    weights = layer.get_weights()
+    layer.set_weights([w + 0.05 * (np.abs(w).max() + 1) for w in weights])
+    propagated = compare_layers(model, xs, keras_outputs)
+    assert propagated["first_diverging"] == layer.name
+    isolated = compare_layers(model, xs, keras_outputs, isolate=True)
+    assert isolated["first_diverging"] == layer.name
+    assert {r["name"] for r in isolated["layers"] if r["over"]} == {layer.name}

@@ -6,8 +6,11 @@
                               Keras's recorded predictions, then time a small model end to end
     klayers summary MODEL     the model's layers, shapes and parameter counts (model.summary())
     klayers predict MODEL --input x.npy|x.npz [--output y.npz|y.npy] [--batch-size N] [--threads N]
-    klayers verify MODEL [--input x.npz] [--keras-python PYTHON]
-                              run the same file in tf-keras or Keras 3 and report the errors
+    klayers verify MODEL [--input x.npz] [--keras-python PYTHON] [--rtol R]
+                   [--per-layer [--isolate] [--json out.json] [--plot out.png]]
+                              run the same file in tf-keras or Keras 3 and report the errors,
+                              of the model's outputs or of every layer's
+                              time every step of the inference plan, against the machine's ceilings
     klayers bench [NAME ...] [--vs-keras] [--plot out.png]
                               benchmarks/compare_keras.py (needs a klayers source checkout)
 
@@ -32,9 +35,8 @@ from klayers import layers, models
 from klayers._version import __version__
 from klayers.backend import set_random_seed
 from klayers.engine import Input, Model
+from klayers.inspect import verify as verify_lib
 from klayers.ops.threads import blas_controller, get_num_threads, openmp_enabled, set_num_threads
-from klayers.saving.file_utils import sniff
-from klayers.saving.keras3_config import _all_layers
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
@@ -247,94 +249,110 @@ def _predict_dask(args: argparse.Namespace) -> int:
 
 
 def _random_inputs(model: Any, batch: int = 4) -> List[np.ndarray]:
-    rng = np.random.default_rng(0)
-    vocab = [int(layer.input_dim) for layer in _all_layers(model)
-             if type(layer).__name__ == "Embedding" and getattr(layer, "input_dim", None)]
-    out = []
-    for t in model.inputs:
-        shape = tuple(batch if d is None else d for d in t.shape)
-        if np.dtype(t.dtype).kind in "iu":
-            out.append(rng.integers(0, min(vocab) if vocab else 10, size=shape).astype(t.dtype))
-        else:
-            out.append(rng.standard_normal(shape).astype(t.dtype))
-    return out
-
-
-_VERIFY_SCRIPT = r"""
-import json, sys, numpy as np
-path, inputs, out, which, unsafe = sys.argv[1:6]
-if which == "keras3":
-    import keras
-    model = keras.saving.load_model(path, compile=False, safe_mode=unsafe != "1")
-else:
-    import tf_keras as keras
-    model = keras.models.load_model(path, compile=False, safe_mode=unsafe != "1")
-with np.load(inputs) as z:
-    xs = [z[f"x{i}"] for i in range(len(z.files))]
-y = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
-y = y if isinstance(y, list) else [y]
-np.savez(out, **{f"y{i}": np.asarray(a) for i, a in enumerate(y)})
-print(json.dumps({"keras": keras.__version__}))
-"""
-
-
-def _file_dialect(path: str) -> str:
-    if sniff(path) == "zip":
-        import zipfile
-
-        with zipfile.ZipFile(path) as zf:
-            try:
-                meta = json.loads(zf.read("metadata.json"))
-            except (KeyError, ValueError):
-                meta = {}
-        return "keras2" if str(meta.get("keras_version", "3")).startswith("2") else "keras3"
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        version = f.attrs.get("keras_version", b"2")
-    version = version.decode() if isinstance(version, bytes) else str(version)
-    return "keras3" if version.startswith("3") else "keras2"
+    return verify_lib.random_inputs(model, batch)
 
 
 def _verify(args: argparse.Namespace) -> int:
     model = _load(args.model, args.unsafe)
-    x = _read_inputs(args.input, model) if args.input else _random_inputs(model)
-    xs = _flat(x)
-    ours = _flat(model.predict(x, verbose=0))
-    which = _file_dialect(args.model)
-    module = "keras" if which == "keras3" else "tf_keras"
-    python = args.keras_python or sys.executable
-    check = subprocess.run([python, "-c", f"import {module}"], capture_output=True)
-    if check.returncode != 0:
-        install = ("pip install keras tensorflow" if which == "keras3" else "pip install tensorflow tf-keras")
-        print(f"klayers verify: {args.model} was written by {'Keras 3' if which == 'keras3' else 'tf-keras (Keras 2)'}, "
-              f"which is not installed for {python}. Install it with `{install}` (or point --keras-python "
-              "at a Python that has it) and run klayers verify again.")
+    xs = _flat(_read_inputs(args.input, model)) if args.input else _random_inputs(model)
+    if args.isolate and not args.per_layer:
+        raise UsageError("--isolate compares layer by layer: add --per-layer.")
+    if (args.json or args.plot) and not args.per_layer:
+        raise UsageError("--json and --plot report layer by layer: add --per-layer.")
+    progress = _progress_bar() if args.per_layer else None
+    try:
+        keras_outputs = verify_lib.keras_layer_outputs(args.model, xs, keras_python=args.keras_python,
+                                                       unsafe=args.unsafe, layers=args.per_layer)
+    except verify_lib.KerasUnavailable as e:
+        print(f"klayers verify: {args.model}: {e}")
         return 2
-    with tempfile.TemporaryDirectory(prefix="klayers-verify-") as tmp:
-        inputs, outputs = os.path.join(tmp, "x.npz"), os.path.join(tmp, "y.npz")
-        np.savez(inputs, **{f"x{i}": a for i, a in enumerate(xs)})
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-        env.setdefault("KERAS_BACKEND", "tensorflow")
-        proc = subprocess.run([python, "-c", _VERIFY_SCRIPT, os.path.abspath(args.model), inputs, outputs, which,
-                               "1" if args.unsafe else "0"], capture_output=True, text=True, env=env)
-        if proc.returncode != 0:
-            last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "no message"
-            print(f"klayers verify: {module} could not run {args.model}: {last}")
-            return 1
-        version = json.loads(proc.stdout.strip().splitlines()[-1])["keras"]
-        with np.load(outputs) as z:
-            theirs = [z[f"y{i}"] for i in range(len(z.files))]
+    except RuntimeError as e:
+        print(f"klayers verify: {e}")
+        return 1
+    module = verify_lib.keras_module(keras_outputs["dialect"])
+    if args.per_layer:
+        report = verify_lib.compare_layers(model, xs, keras_outputs, isolate=args.isolate, rtol=args.rtol,
+                                           progress=progress)
+        report["model"] = args.model
+        _print_layers(report, f"{module} {keras_outputs['keras']}", len(xs[0]))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(report, f, indent=1)
+            print(f"wrote {args.json}")
+        if args.plot:
+            try:
+                verify_lib.plot(report, args.plot)
+            except ImportError as e:
+                raise UsageError(str(e)) from e
+            print(f"wrote {args.plot}")
+        return 1 if report["first_diverging"] is not None or any(o["over"] for o in report["outputs"]) else 0
+    dtype = verify_lib._compute_dtype(model)
+    tolerance = args.rtol if args.rtol is not None else verify_lib.default_tolerance(dtype)
+    ours = _flat(model.predict(xs if len(xs) > 1 else xs[0], verbose=0))
     worst = 0.0
-    print(f"klayers vs {module} {version} on {len(xs[0])} samples:")
-    for name, a, b in zip(model.output_names, ours, theirs):
-        abs_err = float(np.max(np.abs(a - b))) if a.size else 0.0
-        rel_err = abs_err / max(float(np.max(np.abs(b))), 1e-12) if b.size else 0.0
+    print(f"klayers vs {module} {keras_outputs['keras']} on {len(xs[0])} samples "
+          f"(tolerance {tolerance:g}{'' if args.rtol is not None else f', from {dtype}'}):")
+    for name, a, b in zip(model.output_names, ours, keras_outputs["model_outputs"]):
+        abs_err, rel_err = verify_lib.errors(a, b)
         worst = max(worst, rel_err)
         print(f"  {name}: shape {a.shape}, max abs error {abs_err:.3e}, max rel error {rel_err:.3e}")
-    good = worst <= args.rtol
-    print("agree" if good else f"DISAGREE (relative error above {args.rtol:g})")
+    good = worst <= tolerance
+    print("agree" if good else f"DISAGREE (relative error above {tolerance:g})")
     return 0 if good else 1
+
+
+def _progress_bar() -> Any:
+    """A one-line progress bar on stderr for long comparisons (shown once they take 1 s)."""
+    start: List[float] = []
+
+    def show(done: int, total: int) -> None:
+        if not start:
+            start.append(time.perf_counter())
+        if time.perf_counter() - start[0] < 1.0 and (done < total or not shown):
+            return
+        shown.append(True)
+        width = 30
+        filled = int(width * done / max(total, 1))
+        sys.stderr.write(f"\rlayers {done}/{total} [{'=' * filled}{'.' * (width - filled)}]")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    shown: List[bool] = []
+    return show
+
+
+def _print_layers(report: Dict[str, Any], keras: str, samples: int) -> None:
+    rows = report["layers"]
+    mode = "isolated: each layer fed Keras's inputs" if report["isolate"] else "propagated: each side end to end"
+    print(f"klayers vs {keras} on {samples} samples, layer by layer ({mode}); tolerance "
+          f"{report['tolerance']:g} relative ({report['dtype']}, eps {np.finfo(report['dtype']).eps:.2g})")
+    names = [r["name"] + (f" (node {r['node']})" if r["node"] else "") + (f" [{r['output']}]" if r["output"] else "")
+             for r in rows]
+    wide = max([len(n) for n in names] + [5])
+    cls = max([len(r["class"]) for r in rows] + [5])
+    shp = max([len(str(tuple(r["shape"]))) for r in rows] + [5])
+    print(f"  {'#':>4}  {'layer':<{wide}}  {'class':<{cls}}  {'shape':<{shp}}  {'max abs':>9}  {'max rel':>9}  {'eps':>9}")
+    first = report["first_diverging"]
+    marked = False
+    for i, (name, r) in enumerate(zip(names, rows)):
+        mark = ""
+        if r["over"]:
+            mark = "  <-- first over tolerance" if not marked and r["name"] == first else "  over"
+            marked = marked or r["name"] == first
+        print(f"  {i:>4}  {name:<{wide}}  {r['class']:<{cls}}  {str(tuple(r['shape'])):<{shp}}  "
+              f"{r['max_abs']:9.2e}  {r['max_rel']:9.2e}  {r['eps_units']:9.3g}{mark}")
+    for o in report["outputs"]:
+        print(f"  model output {o['name']} (predict): max abs {o['max_abs']:.2e}, max rel {o['max_rel']:.2e}"
+              f"{'  over' if o['over'] else ''}")
+    if report["not_in_keras"]:
+        print(f"  not compared (Keras recorded no output): {', '.join(report['not_in_keras'])}")
+    over = sum(r["over"] for r in rows)
+    if first is None and not any(o["over"] for o in report["outputs"]):
+        print(f"agree: {len(rows)} layer outputs within {report['tolerance']:g}")
+    else:
+        print(f"DISAGREE: {over} of {len(rows)} layer outputs above {report['tolerance']:g}; "
+              f"first: {first}")
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -416,7 +434,13 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("model")
     verify.add_argument("--input", help=".npy/.npz inputs (default: random inputs of the model's shapes)")
     verify.add_argument("--keras-python", help="a Python with tf-keras / Keras 3 installed (default: this one)")
-    verify.add_argument("--rtol", type=float, default=1e-4, help="largest relative error accepted")
+    verify.add_argument("--rtol", type=float, default=None,
+                        help="largest relative error accepted (default: from the model's compute dtype, 1e-4 for float32)")
+    verify.add_argument("--per-layer", action="store_true", help="compare every layer's output, not only the model's")
+    verify.add_argument("--isolate", action="store_true",
+                        help="with --per-layer: feed each layer Keras's own inputs, so an error points at the layer that makes it")
+    verify.add_argument("--json", help="with --per-layer: write the report to this .json")
+    verify.add_argument("--plot", help="with --per-layer: draw the per-layer error along the model's depth into this .png")
     verify.add_argument("--unsafe", **unsafe)
     bench = sub.add_parser("bench", help="benchmark table (benchmarks/compare_keras.py)")
     bench.add_argument("names", nargs="*", help="families (dense, conv ...) or workload name patterns")

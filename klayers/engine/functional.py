@@ -7,7 +7,7 @@ import json
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -460,6 +460,30 @@ class Functional(Layer):
             for t, v, m in zip(flat_out, flat_values, flat_masks):
                 values[id(t)] = v
                 masks[id(t)] = m
+
+    def _trace_nodes(self, inputs: Any, feed: Optional[Callable[[KerasTensor], Any]] = None
+                     ) -> Iterator[Tuple[Node, List[Any]]]:
+        """Run the graph layer by layer at inference (unplanned: each layer's own ``call``) and
+        yield ``(node, outputs)`` for every node, in the order the plan runs them; ``outputs``
+        is the node's flat list of arrays (``klayers.inspect.verify_layers`` compares them).
+
+        ``feed(tensor)``: an array to give a node for that input tensor instead of the value
+        the graph computed (``None``: the graph's own). Masks are always the graph's own.
+        """
+        flat = self._conform_inputs(inputs)
+        values: Dict[int, Any] = {id(t): x for t, x in zip(self.inputs, flat)}
+        masks: Dict[int, Any] = dict.fromkeys(values)
+        for step in plan_lib.build_plan(self).steps:
+            node = step.node
+            given = {}
+            for t in node.keras_inputs:
+                fed = feed(t) if feed is not None else None
+                given[id(t)] = values[id(t)] if fed is None else fed
+            self._run_step(step, given, masks, False)
+            outputs = [given[id(t)] for t in flatten(node.outputs)]
+            for t, value in zip(flatten(node.outputs), outputs):
+                values[id(t)] = value
+            yield node, outputs
 
     def _take_arena(self) -> Any:
         """An arena no other call of this model is using (a new one when all are busy)."""
