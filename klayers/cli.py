@@ -10,6 +10,7 @@
                    [--per-layer [--isolate] [--json out.json] [--plot out.png]]
                               run the same file in tf-keras or Keras 3 and report the errors,
                               of the model's outputs or of every layer's
+    klayers profile MODEL [--batch-size N] [--threads N] [--vs-ort PYTHON] [--plot out.png] [--json out.json]
                               time every step of the inference plan, against the machine's ceilings
     klayers bench [NAME ...] [--vs-keras] [--plot out.png]
                               benchmarks/compare_keras.py (needs a klayers source checkout)
@@ -355,6 +356,40 @@ def _print_layers(report: Dict[str, Any], keras: str, samples: int) -> None:
               f"first: {first}")
 
 
+def _profile(args: argparse.Namespace) -> int:
+    from klayers.inspect import profile as profile_lib
+
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be a positive integer. Received {args.batch_size}.")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be a positive integer. Received {args.threads}.")
+    if args.repeats < 1:
+        raise UsageError(f"--repeats must be a positive integer. Received {args.repeats}.")
+    if not os.path.exists(args.model):
+        raise UsageError(f"No such file: '{args.model}'.")
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401  (checked before the minutes of timing)
+        except ImportError as e:
+            raise UsageError("--plot needs matplotlib (pip install matplotlib).") from e
+    x = _read_inputs(args.input, _load(args.model, args.unsafe)) if args.input else None
+    report = profile_lib.profile_model(args.model, batch_size=args.batch_size, threads=args.threads,
+                                       repeats=args.repeats, inputs=x, ort_python=args.vs_ort,
+                                       safe_mode=not args.unsafe)
+    print(profile_lib.format_report(report, top=args.top))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+        print(f"wrote {args.json}")
+    if args.plot:
+        try:
+            profile_lib.plot_report(report, args.plot)
+        except ImportError as e:
+            raise UsageError("--plot needs matplotlib (pip install matplotlib).") from e
+        print(f"wrote {args.plot}")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     script = os.path.join(root, "benchmarks", "compare_keras.py")
@@ -442,6 +477,18 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", help="with --per-layer: write the report to this .json")
     verify.add_argument("--plot", help="with --per-layer: draw the per-layer error along the model's depth into this .png")
     verify.add_argument("--unsafe", **unsafe)
+    profile = sub.add_parser("profile", help="time every step of the model's inference plan")
+    profile.add_argument("model")
+    profile.add_argument("--batch-size", type=int, default=1)
+    profile.add_argument("--threads", type=int, default=None)
+    profile.add_argument("--repeats", type=int, default=20, help="timed calls (after 3 warm-up calls); medians over them")
+    profile.add_argument("--input", help=".npy/.npz inputs (default: random inputs of the model's shapes)")
+    profile.add_argument("--vs-ort", metavar="PYTHON", help="also time the model in ONNX Runtime in this Python "
+                         "(with onnxruntime, tf2onnx and the Keras that wrote the file)")
+    profile.add_argument("--plot", help="write a bar chart of the costliest steps to this .png")
+    profile.add_argument("--json", help="write the report to this .json")
+    profile.add_argument("--top", type=int, default=5, help="costliest steps to list after the table")
+    profile.add_argument("--unsafe", **unsafe)
     bench = sub.add_parser("bench", help="benchmark table (benchmarks/compare_keras.py)")
     bench.add_argument("names", nargs="*", help="families (dense, conv ...) or workload name patterns")
     bench.add_argument("--vs-keras", action="store_true", help="also time tf-keras and ONNX Runtime when installed")
@@ -455,7 +502,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``klayers`` console script."""
     args = _parser().parse_args(argv)
-    commands = {"summary": _summary, "predict": _predict, "verify": _verify, "bench": _bench}
+    commands = {"summary": _summary, "predict": _predict, "verify": _verify, "profile": _profile, "bench": _bench}
     try:
         if args.command == "info":
             return _info()
