@@ -451,7 +451,8 @@ def _layer_case(case: Case):
     arrays, meta = case.arrays(), case.meta
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = load_model(os.path.join(refs.REFS, case.dialect, "layer_outputs", meta["file"]))
+        model = load_model(os.path.join(refs.REFS, case.dialect, "files", meta["file"]),
+                           safe_mode=not meta["unsafe"])
     xs = [arrays[f"x{i}"] for i in range(meta["n_inputs"])]
     keras_outputs = {
         "dialect": case.dialect,

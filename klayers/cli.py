@@ -357,7 +357,7 @@ def _print_layers(report: Dict[str, Any], keras: str, samples: int) -> None:
 
 
 def _profile(args: argparse.Namespace) -> int:
-    from klayers.inspect import profile as profile_lib
+    from klayers.inspect.profile import format_report, plot_report, profile_model
 
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be a positive integer. Received {args.batch_size}.")
@@ -373,17 +373,16 @@ def _profile(args: argparse.Namespace) -> int:
         except ImportError as e:
             raise UsageError("--plot needs matplotlib (pip install matplotlib).") from e
     x = _read_inputs(args.input, _load(args.model, args.unsafe)) if args.input else None
-    report = profile_lib.profile_model(args.model, batch_size=args.batch_size, threads=args.threads,
-                                       repeats=args.repeats, inputs=x, ort_python=args.vs_ort,
-                                       safe_mode=not args.unsafe)
-    print(profile_lib.format_report(report, top=args.top))
+    report = profile_model(args.model, batch_size=args.batch_size, threads=args.threads, repeats=args.repeats,
+                           inputs=x, ort_python=args.vs_ort, safe_mode=not args.unsafe)
+    print(format_report(report, top=args.top))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)
         print(f"wrote {args.json}")
     if args.plot:
         try:
-            profile_lib.plot_report(report, args.plot)
+            plot_report(report, args.plot)
         except ImportError as e:
             raise UsageError("--plot needs matplotlib (pip install matplotlib).") from e
         print(f"wrote {args.plot}")

@@ -3,13 +3,14 @@
 A model call in inference runs its plan (:mod:`klayers.engine.plan`): a flat list of steps,
 each one kernel call (a Conv2D + BatchNormalization + ReLU chain folded into one convolution, a
 residual Add merged into it ...) or one layer the planner does not lower (a nested model, a
-Lambda). :func:`profile_model` runs that plan step by step, as ``Functional._run_lowered`` does
-(one arena, each value released after its last use), with a clock around every step, over
-repeated calls after warm-up, and reports each step's median time, its share of the total and
-its rate: GFLOP/s for the compute layers (a multiply-add counts 2) or GB/s of inputs plus
-output for the rest, each as a fraction of this machine's ceiling (NumPy's float32 matmul and a
-large array copy, measured once per CPU model, thread count and NumPy version and cached in
-``$XDG_CACHE_HOME/klayers/ceilings.json``, as ``benchmarks/compare_keras.py`` measures them).
+Lambda). :func:`profile` (:func:`profile_model` with the command line's options) runs that
+plan step by step, as ``Functional._run_lowered`` does (one arena, each value released after
+its last use), with a clock around every step, over repeated calls after warm-up, and reports
+each step's median time, its share of the steps' total and its rate: GFLOP/s for the compute
+layers (a multiply-add counts 2) or GB/s of inputs plus output for the rest, each as a fraction
+of this machine's ceiling (NumPy's float32 matmul and a large array copy, measured once per
+CPU model, thread count and NumPy version and cached in ``$XDG_CACHE_HOME/klayers/ceilings.json``,
+as ``benchmarks/compare_keras.py`` measures them).
 
 With ``ort_python`` the same file runs in ONNX Runtime too (converted by tf2onnx in a
 subprocess of that Python), and ORT's own profiler gives per-node times; nodes map to layers by
@@ -37,11 +38,13 @@ from klayers.engine.node import flatten
 from klayers.inspect.verify import file_dialect, random_inputs
 from klayers.ops.threads import get_num_threads, num_threads
 
-__all__ = ["CEILINGS_FILE", "format_report", "machine_ceilings", "map_nodes_to_layers", "measure_ceilings",
-           "plot_report", "profile_model", "rescale_loops", "step_flops"]
+__all__ = ["CEILINGS_FILE", "DEFAULT_REPEATS", "format_report", "machine_ceilings", "map_nodes_to_layers",
+           "measure_ceilings", "plot_report", "profile", "profile_model", "rescale_loops", "step_flops"]
 
 #: where the measured ceilings are kept, under ``$XDG_CACHE_HOME`` (or ``~/.cache``)
 CEILINGS_FILE = os.path.join("klayers", "ceilings.json")
+#: timed calls when none are asked for (``klayers profile --repeats``)
+DEFAULT_REPEATS = 20
 _WARMUP = 3
 
 
@@ -245,10 +248,51 @@ def _median_ms(samples: Sequence[float]) -> float:
     return float(np.median(samples)) * 1e3
 
 
-def profile_model(model_or_path: Any, *, batch_size: int = 1, threads: Optional[int] = None, repeats: int = 20,
-                  inputs: Any = None, ort_python: Optional[str] = None, safe_mode: bool = True) -> Dict[str, Any]:
+def profile(model: Any, x: Any, *, threads: Optional[int] = None, repeats: Optional[int] = None) -> Dict[str, Any]:
+    """Time every step of ``model``'s inference plan on the inputs ``x``; returns the report
+    (the JSON that ``klayers profile --json`` writes). Prints nothing.
+
+    The step times add up to the call: ``sum(step["median_ms"]) + overhead_ms == total_ms``,
+    where ``total_ms`` is the median of the whole call as the plan runs it and ``overhead_ms``
+    the call's own work outside the steps (input checks, dispatch, arena bookkeeping).
+
+    Args:
+        model: a functional or Sequential model, or the path of a model file (loaded with
+            ``klayers.models.load_model(path)``; load one that needs ``safe_mode=False`` first).
+        x: its inputs, as ``model(x)`` takes them (an array, a list in input order, or a dict
+            by input name); their first dimension is the batch size. None: seeded random arrays
+            of the model's input shapes, batch 1.
+        threads: threads to compute with (default: the current setting); restored afterwards.
+        repeats: timed calls after 3 warm-up calls; medians are over these. None: ``20``
+            (:data:`DEFAULT_REPEATS`).
+
+    Returns:
+        At least ``{"model": str, "batch_size": int, "threads": int, "total_ms": float,
+        "overhead_ms": float, "steps": [{"layers": [str], "class": str, "shape": [int],
+        "median_ms": float, "share": float, "gflops": float | None, "gbps": float | None},
+        ...]}``, steps in plan order; :func:`profile_model` lists every key.
+
+    Raises:
+        ValueError: ``repeats`` or ``threads`` is not a positive integer, the model has no graph
+            (a subclassed model), or ``x`` does not fit its inputs or holds no samples (the
+            message says how).
+        FileNotFoundError: no such model file.
+
+    Example::
+
+        report = klayers.inspect.profile(model, np.zeros((8, 224, 224, 3), "float32"))
+        for step in sorted(report["steps"], key=lambda s: -s["median_ms"])[:5]:
+            print(step["layers"], f"{step['median_ms']:.2f} ms", f"{100 * step['share']:.0f}%")
+    """
+    return profile_model(model, inputs=x, threads=threads, repeats=DEFAULT_REPEATS if repeats is None else repeats)
+
+
+def profile_model(model_or_path: Any, *, batch_size: int = 1, threads: Optional[int] = None,
+                  repeats: int = DEFAULT_REPEATS, inputs: Any = None, ort_python: Optional[str] = None,
+                  safe_mode: bool = True) -> Dict[str, Any]:
     """Time every step of a model's inference plan; returns the report (the JSON that
-    ``klayers profile --json`` writes). Prints nothing.
+    ``klayers profile --json`` writes). Prints nothing. :func:`profile` is the same with the
+    inputs given; this adds the command line's options.
 
     Args:
         model_or_path: a functional or Sequential model, or a model file (loaded with
@@ -264,16 +308,20 @@ def profile_model(model_or_path: Any, *, batch_size: int = 1, threads: Optional[
     Returns:
         ``{"model": name, "path": file or None, "batch_size", "threads", "repeats",
         "ceilings": {"matmul_gflops", "copy_gbs", "cpu", ...} (see :func:`machine_ceilings`),
+        "total_ms": the median of the whole call as the plan runs it (``model(x)`` with the
+        plan run step by step, ``klayers.inference.unrecorded()``): what the step times add up
+        to, with "overhead_ms"; "plan_ms": the same number under its older name,
         "call_ms": median of ``model(x)`` as users run it (a recorded call replays its tape),
-        "plan_ms": median of the plan run step by step (``klayers.inference.unrecorded()``),
-        "steps_ms": sum of the step medians, "overhead_ms": ``plan_ms - steps_ms`` (the call's
+        "steps_ms": sum of the step medians, "overhead_ms": ``total_ms - steps_ms`` (the call's
         work outside the steps: input checks, dispatch, arena bookkeeping; medians do not add
-        up exactly, so on a busy machine it may come out slightly negative),
+        up exactly, so it may come out slightly negative, and on a machine with more runnable
+        processes than cores, where a whole call is interrupted more often than any one of its
+        steps, too large: profile on a quiet machine),
         "steps": [{"index", "layers": [layer names], "class": classes joined with "+",
         "kind": the step's type ("FusedStep" ..., or "Layer" for a layer run as it is),
         "shape": its output's shape (the first output's), "median_ms", "share" (of
         ``steps_ms``), "flops": int or None, "bytes": inputs plus outputs, "gflops" or None,
-        "gbs" or None (when not counted in FLOPs), "fraction": of the matching ceiling,
+        "gbps" or None (GB/s, when not counted in FLOPs), "fraction": of the matching ceiling,
         "ort_ms": ORT nodes mapped to its layers or None, "ort_ratio": ``median_ms / ort_ms``
         or None}, ...] in plan order,
         "ort": None, or {"python", "versions", "call_ms", "ratio" (``call_ms / ort call_ms``),
@@ -281,11 +329,13 @@ def profile_model(model_or_path: Any, *, batch_size: int = 1, threads: Optional[
         :func:`rescale_loops`} or {"python", "error": why not}}.
 
     Raises:
-        ValueError: ``batch_size`` or ``repeats`` is not a positive integer, the model has no
-            graph (a subclassed model), or ``ort_python`` lacks the packages (the message says
-            what to install). FileNotFoundError: no such model file.
+        ValueError: ``batch_size``, ``repeats`` or ``threads`` is not a positive integer, the
+            model has no graph (a subclassed model), ``inputs`` do not fit it or hold no samples,
+            or ``ort_python`` lacks the packages (the message says what to install).
+        FileNotFoundError: no such model file.
     """
-    for name, value in (("batch_size", batch_size), ("repeats", repeats)):
+    counts = [("batch_size", batch_size), ("repeats", repeats)] + ([("threads", threads)] if threads is not None else [])
+    for name, value in counts:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"profile: {name} must be a positive integer. Received {name}={value!r}.")
     path = None
@@ -299,12 +349,14 @@ def profile_model(model_or_path: Any, *, batch_size: int = 1, threads: Optional[
     if ort_python is not None:
         which = file_dialect(path) if path else "keras2"
         _check_ort_python(ort_python, which)
+    flat = model._conform_inputs(inputs if inputs is not None else random_inputs(model, batch_size))
+    if any(x.ndim and not len(x) for x in flat):
+        raise ValueError(f"profile: the inputs hold no samples (shapes {[x.shape for x in flat]}); "
+                         "give it a batch of at least one.")
+    call_in = flat if len(flat) > 1 else flat[0]
     with num_threads(threads if threads is not None else get_num_threads()):
         n_threads = get_num_threads()
         ceilings = machine_ceilings(n_threads)
-        x = inputs if inputs is not None else random_inputs(model, batch_size)
-        flat = model._conform_inputs(x)
-        call_in = flat if len(flat) > 1 else flat[0]
         for _ in range(_WARMUP):
             model(call_in)
         plan = model.__dict__.get("_inference_plan")
@@ -334,7 +386,7 @@ def profile_model(model_or_path: Any, *, batch_size: int = 1, threads: Optional[
     report: Dict[str, Any] = {
         "model": model.name, "path": path, "batch_size": int(len(flat[0]) if flat[0].ndim else 1),
         "threads": n_threads, "repeats": repeats, "ceilings": ceilings,
-        "call_ms": _median_ms(call_times), "plan_ms": plan_ms, "steps_ms": steps_ms,
+        "total_ms": plan_ms, "plan_ms": plan_ms, "call_ms": _median_ms(call_times), "steps_ms": steps_ms,
         "overhead_ms": plan_ms - steps_ms, "steps": rows, "ort": None,
     }
     if ort_python is not None:
@@ -367,18 +419,18 @@ def _row(index: int, step: Any, median_ms: float, total_ms: float, ref: Dict[int
     first = ref.get(writes[0]) if writes else None
     seconds = median_ms / 1e3
     gflops = flops / seconds / 1e9 if flops and seconds > 0 else None
-    gbs = nbytes / seconds / 1e9 if not flops and seconds > 0 else None
+    gbps = nbytes / seconds / 1e9 if not flops and seconds > 0 else None
     if gflops is not None:
         fraction = gflops / ceilings["matmul_gflops"]
     else:
-        fraction = gbs / ceilings["copy_gbs"] if gbs is not None else None
+        fraction = gbps / ceilings["copy_gbs"] if gbps is not None else None
     return {
         "index": index, "layers": [leaf.layer.name for leaf in leaves],
         "class": "+".join(type(leaf.layer).__name__ for leaf in leaves),
         "kind": "Layer" if step.kind in (plan_lib.SIMPLE, plan_lib.GENERAL) else type(step).__name__,
         "shape": [int(d) for d in np.shape(first)] if first is not None else None,
         "median_ms": median_ms, "share": median_ms / total_ms if total_ms > 0 else 0.0,
-        "flops": int(flops) or None, "bytes": nbytes, "gflops": gflops, "gbs": gbs, "fraction": fraction,
+        "flops": int(flops) or None, "bytes": nbytes, "gflops": gflops, "gbps": gbps, "fraction": fraction,
         "ort_ms": None, "ort_ratio": None,
     }
 
@@ -594,8 +646,8 @@ def format_report(report: Dict[str, Any], top: int = 5) -> str:
     for row in report["steps"]:
         if row["gflops"] is not None:
             rate = f"{row['gflops']:.2f} GFLOP/s"
-        elif row["gbs"] is not None:
-            rate = f"{row['gbs']:.2f} GB/s"
+        elif row["gbps"] is not None:
+            rate = f"{row['gbps']:.2f} GB/s"
         else:
             rate = "-"
         frac = f"{100 * row['fraction']:.1f}%" if row["fraction"] is not None else "-"
@@ -613,8 +665,8 @@ def format_report(report: Dict[str, Any], top: int = 5) -> str:
         return "  ".join(parts + [cells[-1]]).rstrip()
 
     lines += [fmt(head)] + [fmt(r) for r in body]
-    lines.append(f"steps {_ms(report['steps_ms'])}; plan call {_ms(report['plan_ms'])} "
-                 f"(overhead outside the steps {_ms(report['overhead_ms'])} per call); "
+    lines.append(f"steps {_ms(report['steps_ms'])} of {_ms(report['total_ms'])} per call as the plan runs "
+                 f"(overhead outside the steps {_ms(report['overhead_ms'])}); "
                  f"model(x) as run {_ms(report['call_ms'])} (recorded calls replay)")
     costly = sorted(report["steps"], key=lambda r: -r["median_ms"])[:top]
     if costly:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import os
@@ -13,10 +14,10 @@ import pytest
 
 from klayers import Input, Model, Sequential, layers
 from klayers.cli import main
-from klayers.inspect import profile as profile_lib
-from klayers.inspect import profile_model
+from klayers.inspect import profile, profile_model
 from klayers.ops.threads import get_num_threads, set_num_threads
 
+profile_lib = importlib.import_module("klayers.inspect.profile")  # the name klayers.inspect.profile is the function
 DEMO = os.path.join(os.path.dirname(profile_lib.__file__), os.pardir, "data", "demo_cnn.h5")
 FAKE_CEILINGS = {"matmul_gflops": 100.0, "copy_gbs": 10.0}
 MEASURE = profile_lib.measure_ceilings
@@ -56,12 +57,13 @@ def test_report_covers_every_layer_once_in_plan_steps():
     assert [row["index"] for row in report["steps"]] == list(range(len(report["steps"])))
     assert sum(row["share"] for row in report["steps"]) == pytest.approx(1.0, abs=1e-9)
     assert report["steps_ms"] == pytest.approx(sum(row["median_ms"] for row in report["steps"]))
-    assert report["overhead_ms"] == pytest.approx(report["plan_ms"] - report["steps_ms"])
+    assert report["total_ms"] == report["plan_ms"]
+    assert report["overhead_ms"] == pytest.approx(report["total_ms"] - report["steps_ms"])
     assert report["call_ms"] > 0 and report["plan_ms"] > 0 and report["batch_size"] == 2
     for row in report["steps"]:  # a step's output is its last layer's
         want = model.get_layer(row["layers"][-1]).output.shape
         assert row["shape"] == [2 if d is None else d for d in want]
-        assert (row["gflops"] is None) != (row["gbs"] is None)
+        assert (row["gflops"] is None) != (row["gbps"] is None)
     assert report["ceilings"]["matmul_gflops"] == 100.0 and report["ort"] is None
 
 
@@ -73,7 +75,7 @@ def test_conv_step_counts_its_flops_and_rates_against_the_matmul_ceiling():
     assert conv["fraction"] == pytest.approx(conv["gflops"] / 100.0)
     gap = _step(report, "gap")
     assert gap["flops"] is None and gap["bytes"] == (2 * 14 * 14 * 8 + 2 * 8) * 4
-    assert gap["fraction"] == pytest.approx(gap["gbs"] / 10.0)
+    assert gap["fraction"] == pytest.approx(gap["gbps"] / 10.0)
 
 
 @pytest.mark.parametrize("make, shape, flops", [
@@ -142,11 +144,11 @@ def test_cli_writes_the_json_report(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "conv_b (Conv2D) + bn_b (BatchNormalization)" in printed and "overhead outside the steps" in printed
     report = json.loads(out.read_text())
-    assert {"model", "batch_size", "threads", "ceilings", "call_ms", "plan_ms", "steps_ms", "overhead_ms", "steps",
-            "ort"} <= set(report)
+    assert {"model", "batch_size", "threads", "ceilings", "total_ms", "call_ms", "plan_ms", "steps_ms", "overhead_ms",
+            "steps", "ort"} <= set(report)
     assert report["batch_size"] == 2 and report["model"] == "small_cnn"
     row = report["steps"][0]
-    assert {"layers", "class", "shape", "median_ms", "share", "gflops", "gbs", "fraction"} <= set(row)
+    assert {"layers", "class", "shape", "median_ms", "share", "gflops", "gbps", "fraction"} <= set(row)
     assert row["shape"][0] == 2
 
 
@@ -270,3 +272,129 @@ def test_vs_ort_without_the_packages_says_what_to_install(tmp_path, capsys):
     bare.chmod(bare.stat().st_mode | stat.S_IEXEC)
     err = _error(capsys, ["profile", DEMO, "--vs-ort", str(bare)])
     assert "tf2onnx" in err and "onnxruntime" in err and "pip install" in err
+
+
+def test_profile_is_the_documented_entry_with_the_issue_schema():
+    import klayers.inspect
+
+    assert klayers.inspect.profile is profile and "profile" in klayers.inspect.__all__
+    model = _model()
+    x = np.random.default_rng(0).standard_normal((3, 16, 16, 3)).astype("float32")
+    report = profile(model, x, repeats=2)
+    assert isinstance(report["model"], str) and report["model"] == "small"
+    assert report["batch_size"] == 3 and report["repeats"] == 2
+    assert isinstance(report["threads"], int) and report["threads"] >= 1
+    assert isinstance(report["total_ms"], float) and report["total_ms"] > 0
+    assert report["overhead_ms"] == pytest.approx(report["total_ms"] - sum(r["median_ms"] for r in report["steps"]))
+    for row in report["steps"]:
+        assert isinstance(row["layers"], list) and all(isinstance(n, str) for n in row["layers"])
+        assert isinstance(row["class"], str) and isinstance(row["shape"], list) and row["shape"][0] == 3
+        assert isinstance(row["median_ms"], float) and isinstance(row["share"], float)
+        assert (row["gflops"] is None) != (row["gbps"] is None)
+        assert all(isinstance(row[k], float) for k in ("gflops", "gbps") if row[k] is not None)
+    json.dumps(report)  # plain data
+
+
+def test_profile_defaults_takes_model_inputs_as_model_x_does_and_honours_threads(tmp_path):
+    x0 = np.ones((2, 5), "float32")
+    a, b = Input((5,), name="a"), Input((5,), name="b")
+    model = Model([a, b], layers.Dense(2, name="d")(layers.Add(name="sum")([a, b])))
+    as_list = profile(model, [x0, x0], threads=1, repeats=1)
+    as_dict = profile(model, {"b": x0, "a": x0}, repeats=1)
+    assert as_list["threads"] == 1 and as_list["batch_size"] == as_dict["batch_size"] == 2
+    assert [r["layers"] for r in as_list["steps"]] == [r["layers"] for r in as_dict["steps"]]
+    assert profile(model, None, repeats=1)["batch_size"] == 1
+    path = str(tmp_path / "two.h5")
+    model.save(path)
+    assert profile(path, [x0[:1], x0[:1]], repeats=1)["path"] == path
+
+
+def test_profile_repeats_none_means_the_default(monkeypatch):
+    seen = []
+    monkeypatch.setattr(profile_lib, "profile_model", lambda model, **kw: seen.append(kw) or {})
+    profile(_model(), None)
+    profile(_model(), None, repeats=4, threads=2)
+    assert seen[0]["repeats"] == profile_lib.DEFAULT_REPEATS == 20 and seen[0]["threads"] is None
+    assert seen[1]["repeats"] == 4 and seen[1]["threads"] == 2
+
+
+@pytest.mark.parametrize("kwargs, x, match", [
+    ({"repeats": 0}, None, "repeats must be a positive integer"),
+    ({"threads": 0}, None, "threads must be a positive integer"),
+    ({}, np.ones((2, 8, 8, 3), "float32"), "incompatible"),
+    ({}, [np.ones((2, 16, 16, 3), "float32")] * 2, "expects 1 input"),
+    ({}, np.ones((0, 16, 16, 3), "float32"), "no samples"),
+], ids=["repeats", "threads", "wrong-shape", "too-many-inputs", "empty-batch"])
+def test_profile_rejects_what_it_cannot_time(monkeypatch, kwargs, x, match):
+    monkeypatch.setattr(profile_lib, "machine_ceilings", lambda *a: pytest.fail("measured before checking"))
+    with pytest.raises(ValueError, match=match):
+        profile(_model(), x, **kwargs)
+
+
+def test_profile_rejects_a_subclassed_model():
+    class Sub(Model):
+        def __init__(self):
+            super().__init__()
+            self.d = layers.Dense(3)
+
+        def call(self, x):
+            return self.d(x)
+
+    sub = Sub()
+    sub(np.ones((1, 4), "float32"))
+    with pytest.raises(ValueError, match="functional or Sequential model; Sub has no graph"):
+        profile(sub, np.ones((1, 4), "float32"))
+
+
+def test_cli_weights_only_files_are_one_line(capsys):
+    refs = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "conformance", "references")
+    for path in (os.path.join(refs, "keras2", "files", "small_cnn.w.h5"),
+                 os.path.join(refs, "keras3", "files", "small_cnn.weights.h5")):
+        assert os.path.exists(path)
+        assert "holds only weights" in _error(capsys, ["profile", path, "--repeats", "1"])
+
+
+def test_cli_a_saved_subclassed_model_is_one_line(tmp_path, capsys):
+    class Custom(Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.d = layers.Dense(3)
+
+        def call(self, x):
+            return self.d(x)
+
+    sub = Custom(name="custom")
+    sub(np.ones((1, 4), "float32"))
+    path = str(tmp_path / "sub.h5")
+    try:
+        sub.save(path)
+    except ValueError as e:  # refused at saving: nothing for the command to read
+        assert "only Sequential and functional models" in str(e)
+        return
+    err = _error(capsys, ["profile", path, "--repeats", "1"])
+    assert "Custom" in err and "does not implement" in err
+
+
+@pytest.mark.parametrize("array, match", [
+    (np.ones((2, 8, 8, 3), "float32"), "must have shape (batch, 12, 12, 3)"),
+    (np.ones((2, 12, 12), "float32"), "must have shape (batch, 12, 12, 3)"),
+    (np.float32(1.0), "holds shape ()"),
+    (np.ones((0, 12, 12, 3), "float32"), "no samples"),
+    (np.full((1, 12, 12, 3), "a"), "numeric"),
+], ids=["wrong-size", "wrong-rank", "scalar", "empty-batch", "strings"])
+def test_cli_inputs_of_the_wrong_shape_are_one_line(tmp_path, capsys, array, match):
+    path = str(tmp_path / "x.npy")
+    np.save(path, array)
+    assert match in _error(capsys, ["profile", DEMO, "--input", path, "--repeats", "1"])
+
+
+def test_cli_an_npz_that_does_not_name_the_inputs_is_one_line(tmp_path, capsys):
+    a, b = Input((5,), name="a"), Input((5,), name="b")
+    model_path = str(tmp_path / "two.h5")
+    Model([a, b], layers.Add()([a, b])).save(model_path)
+    x = str(tmp_path / "x.npz")
+    np.savez(x, a=np.ones((1, 5)), zz=np.ones((1, 5)), c=np.ones((1, 5)))
+    assert "Name the arrays after the inputs" in _error(capsys, ["profile", model_path, "--input", x])
+    one = str(tmp_path / "one.npy")
+    np.save(one, np.ones((1, 5)))
+    assert "Use an .npz file" in _error(capsys, ["profile", model_path, "--input", one])

@@ -26,7 +26,9 @@ REFS = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "conformanc
 
 
 def _recorded(dialect: str, name: str):
-    """(path, inputs, Keras's outputs as keras_layer_outputs returns them) of a recorded file."""
+    """(path, inputs, Keras's outputs as keras_layer_outputs returns them) of a recorded file
+    (``name``: a fixture of the files family; its .h5 in keras2, its .keras in keras3)."""
+    name += "-model_h5" if dialect == "keras2" else "-model_keras"
     with open(os.path.join(REFS, dialect, "layer_outputs.json")) as f:
         meta = json.load(f)["cases"][name]
     with np.load(os.path.join(REFS, dialect, "layer_outputs", name + ".npz")) as z:
@@ -37,7 +39,7 @@ def _recorded(dialect: str, name: str):
         "layers": {(e["layer"], e["node"], e["output"]): arrays[f"t{i}"] for i, e in enumerate(meta["index"])},
         "model_outputs": [arrays[f"y{i}"] for i in range(meta["n_outputs"])],
     }
-    return os.path.join(REFS, dialect, "layer_outputs", meta["file"]), xs, keras_outputs, meta
+    return os.path.join(REFS, dialect, "files", meta["file"]), xs, keras_outputs, meta
 
 
 def test_report_schema_and_agreement():
