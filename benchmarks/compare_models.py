@@ -18,7 +18,7 @@ Engines (one row per model and batch, all in one run, interleaved):
   optimizations
 
 Outputs are checked against tf-keras (``tf.function``) before timing; an engine that disagrees
-is marked MISMATCH and not timed. Timing reuses ``compare_keras.py``'s interleaved sampler
+is marked MISMATCH and not timed. Timing reuses ``klayers.bench.compare``'s interleaved sampler
 (medians over round-robin repeats, cool-down between engines).
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE PYTHONPATH=. /work/venvs/tf/bin/python \\
@@ -49,14 +49,12 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
 try:  # prefer an installed klayers or PYTHONPATH; fall back to this checkout
     import klayers  # noqa: F401
 except ImportError:
     sys.path.append(ROOT)
 
-from compare_keras import (  # noqa: E402
+from klayers.bench.compare import (  # noqa: E402
     TimingPlan,
     fmt_time,
     median_iqr,
@@ -65,7 +63,7 @@ from compare_keras import (  # noqa: E402
     time_interleaved,
     versions,
 )
-from engines import _import_tf  # noqa: E402
+from klayers.bench.engines import _import_tf  # noqa: E402
 
 FIXTURES = os.path.join(ROOT, "conformance", "references", "keras2", "files")
 KLAYERS_ENGINES = ("klayers predict", "klayers call")
@@ -278,7 +276,7 @@ def load_models(spec: ModelSpec, tf_keras: Any, tmpdir: str) -> Prepared:
 
 
 def _ort_session(ort: Any, proto: Any, threads: Optional[int]) -> Any:
-    # the same session options as engines.OnnxRuntimeEngine
+    # the same session options as klayers.bench.engines.OnnxRuntimeEngine
     opts = ort.SessionOptions()
     if threads is not None:
         opts.intra_op_num_threads = threads
@@ -408,7 +406,7 @@ def table(rows: Sequence[Dict[str, Any]], names: Sequence[str]) -> Tuple[List[st
 
 
 class _Named:
-    """An engine-like object for ``compare_keras.versions`` (name and version())."""
+    """An engine-like object for ``klayers.bench.compare.versions`` (name and version())."""
 
     def __init__(self, name: str, version: str) -> None:
         self.name, self._version = name, version

@@ -13,8 +13,9 @@ from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 import pytest
-from engines import build_klayers_layer, first_input, klayers_missing_reason
-from workloads import Workload
+
+from klayers.bench.engines import build_klayers_layer, first_input, klayers_missing_reason
+from klayers.bench.workloads import Workload
 
 #: (workload, threads label, median seconds) of every timed test, for the summary.
 _RESULTS: List[Tuple[Workload, str, float]] = []

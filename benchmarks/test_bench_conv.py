@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from workloads import select
+
+from klayers.bench import select
 
 CONV = select(family="conv")
 

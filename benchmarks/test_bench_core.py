@@ -5,7 +5,8 @@ all threads."""
 from __future__ import annotations
 
 import pytest
-from workloads import select
+
+from klayers.bench import select
 
 CORE = select(family="core")
 

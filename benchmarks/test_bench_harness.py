@@ -6,8 +6,9 @@ import json
 
 import numpy as np
 import pytest
-import workloads
-from compare_keras import (
+
+from klayers.bench import workloads
+from klayers.bench.compare import (
     TimingPlan,
     fmt_time,
     main,
@@ -17,8 +18,8 @@ from compare_keras import (
     table,
     time_interleaved,
 )
-from engines import klayers_missing_reason
-from workloads import Workload, dense_workload, random_weights, select
+from klayers.bench.engines import klayers_missing_reason
+from klayers.bench.workloads import Workload, dense_workload, random_weights, select
 
 
 def test_registry_names_are_unique_and_selectable():
@@ -124,7 +125,7 @@ def test_multi_input_workload_shapes_and_inputs():
 
 
 def test_engine_helpers_take_lists():
-    from engines import call_args, first_input, input_shapes
+    from klayers.bench.engines import call_args, first_input, input_shapes
 
     a, b = np.zeros((2, 3)), np.ones((2, 4))
     assert input_shapes([a, b]) == [(2, 3), (2, 4)] and input_shapes(a) == (2, 3)

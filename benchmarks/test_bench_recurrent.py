@@ -4,7 +4,8 @@ one thread and at all threads."""
 from __future__ import annotations
 
 import pytest
-from workloads import select
+
+from klayers.bench import select
 
 RECURRENT = select(family="recurrent")
 

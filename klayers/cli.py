@@ -13,7 +13,7 @@
     klayers profile MODEL [--batch-size N] [--threads N] [--vs-ort PYTHON] [--plot out.png] [--json out.json]
                               time every step of the inference plan, against the machine's ceilings
     klayers bench [NAME ...] [--vs-keras] [--plot out.png]
-                              benchmarks/compare_keras.py (needs a klayers source checkout)
+                              time each layer family beside tf-keras and ONNX Runtime (python -m klayers.bench)
 
 A user's mistake (missing file, wrong input shape, unknown layer) prints one sentence and exits
 with status 2; it never shows a traceback.
@@ -390,32 +390,53 @@ def _profile(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    script = os.path.join(root, "benchmarks", "compare_keras.py")
-    if not os.path.exists(script):
-        raise UsageError("klayers bench runs benchmarks/compare_keras.py from a klayers source checkout; "
-                         "it is not part of an installed package (clone the repository and run it there).")
-    python = args.python or sys.executable
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
-    names = args.names or [None]
-    status, rows = 0, []
-    with tempfile.TemporaryDirectory(prefix="klayers-bench-") as tmp:
-        for i, name in enumerate(names):
-            cmd = [python, script, "--threads", str(args.threads), "--repeats", str(args.repeats), "--json", os.path.join(tmp, f"{i}.json")]
-            if name:
-                cmd += ["--family", name.lower()] if name.lower() == name and name.isalpha() else ["--workload", name]
-            if not args.vs_keras:
-                cmd += ["--engines", "klayers"]
-            status |= subprocess.run(cmd, env=env).returncode
-            if os.path.exists(os.path.join(tmp, f"{i}.json")):
-                with open(os.path.join(tmp, f"{i}.json")) as f:
-                    rows += json.load(f).get("rows", [])
+    from klayers.bench import choose
+
+    try:
+        choose(args.names)  # a name that matches nothing is the user's mistake: say so before starting
+    except LookupError as e:
+        raise UsageError(str(e)) from e
+    if min(args.threads, args.repeats) < 1:
+        raise UsageError(f"--threads and --repeats must be positive integers. Received {args.threads} and {args.repeats}.")
     if args.plot:
-        _plot(rows, args.plot)
+        _matplotlib()
+    python = args.python or sys.executable
+    with tempfile.TemporaryDirectory(prefix="klayers-bench-") as tmp:
+        result = os.path.join(tmp, "bench.json")
+        cmd = [python, "-m", "klayers.bench", "--threads", str(args.threads), "--repeats", str(args.repeats), "--json", result]
+        if not args.vs_keras:
+            cmd += ["--engines", "klayers"]
+        cmd += ["--", *args.names]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_klayers_path(tmp), os.environ.get("PYTHONPATH")])))
+        try:
+            status = subprocess.run(cmd, env=env).returncode
+        except OSError as e:
+            raise UsageError(f"cannot run --python {python}: {e.strerror or e}.") from e
+        report: Dict[str, Any] = {}
+        if os.path.exists(result):
+            with open(result) as f:
+                report = json.load(f)
+    if args.plot and report:
+        _plot(report.get("rows", []), args.plot, report.get("ceilings"))
     return status
 
 
-def _plot(rows: List[Dict[str, Any]], path: str) -> None:
+def _klayers_path(tmp: str) -> str:
+    """A PYTHONPATH entry under which any Python imports this very klayers (installed or a checkout):
+    a folder in ``tmp`` holding only a link to the package, so that another Python (``--python``)
+    does not also pick up this one's site-packages (its NumPy would shadow that Python's own);
+    where links cannot be made, the folder that holds the package."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    folder = os.path.join(tmp, "path")
+    try:
+        os.makedirs(folder)
+        os.symlink(package, os.path.join(folder, "klayers"), target_is_directory=True)
+    except OSError:
+        return os.path.dirname(package)
+    return folder
+
+
+def _matplotlib() -> Any:
     try:
         import matplotlib
 
@@ -423,24 +444,48 @@ def _plot(rows: List[Dict[str, Any]], path: str) -> None:
         import matplotlib.pyplot as plt
     except ImportError as e:
         raise UsageError("--plot needs matplotlib (pip install matplotlib).") from e
-    names, ratios = [], []
+    return plt
+
+
+def _plot(rows: List[Dict[str, Any]], path: str, ceilings: Optional[Dict[str, float]] = None) -> None:
+    """A bar per workload: klayers's time over the fastest peer's (tf-keras, ONNX Runtime) where a
+    peer ran; else, with the machine's limits measured, klayers's rate as a fraction of them."""
+    from klayers.bench.compare import fraction_of_limit
+
+    names, values = [], []
     for row in rows:
         engines = row.get("engines", {})
         mine = engines.get("klayers", {}).get("median_s")
-        peers = [v.get("median_s") for k, v in engines.items() if k != "klayers" and v.get("median_s")]
+        peers = [v["median_s"] for k, v in engines.items() if not k.startswith("klayers") and v.get("median_s")]
         if mine and peers:
             names.append(row["workload"])
-            ratios.append(mine / min(peers))
-    if not ratios:
-        raise UsageError("--plot needs peers to compare with: run with --vs-keras where TensorFlow is installed.")
-    fig, ax = plt.subplots(figsize=(max(6, 0.4 * len(names)), 4))
-    ax.bar(range(len(names)), ratios, color=["tab:green" if r <= 1 else "tab:red" for r in ratios])
-    ax.axhline(1.0, color="black", linewidth=0.8)
+            values.append(mine / min(peers))
+    vs_peers = bool(values)
+    if not vs_peers and ceilings:
+        for row in rows:
+            mine = row.get("engines", {}).get("klayers")
+            fraction = fraction_of_limit(mine, ceilings, row.get("dtype", "float32")) if mine else None
+            if fraction is not None:
+                names.append(row["workload"])
+                values.append(100 * fraction)
+    if not values:
+        raise UsageError("--plot needs peers to compare with (run with --vs-keras where TensorFlow is installed) "
+                         "or the machine's limits measured in the same run.")
+    plt = _matplotlib()
+    fig, ax = plt.subplots(figsize=(max(6, 0.4 * len(names)), 5))
+    if vs_peers:
+        ax.bar(range(len(names)), values, color=["tab:green" if r <= 1 else "tab:red" for r in values])
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_ylabel("klayers time / fastest peer")
+    else:
+        ax.bar(range(len(names)), values, color="tab:blue")
+        ax.set_ylabel("% of this machine's limit")
+        ax.set_title("klayers's rate against NumPy's matmul (GFLOP/s) or an array copy (GB/s)", fontsize=9)
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, rotation=70, ha="right", fontsize=7)
-    ax.set_ylabel("klayers time / fastest peer")
     fig.tight_layout()
     fig.savefig(path)
+    plt.close(fig)
     print(f"wrote {path}")
 
 
@@ -488,13 +533,15 @@ def _parser() -> argparse.ArgumentParser:
     profile.add_argument("--json", help="write the report to this .json")
     profile.add_argument("--top", type=int, default=5, help="costliest steps to list after the table")
     profile.add_argument("--unsafe", **unsafe)
-    bench = sub.add_parser("bench", help="benchmark table (benchmarks/compare_keras.py)")
-    bench.add_argument("names", nargs="*", help="families (dense, conv ...) or workload name patterns")
+    bench = sub.add_parser("bench", help="time layers side by side with tf-keras and ONNX Runtime (python -m klayers.bench)")
+    bench.add_argument("names", nargs="*", help="families (dense, conv, pool ...) or workload name patterns (default: all)")
     bench.add_argument("--vs-keras", action="store_true", help="also time tf-keras and ONNX Runtime when installed")
-    bench.add_argument("--plot", help="write a bar chart of klayers / fastest peer to this .png")
+    bench.add_argument("--plot", help="write a bar chart to this .png: klayers / fastest peer, or klayers's rate "
+                       "against this machine's limits when no peer ran")
     bench.add_argument("--threads", type=int, default=2)
     bench.add_argument("--repeats", type=int, default=7)
-    bench.add_argument("--python", help="the Python to run the benchmark in (one with TensorFlow for --vs-keras)")
+    bench.add_argument("--python", help="the Python to run the benchmark in (one with TensorFlow for --vs-keras); "
+                       "it imports this klayers")
     return parser
 
 

@@ -10,7 +10,7 @@ each step's median time, its share of the steps' total and its rate: GFLOP/s for
 layers (a multiply-add counts 2) or GB/s of inputs plus output for the rest, each as a fraction
 of this machine's ceiling (NumPy's float32 matmul and a large array copy, measured once per
 CPU model, thread count and NumPy version and cached in ``$XDG_CACHE_HOME/klayers/ceilings.json``,
-as ``benchmarks/compare_keras.py`` measures them).
+as ``klayers.bench.compare`` measures them).
 
 With ``ort_python`` the same file runs in ONNX Runtime too (converted by tf2onnx in a
 subprocess of that Python), and ORT's own profiler gives per-node times; nodes map to layers by

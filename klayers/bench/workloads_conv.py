@@ -10,7 +10,8 @@ from __future__ import annotations
 from math import prod
 
 import numpy as np
-from workloads import Workload, register
+
+from klayers.bench.workloads import Workload, register
 
 F32 = "float32"
 

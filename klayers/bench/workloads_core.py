@@ -12,7 +12,8 @@ import dataclasses
 from typing import Iterator
 
 import numpy as np
-from workloads import SEED, Workload, dense_workload, register
+
+from klayers.bench.workloads import SEED, Workload, dense_workload, register
 
 BATCHES = (1, 64)
 

@@ -1,11 +1,14 @@
-"""The benchmark workloads: one registry shared by the pytest-benchmark suites and compare_keras.py.
+"""The benchmark workloads: one registry shared by ``klayers bench`` (:mod:`klayers.bench.compare`)
+and the pytest-benchmark suites of a source checkout (``benchmarks/``).
 
 A workload is one layer on one input: the Keras config that builds the layer
 (``{"class_name": ..., "config": {...}}``, exactly what ``klayers.layers.deserialize`` and
 ``tf_keras.layers.deserialize`` accept), the full input shape (batch first), the dtype, and
 the work it does (FLOPs and/or bytes moved) so timings can be reported as GFLOP/s or GB/s.
 
-Adding a layer family is adding a table here, then a five-line ``test_bench_<family>.py``::
+Adding a layer family is adding a table in ``workloads_<family>.py`` beside this file, one import
+line in ``klayers/bench/__init__.py`` (which registers every table), then a five-line
+``benchmarks/test_bench_<family>.py``::
 
     def _conv2d_workloads():
         for batch, hw, cin, cout in [(1, 56, 64, 64), (8, 56, 64, 64)]:
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import re
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -56,7 +60,7 @@ class Workload:
 
     Attributes:
         name: unique, readable id, ``<family>-<shape facts>-<dtype>``; used as pytest id and
-            matched by ``compare_keras.py --workload``.
+            matched by ``klayers bench PATTERN`` (``python -m klayers.bench --workload``).
         family: the layer family (``"dense"``, ``"conv2d"`` ...); ``select(family=...)``.
         config: ``{"class_name": ..., "config": {...}}`` without ``dtype``; :meth:`keras_config`
             adds it.
@@ -176,15 +180,19 @@ def select(pattern: Optional[str] = None, family: Optional[str] = None) -> List[
 
     Args:
         pattern: keep names containing this substring, or matching it as a regular
-            expression (``re.search``); None keeps all.
+            expression (``re.search``; a pattern that is no valid expression is only a
+            substring); None keeps all.
         family: keep only this family; None keeps all.
     """
     out = []
-    regex = re.compile(pattern) if pattern else None
+    try:
+        regex = re.compile(pattern) if pattern else None
+    except re.error:
+        regex = None
     for w in REGISTRY.values():
         if family is not None and w.family != family:
             continue
-        if pattern and pattern not in w.name and not regex.search(w.name):  # type: ignore[union-attr]
+        if pattern and pattern not in w.name and not (regex and regex.search(w.name)):
             continue
         out.append(w)
     return out
@@ -193,6 +201,47 @@ def select(pattern: Optional[str] = None, family: Optional[str] = None) -> List[
 def families() -> List[str]:
     """The registered families, in registration order."""
     return list(dict.fromkeys(w.family for w in REGISTRY.values()))
+
+
+def choose(names: Sequence[str]) -> List[Workload]:
+    """The workloads a command line names (``klayers bench conv lstm``), each once, in
+    registration order; no names chooses every workload.
+
+    Each name is a family (``conv``), the start of exactly one family's name (``pool`` for
+    ``pooling``), or else a pattern on workload names as :func:`select` takes it
+    (``b256``, ``'^maxpool2d-.*f32$'``).
+
+    Raises:
+        LookupError: a name matches nothing; the message lists the families (and, for a
+            pattern, the closest workload names).
+    """
+    if not names:
+        return select()
+    chosen: Dict[str, Workload] = {}
+    for name in names:
+        family = family_named(name)
+        found = select(family=family) if family else select(name)
+        if not found:
+            raise LookupError(_nothing_matches(name))
+        chosen.update((w.name, w) for w in found)
+    return [w for w in REGISTRY.values() if w.name in chosen]
+
+
+def family_named(name: str) -> Optional[str]:
+    """The family ``name`` is, or starts the name of (when only one family starts so); else None."""
+    known = families()
+    if name in known:
+        return name
+    starting = [f for f in known if f.startswith(name)] if name else []
+    return starting[0] if len(starting) == 1 else None
+
+
+def _nothing_matches(name: str) -> str:
+    message = f"no family or workload matches {name!r}; the families are {', '.join(families())}"
+    close = difflib.get_close_matches(name, list(REGISTRY), n=3, cutoff=0.5)
+    if close:
+        message += f"; close workload names: {', '.join(close)}"
+    return message + " (python -m klayers.bench --list lists every workload)"
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,16 +299,3 @@ def _dense_workloads() -> Iterator[Workload]:
 register(*_dense_workloads())
 
 
-def _load_family_tables() -> None:
-    """Each further layer family registers its table in ``workloads_<family>.py`` beside this
-    file (imported here, so the pytest suites and compare_keras.py see every family)."""
-    import importlib
-    import os
-
-    here = os.path.dirname(os.path.abspath(__file__))
-    for fname in sorted(os.listdir(here)):
-        if fname.startswith("workloads_") and fname.endswith(".py"):
-            importlib.import_module(fname[:-3])
-
-
-_load_family_tables()

@@ -10,7 +10,9 @@ klayers and tf-keras eager call the layer on that list, ``tf.function`` is trace
 ``TensorSpec`` per input, and the ONNX graph tf2onnx exports has one input per array.
 
 Thread counts are set once per process, before any computation, by each engine's
-constructor (TensorFlow refuses changes after its first op).
+constructor (TensorFlow refuses changes after its first op). TensorFlow, tf-keras, tf2onnx and
+ONNX Runtime are imported only by the constructors of the engines that use them, so this module
+imports in a Python without them (``klayers bench`` without ``--vs-keras``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,12 @@ import os
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from workloads import LayerInput, Workload, random_weights
+
+from klayers import layers as klayers_layers
+from klayers._version import __version__
+from klayers.bench.workloads import LayerInput, Workload, random_weights
+from klayers.engine import Input, Model
+from klayers.ops.threads import set_num_threads
 
 Runner = Callable[[], np.ndarray]
 
@@ -36,7 +43,7 @@ class Case:
         workload: what is run.
         x: the input array (``workload.input_shape``, ``workload.dtype``), or the list of
             input arrays of a layer with several inputs.
-        weights: the layer's weights in Keras order, drawn by :func:`workloads.random_weights`.
+        weights: the layer's weights in Keras order, drawn by :func:`~klayers.bench.workloads.random_weights`.
         keras_layer: the tf-keras layer, built and holding ``weights``; None without TF.
     """
 
@@ -53,14 +60,7 @@ class Case:
 
 def klayers_missing_reason(class_name: str) -> Optional[str]:
     """Why klayers cannot run a ``class_name`` layer yet, or None when it can."""
-    try:
-        import klayers  # noqa: F401
-        layers = importlib.import_module("klayers.layers")
-    except ImportError as e:
-        return f"klayers.layers is not importable yet ({e})"
-    if not hasattr(layers, "deserialize"):
-        return "klayers.layers.deserialize does not exist yet"
-    if not hasattr(layers, class_name):
+    if not hasattr(klayers_layers, class_name):
         return f"klayers.layers.{class_name} does not exist yet"
     return None
 
@@ -87,9 +87,7 @@ def build_klayers_layer(workload: Workload, x: LayerInput,
     Returns:
         ``(layer, weights)``: the ready layer and the weights it holds.
     """
-    import klayers.layers
-
-    layer = klayers.layers.deserialize(workload.keras_config())
+    layer = klayers_layers.deserialize(workload.keras_config())
     layer(x)
     if weights is None:
         weights = random_weights([np.shape(w) for w in layer.get_weights()], workload.dtype)
@@ -103,14 +101,11 @@ class KlayersEngine:
     name = "klayers"
 
     def __init__(self, threads: Optional[int]) -> None:
-        import klayers
-
-        self._klayers = klayers
-        klayers.set_num_threads(threads)
+        set_num_threads(threads)
 
     def version(self) -> str:
         """klayers's version."""
-        return str(self._klayers.__version__)
+        return str(__version__)
 
     def missing_reason(self, workload: Workload) -> Optional[str]:
         """Why this workload cannot run here, or None."""
@@ -132,11 +127,10 @@ class KlayersModelEngine(KlayersEngine):
 
     def prepare(self, case: Case) -> Runner:
         """A runner of a one-layer model around the klayers layer holding ``case.weights``."""
-        klayers = self._klayers
         layer, _ = build_klayers_layer(case.workload, case.x, case.weights)
         arrays = list(case.x) if isinstance(case.x, (list, tuple)) else [case.x]
-        inputs = [klayers.Input(a.shape[1:], dtype=str(a.dtype)) for a in arrays]
-        model = klayers.Model(inputs if len(inputs) > 1 else inputs[0],
+        inputs = [Input(a.shape[1:], dtype=str(a.dtype)) for a in arrays]
+        model = Model(inputs if len(inputs) > 1 else inputs[0],
                               layer(inputs if isinstance(case.x, (list, tuple)) else inputs[0]))
         x = case.x
         return lambda: np.asarray(model(x))

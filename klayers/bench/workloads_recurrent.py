@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from workloads import Workload, register
+from klayers.bench.workloads import Workload, register
 
 STEPS, FEATURES, UNITS = 100, 64, 128
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import Iterator, Sequence, Tuple
 
 import numpy as np
-from workloads import Workload, register
+
+from klayers.bench.workloads import Workload, register
 
 #: (class name, spatial input shape, cin, filters, kernel size)
 LOCAL_SHAPES: Sequence[Tuple[str, Tuple[int, ...], int, int, int]] = [
