@@ -496,3 +496,22 @@ def layer_outputs_find_the_fault(case: Case) -> None:
     isolated = compare_layers(model, xs, keras_outputs, isolate=True)
     assert isolated["first_diverging"] == layer.name
     assert {r["name"] for r in isolated["layers"] if r["over"]} == {layer.name}
+
+
+# -- keras.applications' own classes and Keras 3 operation nodes ---------------------------------
+def application_predicts(case: Case) -> None:
+    """The file loads (the applications' classes, Keras 3's operation nodes) with every weight,
+    predicts Keras's outputs, and writes back a file klayers reads to the same outputs."""
+    arrays, meta = case.arrays(), case.meta
+    path = os.path.join(refs.REFS, case.dialect, "applications", meta["file"])
+    model = load_model(path)
+    assert len(model.weights) == meta["n_weights"]
+    xs = [arrays[f"x{i}"] for i in range(meta["n_inputs"])]
+    ys = [arrays[f"y{i}"] for i in range(meta["n_outputs"])]
+    _check(model, xs if len(xs) > 1 else xs[0], ys)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        again = os.path.join(tmp, meta["file"])
+        model.save(again)
+        _check(load_model(again), xs if len(xs) > 1 else xs[0], ys)

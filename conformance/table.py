@@ -218,6 +218,7 @@ TABLE: Tuple[Check, ...] = (
           label="training_config_ignored", exercises=_nothing),
     Check("files", M.file_weights_only_is_not_a_model, _named("sequential_mlp"), ("keras2",),
           label="weights_only_is_not_a_model", exercises=_nothing),
+    Check("applications", M.application_predicts, label="predicts", exercises=layers_of_file_case),
     Check("layer_outputs", M.layer_outputs_agree, label="agree", exercises=layers_of_file_case),
     Check("layer_outputs", M.layer_outputs_find_the_fault, label="find_the_fault", exercises=_nothing),
 )

@@ -34,6 +34,18 @@ def layer_classes() -> Mapping[str, type]:
     return builtin_objects("layer")
 
 
+def keras3_operations() -> Mapping[str, type]:
+    """The Keras 3 operation node classes by class name (``{"module": "keras.src.ops.numpy",
+    "class_name": "Add"}``: an operation, not the merge layer of that name)."""
+    return builtin_objects("keras3_op")
+
+
+def is_operation_config(config: Mapping[str, Any]) -> bool:
+    """Whether a layer entry of a Keras 3 config is an operation node (its module says so)."""
+    module = config.get("module")
+    return isinstance(module, str) and module.startswith("keras.src.ops")
+
+
 def _translate_keras3(cls: type, config: Dict[str, Any]) -> Dict[str, Any]:
     config = dict(config)
     for key, inert in _KERAS3_INERT_KEYS.items():
@@ -90,9 +102,16 @@ def deserialize(config: Mapping[str, Any], custom_objects: Optional[Mapping[str,
 
     # safe_mode=None keeps the enclosing scope's choice (a model file's loader sets it)
     safe_scope = SafeModeScope(safe_mode) if safe_mode is not None else contextlib.nullcontext()
+    objects, printable = layer_classes(), "layer"
+    if is_operation_config(config):
+        # a Keras 3 operation node: looked up among the operations only (Add is not the merge layer)
+        objects, printable = keras3_operations(), f"Keras 3 operation ({config['module']})"
+        if config["class_name"] not in objects:
+            raise ValueError(f"Unknown {printable}: '{config['class_name']}' is not supported by klayers.")
+        config = dict(config, registered_name=None)
     with dialect_scope(dialect), CustomObjectScope(custom_objects), safe_scope:
-        layer = deserialize_keras_object(dict(config), module_objects=layer_classes(),
-                                         custom_objects=custom_objects, printable_module_name="layer",
+        layer = deserialize_keras_object(dict(config), module_objects=objects,
+                                         custom_objects=custom_objects, printable_module_name=printable,
                                          instantiate=instantiate)
     build_config = config.get("build_config")
     if isinstance(build_config, Mapping) and not layer.built and build_config.get("input_shape") is not None:

@@ -8,6 +8,7 @@ from klayers.engine.input_spec import InputSpec  # noqa: F401
 from klayers.engine.layer_serialization import deserialize, get, serialize  # noqa: F401
 from klayers.layers import (
     activation,
+    applications,
     convolutional,
     core,
     embeddings,
@@ -37,7 +38,7 @@ from klayers.layers.regularization import *  # noqa: F401,F403
 from klayers.layers.reshaping import *  # noqa: F401,F403
 from klayers.layers.wrappers import *  # noqa: F401,F403
 
-_FAMILIES = (activation, convolutional, core, embeddings, keras3_ops, local, merge, noise, normalization,
+_FAMILIES = (activation, applications, convolutional, core, embeddings, keras3_ops, local, merge, noise, normalization,
              pooling, recurrent, regularization, reshaping, tf_op_layer, wrappers)
 
 __all__ = sorted(

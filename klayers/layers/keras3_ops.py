@@ -15,6 +15,8 @@ from typing import Any, Dict, List
 import numpy as np
 
 from klayers.engine.base_layer import Layer
+from klayers.engine.keras_tensor import KerasTensor
+from klayers.engine.node import Node
 from klayers.serialization import register_builtins
 
 
@@ -87,12 +89,104 @@ class AnyOp(_Op):
         return {"axis": axis, "keepdims": self.keepdims, "name": self.name}
 
 
+class _Binary(_Op):
+    """A broadcasting elementwise operation of two operands, one of which may be a number
+    (``x + 3.0``, ``x * y``, ``1.0 - x``: Keras 3 records the number where it stood)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if (len(args) == 2 and not kwargs and _is_number(args[0]) and isinstance(args[1], KerasTensor)):
+            # a number first (``1.0 - x``): the node keeps the operands in Keras's order
+            self._other = args[0]
+            outputs = KerasTensor(self.compute_output_shape(args[1].shape), dtype=args[1].dtype)
+            Node(self, call_args=args, outputs=outputs)
+            self.built = True
+            return outputs
+        return super().__call__(*args, **kwargs)
+
+    def call(self, x: Any, y: Any = None) -> Any:
+        x, y = np.asarray(x), np.asarray(y)
+        # a number takes the tensor's float type, as in Keras
+        if x.ndim == 0 and y.dtype.kind == "f":
+            x = x.astype(y.dtype)
+        elif y.ndim == 0 and x.dtype.kind == "f":
+            y = y.astype(x.dtype)
+        return type(self)._fn(x, y)
+
+    def _symbolic_call(self, inputs: Any, args: tuple, kwargs: Dict[str, Any]) -> Any:
+        if len(args) != 1 or kwargs:
+            raise ValueError(f"Keras 3 operation {type(self).__name__} {self.name}: expected two operands, "
+                             f"received {1 + len(args)} and keyword arguments {sorted(kwargs)}.")
+        if not (_is_number(args[0]) or isinstance(args[0], KerasTensor)):
+            raise ValueError(f"Keras 3 operation {type(self).__name__} {self.name}: an operand must be a "
+                             f"tensor or a number. Received {args[0]!r}.")
+        self._other = args[0]
+        return super()._symbolic_call(inputs, args, kwargs)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        other = getattr(self, "_other", None)
+        return _broadcast(tuple(input_shape), tuple(getattr(other, "shape", ())), self.name)
+
+    def _output_dtype(self, inputs: Any) -> str:
+        other = getattr(self, "_other", None)
+        if other is None or _is_number(other):
+            return getattr(inputs, "dtype", self._dtype)
+        return np.result_type(np.dtype(inputs.dtype), np.dtype(other.dtype)).name
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float, np.number)) and not isinstance(x, bool)
+
+
+def _broadcast(a: tuple, b: tuple, name: str) -> tuple:
+    """NumPy's broadcast of two shapes with unknown (None) sizes."""
+    n = max(len(a), len(b))
+    a = (1,) * (n - len(a)) + tuple(a)
+    b = (1,) * (n - len(b)) + tuple(b)
+    out = []
+    for x, y in zip(a, b):
+        if x == 1:
+            out.append(y)
+        elif y == 1 or y is None or x == y:
+            out.append(x)
+        elif x is None:
+            out.append(y)
+        else:
+            raise ValueError(f"Operation {name}: shapes {a} and {b} do not broadcast.")
+    return tuple(out)
+
+
+def _binary(name: str, fn: Any, doc: str) -> type:
+    cls = type(name + "Op", (_Binary,), {"_fn": staticmethod(fn), "__doc__": doc, "__module__": __name__})
+    cls.__name__ = cls.__qualname__ = name  # Keras 3's class name (the merge layers' names too)
+    cls._keras_module = "keras.src.ops.numpy"
+    cls._keras_registered_name = name
+    return cls
+
+
+#: Keras 3's binary ``keras.ops.numpy`` operations, by class name: what ``x + 3.0``,
+#: ``x * y`` ... record in a functional model (MobileNetV3's hard sigmoid, ConvNeXt's residuals).
+BINARY_OPS: Dict[str, type] = {
+    name: _binary(name, fn, f"``keras.ops.{op}(x, y)``.")
+    for name, op, fn in (
+        ("Add", "add", np.add),
+        ("Subtract", "subtract", np.subtract),
+        ("Multiply", "multiply", np.multiply),
+        ("Divide", "divide", np.divide),
+        ("TrueDivide", "true_divide", np.true_divide),
+        ("Maximum", "maximum", np.maximum),
+        ("Minimum", "minimum", np.minimum),
+    )
+}
+
 #: Keras 3 op classes by class name.
 # Keras 3 names the class ``Any``; klayers's name keeps typing.Any usable in this module.
 AnyOp.__name__ = AnyOp.__qualname__ = "Any"
-KERAS3_OPS: Dict[str, type] = {"NotEqual": NotEqual, "Equal": Equal, "Any": AnyOp}
+KERAS3_OPS: Dict[str, type] = {"NotEqual": NotEqual, "Equal": Equal, "Any": AnyOp, **BINARY_OPS}
 __all__: List[str] = []  # graph nodes, not public layers
-register_builtins("layer", KERAS3_OPS, list(KERAS3_OPS))
+# the mask operations under their names among the layers too (no layer is called so); every
+# operation under its name among Keras 3's operations, which a config's module selects
+register_builtins("layer", KERAS3_OPS, ["NotEqual", "Equal", "Any"])
+register_builtins("keras3_op", KERAS3_OPS, list(KERAS3_OPS))
 
 NotEqual._keras_module = "keras.src.ops.numpy"
 NotEqual._keras_registered_name = "NotEqual"

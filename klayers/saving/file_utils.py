@@ -20,7 +20,12 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 
 import numpy as np
 
-from klayers.engine.layer_serialization import deserialize_model, layer_classes
+from klayers.engine.layer_serialization import (
+    deserialize_model,
+    is_operation_config,
+    keras3_operations,
+    layer_classes,
+)
 from klayers.serialization import (
     SafeModeScope,
     detect_dialect,
@@ -228,6 +233,7 @@ def check_supported(config: Any, where: str, custom_objects: Optional[Mapping[st
     """Raise one error listing every layer class of ``config`` that klayers does not implement
     (and the caller did not pass in ``custom_objects`` or register)."""
     known = layer_classes()
+    operations = keras3_operations()
     missing: Dict[str, List[str]] = {}
     seen = set()
     for class_name, layer_name, cfg in iter_layer_configs(config):
@@ -235,6 +241,10 @@ def check_supported(config: Any, where: str, custom_objects: Optional[Mapping[st
             continue
         seen.add(id(cfg))
         registered = cfg.get("registered_name")
+        if is_operation_config(cfg):
+            if class_name not in operations:
+                missing.setdefault(f"{class_name} (a Keras 3 operation)", []).append(layer_name or "?")
+            continue
         if class_name in known:
             continue
         if get_registered_object(class_name, custom_objects) is not None:
