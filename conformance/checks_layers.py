@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 import klayers
-from conformance.harness import assert_close, assert_config_equal, replay_layer_case
+from conformance.harness import (
+    assert_close,
+    assert_config_equal,
+    assert_keras3_config,
+    replay_layer_case,
+)
 from conformance.harness_core import replay_case, replay_model
 from conformance.harness_recurrent import replay_rnn_case
 from conformance.internals import dialect_scope
@@ -156,3 +161,79 @@ def convlstm_cell(case: Case) -> None:
     again._maybe_build_from_shape(x.shape)
     again.set_weights(cell.get_weights())
     np.testing.assert_array_equal(again.call(x, [arrays["h0"], arrays["c0"]])[0], h)
+
+
+# -- attention -------------------------------------------------------------------------------------
+def _mha_inputs(meta, arrays, b):
+    """The call of a recorded MultiHeadAttention case at batch ``b``: ``(query, value, kwargs)``
+    with the Keras masks the recorder attached to the tensors passed as ``<arg>_mask``."""
+    q = arrays[f"q_b{b}"]
+    v = q if meta["self_attention"] else arrays[f"v_b{b}"]
+    kw = {}
+    if meta["key"]:
+        kw["key"] = arrays[f"k_b{b}"]
+    if meta["attention_mask"]:
+        kw["attention_mask"] = arrays[f"am_b{b}"]
+    if meta["scores"]:
+        kw["return_attention_scores"] = True
+    if meta["causal"]:
+        kw["use_causal_mask"] = True
+    if meta["training"] is not None:
+        kw["training"] = meta["training"]
+    for which in ("query", "value", "key"):
+        if f"{which[0]}m_b{b}" in arrays:
+            kw[f"{which}_mask"] = arrays[f"{which[0]}m_b{b}"]
+    if meta["self_attention"] and "query_mask" in kw:
+        kw["value_mask"] = kw["query_mask"]  # the same tensor, with its mask, was the value
+    return q, v, kw
+
+
+def mha_call(case: Case) -> None:
+    """A MultiHeadAttention called as Keras called it (key, attention mask, Keras masks of the
+    inputs, causal mask, attention scores): outputs and scores at every batch, weights (count,
+    names in tf-keras), output shape, the config as Keras wrote it, and the config round trip."""
+    meta, arrays = case.meta, case.arrays()
+    with dialect_scope(case.version):
+        layer = klayers.layers.deserialize({"class_name": meta["class_name"], "config": meta["config"]})
+    batches = meta["batches"]
+    q, v, kw = _mha_inputs(meta, arrays, batches[0])
+    layer(q, v, **kw)
+    n = meta["n_weights"]
+    assert len(layer.weights) == n, f"{len(layer.weights)} weights, Keras has {n}"
+    if case.version == 2:
+        assert [w.name for w in layer.weights] == meta["weight_names"]
+    weights = [arrays[f"w{i}"] for i in range(n)]
+    layer.set_weights(weights)
+    for b in batches:
+        q, v, kw = _mha_inputs(meta, arrays, b)
+        out = layer(q, v, **kw)
+        if meta["scores"]:
+            out, scores = out
+            assert_close(scores, arrays[f"s_b{b}"], f"attention scores at batch {b}")
+        assert_close(out, arrays[f"y_b{b}"], f"output at batch {b}")
+    if meta["output_shape"] is not None:
+        shape = layer.compute_output_shape((None,) + q.shape[1:], (None,) + v.shape[1:])
+        assert list(shape) == meta["output_shape"], f"output shape {shape} != Keras {meta['output_shape']}"
+    if case.version == 2:
+        assert_config_equal(layer.get_config(), meta["config"])
+        assert_config_equal(klayers.layers.serialize(layer), meta["serialized"], "serialized")
+    else:
+        assert_keras3_config(layer, meta)
+    again = klayers.layers.deserialize(klayers.layers.serialize(layer))
+    q, v, kw = _mha_inputs(meta, arrays, batches[-1])
+    again(q, v, **kw)
+    again.set_weights(layer.get_weights())
+    ours, theirs = again(q, v, **kw), layer(q, v, **kw)
+    for a, b in zip(ours if meta["scores"] else [ours], theirs if meta["scores"] else [theirs]):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg="round-trip output")
+
+
+def einsum_dense_call(case: Case) -> None:
+    """EinsumDense through the shared layer replay. One documented exception: tf-keras's
+    ``EinsumDense.compute_output_shape`` ignores its argument and returns the shape the layer was
+    built for (batch 1 at recording); klayers answers for the shape it is asked about, as Keras
+    3 does (a symbolic call after an eager one must not inherit that batch)."""
+    meta = dict(case.meta)
+    if case.version == 2 and meta["output_shape"]:
+        meta["output_shape"] = [None] + list(meta["output_shape"][1:])
+    replay_case(meta, case.arrays(), case.dialect)

@@ -317,8 +317,8 @@ def recurrent_symbolic_masks(case: Case) -> None:
 FILE_TOL = 2e-5
 
 
-def _path(dialect: str, filename: str) -> str:
-    return os.path.join(refs.REFS, dialect, "files", filename)
+def _path(dialect: str, filename: str, family: str = "files") -> str:
+    return os.path.join(refs.REFS, dialect, family, filename)
 
 
 def _io(case: Case):
@@ -343,7 +343,7 @@ def _check(model: Any, x: Any, ys: List[np.ndarray]) -> None:
 def _load_file(case: Case, key: str):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the Lambda fixture's module is not importable here
-        return load_model(_path(case.dialect, case.meta["files"][key]), safe_mode=not case.meta["unsafe"])
+        return load_model(_path(case.dialect, case.meta["files"][key], case.family), safe_mode=not case.meta["unsafe"])
 
 
 def file_predicts(case: Case) -> None:
@@ -372,11 +372,11 @@ def file_weights(case: Case) -> None:
         if key not in meta["files"]:
             continue
         model.set_weights([np.zeros_like(w) for w in model.get_weights()])
-        model.load_weights(_path(case.dialect, meta["files"][key]))
+        model.load_weights(_path(case.dialect, meta["files"][key], case.family))
         _check(model, x, ys)
     if "weights_h5" in meta["files"]:
         model.set_weights([np.zeros_like(w) for w in model.get_weights()])
-        model.load_weights(_path(case.dialect, meta["files"]["weights_h5"]), by_name=True)
+        model.load_weights(_path(case.dialect, meta["files"]["weights_h5"], case.family), by_name=True)
         _check(model, x, ys)
 
 
@@ -515,3 +515,37 @@ def application_predicts(case: Case) -> None:
         again = os.path.join(tmp, meta["file"])
         model.save(again)
         _check(load_model(again), xs if len(xs) > 1 else xs[0], ys)
+
+
+# -- tensor operations as graph nodes (TFOpLambda, SlicingOpLambda, Keras 3 operations) ----------
+def op_nodes_predict(case: Case) -> None:
+    """The file loads, each output has Keras's symbolic shape, and predicts Keras's outputs with
+    Keras's dtypes (integer and boolean outputs exactly); written back, it predicts them again."""
+    import tempfile
+
+    arrays, meta = case.arrays(), case.meta
+    xs = [arrays[f"x{i}"] for i in range(meta["n_inputs"])]
+    ys = [arrays[f"y{i}"] for i in range(meta["n_outputs"])]
+
+    def check(model):
+        assert len(model.weights) == meta["n_weights"]
+        assert [list(t.shape) for t in model.outputs] == meta["output_shapes"]
+        for _ in range(2):
+            out = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
+            out = out if isinstance(out, list) else [out]
+            assert [str(o.dtype) for o in out] == meta["output_dtypes"]
+            for k, (got, want) in enumerate(zip(out, ys)):
+                assert got.shape == want.shape, k
+                if want.dtype.kind in "biu":
+                    np.testing.assert_array_equal(got, want, err_msg=f"output {k}")
+                else:
+                    scale = max(1.0, float(np.max(np.abs(want[np.isfinite(want)]), initial=0)))
+                    tol = FILE_TOL * scale * (50 if want.dtype == np.float16 else 1)
+                    np.testing.assert_allclose(got, want, rtol=0, atol=tol, err_msg=f"output {k}")
+
+    path = os.path.join(refs.REFS, case.dialect, case.family, meta["file"])
+    check(load_model(path))
+    with tempfile.TemporaryDirectory() as tmp:
+        again = os.path.join(tmp, meta["file"])
+        load_model(path).save(again)
+        check(load_model(again))

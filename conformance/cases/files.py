@@ -274,8 +274,9 @@ def _compile_and_step(keras, model, inputs):
     model.train_on_batch(inputs, outs if len(outs) > 1 else outs[0])
 
 
-def _record(rec, keras, dialect):
-    for fx in FIXTURES:
+def _record(rec, keras, dialect, fixtures=None):
+    """Record ``fixtures`` (default ``FIXTURES``; another family may record model files of its own)."""
+    for fx in FIXTURES if fixtures is None else fixtures:
         if not getattr(fx, dialect):
             continue
         keras.backend.clear_session()

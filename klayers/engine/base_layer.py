@@ -454,7 +454,7 @@ class Layer(WeightsAPI, NodeAPI):
         if isinstance(input_shapes, tuple) and input_shapes and isinstance(input_shapes[0], tuple):
             input_shapes = list(input_shapes)
         self._maybe_build_from_shape(input_shapes)
-        output_shapes = self.compute_output_shape(input_shapes)
+        output_shapes = self._symbolic_output_shapes(input_shapes, args, kwargs)
         dtype = self._output_dtype(inputs)
 
         def make(shape):
@@ -467,6 +467,33 @@ class Layer(WeightsAPI, NodeAPI):
         Node(self, call_args=(inputs,) + tuple(args), call_kwargs=kwargs, outputs=outputs)
         self._set_symbolic_masks(inputs, outputs, kwargs.get("mask"))
         return outputs
+
+    def _symbolic_output_shapes(self, input_shapes: Any, args: tuple, kwargs: Dict[str, Any]) -> Any:
+        """The output shapes of a symbolic call: ``compute_output_shape`` of the first argument's
+        shapes. A layer whose weights or outputs depend on its other arguments (the value of
+        an attention layer, ``return_attention_scores``) reads them here (symbolic tensors)."""
+        return self.compute_output_shape(input_shapes)
+
+    def _arg_masks(self, args: tuple, kwargs: Dict[str, Any], mask_of: Any) -> Dict[str, Any]:
+        """Keras 3's rule for masks of several arguments: when ``call`` takes ``<arg>_mask`` for
+        an argument ``<arg>``, it is given the mask of the tensor passed as ``<arg>``
+        (``mask_of(tensor)``); explicit ones in ``kwargs`` win. ``args`` start at the first."""
+        names = type(self).__dict__.get("_cached_masked_args")
+        if names is None:
+            params = [p for p in self._call_signature().parameters if p != "self"]
+            names = tuple((i, p) for i, p in enumerate(params) if p + "_mask" in params)
+            type.__setattr__(type(self), "_cached_masked_args", names)
+        if not names:
+            return {}
+        out: Dict[str, Any] = {}
+        for i, name in names:
+            t = args[i] if i < len(args) else kwargs.get(name)
+            if t is None or kwargs.get(name + "_mask") is not None:
+                continue
+            m = mask_of(t)
+            if m is not None:
+                out[name + "_mask"] = m
+        return out
 
     def _set_symbolic_masks(self, inputs: Any, outputs: Any, explicit_mask: Any = None) -> None:
         """Attach ``_keras_mask`` to symbolic outputs, as tf-keras's ``_set_mask_metadata`` does:

@@ -441,6 +441,9 @@ class Functional(Layer):
                 in_mask = None
             call_mask = kwargs.pop("mask", in_mask)
             call_training = kwargs.pop("training", training)
+            # the masks of the arguments the layer takes as <arg>_mask (any argument, not only the first)
+            kwargs.update(node.layer._arg_masks(node.call_args, node.call_kwargs,
+                                                lambda t: masks.get(id(t)) if isinstance(t, KerasTensor) else None))
             out, out_mask = node.layer._eager_call(first, tuple(args[1:]), kwargs, call_training, call_mask)
             flat_out = flatten(node.outputs)
             flat_values = flatten(out) if len(flat_out) > 1 else [out]

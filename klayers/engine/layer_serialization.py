@@ -114,7 +114,8 @@ def deserialize(config: Mapping[str, Any], custom_objects: Optional[Mapping[str,
                                          custom_objects=custom_objects, printable_module_name=printable,
                                          instantiate=instantiate)
     build_config = config.get("build_config")
-    if isinstance(build_config, Mapping) and not layer.built and build_config.get("input_shape") is not None:
+    if isinstance(build_config, Mapping) and not layer.built and (
+            build_config.get("input_shape") is not None or build_config.get("shapes_dict")):
         layer.build_from_config(dict(build_config))
     return layer
 

@@ -9,9 +9,11 @@ from klayers.engine.layer_serialization import deserialize, get, serialize  # no
 from klayers.layers import (
     activation,
     applications,
+    attention,
     convolutional,
     core,
     embeddings,
+    keras3_op_nodes,
     keras3_ops,
     local,
     merge,
@@ -25,6 +27,7 @@ from klayers.layers import (
     wrappers,
 )
 from klayers.layers.activation import *  # noqa: F401,F403
+from klayers.layers.attention import *  # noqa: F401,F403
 from klayers.layers.convolutional import *  # noqa: F401,F403
 from klayers.layers.core import *  # noqa: F401,F403
 from klayers.layers.embeddings import *  # noqa: F401,F403
@@ -38,7 +41,7 @@ from klayers.layers.regularization import *  # noqa: F401,F403
 from klayers.layers.reshaping import *  # noqa: F401,F403
 from klayers.layers.wrappers import *  # noqa: F401,F403
 
-_FAMILIES = (activation, applications, convolutional, core, embeddings, keras3_ops, local, merge, noise, normalization,
+_FAMILIES = (activation, applications, attention, convolutional, core, embeddings, keras3_op_nodes, keras3_ops, local, merge, noise, normalization,
              pooling, recurrent, regularization, reshaping, tf_op_layer, wrappers)
 
 __all__ = sorted(

@@ -23,7 +23,7 @@ from klayers.ops.normalization import fold_affine
 from klayers.ops.shapes import normalize_data_format
 from klayers.serialization import register_builtins
 
-__all__ = ["Activation", "Dense", "Flatten", "Lambda", "Masking", "Permute", "RepeatVector", "Reshape"]
+__all__ = ["Activation", "Dense", "Flatten", "Identity", "Lambda", "Masking", "Permute", "RepeatVector", "Reshape"]
 
 
 class Dense(Layer):
@@ -538,5 +538,30 @@ class Masking(Layer):
         config = super().get_config()
         config["mask_value"] = self.mask_value
         return config
+
+
+class Identity(Layer):
+    """Returns its inputs (an array, or a list of them) unchanged: a placeholder layer. Integer
+    inputs stay integers. A mask goes through a layer read from a Keras 3 config (Keras 3's
+    Identity supports masking); tf-keras's does not support masking.
+    """
+
+    _cast_integer_inputs = False
+
+    @property
+    def supports_masking(self) -> bool:
+        if self._supports_masking_override is not None:
+            return self._supports_masking_override
+        return getattr(self, "_keras_dialect", 2) == 3
+
+    @supports_masking.setter
+    def supports_masking(self, value: bool) -> None:
+        self._supports_masking_override = bool(value)
+
+    def call(self, inputs: Any) -> Any:
+        return inputs
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
 
 register_builtins("layer", globals(), __all__)

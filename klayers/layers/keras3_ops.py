@@ -17,6 +17,7 @@ import numpy as np
 from klayers.engine.base_layer import Layer
 from klayers.engine.keras_tensor import KerasTensor
 from klayers.engine.node import Node
+from klayers.layers._keras3_dtypes import result_type
 from klayers.serialization import register_builtins
 
 
@@ -29,6 +30,7 @@ class _Op(Layer):
     def __init__(self, name: str = None, **kwargs: Any):
         kwargs.pop("dtype", None)
         super().__init__(name=name, trainable=False, **kwargs)
+        self._autocast = False  # an operation computes in its inputs' dtypes (Keras 3's promotion)
 
     def call(self, x: Any, y: Any = None) -> Any:
         return type(self)._fn(x, y)
@@ -103,14 +105,20 @@ class _Binary(_Op):
             return outputs
         return super().__call__(*args, **kwargs)
 
+    #: "bool" (comparisons), "float" (true division: result_type(x, y, float)), or None
+    _result: Any = None
+
+    def _promote(self, a: Any, b: Any) -> str:
+        """Keras 3's dtype of ``op(a, b)`` (a number is weak: ``int32 + 2.0`` is float32)."""
+        return result_type(a, b, float) if self._result == "float" else result_type(a, b)
+
     def call(self, x: Any, y: Any = None) -> Any:
-        x, y = np.asarray(x), np.asarray(y)
-        # a number takes the tensor's float type, as in Keras
-        if x.ndim == 0 and y.dtype.kind == "f":
-            x = x.astype(y.dtype)
-        elif y.ndim == 0 and x.dtype.kind == "f":
-            y = y.astype(x.dtype)
-        return type(self)._fn(x, y)
+        # a 0-d array here is a number of the node's config (Keras's weak type)
+        x, y = (v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else np.asarray(v) if not _is_number(v) else v
+                for v in (x, y))
+        dtype = self._promote(x, y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return type(self)._fn(np.asarray(x).astype(dtype, copy=False), np.asarray(y).astype(dtype, copy=False))
 
     def _symbolic_call(self, inputs: Any, args: tuple, kwargs: Dict[str, Any]) -> Any:
         if len(args) != 1 or kwargs:
@@ -128,9 +136,23 @@ class _Binary(_Op):
 
     def _output_dtype(self, inputs: Any) -> str:
         other = getattr(self, "_other", None)
-        if other is None or _is_number(other):
-            return getattr(inputs, "dtype", self._dtype)
-        return np.result_type(np.dtype(inputs.dtype), np.dtype(other.dtype)).name
+        if self._result == "bool":
+            return "bool"
+        return self._promote(inputs, inputs if other is None else other)
+
+    #: class names whose node ``op(x, <number>)`` is an element-wise ``x <op> number``
+    _SCALAR_OPS = {"Add": "add", "Multiply": "multiply"}
+
+    def _scalar_spec(self, node: Any) -> Any:
+        """``(op, number)`` when ``node`` (one of this layer's nodes) computes ``x + number`` or
+        ``x * number`` with the tensor first (read by the inference planner, which folds Keras
+        3's hard sigmoid ``ReLU(6)(x + 3) * (1 / 6)``, as tf-keras's, into one kernel)."""
+        op = self._SCALAR_OPS.get(type(self).__name__)
+        args = node.call_args
+        if (op is None or node.call_kwargs or len(args) != 2 or not isinstance(args[0], KerasTensor)
+                or not _is_number(args[1])):
+            return None
+        return op, float(args[1])
 
 
 def _is_number(x: Any) -> bool:
@@ -155,8 +177,9 @@ def _broadcast(a: tuple, b: tuple, name: str) -> tuple:
     return tuple(out)
 
 
-def _binary(name: str, fn: Any, doc: str) -> type:
-    cls = type(name + "Op", (_Binary,), {"_fn": staticmethod(fn), "__doc__": doc, "__module__": __name__})
+def _binary(name: str, fn: Any, doc: str, result: Any = None) -> type:
+    cls = type(name + "Op", (_Binary,), {"_fn": staticmethod(fn), "__doc__": doc, "__module__": __name__,
+                                         "_result": result})
     cls.__name__ = cls.__qualname__ = name  # Keras 3's class name (the merge layers' names too)
     cls._keras_module = "keras.src.ops.numpy"
     cls._keras_registered_name = name
@@ -166,15 +189,23 @@ def _binary(name: str, fn: Any, doc: str) -> type:
 #: Keras 3's binary ``keras.ops.numpy`` operations, by class name: what ``x + 3.0``,
 #: ``x * y`` ... record in a functional model (MobileNetV3's hard sigmoid, ConvNeXt's residuals).
 BINARY_OPS: Dict[str, type] = {
-    name: _binary(name, fn, f"``keras.ops.{op}(x, y)``.")
-    for name, op, fn in (
-        ("Add", "add", np.add),
-        ("Subtract", "subtract", np.subtract),
-        ("Multiply", "multiply", np.multiply),
-        ("Divide", "divide", np.divide),
-        ("TrueDivide", "true_divide", np.true_divide),
-        ("Maximum", "maximum", np.maximum),
-        ("Minimum", "minimum", np.minimum),
+    name: _binary(name, fn, f"``keras.ops.{op}(x, y)``.", result)
+    for name, op, fn, result in (
+        ("Add", "add", np.add, None),
+        ("Subtract", "subtract", np.subtract, None),
+        ("Multiply", "multiply", np.multiply, None),
+        ("Divide", "divide", np.divide, "float"),
+        ("TrueDivide", "true_divide", np.true_divide, "float"),
+        ("Maximum", "maximum", np.maximum, None),
+        ("Minimum", "minimum", np.minimum, None),
+        ("Power", "power", np.power, None),
+        ("FloorDivide", "floor_divide", np.floor_divide, None),
+        ("Greater", "greater", np.greater, "bool"),
+        ("GreaterEqual", "greater_equal", np.greater_equal, "bool"),
+        ("Less", "less", np.less, "bool"),
+        ("LessEqual", "less_equal", np.less_equal, "bool"),
+        ("LogicalAnd", "logical_and", np.logical_and, "bool"),
+        ("LogicalOr", "logical_or", np.logical_or, "bool"),
     )
 }
 

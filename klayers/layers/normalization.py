@@ -1,5 +1,7 @@
-"""Normalization layers: BatchNormalization, LayerNormalization, and the preprocessing layers
-Rescaling and Normalization (tf-keras 2.21 semantics; Keras 3 configs are read too)."""
+"""Normalization layers: BatchNormalization (and tf-keras's SyncBatchNormalization),
+LayerNormalization, GroupNormalization, UnitNormalization, RMSNormalization (Keras 3),
+SpectralNormalization (a wrapper), and the preprocessing layers Rescaling and Normalization
+(tf-keras 2.21 semantics; Keras 3 configs are read too, with Keras 3's maths where they differ)."""
 
 from __future__ import annotations
 
@@ -11,19 +13,27 @@ import numpy as np
 from klayers import backend, constraints, initializers, regularizers
 from klayers.engine.base_layer import Layer
 from klayers.engine.input_spec import InputSpec
+from klayers.engine.node import flatten
 from klayers.engine.plan import ChannelAffine
+from klayers.layers._args import is_training
+from klayers.layers.wrappers import Wrapper
 from klayers.ops.common import contiguous
 from klayers.ops.normalization import (
     batch_norm,
     batch_norm_affine,
     channel_affine,
+    group_norm,
+    l2_normalize,
     layer_norm,
     rescale,
+    rms_norm,
+    spectral_normalize,
     standardize,
 )
 from klayers.serialization import register_builtins
 
-__all__ = ["BatchNormalization", "LayerNormalization", "Normalization", "Rescaling"]
+__all__ = ["BatchNormalization", "GroupNormalization", "LayerNormalization", "Normalization", "RMSNormalization",
+           "Rescaling", "SpectralNormalization", "SyncBatchNormalization", "UnitNormalization"]
 
 
 def validate_axis(axis: Any, input_shape: Sequence[Optional[int]], layer: str) -> List[int]:
@@ -171,7 +181,7 @@ class BatchNormalization(Layer):
         """At inference this layer is ``x * inv + shift`` along its axis: the declaration the
         inference planner reads to fold it into a preceding convolution or Dense. None for
         subclasses (they may change the maths)."""
-        if type(self) is not BatchNormalization:
+        if type(self) not in (BatchNormalization, SyncBatchNormalization):  # the same maths at inference
             return None
 
         def affine() -> Tuple[np.ndarray, np.ndarray]:
@@ -512,6 +522,347 @@ class Normalization(Layer):
         config.update(
             {"axis": self.axis, "invert": self.invert, "mean": _listify(self.input_mean), "variance": _listify(self.input_variance)}
         )
+        return config
+
+
+class SyncBatchNormalization(BatchNormalization):
+    """tf-keras's ``layers.experimental.SyncBatchNormalization``: BatchNormalization with
+    ``synchronized=True`` (batch statistics across replicas in training; one replica here, so
+    the batch's own). It never takes TensorFlow's fused path, so a training step moves the moving
+    variance toward the *biased* batch variance, and honours a mask, for every rank. Inference is
+    BatchNormalization's. tf-keras serializes it under ``keras.layers.experimental`` with
+    BatchNormalization's keys; Keras 3 has no such class (``BatchNormalization(synchronized=True)``).
+    """
+
+    _keras_module = "keras.layers.experimental"
+
+    def __init__(
+        self,
+        axis: Any = -1,
+        momentum: float = 0.99,
+        epsilon: float = 1e-3,
+        center: bool = True,
+        scale: bool = True,
+        beta_initializer: Any = "zeros",
+        gamma_initializer: Any = "ones",
+        moving_mean_initializer: Any = "zeros",
+        moving_variance_initializer: Any = "ones",
+        beta_regularizer: Any = None,
+        gamma_regularizer: Any = None,
+        beta_constraint: Any = None,
+        gamma_constraint: Any = None,
+        **kwargs: Any,
+    ):
+        if kwargs.get("fused"):
+            raise ValueError("SyncBatchNormalization: `fused=True` is not supported when `synchronized=True`.")
+        kwargs.pop("synchronized", None)
+        super().__init__(
+            axis=axis, momentum=momentum, epsilon=epsilon, center=center, scale=scale,
+            beta_initializer=beta_initializer, gamma_initializer=gamma_initializer,
+            moving_mean_initializer=moving_mean_initializer, moving_variance_initializer=moving_variance_initializer,
+            beta_regularizer=beta_regularizer, gamma_regularizer=gamma_regularizer,
+            beta_constraint=beta_constraint, gamma_constraint=gamma_constraint, synchronized=True, **kwargs)
+
+
+def _keras3(layer: Layer) -> bool:
+    """Whether the layer was read from a Keras 3 config (its maths follow Keras 3 where they differ)."""
+    return getattr(layer, "_keras_dialect", 2) == 3
+
+
+def _masked_inputs(layer: Layer) -> bool:
+    """Whether a mask reaches ``layer`` in a model (a mask argument, or an input tensor carrying one)."""
+    for node in layer._inbound_nodes:
+        if node.call_kwargs.get("mask") is not None:
+            return True
+        values = list(node.call_args) + list(node.call_kwargs.values())
+        if any(getattr(t, "_keras_mask", None) is not None for t in flatten(values)):
+            return True
+    return False
+
+
+class GroupNormalization(Layer):
+    """Group normalization (Wu & He, 2018): the channels of ``axis`` split into ``groups`` groups;
+    each sample's group is normalized by its own mean and (biased) variance over the group's
+    channels and every non-batch axis, then scaled by ``gamma`` and shifted by ``beta`` per channel.
+    ``groups=1`` is close to LayerNormalization, ``groups=-1`` (as many groups as channels) is
+    instance normalization.
+
+    Args:
+        groups: the number of groups (it must divide the channels), or -1 for one per channel;
+            32 by default.
+        axis: the channels axis (an int); -1 by default.
+        epsilon, center, scale, the initializers, regularizers and constraints of ``beta`` and
+        ``gamma``: as in Keras.
+
+    Weights: ``gamma`` (if ``scale``) then ``beta`` (if ``center``), both ``(channels,)``.
+
+    A mask (tf-keras) weights the moments (it is broadcast to the input's shape); a layer read
+    from a Keras 3 config ignores it there, as Keras 3 does, and passes it on in both.
+
+    Example: ``GroupNormalization(groups=2)`` on ``(batch, 8, 8, 4)`` normalizes channels 0-1 and
+    2-3 of each sample over their 8 * 8 * 2 values.
+    """
+
+    def __init__(
+        self,
+        groups: int = 32,
+        axis: int = -1,
+        epsilon: float = 1e-3,
+        center: bool = True,
+        scale: bool = True,
+        beta_initializer: Any = "zeros",
+        gamma_initializer: Any = "ones",
+        beta_regularizer: Any = None,
+        gamma_regularizer: Any = None,
+        beta_constraint: Any = None,
+        gamma_constraint: Any = None,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        where = f"GroupNormalization {self.name!r}"
+        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or (groups <= 0 and groups != -1):
+            raise ValueError(f"{where}: received an invalid value for argument `groups`, expected a positive integer "
+                             f"(or `-1` for instance normalization). Received: groups={groups!r}")
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise ValueError(f"{where}: `axis` must be one int (the channels axis). Received: axis={axis!r}")
+        self.groups = int(groups)
+        self.axis = int(axis)
+        self.epsilon = epsilon
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
+        self.supports_masking = True
+
+    def build(self, input_shape: Any) -> None:
+        input_shape = tuple(input_shape)
+        where = f"GroupNormalization {self.name!r}"
+        validate_axis(self.axis, input_shape, where)
+        dim = input_shape[self.axis]
+        if dim is None:
+            raise ValueError(f"{where}: axis {self.axis} of input tensor should have a defined dimension but the layer "
+                             f"received an input with shape {input_shape}.")
+        if self.groups == -1:
+            self.groups = dim
+        if dim < self.groups:
+            raise ValueError(f"{where}: number of groups ({self.groups}) cannot be more than the number of channels ({dim}).")
+        if dim % self.groups != 0:
+            raise ValueError(f"{where}: number of groups ({self.groups}) must divide the number of channels ({dim}).")
+        self.input_spec = InputSpec(ndim=len(input_shape), axes={self.axis: dim})
+        self.gamma = self.add_weight("gamma", shape=(dim,), initializer=self.gamma_initializer,
+                                     regularizer=self.gamma_regularizer, constraint=self.gamma_constraint) if self.scale else None
+        self.beta = self.add_weight("beta", shape=(dim,), initializer=self.beta_initializer,
+                                    regularizer=self.beta_regularizer, constraint=self.beta_constraint) if self.center else None
+        super().build(input_shape)
+
+    def call(self, inputs: np.ndarray, mask: Any = None) -> np.ndarray:
+        x = inputs if inputs.dtype == self._np_dtype else inputs.astype(self._dtype)
+        if _keras3(self):
+            mask = None  # Keras 3's GroupNormalization takes no mask: its moments are the plain ones
+        return group_norm(x, self.axis, self.groups, None if self.gamma is None else self.gamma.value,
+                          None if self.beta is None else self.beta.value, self.epsilon, mask=mask,
+                          where=f"GroupNormalization {self.name!r}")
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def _dialect_conflict(self, target: int) -> Optional[str]:
+        """Why a file for Keras ``target`` (2 or 3) would give this layer other outputs, or None:
+        tf-keras weights the moments by a mask, Keras 3 ignores it."""
+        if (3 if _keras3(self) else 2) == target or not _masked_inputs(self):
+            return None
+        return "a mask reaches this GroupNormalization; tf-keras weights its moments by the mask, Keras 3 ignores it"
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            {
+                "groups": self.groups,
+                "axis": self.axis,
+                "epsilon": self.epsilon,
+                "center": self.center,
+                "scale": self.scale,
+                "beta_initializer": initializers.serialize(self.beta_initializer),
+                "gamma_initializer": initializers.serialize(self.gamma_initializer),
+                "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+                "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+                "beta_constraint": constraints.serialize(self.beta_constraint),
+                "gamma_constraint": constraints.serialize(self.gamma_constraint),
+            }
+        )
+        return config
+
+
+def _int_or_ints(axis: Any, where: str) -> Any:
+    if isinstance(axis, (list, tuple)) and all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in axis):
+        return [int(a) for a in axis]
+    if isinstance(axis, (int, np.integer)) and not isinstance(axis, bool):
+        return int(axis)
+    raise TypeError(f"{where}: invalid value for `axis` argument: expected an int or a list/tuple of ints. Received: axis={axis!r}")
+
+
+class UnitNormalization(Layer):
+    """Scales each sample to unit L2 norm over ``axis`` (an int or a list; -1 by default).
+
+    Near zero the two Kerases differ: tf-keras (``tf.linalg.l2_normalize``) divides by
+    ``max(norm, 1e-6)``, Keras 3 (``ops.normalize``) by ``max(norm, 1e-12)``; a layer read from a
+    Keras 3 config does the latter. No weights; a mask passes through.
+    """
+
+    def __init__(self, axis: Any = -1, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.axis = _int_or_ints(axis, f"UnitNormalization {self.name!r}")
+        self.supports_masking = True
+
+    def build(self, input_shape: Any) -> None:
+        validate_axis(self.axis, tuple(input_shape), f"UnitNormalization {self.name!r}")
+        super().build(input_shape)
+
+    def call(self, inputs: np.ndarray) -> np.ndarray:
+        x = inputs if inputs.dtype == self._np_dtype else inputs.astype(self._dtype)
+        return l2_normalize(x, self.axis, keras3=_keras3(self))
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config["axis"] = self.axis
+        return config
+
+
+class RMSNormalization(Layer):
+    """Keras 3's root-mean-square normalization (Zhang & Sennrich, 2019):
+    ``x * rsqrt(mean(x**2, axis) + epsilon) * scale``.
+
+    Args:
+        axis: an int or a list of ints; -1 by default. At build it becomes a sorted list (as
+            Keras 3 writes it back).
+        epsilon: added to the mean square; 1e-6 by default.
+
+    Weights: ``scale`` (ones at first), of shape ``[input_shape[a] for a in axis]``; it multiplies
+    the output as NumPy broadcasts it (from the last axis), as Keras 3 does.
+    """
+
+    def __init__(self, axis: Any = -1, epsilon: float = 1e-6, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.axis = _int_or_ints(axis, f"RMSNormalization {self.name!r}")
+        self.epsilon = epsilon
+
+    def build(self, input_shape: Any) -> None:
+        input_shape = tuple(input_shape)
+        where = f"RMSNormalization {self.name!r}"
+        validate_axis(self.axis, input_shape, where)
+        axes = sorted(self.axis) if isinstance(self.axis, list) else [self.axis]
+        shape = tuple(input_shape[a] for a in axes)
+        if any(d is None for d in shape):
+            raise ValueError(f"{where}: the normalized axes must be known. Received input_shape={input_shape}, axis={axes}")
+        self.axis = axes
+        self.scale = self.add_weight("scale", shape=shape, initializer="ones")
+        super().build(input_shape)
+
+    def call(self, inputs: np.ndarray) -> np.ndarray:
+        x = inputs if inputs.dtype == self._np_dtype else inputs.astype(self._dtype)
+        try:
+            return rms_norm(x, self.axis, self.scale.value, self.epsilon)
+        except ValueError as e:
+            raise ValueError(f"RMSNormalization {self.name!r}: its scale of shape {self.scale.shape} does not broadcast "
+                             f"against inputs of shape {x.shape} (axis={self.axis}).") from e
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update({"axis": self.axis, "epsilon": self.epsilon})
+        return config
+
+
+class SpectralNormalization(Wrapper):
+    """Wraps a layer with a ``kernel`` (Dense, Conv*, ConvTranspose*) or ``embeddings``
+    (Embedding) and keeps that weight's spectral norm near 1 while training.
+
+    At inference (``training`` falsy, the default) the wrapped layer runs on its stored kernel, as
+    both Kerases do: the normalized kernel is whatever the last training step stored. With
+    ``training=True``, ``power_iterations`` rounds of the power method from the stored
+    ``vector_u`` estimate the top singular value ``sigma`` of the kernel seen as
+    ``(-1, kernel.shape[-1])``; the kernel becomes ``kernel / sigma`` and ``vector_u`` the new
+    estimate (unless the kernel is all zeros), then the layer runs.
+
+    Weights, as tf-keras orders them: the wrapped layer's (named under the wrapper:
+    ``spectral_normalization/kernel:0``), then the non-trainable ``vector_u`` ``(1, n)``. Keras 3
+    orders them ``kernel, vector_u``, then the wrapped layer's others; a layer read from a Keras 3
+    config does the same, and casts its output to the input's dtype as Keras 3 does.
+    """
+
+    _cast_integer_inputs = False  # the wrapped layer casts (or, an Embedding, indexes with) its inputs
+
+    def __init__(self, layer: Layer, power_iterations: int = 1, **kwargs: Any):
+        super().__init__(layer, **kwargs)
+        if isinstance(power_iterations, bool) or not isinstance(power_iterations, (int, np.integer)) or power_iterations <= 0:
+            raise ValueError(f"SpectralNormalization {self.name!r}: `power_iterations` should be greater than zero. "
+                             f"Received: `power_iterations={power_iterations!r}`")
+        self.power_iterations = int(power_iterations)
+
+    def build(self, input_shape: Any) -> None:
+        input_shape = tuple(input_shape)
+        self.layer._maybe_build_from_shape(input_shape)
+        # tf-keras names the wrapped weights under the wrapper: "spectral_normalization/kernel:0"
+        for w in self.layer.weights:
+            parts = w.name.split("/")
+            if parts[0] == self.layer.name:
+                w.name = "/".join([self.name] + parts[1:])
+        kernel = getattr(self.layer, "kernel", None)
+        if kernel is None:
+            kernel = getattr(self.layer, "embeddings", None)
+        if kernel is None:
+            raise ValueError(f"SpectralNormalization {self.name!r}: {type(self.layer).__name__} object has no attribute "
+                             "'kernel' nor 'embeddings'")
+        self.kernel = kernel
+        # Keras tracks the kernel as the wrapper's own weight too (a .keras file stores it twice)
+        self._trainable_weights.append(kernel)
+        self.vector_u = self.add_weight("vector_u", shape=(1, kernel.shape[-1]),
+                                        initializer=initializers.TruncatedNormal(stddev=0.02), trainable=False,
+                                        dtype=str(kernel.value.dtype))
+        super().build(input_shape)
+
+    @property
+    def weights(self) -> List[Any]:
+        if not _keras3(self):
+            return super().weights
+        return self._dedup(self._trainable_weights + self._non_trainable_weights + list(self.layer.weights))
+
+    def call(self, inputs: Any, training: Any = None) -> Any:
+        if is_training(training):
+            kernel = self.kernel.value
+            if np.any(kernel != 0):
+                new_kernel, new_u = spectral_normalize(kernel, self.vector_u.value, self.power_iterations,
+                                                       keras3=_keras3(self))
+                self.vector_u.value = new_u
+                self.kernel.value = new_kernel
+        out = self.layer(inputs, training=training)
+        if _keras3(self) and isinstance(inputs, np.ndarray) and np.asarray(out).dtype != inputs.dtype:
+            out = np.asarray(out).astype(inputs.dtype)  # Keras 3: ops.cast(output, inputs.dtype)
+        return out
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return self.layer.compute_output_shape(input_shape)
+
+    def _dialect_conflict(self, target: int) -> Optional[str]:
+        """Why a file for Keras ``target`` (2 or 3) would give this layer other outputs, or None:
+        Keras 3 casts the output to the input's dtype, which changes an Embedding's (integer ids)."""
+        if (3 if _keras3(self) else 2) == target or not hasattr(self.layer, "embeddings"):
+            return None
+        return ("Keras 3's SpectralNormalization casts its output to the dtype of its input, the integer ids of "
+                f"the wrapped {type(self.layer).__name__}; tf-keras does not")
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config["power_iterations"] = self.power_iterations
         return config
 
 register_builtins("layer", globals(), __all__)

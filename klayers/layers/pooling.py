@@ -1,4 +1,5 @@
-"""Pooling layers: Max/Average pooling 1D-3D and their global forms, with Keras's aliases.
+"""Pooling layers: Max/Average pooling 1D-3D and their global forms, with Keras's aliases, and
+Keras 3's adaptive pooling (Adaptive{Average,Max}Pooling1D-3D).
 
 One N-D base class per kind (``Pooling`` for windows, ``GlobalPooling`` for reductions) owns
 validation, output shapes and config; a concrete layer only fixes its rank, its reduction and
@@ -20,6 +21,8 @@ from klayers.ops import shapes
 from klayers.serialization import register_builtins
 
 __all__ = [
+    "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D", "AdaptiveAveragePooling3D",
+    "AdaptiveMaxPooling1D", "AdaptiveMaxPooling2D", "AdaptiveMaxPooling3D",
     "AveragePooling1D", "AveragePooling2D", "AveragePooling3D",
     "AvgPool1D", "AvgPool2D", "AvgPool3D",
     "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
@@ -320,5 +323,103 @@ GlobalMaxPool3D = GlobalMaxPooling3D
 GlobalAvgPool1D = GlobalAveragePooling1D
 GlobalAvgPool2D = GlobalAveragePooling2D
 GlobalAvgPool3D = GlobalAveragePooling3D
+
+
+# -- adaptive (Keras 3) --------------------------------------------------------------------------
+
+class AdaptivePooling(Layer):
+    """Keras 3's adaptive pooling: a max or average over ``output_size`` bins per spatial axis,
+    whatever the input size (the N-D base of Adaptive{Average,Max}Pooling1D-3D).
+
+    Output ``i`` of an axis of ``n`` values pools ``[floor(i * n / out), ceil((i + 1) * n / out))``
+    (PyTorch's bins; an output size above ``n`` repeats values). See
+    :func:`klayers.ops.pooling.adaptive_pool`.
+
+    Args:
+        output_size: an int (the same for every spatial axis) or ``rank`` ints.
+        data_format: ``"channels_last"`` ``(batch, *spatial, channels)`` or ``"channels_first"``;
+            None means ``backend.image_data_format()``.
+
+    Input ``(batch, *spatial, channels)`` -> ``(batch, *output_size, channels)``.
+    Example: ``AdaptiveAveragePooling2D(7)`` on ``(1, 100, 80, 3)`` gives ``(1, 7, 7, 3)``.
+    """
+
+    _rank = 2
+    _mode = pooling_ops.MODE_AVG
+
+    def __init__(self, output_size: Any, data_format: Optional[str] = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        where = f"{type(self).__name__} {self.name!r}"
+        if isinstance(output_size, (int, np.integer)) and not isinstance(output_size, bool):
+            sizes: Tuple[int, ...] = (int(output_size),) * self._rank
+        elif (isinstance(output_size, (tuple, list)) and len(output_size) == self._rank
+              and all(isinstance(o, (int, np.integer)) and not isinstance(o, bool) for o in output_size)):
+            sizes = tuple(int(o) for o in output_size)
+        else:
+            raise TypeError(f"{where}: `output_size` must be an integer or a tuple of {self._rank} integers. "
+                            f"Received: output_size={output_size!r}")
+        if any(o < 1 for o in sizes):
+            raise ValueError(f"{where}: `output_size` must be positive. Received: output_size={output_size!r}")
+        self.output_size = sizes
+        self.data_format = shapes.normalize_data_format(data_format)
+        self.input_spec = InputSpec(ndim=self._rank + 2)
+
+    def call(self, inputs: np.ndarray) -> np.ndarray:
+        return pooling_ops.adaptive_pool(_float_input(self, inputs), self.output_size, self.data_format, self._mode,
+                                         where=f"{type(self).__name__} {self.name}")
+
+    def compute_output_shape(self, input_shape: Any) -> Tuple[Optional[int], ...]:
+        input_shape = tuple(input_shape)
+        if len(input_shape) != self._rank + 2:
+            raise ValueError(f"{type(self).__name__} {self.name}: expected an input shape of rank {self._rank + 2}, "
+                             f"got {input_shape}")
+        if self.data_format == "channels_last":
+            return (input_shape[0],) + self.output_size + (input_shape[-1],)
+        return (input_shape[0], input_shape[1]) + self.output_size
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update({"output_size": self.output_size, "data_format": self.data_format})
+        return config
+
+
+class AdaptiveAveragePooling1D(AdaptivePooling):
+    """Average over ``output_size`` adaptive bins of the steps: ``(batch, steps, features)`` ->
+    ``(batch, output_size, features)`` (see :class:`AdaptivePooling`)."""
+
+    _rank = 1
+
+
+class AdaptiveMaxPooling1D(AdaptivePooling):
+    """Max over ``output_size`` adaptive bins of the steps (see :class:`AdaptivePooling`)."""
+
+    _rank = 1
+    _mode = pooling_ops.MODE_MAX
+
+
+class AdaptiveAveragePooling2D(AdaptivePooling):
+    """Average over ``output_size`` adaptive bins of rows and columns (see :class:`AdaptivePooling`)."""
+
+    _rank = 2
+
+
+class AdaptiveMaxPooling2D(AdaptivePooling):
+    """Max over ``output_size`` adaptive bins of rows and columns (see :class:`AdaptivePooling`)."""
+
+    _rank = 2
+    _mode = pooling_ops.MODE_MAX
+
+
+class AdaptiveAveragePooling3D(AdaptivePooling):
+    """Average over ``output_size`` adaptive bins of the three spatial axes (see :class:`AdaptivePooling`)."""
+
+    _rank = 3
+
+
+class AdaptiveMaxPooling3D(AdaptivePooling):
+    """Max over ``output_size`` adaptive bins of the three spatial axes (see :class:`AdaptivePooling`)."""
+
+    _rank = 3
+    _mode = pooling_ops.MODE_MAX
 
 register_builtins("layer", globals(), __all__)

@@ -13,7 +13,9 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List
 
 import numpy as np
+from scipy import special as _special
 
+from klayers import activations
 from klayers.engine.base_layer import Layer
 from klayers.engine.keras_tensor import KerasTensor
 from klayers.engine.node import flatten, map_structure
@@ -40,6 +42,52 @@ def _cast_like(fn: Callable) -> Callable:
             return out.astype(x.dtype, copy=False)
         return out
     return op
+
+
+def _compare(fn: Callable) -> Callable:
+    def op(x, y, **_):
+        x = np.asarray(x)
+        return fn(x, np.asarray(y).astype(x.dtype) if np.ndim(y) == 0 else y)  # TF converts y to x's type
+    return op
+
+
+def _where(condition, x=None, y=None, **_):
+    if x is None or y is None:
+        raise ValueError("tf.where(condition) without x and y is not supported by klayers.")
+    x = np.asarray(x)
+    y = np.asarray(y) if not np.isscalar(y) else np.asarray(y, dtype=x.dtype)
+    x = x if x.ndim else x.astype(y.dtype)
+    return np.where(np.asarray(condition, dtype=bool), x, y)
+
+
+def _matmul(a, b, transpose_a=False, transpose_b=False, adjoint_a=False, adjoint_b=False, **_):
+    a, b = np.asarray(a), np.asarray(b)
+    if transpose_a or adjoint_a:
+        a = np.swapaxes(a, -1, -2)
+    if transpose_b or adjoint_b:
+        b = np.swapaxes(b, -1, -2)
+    return np.matmul(a, b)
+
+
+def _silu(features, beta=1.0, **_):
+    x = np.asarray(features)
+    return x * activations.sigmoid(x * x.dtype.type(beta))
+
+
+def _slice_spec(spec):
+    """tf-keras's SlicingOpLambda ``slice_spec``: slices as ``{"start", "stop", "step"}`` dicts,
+    ``{"class_name": "__ellipsis__"}``, None (a new axis) and ints; a list is one index per axis."""
+    def one(k):
+        if isinstance(k, dict):
+            if k.get("class_name") == "__ellipsis__":
+                return Ellipsis
+            if set(k) == {"start", "stop", "step"} and all(v is None or isinstance(v, int) for v in k.values()):
+                return slice(k["start"], k["stop"], k["step"])
+            raise ValueError(f"SlicingOpLambda: unsupported slice {k!r}.")
+        if k is None or k is Ellipsis or isinstance(k, (int, slice)) and not isinstance(k, bool):
+            return k
+        raise ValueError(f"SlicingOpLambda: unsupported index {k!r} (integers, slices, None and ... only).")
+    return tuple(one(k) for k in spec) if isinstance(spec, (list, tuple)) else one(spec)
 
 
 #: tf-keras's TFOpLambda ``function`` names -> NumPy implementations (TensorFlow's semantics).
@@ -69,10 +117,35 @@ FUNCTIONS: Dict[str, Callable] = {
     "compat.v1.squeeze": lambda input, axis=None, **_: np.squeeze(input, axis=tuple(axis) if isinstance(axis, list) else axis),  # noqa: A002
     "transpose": lambda a, perm=None, **_: np.transpose(a, perm),
     "identity": lambda input, **_: np.asarray(input),  # noqa: A002
+    **{f"math.{k}": _compare(fn) for k, fn in (("greater", np.greater), ("greater_equal", np.greater_equal),
+                                               ("less", np.less), ("less_equal", np.less_equal),
+                                               ("equal", np.equal), ("not_equal", np.not_equal))},
+    "__operators__.getitem": lambda tensor, slice_spec, **_: np.asarray(tensor)[_slice_spec(slice_spec)],
+    "cast": lambda x, dtype, **_: np.asarray(x).astype(np.dtype(dtype)),
+    "clip_by_value": lambda t, clip_value_min, clip_value_max, **_: np.clip(t, clip_value_min, clip_value_max).astype(np.asarray(t).dtype),
+    "where": _where, "where_v2": _where,
+    "linalg.matmul": _matmul, "matmul": _matmul,
+    "compat.v1.transpose": lambda a, perm=None, **_: np.transpose(a, perm),
+    "math.reduce_any": _reduce(np.any), "math.reduce_all": _reduce(np.all),
+    "math.argmax": lambda input, axis=None, output_type="int64", **_: np.argmax(input, 0 if axis is None else axis).astype(output_type),  # noqa: A002
+    "math.argmin": lambda input, axis=None, output_type="int64", **_: np.argmin(input, 0 if axis is None else axis).astype(output_type),  # noqa: A002
+    "nn.gelu": lambda features, approximate=False, **_: activations.gelu(features, approximate=bool(approximate)),
+    "nn.silu": _silu, "nn.swish": _silu,
+    "nn.leaky_relu": lambda features, alpha=0.2, **_: activations.leaky_relu(features, alpha=float(alpha)),
+    "nn.elu": lambda features, **_: activations.elu(features), "nn.selu": lambda features, **_: activations.selu(features),
+    "math.softplus": lambda features, **_: activations.softplus(features), "nn.softplus": lambda features, **_: activations.softplus(features),
+    "nn.log_softmax": lambda logits, axis=None, **_: activations.log_softmax(logits, -1 if axis is None else axis),
+    "math.log_softmax": lambda logits, axis=None, **_: activations.log_softmax(logits, -1 if axis is None else axis),
+    "math.erf": lambda x, **_: _special.erf(x).astype(np.asarray(x).dtype),
+    "math.log1p": lambda x, **_: np.log1p(x), "math.sin": lambda x, **_: np.sin(x), "math.cos": lambda x, **_: np.cos(x),
+    "math.floor": lambda x, **_: np.floor(x), "math.ceil": lambda x, **_: np.ceil(x), "math.round": lambda x, **_: np.round(x),
+    "math.sign": lambda x, **_: np.sign(x), "math.reciprocal": lambda x, **_: np.reciprocal(x),
 }
 #: The name of each function's first argument in TensorFlow (how tf-keras passes the tensor).
 _FIRST_ARG = {"concat": "values", "stack": "values", "reshape": "tensor", "expand_dims": "input", "squeeze": "input",
-              "compat.v1.squeeze": "input", "transpose": "a", "identity": "input"}
+              "compat.v1.squeeze": "input", "transpose": "a", "identity": "input", "__operators__.getitem": "tensor",
+              "cast": "x", "clip_by_value": "t", "where": "condition", "where_v2": "condition", "linalg.matmul": "a",
+              "matmul": "a", "compat.v1.transpose": "a"}
 
 
 class TFOpLambda(Layer):
@@ -155,7 +228,14 @@ class TFOpLambda(Layer):
         return None
 
 
+class SlicingOpLambda(TFOpLambda):
+    """``x[:, 0]``, ``x[..., 1:3]`` ... on a symbolic tensor of a tf-keras model: function
+    ``__operators__.getitem`` with the index in the node's ``slice_spec``."""
+
+
 TFOpLambda._keras_module = "tf_keras.src.layers.core.tf_op_layer"
 TFOpLambda._keras_registered_name = "TFOpLambda"
+SlicingOpLambda._keras_module = "tf_keras.src.layers.core.tf_op_layer"
+SlicingOpLambda._keras_registered_name = "SlicingOpLambda"
 __all__: List[str] = []  # graph nodes, not public layers
-register_builtins("layer", globals(), ["TFOpLambda"])
+register_builtins("layer", globals(), ["TFOpLambda", "SlicingOpLambda"])

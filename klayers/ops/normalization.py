@@ -1,9 +1,10 @@
-"""Layer normalization over the trailing axes: ``(x - mean) / sqrt(var + eps) * gamma + beta``."""
+"""Layer normalization over the trailing axes: ``(x - mean) / sqrt(var + eps) * gamma + beta``; batch
+normalization's affine map; group, unit (L2), RMS and spectral normalization."""
 
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -261,3 +262,107 @@ def fold_affine(kernel: np.ndarray, bias: Optional[np.ndarray], inv: np.ndarray,
     folded = kernel.astype(f64) * inv.reshape(kernel.shape[kernel.ndim - channel_axes:])
     new_bias = shift if bias is None else bias.astype(f64) * inv + shift
     return np.ascontiguousarray(folded, dtype=dtype), np.ascontiguousarray(new_bias, dtype=dtype)
+
+
+# -- group, unit, RMS and spectral normalization (NumPy: small reductions, not recorded on a tape) --
+def group_norm(x: np.ndarray, axis: int, groups: int, gamma: Optional[np.ndarray], beta: Optional[np.ndarray],
+               epsilon: float, mask: Optional[np.ndarray] = None, where: str = "GroupNormalization") -> np.ndarray:
+    """Group normalization: the ``C`` channels of ``axis`` split into ``groups`` groups of
+    ``C // groups``; each sample's group is normalized over its channels and every axis but the
+    batch: ``(x - mean) / sqrt(variance + epsilon) * gamma + beta`` (biased variance, as
+    ``tf.nn.batch_normalization`` computes it: ``x * inv + (beta - mean * inv)``).
+
+    ``mask`` (tf-keras): weights of the moments (``tf.nn.weighted_moments``), broadcast to ``x``'s
+    shape; a group with no weight has mean and variance 0 (``divide_no_nan``).
+
+    Raises:
+        ValueError: the channels do not split into ``groups``, or the mask does not broadcast.
+    """
+    tape.spoil()
+    axis = axis % x.ndim
+    c = x.shape[axis]
+    if groups < 1 or c % groups:
+        raise ValueError(f"{where}: {c} channels do not split into {groups} groups.")
+    gshape = x.shape[:axis] + (groups, c // groups) + x.shape[axis + 1:]
+    xg = x.reshape(gshape)
+    reduce = tuple(i for i in range(1, len(gshape)) if i != axis)
+    acc = np.float64 if x.dtype == np.float32 else x.dtype
+    with np.errstate(invalid="ignore", over="ignore"):  # inf inputs give NaN, as in Keras
+        mean, variance = _group_moments(x, xg, reduce, acc, mask, where)
+    bshape = [1] * len(gshape)
+    bshape[axis], bshape[axis + 1] = groups, c // groups
+    with np.errstate(invalid="ignore", over="ignore"):
+        out = batch_norm(xg, mean.astype(x.dtype), variance.astype(x.dtype),
+                         None if beta is None else beta.reshape(bshape),
+                         None if gamma is None else gamma.reshape(bshape), epsilon)
+    return out.reshape(x.shape)
+
+
+def _group_moments(x: np.ndarray, xg: np.ndarray, reduce: Tuple[int, ...], acc: Any, mask: Optional[np.ndarray],
+                   where: str) -> Tuple[np.ndarray, np.ndarray]:
+    if mask is None:
+        mean = np.mean(xg, axis=reduce, keepdims=True, dtype=acc)
+        variance = np.mean(np.square(xg - mean), axis=reduce, keepdims=True)
+    else:
+        try:
+            w = np.broadcast_to(np.asarray(mask), x.shape)
+        except ValueError as e:
+            raise ValueError(f"{where}: a mask of shape {np.shape(mask)} does not broadcast to the input's "
+                             f"shape {x.shape} (tf-keras broadcasts it with tf.broadcast_to).") from e
+        w = w.astype(acc).reshape(xg.shape)
+        total = np.sum(w, axis=reduce, keepdims=True)
+        safe = np.where(total > 0, total, 1)
+        mean = np.where(total > 0, np.sum(w * xg, axis=reduce, keepdims=True) / safe, 0)
+        variance = np.where(total > 0, np.sum(w * np.square(xg - mean), axis=reduce, keepdims=True) / safe, 0)
+    return mean, variance
+
+
+def l2_normalize(x: np.ndarray, axis: Any, keras3: bool = False, epsilon: float = 1e-12) -> np.ndarray:
+    """``x`` divided by its L2 norm over ``axis`` (int, list, or None for all values).
+
+    tf-keras (``tf.linalg.l2_normalize``): ``x * rsqrt(max(sum(x**2), epsilon))``: the norm has a
+    floor of ``sqrt(epsilon)``. Keras 3 (``ops.normalize``): ``x * min(rsqrt(sum(x**2)), 1 / epsilon)``:
+    the inverse norm has a ceiling of ``1 / epsilon``. The two differ for norms below ``sqrt(epsilon)``.
+    """
+    tape.spoil()
+    axes = None if axis is None else (tuple(axis) if isinstance(axis, (list, tuple)) else (axis,))
+    square_sum = np.sum(np.square(x), axis=axes, keepdims=True)
+    t = x.dtype.type
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if keras3:
+            inv = np.minimum(t(1.0) / np.sqrt(square_sum), t(1.0 / epsilon))
+        else:
+            inv = t(1.0) / np.sqrt(np.maximum(square_sum, t(epsilon)))
+        return (x * inv).astype(x.dtype, copy=False)
+
+
+def rms_norm(x: np.ndarray, axis: Sequence[int], scale: Optional[np.ndarray], epsilon: float) -> np.ndarray:
+    """Keras 3's ``ops.rms_normalization``: ``x * rsqrt(mean(x**2, axis) + epsilon) * scale``, with
+    ``scale`` broadcast against the output as NumPy broadcasts (from the last axis)."""
+    tape.spoil()
+    t = x.dtype.type
+    with np.errstate(invalid="ignore", over="ignore"):  # inf inputs give NaN, as in Keras
+        rrms = t(1.0) / np.sqrt(np.mean(np.square(x), axis=tuple(axis), keepdims=True) + t(epsilon))
+        out = x * rrms
+    if scale is not None:
+        out = out * scale.astype(x.dtype, copy=False)
+    return out.astype(x.dtype, copy=False)
+
+
+def spectral_normalize(kernel: np.ndarray, vector_u: np.ndarray, power_iterations: int,
+                       keras3: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+    """One SpectralNormalization training step: ``power_iterations`` rounds of the power method
+    from ``vector_u`` (``(1, n)``) on the kernel seen as ``(-1, n)`` (``n`` = its last axis), then
+    ``(kernel / sigma, u)`` with ``sigma = v @ W @ u.T``. Vectors are normalized as each Keras does
+    (:func:`l2_normalize` over all values; Keras 3 with ``backend.epsilon()`` = 1e-7)."""
+    tape.spoil()
+    n = kernel.shape[-1]
+    w = kernel.reshape(-1, n)
+    u = vector_u.astype(kernel.dtype, copy=False)
+    eps = 1e-7 if keras3 else 1e-12
+    v = u
+    for _ in range(int(power_iterations)):
+        v = l2_normalize(u @ w.T, None, keras3, eps)
+        u = l2_normalize(v @ w, None, keras3, eps)
+    sigma = (v @ w) @ u.T
+    return (w / sigma).reshape(kernel.shape).astype(kernel.dtype, copy=False), u.astype(vector_u.dtype, copy=False)

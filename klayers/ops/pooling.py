@@ -283,5 +283,67 @@ def global_pool(x: np.ndarray, data_format: str, mode: int, keepdims: bool = Fal
     return _keep(out, x, data_format, keepdims)
 
 
-__all__ = ["MODE_AVG", "MODE_MAX", "global_pool", "global_pool_reference", "pool", "pool_geometry",
-           "pool_reference"]
+def adaptive_bins(n: int, out: int) -> Tuple[np.ndarray, np.ndarray]:
+    """``(starts, ends)`` of the ``out`` bins of adaptive pooling over ``n`` values (PyTorch's
+    ``[floor(i * n / out), ceil((i + 1) * n / out))``), computed in float32 as Keras 3's
+    TensorFlow backend computes them, and clipped to the input."""
+    f = np.float32
+    starts = np.floor(np.arange(out, dtype=f) * f(n) / f(out)).astype(np.int64)
+    ends = np.ceil(np.arange(1, out + 1, dtype=f) * f(n) / f(out)).astype(np.int64)
+    return np.minimum(starts, n - 1), np.minimum(ends, n)
+
+
+def adaptive_pool(x: np.ndarray, output_size: Sequence[int], data_format: str, mode: int,
+                  where: str = "adaptive pooling") -> np.ndarray:
+    """Keras 3's adaptive max / average pooling to ``output_size`` (one size per spatial axis).
+
+    Axis by axis (as Keras 3's TensorFlow backend does), output ``i`` pools the bin
+    ``[floor(i * n / out), ceil((i + 1) * n / out))`` (:func:`adaptive_bins`): the bins have
+    ``small = ceil(n / out)`` or ``small + 1`` values, so a stride-1 "valid" pooling with each of
+    the two windows (:func:`pool`, TensorFlow's NaN semantics for max) and a gather of the
+    bins' starts gives them all. An output size above the input size repeats values.
+
+    Args:
+        x: ``(batch, *spatial, channels)`` or ``(batch, channels, *spatial)``, 1 to 3 spatial axes.
+        output_size: one positive int per spatial axis.
+        data_format, mode: as for :func:`pool`.
+
+    Raises:
+        ValueError: the wrong rank or a non-positive output size.
+    """
+    _check_mode(mode)
+    rank = len(output_size)
+    x = np.asarray(x)
+    if x.ndim != rank + 2:
+        raise ValueError(f"{where}: expected a {rank + 2}-D input (batch, {rank} spatial axes, channels), got shape {x.shape}")
+    if any(int(o) < 1 for o in output_size):
+        raise ValueError(f"{where}: `output_size` must be positive. Received: output_size={tuple(output_size)}")
+    tape.spoil()  # the gathers are NumPy
+    if data_format == "channels_first":
+        x = np.moveaxis(x, 1, -1)
+    elif data_format != "channels_last":
+        raise ValueError(f"{where}: unknown data_format {data_format!r}")
+    x = contiguous(x)
+    ones = (1,) * rank
+    for a, out in enumerate(output_size):
+        n = x.shape[1 + a]
+        if n == 0:
+            raise ValueError(f"{where}: spatial axis {a} of the input is empty (shape {x.shape}).")
+        small = -(-n // int(out))
+        starts, ends = adaptive_bins(n, int(out))
+        parts = []
+        for k in (small, small + 1):
+            if k <= n:
+                window = list(ones)
+                window[a] = k
+                parts.append(pool(x, window, ones, "valid", "channels_last", mode, where=where))
+        combined = np.concatenate(parts, axis=1 + a) if len(parts) > 1 else parts[0]
+        index = np.where(ends - starts == small + 1, starts + max(1, n - small + 1), starts)
+        x = contiguous(np.take(combined, index, axis=1 + a))
+    if data_format == "channels_first":
+        x = contiguous(np.moveaxis(x, -1, 1))
+    return x
+
+
+__all__ = ["MODE_AVG", "MODE_MAX", "adaptive_bins", "adaptive_pool", "global_pool", "global_pool_reference", "pool",
+           "pool_geometry", "pool_reference"]

@@ -30,7 +30,8 @@ from klayers.serialization import serialize_keras_object
 
 _K3_POLICIES = ("DTypePolicy", "FloatDTypePolicy")
 #: Layer classes Keras 3 does not have: a model holding them can be written only as .h5.
-KERAS2_ONLY_CLASSES = ("LocallyConnected1D", "LocallyConnected2D", "ThresholdedReLU", "CuDNNGRU", "CuDNNLSTM", "TFOpLambda")
+KERAS2_ONLY_CLASSES = ("LocallyConnected1D", "LocallyConnected2D", "ThresholdedReLU", "CuDNNGRU", "CuDNNLSTM", "TFOpLambda", "SlicingOpLambda",
+                       "SyncBatchNormalization")
 
 
 def _policy_name(dtype: Any) -> Any:
@@ -88,6 +89,11 @@ def check_meanings(model: Any, target: int, path: str) -> None:
                 f"Cannot save '{path}' for Keras 3: layer {layer.name} is a {type(layer).__name__}, "
                 "which Keras 3 does not have. Save as .h5 (tf-keras) instead."
             )
+        conflict = getattr(layer, "_dialect_conflict", None)
+        reason = conflict(target) if conflict is not None else None
+        if reason:  # a layer whose maths differ between the Kerases where its inputs reach them
+            raise ValueError(f"Cannot save '{path}' for {'Keras 3' if target == 3 else 'tf-keras'}: layer "
+                             f"{layer.name}: {reason}. Save in the other format instead.")
         for attr, value in vars(layer).items():
             if value is wrong:
                 bad.append(f"{layer.name}.{attr}")
@@ -213,6 +219,8 @@ def keras3_layer_config(layer: Any) -> Dict[str, Any]:
             config[key] = [_k3_nested(layer, c) for c in config[key]]
         elif key in config:
             config[key] = _k3_nested(layer, config[key])
+    if str(type(layer).__dict__.get("_keras_module", "")).startswith("keras.src.ops"):
+        return config  # an operation node: its class name may be a layer's (Reshape), not its keys
     return _k3_key_table(type(layer).__name__, config, config.get("name") or layer.name)
 
 
@@ -260,7 +268,9 @@ def keras3_layer_entry(layer: Any) -> Dict[str, Any]:
         module = "keras.layers"
     entry = {"module": module, "class_name": cls.__name__,
              "config": keras3_layer_config(layer), "registered_name": cls.__dict__.get("_keras_registered_name")}
-    build = layer.get_build_config() if hasattr(layer, "get_build_config") else None
+    # a layer built from several arguments (MultiHeadAttention) writes Keras 3's ``shapes_dict``
+    hook = getattr(layer, "_keras3_build_config", None)
+    build = hook() if hook is not None else layer.get_build_config() if hasattr(layer, "get_build_config") else None
     if build and cls.__name__ not in KERAS3_BUILT_AT_INIT:
         entry["build_config"] = build
     return entry

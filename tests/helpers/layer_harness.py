@@ -115,6 +115,7 @@ def run_layer_test(
     float64: bool = True,
     pickles: bool = True,
     seed: int = 0,
+    positional: bool = False,
 ) -> Any:
     """Run the checks of this module's docstring on ``cls(**kwargs)``; return the layer built
     by the eager call.
@@ -138,6 +139,8 @@ def run_layer_test(
             ``from_config`` / ``deserialize`` / unpickling.
         symbolic, float64, pickles: False switches that check off (say why in the row).
         seed: the random input's seed.
+        positional: several inputs are the call's positional arguments (``layer(query, value)``,
+            ``compute_output_shape(query_shape, value_shape)``), not one list.
 
     Raises:
         AssertionError: naming the check that failed.
@@ -150,6 +153,8 @@ def run_layer_test(
 
     def call(layer: Any, xs: List[np.ndarray]) -> Any:
         x = xs if multi else xs[0]
+        if positional:
+            return layer(*xs, **call_kwargs)
         if states is None:
             return layer(x, **call_kwargs)
         batch = len(xs[0])
@@ -196,9 +201,12 @@ def run_layer_test(
     got_shapes = [o.shape for o in outs]
     if states is None:
         concrete = shapes if multi else shapes[0]
-        _assert_shapes_match(got_shapes, flat_shapes(layer.compute_output_shape(concrete)), "eager call")
+
+        def output_shape(shapes_: Any) -> Any:
+            return layer.compute_output_shape(*shapes_) if positional else layer.compute_output_shape(shapes_)
+        _assert_shapes_match(got_shapes, flat_shapes(output_shape(concrete)), "eager call")
         unknown = [(None,) + s[1:] for s in shapes]
-        promised = flat_shapes(layer.compute_output_shape(unknown if multi else unknown[0]))
+        promised = flat_shapes(output_shape(unknown if multi else unknown[0]))
     else:
         new_states = flat_outputs(y[1])
         assert [s.shape[1:] for s in new_states] == [tuple(s) for s in flat_shapes(states)], (
@@ -210,7 +218,9 @@ def run_layer_test(
     _assert_shapes_match([(None,) + s[1:] for s in got_shapes], promised, "eager call, batch unknown")
     if symbolic:
         inputs = [klayers.Input(s[1:], dtype=input_dtype) for s in shapes]
-        if states is None:
+        if positional:
+            tensors = cls(**make_kwargs())(*inputs, **call_kwargs)
+        elif states is None:
             tensors = cls(**make_kwargs())(inputs if multi else inputs[0], **call_kwargs)
         else:  # a cell has no compute_output_shape: it answers through the RNN layer
             seq = klayers.Input((3,) + shapes[0][1:], dtype=input_dtype)

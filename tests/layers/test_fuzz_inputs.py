@@ -73,6 +73,9 @@ TABLE: Dict[str, List[Row]] = {
     "Activation": [R(lambda: L.Activation("tanh"), (5,), any_rank=True, channel_axis=None)],
     "ActivityRegularization": [R(lambda: L.ActivityRegularization(l1=0.1), (5,), any_rank=True, channel_axis=None)],
     "Dense": [R(lambda: L.Dense(3), (4,)), R(lambda: L.Dense(3, activation="relu"), (2, 4))],
+    "EinsumDense": [R(lambda: L.EinsumDense("abc,cd->abd", (None, 3), bias_axes="d"), (4, 5)),
+                    R(lambda: L.EinsumDense("...b,bc->...c", 3, activation="relu"), (2, 4))],
+    "MultiHeadAttention": [R(lambda: L.MultiHeadAttention(2, 3), (4, 6), call=lambda layer, x: layer(x, x))],
     "Dropout": [R(lambda: L.Dropout(0.5), (5,), any_rank=True, channel_axis=None)],
     "Flatten": [R(lambda: L.Flatten(), (3, 2), any_rank=True, channel_axis=None)],
     "Lambda": [R(lambda: L.Lambda(_double), (4,), any_rank=True, channel_axis=None)],
@@ -85,6 +88,7 @@ TABLE: Dict[str, List[Row]] = {
     "SpatialDropout3D": [R(lambda: L.SpatialDropout3D(0.5), (2, 3, 3, 2), channel_axis=None)],
     "InputLayer": [R(lambda: L.InputLayer(input_shape=(4,)), (4,), channel_axis=None)],
     "Layer": [R(lambda: L.Layer(), (4,), any_rank=True, channel_axis=None)],
+    "Identity": [R(lambda: L.Identity(), (4,), any_rank=True, channel_axis=None)],
     # embeddings
     "Embedding": [R(lambda: L.Embedding(10, 3), (5,), ints=10, channel_axis=None, any_rank=True),
                   R(lambda: L.Embedding(10, 3, mask_zero=True, input_length=5), (5,), ints=10, channel_axis=None)],
@@ -108,6 +112,13 @@ TABLE: Dict[str, List[Row]] = {
                            R(lambda: L.LayerNormalization(axis=[1, 2]), (3, 4))],
     "Normalization": [R(lambda: L.Normalization(mean=[0.5, 1, 2, 3], variance=[1, 2, 3, 4]), (4,))],
     "Rescaling": [R(lambda: L.Rescaling(0.5, offset=1.0), (5,), any_rank=True, channel_axis=None)],
+    "GroupNormalization": [R(lambda: L.GroupNormalization(2), (3, 4)),
+                           R(lambda: L.GroupNormalization(-1, axis=1), (4, 3), channel_axis=0)],
+    "UnitNormalization": [R(lambda: L.UnitNormalization(), (3, 4), any_rank=True, channel_axis=None)],
+    "RMSNormalization": [R(lambda: L.RMSNormalization(), (3, 4))],
+    "SyncBatchNormalization": [R(lambda: L.SyncBatchNormalization(), (3, 4))],
+    "SpectralNormalization": [R(lambda: L.SpectralNormalization(L.Dense(3)), (4,)),
+                              R(lambda: L.SpectralNormalization(L.Conv2D(2, 2)), (3, 3, 2), window={0: 2, 1: 2})],
     # noise
     "AlphaDropout": [R(lambda: L.AlphaDropout(0.5), (5,), any_rank=True, channel_axis=None)],
     "GaussianDropout": [R(lambda: L.GaussianDropout(0.5), (5,), any_rank=True, channel_axis=None)],
@@ -135,6 +146,9 @@ TABLE: Dict[str, List[Row]] = {
        for kind in ("Max", "Average") for r in (1, 2, 3)},
     **{f"Global{kind}Pooling{r}D": [R(lambda kind=kind, r=r: getattr(L, f"Global{kind}Pooling{r}D")(),
                                       (3,) * r + (2,), channel_axis=None)]
+       for kind in ("Max", "Average") for r in (1, 2, 3)},
+    **{f"Adaptive{kind}Pooling{r}D": [R(lambda kind=kind, r=r: getattr(L, f"Adaptive{kind}Pooling{r}D")(2),
+                                        (5,) * r + (2,), channel_axis=None)]
        for kind in ("Max", "Average") for r in (1, 2, 3)},
     # local
     "LocallyConnected1D": [R(lambda: L.LocallyConnected1D(2, 3), (6, 3), window={0: 3}),
@@ -559,7 +573,7 @@ def test_model_wrapping_accepts_the_same_inputs(name, i, request):
     shapes = row.shape if isinstance(row.shape, list) else [row.shape]
     dtype = "int64" if row.ints is not None else "float32"
     inputs = [klayers.Input(s, dtype=dtype) for s in shapes]
-    out = layer(inputs if isinstance(row.shape, list) else inputs[0])
+    out = row.call(layer, inputs if isinstance(row.shape, list) else inputs[0])  # cells have no model rows
     model = klayers.Model(inputs, out)
     x = _sample(row)
     y = model(x)

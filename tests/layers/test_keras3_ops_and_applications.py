@@ -53,13 +53,13 @@ def test_operand_errors_name_the_node():
 
 def test_an_unknown_operation_is_listed_with_the_unknown_layers():
     config = {"class_name": "Functional", "config": {"name": "m", "layers": [
-        {"module": "keras.src.ops.numpy", "class_name": "Einsum", "config": {"name": "e"}, "name": "e"},
+        {"module": "keras.src.ops.numpy", "class_name": "Cumsum", "config": {"name": "e"}, "name": "e"},
         {"module": "keras.layers", "class_name": "Transformer9000", "config": {"name": "t"}, "name": "t"},
         {"module": "keras.src.ops.numpy", "class_name": "Add", "config": {"name": "a"}, "name": "a"},
     ]}}
-    with pytest.raises(ModelFileError, match=r"2 layer classes .*Einsum \(a Keras 3 operation\) \(layer 'e'\); Transformer9000"):
+    with pytest.raises(ModelFileError, match=r"2 layer classes .*Cumsum \(a Keras 3 operation\) \(layer 'e'\); Transformer9000"):
         check_supported(config, "m.keras")
-    with pytest.raises(ValueError, match=r"Keras 3 operation \(keras.src.ops.numpy\): 'Einsum'"):
+    with pytest.raises(ValueError, match=r"Keras 3 operation \(keras.src.ops.numpy\): 'Cumsum'"):
         layers.deserialize(config["config"]["layers"][0])
 
 
@@ -87,3 +87,20 @@ def test_stochastic_depth_is_the_identity_at_inference_only():
         layer(x, training=True)
     with pytest.raises(ValueError):
         StochasticDepth(1.5)
+
+
+def test_keras3_hard_swish_of_operation_nodes_folds_into_the_convolution():
+    # MobileNetV3 as Keras 3 writes it: x + 3.0 -> ReLU(6) -> x * (1/6) -> Multiply([x, that])
+    from klayers.inference import disabled
+
+    inp = klayers.Input((6, 6, 3))
+    x = layers.Conv2D(4, 3, padding="same", name="conv")(inp)
+    hs = _op("Multiply", "scale")(layers.ReLU(6.0, name="relu6")(_op("Add", "plus3")(x, 3.0)), 0.16666666666666666)
+    model = klayers.Model(inp, layers.Multiply(name="swish")([x, hs]))
+    data = np.random.default_rng(0).standard_normal((2, 6, 6, 3)).astype("float32") * 4
+    got = model(data)
+    with disabled():
+        want = model(data)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    lowered = model.__dict__["_inference_plan"].lowered
+    assert len(lowered) == 1, [type(s).__name__ for s in lowered]

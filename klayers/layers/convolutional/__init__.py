@@ -43,7 +43,7 @@ __all__ = [
     "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
     "Convolution1D", "Convolution2D", "Convolution3D",
     "SeparableConvolution1D", "SeparableConvolution2D",
-    "Convolution2DTranspose", "Convolution3DTranspose",
+    "Convolution1DTranspose", "Convolution2DTranspose", "Convolution3DTranspose",
 ]
 
 # tf-keras's aliases
@@ -52,6 +52,7 @@ Convolution2D = Conv2D
 Convolution3D = Conv3D
 SeparableConvolution1D = SeparableConv1D
 SeparableConvolution2D = SeparableConv2D
+Convolution1DTranspose = Conv1DTranspose
 Convolution2DTranspose = Conv2DTranspose
 Convolution3DTranspose = Conv3DTranspose
 
