@@ -6,6 +6,9 @@ Models (issue 8): ``keras.applications.MobileNetV2(alpha=0.35, weights=None)`` a
 the masks matter), each at batch 1 and 16. Every model is built in tf-keras, its weights and
 BatchNorm statistics are drawn from a crc32-seeded RNG, it is saved to a temporary ``.h5`` and
 loaded back with ``klayers.models.load_model``: every engine runs the very same weights.
+Transformer blocks (issue 15, by name, not in the default set): ``bert-block-128`` (one BERT-base
+encoder block, 128 x 768, 12 heads, MLP 3072) and ``decoder-block-512`` (one causal decoder block,
+512 x 768, 12 heads, MLP 3072), each at batch 1 and 8 unless ``--batches`` says otherwise.
 
 Engines (one row per model and batch, all in one run, interleaved):
 
@@ -90,12 +93,14 @@ class ModelSpec:
         build: ``build(tf_keras) -> model`` (tf-keras), None when only a fixture exists.
         fixture: file name under ``FIXTURES`` used when tf-keras is absent, or None.
         describe: one line for the header.
+        batches: the model's own batch sizes when ``--batches`` is not given (None: 1 and 16).
     """
 
     name: str
     build: Optional[Callable[[Any], Any]]
     fixture: Optional[str]
     describe: str
+    batches: Optional[Tuple[int, ...]] = None
 
 
 def _mobilenet(size: int, classes: int) -> Callable[[Any], Any]:
@@ -153,6 +158,45 @@ def _conv1d(keras: Any) -> Any:
     return keras.Model(x, L.Dense(5, name="out")(h), name="conv1d")
 
 
+#: The transformer blocks' sizes (BERT-base: width 768, 12 heads, MLP 3072).
+TR_WIDTH, TR_HEADS, TR_MLP = 768, 12, 3072
+
+
+def _encoder_block(keras: Any) -> Any:
+    """One BERT-base encoder block (post-norm): self-attention, Add, LayerNorm, gelu MLP, Add,
+    LayerNorm, on 128 token vectors of width 768. The gelu is BERT's own exact form,
+    ``h * 0.5 * (1 + erf(h / sqrt(2)))`` in TensorFlow ops (TFOpLambda nodes): tf-keras's
+    ``Dense(activation="gelu")`` computes it with ``Erfc``, which tf2onnx cannot convert."""
+    import tensorflow as tf
+
+    L = keras.layers
+    x = keras.Input((128, TR_WIDTH), name="tokens")
+    a = L.MultiHeadAttention(TR_HEADS, TR_WIDTH // TR_HEADS, dropout=0.1, name="mha")(x, x)
+    h = L.LayerNormalization(epsilon=1e-12, name="ln1")(L.Add(name="res1")([x, L.Dropout(0.1, name="drop1")(a)]))
+    f = L.Dense(TR_MLP, name="mlp_in")(h)
+    f = f * 0.5 * (1.0 + tf.math.erf(f / float(np.sqrt(2.0))))
+    f = L.Dropout(0.1, name="drop2")(L.Dense(TR_WIDTH, name="mlp_out")(f))
+    y = L.LayerNormalization(epsilon=1e-12, name="ln2")(L.Add(name="res2")([h, f]))
+    return keras.Model(x, y, name="bert_block")
+
+
+def _decoder_block(keras: Any) -> Any:
+    """One GPT-style causal decoder block (pre-norm): LayerNorm, causal self-attention, Add,
+    LayerNorm, gelu MLP, Add, on 512 token vectors of width 768. The gelu is GPT-2's tanh form,
+    ``tf.nn.gelu(approximate=True)`` (a TFOpLambda node; tf2onnx cannot convert the exact one)."""
+    import tensorflow as tf
+
+    L = keras.layers
+    x = keras.Input((512, TR_WIDTH), name="tokens")
+    h = L.LayerNormalization(epsilon=1e-5, name="ln1")(x)
+    a = L.MultiHeadAttention(TR_HEADS, TR_WIDTH // TR_HEADS, name="mha")(h, h, use_causal_mask=True)
+    x2 = L.Add(name="res1")([x, a])
+    f = L.Dense(TR_MLP, name="mlp_in")(L.LayerNormalization(epsilon=1e-5, name="ln2")(x2))
+    f = tf.nn.gelu(f, approximate=True)
+    y = L.Add(name="res2")([x2, L.Dense(TR_WIDTH, name="mlp_out")(f)])
+    return keras.Model(x, y, name="decoder_block")
+
+
 APPS = [("ResNet50", "resnet50"), ("MobileNetV2", "mobilenetv2"), ("EfficientNetB0", "efficientnetb0"),
         ("MobileNetV3Small", "mobilenetv3small"), ("InceptionV3", "inceptionv3"), ("Xception", "xception"),
         ("DenseNet121", "densenet121")]
@@ -174,6 +218,15 @@ MODELS: Dict[str, ModelSpec] = {
                   f"Embedding({TEXT_VOCAB}, {TEXT_EMBED}, mask_zero) -> Bidirectional(LSTM({TEXT_UNITS}))"
                   f" -> GRU({TEXT_UNITS}) -> Dense({TEXT_CLASSES}, softmax), {TEXT_LEN} tokens, "
                   "padded"),
+        ModelSpec("bert-block-128", _encoder_block, None,
+                  f"BERT-base encoder block: MultiHeadAttention({TR_HEADS} heads, width {TR_WIDTH}) -> Add -> "
+                  f"LayerNorm -> Dense({TR_MLP}) -> exact gelu (erf, TF ops) -> Dense({TR_WIDTH}) -> Add -> "
+                  f"LayerNorm, 128 x {TR_WIDTH}",
+                  batches=(1, 8)),
+        ModelSpec("decoder-block-512", _decoder_block, None,
+                  f"causal decoder block: LayerNorm -> MultiHeadAttention({TR_HEADS} heads, width {TR_WIDTH}, "
+                  f"use_causal_mask) -> Add -> LayerNorm -> Dense({TR_MLP}) -> tanh gelu (tf.nn.gelu) -> "
+                  f"Dense({TR_WIDTH}) -> Add, 512 x {TR_WIDTH}", batches=(1, 8)),
     )
 }
 #: what runs without ``--models`` (the issue's side-by-side set)
@@ -421,7 +474,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default=",".join(DEFAULT_MODELS),
                    help=f"comma-separated subset of {', '.join(MODELS)} (default: {','.join(DEFAULT_MODELS)})")
-    p.add_argument("--batches", default="1,16", help="comma-separated batch sizes (default 1,16)")
+    p.add_argument("--batches", default=None,
+                   help="comma-separated batch sizes (default: 1,16, or a model's own: 1,8 for "
+                        "bert-block-128 and decoder-block-512)")
     p.add_argument("--threads", default="2",
                    help="threads for every engine (default 2); several, comma-separated ('all': every "
                         "core), run one after another, each in its own process (TensorFlow fixes its "
@@ -477,7 +532,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args.threads = counts[0]
     wanted = _wanted_engines(args.engines)
     specs = [MODELS[m.strip()] for m in args.models.split(",") if m.strip()]
-    batches = [int(b) for b in args.batches.split(",") if b.strip()]
+    given = [int(b) for b in args.batches.split(",") if b.strip()] if args.batches else None
     need_tf = any(e in PEER_ENGINES for e in wanted)
     tf = tf_keras = None
     skipped: Dict[str, str] = {}
@@ -529,7 +584,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 continue
             t0 = time.perf_counter()
             prep = load_models(spec, tf_keras, tmp)
-            for batch in batches:
+            for batch in given or spec.batches or (1, 16):
                 time.sleep(plan.cooldown_s)
                 row = run_row(prep, batch, wanted, args.threads, plan, tf)
                 rows.append(row)

@@ -5,6 +5,8 @@ locally-connected weight layouts and model files, one ConvLSTM cell step)."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -189,8 +191,8 @@ def _mha_inputs(meta, arrays, b):
 
 
 def mha_call(case: Case) -> None:
-    """A MultiHeadAttention called as Keras called it (key, attention mask, Keras masks of the
-    inputs, causal mask, attention scores): outputs and scores at every batch, weights (count,
+    """A MultiHeadAttention (or Keras 3's GroupQueryAttention, recorded alike) called as Keras
+    called it (key, attention mask, Keras masks of the inputs, causal mask, attention scores): outputs and scores at every batch, weights (count,
     names in tf-keras), output shape, the config as Keras wrote it, and the config round trip."""
     meta, arrays = case.meta, case.arrays()
     with dialect_scope(case.version):
@@ -237,3 +239,79 @@ def einsum_dense_call(case: Case) -> None:
     if case.version == 2 and meta["output_shape"]:
         meta["output_shape"] = [None] + list(meta["output_shape"][1:])
     replay_case(meta, case.arrays(), case.dialect)
+
+
+def _dense_attention_inputs(meta, arrays, b):
+    """The call of a recorded Attention / AdditiveAttention case at batch ``b``: ``(inputs, kwargs)``."""
+    xs = [arrays[f"x{i}_b{b}"] for i in range(meta["n_inputs"])]
+    kw = {}
+    if meta["n_masks"]:
+        kw["mask"] = [arrays.get(f"m{i}_b{b}") for i in range(meta["n_masks"])]
+    if meta["scores"]:
+        kw["return_attention_scores"] = True
+    if meta["causal"]:
+        kw["use_causal_mask"] = True
+    if meta["training"] is not None:
+        kw["training"] = meta["training"]
+    return xs, kw
+
+
+def dense_attention_call(case: Case) -> None:
+    """Attention / AdditiveAttention called as Keras called them (``[query, value(, key)]``, a
+    mask list, causal mask, attention scores, inference dropout): outputs, scores and Keras's
+    output mask at every batch, weights, output shape, the config as Keras wrote it, and the
+    config round trip. tf-keras's deprecated ``causal=True`` is not in its config: the recording
+    keeps it apart (``init_extra``). One documented exception: tf-keras's
+    ``compute_output_shape`` answers the query's shape even where the value is wider; klayers
+    answers the output's real shape (as Keras 3 does)."""
+    meta, arrays = case.meta, case.arrays()
+    with dialect_scope(case.version), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # causal=True, as tf-keras warns
+        layer = klayers.layers.deserialize({"class_name": meta["class_name"],
+                                            "config": dict(meta["config"], **meta["init_extra"])})
+    batches = meta["batches"]
+    xs, kw = _dense_attention_inputs(meta, arrays, batches[0])
+    layer(xs, **kw)
+    n = meta["n_weights"]
+    assert len(layer.weights) == n, f"{len(layer.weights)} weights, Keras has {n}"
+    if case.version == 2:
+        assert [w.name for w in layer.weights] == meta["weight_names"]
+    layer.set_weights([arrays[f"w{i}"] for i in range(n)])
+    for b in batches:
+        xs, kw = _dense_attention_inputs(meta, arrays, b)
+        out = layer(xs, **kw)
+        if meta["scores"]:
+            out, scores = out
+            assert_close(scores, arrays[f"s_b{b}"], f"attention scores at batch {b}")
+        assert_close(out, arrays[f"y_b{b}"], f"output at batch {b}")
+        assert out.shape == arrays[f"y_b{b}"].shape and out.dtype == arrays[f"y_b{b}"].dtype
+        if "mask" in kw:
+            ours = layer.compute_mask(xs, kw["mask"])
+            if meta["scores"] and isinstance(ours, list):
+                assert ours[1] is None
+                ours = ours[0]
+            if f"mask_b{b}" in arrays:
+                np.testing.assert_array_equal(np.asarray(ours), arrays[f"mask_b{b}"], err_msg=f"output mask at batch {b}")
+            else:
+                assert ours is None, "Keras gives no output mask"
+    shape = list(layer.compute_output_shape([(None,) + x.shape[1:] for x in xs]))
+    if case.version == 2 and xs[1].shape[-1] != xs[0].shape[-1]:
+        assert shape == [None] + list(xs[1].shape[1:-2]) + list(out.shape[-2:])
+    else:
+        assert shape == meta["output_shape"], f"output shape {shape} != Keras {meta['output_shape']}"
+    if case.version == 2:
+        assert_config_equal(layer.get_config(), meta["config"])
+        assert_config_equal(klayers.layers.serialize(layer), meta["serialized"], "serialized")
+    else:
+        assert_keras3_config(layer, meta)
+    again = klayers.layers.deserialize(klayers.layers.serialize(layer))
+    if meta["init_extra"]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            again = type(layer).from_config(dict(again.get_config(), **meta["init_extra"]))
+    xs, kw = _dense_attention_inputs(meta, arrays, batches[-1])
+    again(xs, **kw)
+    again.set_weights(layer.get_weights())
+    ours, theirs = again(xs, **kw), layer(xs, **kw)
+    for a, b in zip(ours if meta["scores"] else [ours], theirs if meta["scores"] else [theirs]):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg="round-trip output")

@@ -27,7 +27,14 @@ import pytest
 import klayers
 from conformance import refs
 from conformance.harness import assert_close, assert_config_equal
-from conformance.internals import KERAS3_OPS, ModelFileError, flatten, is_keras3_op
+from conformance.internals import (
+    KERAS3_OPS,
+    ModelFileError,
+    flatten,
+    is_keras3_op,
+    keras3_snake_case,
+    to_snake_case,
+)
 from conformance.refs import Case
 from klayers.inspect.verify import compare_layers
 from klayers.layers import Layer
@@ -406,6 +413,17 @@ def file_written_back(case: Case, tmp_path) -> None:
         model.load_weights(path)
         for a, b in zip(model.get_weights(), before):
             np.testing.assert_array_equal(a, b)
+
+
+def snake_case_rule(case: Case) -> None:
+    """klayers's naming rule gives what the recording Keras's ``to_snake_case`` gave on every layer
+    class name it has: tf-keras's (layer auto-names) or Keras 3's (``.keras`` object paths, which
+    name ``ConvLSTM2D``'s weights ``layers/conv_lstm2d/cell/vars/0``)."""
+    rule = to_snake_case if case.dialect == "keras2" else keras3_snake_case
+    got = {n: rule(n) for n in case.meta["names"]}
+    want = dict(zip(case.meta["names"], case.meta["snake"]))
+    assert {n: s for n, s in got.items() if s != want[n]} == {}
+    assert len(want) > 100
 
 
 def file_lambda_refused_in_safe_mode(case: Case) -> None:

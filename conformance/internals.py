@@ -11,12 +11,15 @@
   "class_name", "config", "registered_name", "build_config"}`` entry) klayers's ``.keras``
   writer writes for Keras 3.
 - ``flatten``: the flat list of a nested structure of outputs.
+- ``to_snake_case`` / ``keras3_snake_case``: tf-keras's naming rule (layer auto-names) and
+  Keras 3's (the object paths of ``.keras`` weights).
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
+from klayers.engine.layer_utils import keras3_snake_case, to_snake_case
 from klayers.engine.node import flatten
 from klayers.layers.keras3_ops import KERAS3_OPS, _Op
 from klayers.saving.file_utils import ModelFileError
@@ -38,5 +41,6 @@ def forget_custom_name(obj: Callable[..., Any]) -> None:
 
 __all__ = [
     "KERAS3_OPS", "ModelFileError", "dialect_scope", "flatten", "forget_custom_name", "get_custom_objects",
-    "is_keras3_op", "keras3_entry", "keras3_layer_config", "register_keras_serializable",
+    "is_keras3_op", "keras3_entry", "keras3_layer_config", "keras3_snake_case", "register_keras_serializable",
+    "to_snake_case",
 ]

@@ -43,6 +43,10 @@ def _named(*names: str) -> Callable[[str, Dict[str, Any]], bool]:
     return lambda name, meta: name in names
 
 
+def _not_named(*names: str) -> Callable[[str, Dict[str, Any]], bool]:
+    return lambda name, meta: name not in names
+
+
 def _kind(kind: Optional[str]) -> Callable[[str, Dict[str, Any]], bool]:
     return lambda name, meta: meta.get("kind") == kind
 
@@ -205,6 +209,8 @@ TABLE: Tuple[Check, ...] = (
     Check("wrappers", L.rnn_layer),
     Check("attention", L.einsum_dense_call, lambda n, m: m.get("kind") is None),
     Check("attention", L.mha_call, _kind("mha_call")),
+    Check("attention_more", L.dense_attention_call, _kind("dense_attention")),
+    Check("attention_more", L.mha_call, _kind("mha_call"), ("keras3",), label="gqa_call"),
     # -- models and files
     Check("models", M.model_predictions, dialects=("keras2",), label="predictions", exercises=layers_of_model_case),
     Check("models", M.model_structure_and_config, dialects=("keras2",), label="structure_and_config",
@@ -230,11 +236,23 @@ TABLE: Tuple[Check, ...] = (
           label="training_config_ignored", exercises=_nothing),
     Check("files", M.file_weights_only_is_not_a_model, _named("sequential_mlp"), ("keras2",),
           label="weights_only_is_not_a_model", exercises=_nothing),
+    Check("recurrent_conv_files", M.file_predicts, _not_named("snake_case"), label="predicts",
+          exercises=layers_of_file_case),
+    Check("recurrent_conv_files", M.file_weights, _not_named("snake_case"), label="weights",
+          exercises=layers_of_file_case),
+    Check("recurrent_conv_files", M.file_written_back, _not_named("snake_case"), label="written_back",
+          exercises=layers_of_file_case),
+    Check("recurrent_conv_files", M.snake_case_rule, _named("snake_case"), label="rule", exercises=_nothing),
     Check("attention", M.file_predicts, _kind("model_file"), label="predicts", exercises=layers_of_file_case),
     Check("attention", M.file_weights, _kind("model_file"), label="weights", exercises=layers_of_file_case),
     Check("attention", M.file_written_back, _kind("model_file"), label="written_back", exercises=layers_of_file_case),
+    Check("attention_more", M.file_predicts, _kind("model_file"), label="predicts", exercises=layers_of_file_case),
+    Check("attention_more", M.file_weights, _kind("model_file"), label="weights", exercises=layers_of_file_case),
+    Check("attention_more", M.file_written_back, _kind("model_file"), label="written_back",
+          exercises=layers_of_file_case),
     Check("applications", M.application_predicts, label="predicts", exercises=layers_of_file_case),
     Check("op_nodes", M.op_nodes_predict, label="predicts", exercises=layers_of_file_case),
+    Check("transformers", M.op_nodes_predict, label="predicts", exercises=layers_of_file_case),
     Check("layer_outputs", M.layer_outputs_agree, label="agree", exercises=layers_of_file_case),
     Check("layer_outputs", M.layer_outputs_find_the_fault, label="find_the_fault", exercises=_nothing),
 )

@@ -15,12 +15,24 @@ from klayers.serialization import CustomObjectScope, SafeModeScope
 
 # -- names: "dense", "dense_1", ... per snake-case class name, as Keras's unique_object_name.
 def to_snake_case(name: str) -> str:
-    """``"Conv2DTranspose"`` -> ``"conv2d_transpose"`` (Keras's rule)."""
-    intermediate = re.sub("(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+    """``"Conv2DTranspose"`` -> ``"conv2d_transpose"``, ``"ConvLSTM2D"`` -> ``"conv_lstm2d"``
+    (tf-keras 2.21's ``generic_utils.to_snake_case``: a split before a capital followed by
+    lower-case letters only; old Keras's ``[a-z0-9]+`` gave ``"conv_lst_m2d"``)."""
+    intermediate = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
     insecure = re.sub("([a-z])([A-Z])", r"\1_\2", intermediate).lower()
     if insecure[0] != "_":
         return insecure
     return "private" + insecure
+
+
+def keras3_snake_case(name: str) -> str:
+    """Keras 3's ``keras.src.utils.naming.to_snake_case``, which names the object paths of its
+    ``.keras`` / ``.weights.h5`` files: ``"ConvLSTM2D"`` -> ``"conv_lstm2d"`` (tf-keras's rule above
+    gives ``"conv_lst_m2d"``: it splits before a capital followed by digits, Keras 3 only before a
+    capital followed by lower-case letters), non-word characters dropped, no ``private`` prefix."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def unique_object_name(base: str, zero_based: bool = True) -> str:

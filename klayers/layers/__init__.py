@@ -12,7 +12,9 @@ from klayers.layers import (
     attention,
     convolutional,
     core,
+    dense_attention,
     embeddings,
+    grouped_query_attention,
     keras3_op_nodes,
     keras3_ops,
     local,
@@ -30,7 +32,9 @@ from klayers.layers.activation import *  # noqa: F401,F403
 from klayers.layers.attention import *  # noqa: F401,F403
 from klayers.layers.convolutional import *  # noqa: F401,F403
 from klayers.layers.core import *  # noqa: F401,F403
+from klayers.layers.dense_attention import *  # noqa: F401,F403
 from klayers.layers.embeddings import *  # noqa: F401,F403
+from klayers.layers.grouped_query_attention import *  # noqa: F401,F403
 from klayers.layers.local import *  # noqa: F401,F403
 from klayers.layers.merge import *  # noqa: F401,F403
 from klayers.layers.noise import *  # noqa: F401,F403
@@ -41,7 +45,8 @@ from klayers.layers.regularization import *  # noqa: F401,F403
 from klayers.layers.reshaping import *  # noqa: F401,F403
 from klayers.layers.wrappers import *  # noqa: F401,F403
 
-_FAMILIES = (activation, applications, attention, convolutional, core, embeddings, keras3_op_nodes, keras3_ops, local, merge, noise, normalization,
+_FAMILIES = (activation, applications, attention, convolutional, core, dense_attention, embeddings,
+             grouped_query_attention, keras3_op_nodes, keras3_ops, local, merge, noise, normalization,
              pooling, recurrent, regularization, reshaping, tf_op_layer, wrappers)
 
 __all__ = sorted(

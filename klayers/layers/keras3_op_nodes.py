@@ -524,6 +524,35 @@ class Cast(_Args):
         return self._target
 
 
+class ConvertToTensor(_Args):
+    """``keras.ops.convert_to_tensor(x, dtype, sparse, ragged)``: what Keras 3 writes for the
+    output mask of an attention layer (``compute_mask`` converts the query's mask); the input,
+    cast to ``dtype`` when one is given."""
+
+    _params = (("dtype", None), ("sparse", None), ("ragged", None))
+
+    def _check(self) -> None:
+        try:
+            self._target = None if self.dtype_ is None else np.dtype(self.dtype_).name
+        except TypeError:
+            raise _err(self, f"unknown dtype {self.dtype_!r}.") from None
+        if self.sparse or self.ragged:
+            raise _err(self, "sparse and ragged tensors are not supported.")
+
+    def _check_args(self, args):
+        _n_args(self, args, 1)
+
+    def call(self, x: Any) -> Any:
+        x = np.asarray(x)
+        return x if self._target is None else x.astype(self._target)
+
+    def _shape(self, shapes):
+        return tuple(shapes[0])
+
+    def _dtype_of(self, args):
+        return self._target or _dtype_of(args[0])[0]
+
+
 class Clip(_Args):
     """``keras.ops.clip(x, x_min, x_max)`` (bool inputs clip as int32)."""
 
@@ -698,9 +727,12 @@ class Matmul(_Binary):
 
 MORE_OPS: Dict[str, type] = {**UNARY_OPS, **NN_OPS, **REDUCE_OPS}
 for _cls, _module in ((Reshape, _NUMPY), (Transpose, _NUMPY), (ExpandDims, _NUMPY), (Squeeze, _NUMPY),
-                      (Concatenate, _NUMPY), (Stack, _NUMPY), (Cast, _CORE), (Clip, _NUMPY), (Where, _NUMPY),
+                      (Concatenate, _NUMPY), (Stack, _NUMPY), (Cast, _CORE), (ConvertToTensor, _CORE), (Clip, _NUMPY), (Where, _NUMPY),
                       (Einsum, _NUMPY), (GetItem, _NUMPY), (Matmul, _NUMPY)):
     _cls._keras_module, _cls._keras_registered_name = _module, _cls.__name__
     MORE_OPS[_cls.__name__] = _cls
 __all__: List[str] = []  # graph nodes, not public layers
 register_builtins("keras3_op", MORE_OPS, list(MORE_OPS))
+# a mask operation (attention layers' output masks): Keras 3's legacy .h5 writer writes it with no
+# module, so it is looked up among the layers too, as NotEqual is
+register_builtins("layer", {"ConvertToTensor": ConvertToTensor}, ["ConvertToTensor"])

@@ -1,5 +1,12 @@
 """Merge layers: Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot, and the
-functional forms ``add`` ... ``dot`` (tf-keras 2.21 semantics: shape rules, broadcasting, masks)."""
+functional forms ``add`` ... ``dot`` (tf-keras 2.21 semantics: shape rules, broadcasting, masks).
+
+Output masks differ between the Kerases, and a layer read from a Keras 3 file follows Keras 3:
+tf-keras ANDs the masks that are there (an unmasked input counts as all-True), Keras 3's element-
+wise merges give no mask when any input has none and OR the masks otherwise; Concatenate keeps a
+position where all (tf-keras) or any (Keras 3) of the concatenated masks keep it. So
+``Add()([Embedding(mask_zero=True)(ids), positions])`` passes the padding mask on in tf-keras and
+drops it in Keras 3 (the attention after it then sees no padding)."""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from klayers.engine.base_layer import Layer
+from klayers.engine.node import flatten
 from klayers.ops.merge import concatenate as concatenate_op
 from klayers.ops.merge import merge as merge_op
 from klayers.serialization import register_builtins
@@ -16,6 +24,21 @@ __all__ = [
     "Add", "Average", "Concatenate", "Dot", "Maximum", "Minimum", "Multiply", "Subtract",
     "add", "average", "concatenate", "dot", "maximum", "minimum", "multiply", "subtract",
 ]
+
+
+def _keras3(layer: Layer) -> bool:
+    return getattr(layer, "_keras_dialect", 2) == 3
+
+
+def _masked_inputs(layer: Layer) -> bool:
+    """Whether a mask reaches ``layer`` in a model (a mask argument, or an input carrying one)."""
+    for node in layer._inbound_nodes:
+        if node.call_kwargs.get("mask") is not None:
+            return True
+        values = list(node.call_args) + list(node.call_kwargs.values())
+        if any(getattr(t, "_keras_mask", None) is not None for t in flatten(values)):
+            return True
+    return False
 
 
 def _is_shape_list(input_shape: Any) -> bool:
@@ -27,7 +50,8 @@ def _is_shape_list(input_shape: Any) -> bool:
 class _Merge(Layer):
     """Element-wise merge of a list of inputs with Keras's broadcasting rule: shapes are matched
     from the last axis, a 1 broadcasts, and an input of lower rank gets its missing axes inserted
-    after the batch axis. The output mask is the logical AND of the input masks."""
+    after the batch axis. The output mask is the logical AND of the input masks (tf-keras), or
+    None when an input has none and else their OR (Keras 3)."""
 
     _exact_inputs: Optional[int] = None
 
@@ -135,10 +159,21 @@ class _Merge(Layer):
         masks = [np.asarray(m, dtype=bool) for m in mask if m is not None]
         if not masks:
             return None
+        if _keras3(self):
+            if len(masks) < len(mask):
+                return None
+            return np.logical_or.reduce(masks) if len(masks) > 1 else masks[0]
         out = masks[0]
         for m in masks[1:]:
             out = np.logical_and(out, m)
         return out
+
+    def _dialect_conflict(self, target: int) -> Optional[str]:
+        """Why a file for Keras ``target`` (2 or 3) would give this layer another output mask, or None."""
+        if (3 if _keras3(self) else 2) == target or not _masked_inputs(self):
+            return None
+        return ("a mask reaches this merge layer, and tf-keras and Keras 3 combine the masks of its inputs "
+                "differently (AND of those present / None unless all present, then OR)")
 
     def get_config(self) -> Dict[str, Any]:
         return super().get_config()
@@ -288,14 +323,17 @@ class Concatenate(_Merge):
         if all(m is None for m in mask):
             return None
         masks = []
+        keras3 = _keras3(self)
         for x, m in zip(inputs, mask):
             if m is None:
                 masks.append(np.ones(np.shape(x), dtype=bool))
             elif np.ndim(m) < np.ndim(x):
-                masks.append(np.expand_dims(np.asarray(m, dtype=bool), -1))
+                m = np.expand_dims(np.asarray(m, dtype=bool), -1)
+                # Keras 3 broadcasts the mask to the input's shape, so any axis can be concatenated
+                masks.append(np.broadcast_to(m, np.shape(x)) if keras3 else m)
             else:
                 masks.append(np.asarray(m, dtype=bool))
-        return np.all(np.concatenate(masks, axis=self.axis), axis=-1)
+        return (np.any if keras3 else np.all)(np.concatenate(masks, axis=self.axis), axis=-1)
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
@@ -402,6 +440,9 @@ class Dot(_Merge):
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> None:
         return None
+
+    def _dialect_conflict(self, target: int) -> None:
+        return None  # no output mask in either Keras
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()

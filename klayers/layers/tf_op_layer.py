@@ -18,7 +18,7 @@ from scipy import special as _special
 from klayers import activations
 from klayers.engine.base_layer import Layer
 from klayers.engine.keras_tensor import KerasTensor
-from klayers.engine.node import flatten, map_structure
+from klayers.engine.node import Node, flatten, map_structure
 from klayers.ops.softmax import softmax as softmax_op
 from klayers.serialization import register_builtins
 
@@ -38,8 +38,11 @@ def _softmax(x, axis=-1, **_):
 def _cast_like(fn: Callable) -> Callable:
     def op(x, y, **_):
         out = fn(x, y)
-        if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating):
-            return out.astype(x.dtype, copy=False)
+        # TF converts a number to the tensor's dtype: ``x``'s, or ``y``'s when ``x`` is the
+        # number (tf-keras's ``2.0 * t`` is ``tf.math.multiply(2.0, y=t)``)
+        ref = y if np.ndim(x) == 0 and isinstance(y, np.ndarray) and np.ndim(y) > 0 else x
+        if isinstance(ref, np.ndarray) and np.issubdtype(ref.dtype, np.floating):
+            return out.astype(ref.dtype, copy=False)
         return out
     return op
 
@@ -211,6 +214,13 @@ class TFOpLambda(Layer):
             shape = (None,) + shape[1:]
         self._next_shape = shape
         self._next_dtype = str(out.dtype)
+        if not any(isinstance(t, KerasTensor) for t in flatten(inputs)):
+            # a number first, the tensors after it: ``1.0 - t`` is ``tf.math.subtract(1.0, y=t)``
+            # (``["_CONSTANT_VALUE", -1, 1.0, {"y": ...}]`` in the file)
+            self._maybe_build_from_shape(())
+            outputs = KerasTensor(tuple(None if d is None else int(d) for d in shape), dtype=self._next_dtype)
+            Node(self, call_args=(inputs,) + tuple(args), call_kwargs=kwargs, outputs=outputs)
+            return outputs
         return super()._symbolic_call(inputs, args, kwargs)
 
     def compute_output_shape(self, input_shape: Any) -> Any:

@@ -36,7 +36,7 @@ import numpy as np
 
 from klayers._version import __version__
 from klayers.engine.base_layer import Layer
-from klayers.engine.layer_utils import to_snake_case
+from klayers.engine.layer_utils import keras3_snake_case
 from klayers.saving.file_utils import (
     MAX_JSON_BYTES,
     ModelFileError,
@@ -71,7 +71,15 @@ _RNN_CLASSES = ("SimpleRNN", "GRU", "LSTM", "ConvLSTM1D", "ConvLSTM2D", "ConvLST
 
 # -- object paths ------------------------------------------------------------------------------
 def _snake(name: str) -> str:
-    return to_snake_case(name)
+    # Keras 3's rule (``conv_lstm2d``); tf-keras's own writer differs only for class names with a
+    # leading underscore or non-word characters, which no saved layer class has
+    return keras3_snake_case(name)
+
+
+def _keras3_class(layer: Any) -> str:
+    """The name of Keras 3's own Python class for ``layer`` (it names the object path):
+    ``GroupQueryAttention`` is ``GroupedQueryAttention`` there."""
+    return type(layer).__dict__.get("_keras3_python_name") or type(layer).__name__
 
 
 def _unique(name: str, used: Dict[str, int]) -> str:
@@ -140,7 +148,7 @@ def object_paths(model: Any) -> List[Tuple[str, Any, List[Any]]]:
             if isinstance(child, (list, tuple)):
                 used: Dict[str, int] = {}
                 for item in child:
-                    visit(item, _join(_join(path, attr), _unique(_snake(type(item).__name__), used)))
+                    visit(item, _join(_join(path, attr), _unique(_snake(_keras3_class(item)), used)))
             else:
                 visit(child, _join(path, attr))
 
