@@ -16,6 +16,7 @@ from klayers.layers import (
     embeddings,
     grouped_query_attention,
     keras3_op_nodes,
+    keras3_op_nodes_more,
     keras3_ops,
     local,
     merge,
@@ -46,7 +47,7 @@ from klayers.layers.reshaping import *  # noqa: F401,F403
 from klayers.layers.wrappers import *  # noqa: F401,F403
 
 _FAMILIES = (activation, applications, attention, convolutional, core, dense_attention, embeddings,
-             grouped_query_attention, keras3_op_nodes, keras3_ops, local, merge, noise, normalization,
+             grouped_query_attention, keras3_op_nodes, keras3_op_nodes_more, keras3_ops, local, merge, noise, normalization,
              pooling, recurrent, regularization, reshaping, tf_op_layer, wrappers)
 
 __all__ = sorted(

@@ -91,12 +91,12 @@ def test_ints_keep_their_dtype_and_mean_is_float():
 
 def test_unknown_operations_are_listed_in_one_error():
     config = {"class_name": "Functional", "config": {"name": "m", "layers": [
-        {"module": "keras.src.ops.numpy", "class_name": "Cumsum", "config": {"name": "c"}, "name": "c"},
-        {"module": "keras.src.ops.nn", "class_name": "Glu", "config": {"name": "g"}, "name": "g"},
+        {"module": "keras.src.ops.numpy", "class_name": "Searchsorted", "config": {"name": "c"}, "name": "c"},
+        {"module": "keras.src.ops.math", "class_name": "Stft", "config": {"name": "g"}, "name": "g"},
         {"module": "keras.src.ops.numpy", "class_name": "Mean", "config": {"name": "m"}, "name": "m"},
     ]}}
-    with pytest.raises(ModelFileError, match=r"2 layer classes .*Cumsum \(a Keras 3 operation\) \(layer 'c'\); "
-                                             r"Glu \(a Keras 3 operation\) \(layer 'g'\)"):
+    with pytest.raises(ModelFileError, match=r"2 layer classes .*Searchsorted \(a Keras 3 operation\) \(layer 'c'\); "
+                                             r"Stft \(a Keras 3 operation\) \(layer 'g'\)"):
         check_supported(config, "m.keras")
 
 
@@ -113,3 +113,90 @@ def test_slicing_op_lambda_and_refusals():
             x, slice_spec=[{"start": "a"}])
     with pytest.raises(ValueError, match=r"tf.linalg.svd is not supported"):
         layers.deserialize({"class_name": "TFOpLambda", "config": {"name": "s", "function": "linalg.svd"}})
+
+
+# -- the operations of keras3_op_nodes_more -------------------------------------------------------
+@pytest.mark.parametrize("class_name, module, config, match", [
+    ("Pad", "keras.src.ops.numpy", {"pad_width": [[0, 0], [1, 1]], "mode": "edge"}, "not one of TensorFlow's"),
+    ("Pad", "keras.src.ops.numpy", {"pad_width": [[0, -1]]}, "pad_width must be pairs"),
+    ("Split", "keras.src.ops.numpy", {"indices_or_sections": 0}, "indices_or_sections must be"),
+    ("TopK", "keras.src.ops.math", {"k": -1}, "k must be an int"),
+    ("OneHot", "keras.src.ops.nn", {"num_classes": 3, "sparse": True}, "sparse outputs are not supported"),
+    ("Norm", "keras.src.ops.linalg", {"ord": "max"}, "ord must be"),
+    ("Normalize", "keras.src.ops.nn", {"order": 0}, "order must be an int >= 1"),
+    ("Cumsum", "keras.src.ops.numpy", {"dtype": "int33"}, "unknown dtype"),
+    ("Diff", "keras.src.ops.numpy", {"n": -1}, "n must be an int >= 0"),
+    ("Tile", "keras.src.ops.numpy", {}, "missing argument 'repeats'"),
+    ("Resize", "keras.src.ops.image", {"size": [4, 4], "interpolation": "bicubic"}, "'bilinear' or 'nearest'"),
+    ("Resize", "keras.src.ops.image", {"size": [4, 4], "antialias": True}, "no antialias"),
+    ("Resize", "keras.src.ops.image", {"size": [4, 4], "crop_to_aspect_ratio": True}, "not supported"),
+    ("Resize", "keras.src.ops.image", {"size": [4]}, r"size must be \(height, width\)"),
+])
+def test_more_malformed_arguments_name_the_node(class_name, module, config, match):
+    with pytest.raises(ValueError, match=rf"{class_name} {class_name.lower()}: .*{match}"):
+        _op(class_name, module, **config)
+
+
+def test_more_bad_calls_name_the_node():
+    x = klayers.Input((4, 6))
+    with pytest.raises(ValueError, match="Cumsum cumsum: axis 3 is out of range"):
+        _op("Cumsum", axis=3)(x)
+    with pytest.raises(ValueError, match="Take take: expected 2 arguments, received 1"):
+        _op("Take", axis=1)(x)
+    with pytest.raises(ValueError, match="Take take: axis -4 is out of range"):
+        _op("Take", axis=-4)(x, [0])
+    with pytest.raises(ValueError, match="FullLike full_like: expected 2 arguments, received 3"):
+        _op("FullLike", name="full_like")(x, 1.0, 2.0)
+    with pytest.raises(ValueError, match="Split split: the size 6 of axis -1 does not split into 4"):
+        _op("Split", indices_or_sections=4, axis=-1)(x)
+    with pytest.raises(ValueError, match="Unstack unstack: cannot infer num"):
+        _op("Unstack", "keras.src.ops.core", axis=0)(x)
+    with pytest.raises(ValueError, match="Unstack unstack: num=3 differs"):
+        _op("Unstack", "keras.src.ops.core", num=3, axis=1)(x)
+    with pytest.raises(ValueError, match="TopK top_k: k=7 is more than"):
+        _op("TopK", "keras.src.ops.math", name="top_k", k=7)(x)
+    with pytest.raises(ValueError, match="Glu glu: the size 5 of axis -1 is not even"):
+        _op("Glu", "keras.src.ops.nn")(klayers.Input((5,)))
+    with pytest.raises(ValueError, match="Tril tril: expects an input of rank 2 or more"):
+        _op("Tril")(klayers.Input(()))
+    with pytest.raises(ValueError, match="Norm norm: norms are over one or two axes"):
+        _op("Norm", "keras.src.ops.linalg")(x)
+    with pytest.raises(ValueError, match="Norm norm: ord 'fro' is not a vector norm"):
+        _op("Norm", "keras.src.ops.linalg", ord="fro", axis=-1)(x)
+    with pytest.raises(ValueError, match="Slice slice: shape \\[2, 3\\] has 2 sizes"):
+        _op("Slice", "keras.src.ops.core", shape=[2, 3])(x, [0, 0, 0])
+    with pytest.raises(ValueError, match="Slice slice: start_indices must be 3 ints"):
+        _op("Slice", "keras.src.ops.core", shape=[1, 2, 3])(x, [0, 0])
+    with pytest.raises(ValueError, match="Pad pad: unexpected keyword arguments \\['value'\\]"):
+        _op("Pad", pad_width=[[0, 0], [1, 1], [1, 1]])(x, value=1.0)
+    with pytest.raises(ValueError, match="Pad pad: pad_width .* has 2 pairs for an input of rank 3"):
+        _op("Pad", pad_width=[[0, 0], [1, 1]])(x)
+    with pytest.raises(ValueError, match="Average average: weights of shape"):
+        _op("Average", axis=1)(x, weights=klayers.Input((5,)))
+    with pytest.raises(ValueError, match="OneHot one_hot: axis must be -1 or in"):
+        _op("OneHot", "keras.src.ops.nn", name="one_hot", num_classes=3, axis=3)(klayers.Input((4,), dtype="int32"))
+    with pytest.raises(ValueError, match="BroadcastTo broadcast_to: cannot broadcast"):
+        _op("BroadcastTo", name="broadcast_to", shape=[2, 5, 6])(x)
+    i = klayers.Input((3,), dtype="int32")
+    with pytest.raises(ValueError, match="Erf erf: expects a floating input"):
+        klayers.Model(i, _op("Erf", "keras.src.ops.math")(i)).predict(np.ones((1, 3), "int32"), verbose=0)
+
+
+def test_several_outputs_have_their_own_shapes_and_dtypes():
+    x = klayers.Input((4, 6))
+    values, indices = _op("TopK", "keras.src.ops.math", name="top_k", k=2)(x)
+    pieces = _op("Split", indices_or_sections=[1, 3], axis=1)(x)
+    assert (values.dtype, indices.dtype, values.shape) == ("float32", "int32", (None, 4, 2))
+    assert [p.shape for p in pieces] == [(None, 1, 6), (None, 2, 6), (None, 1, 6)]
+    v = np.float32([[[3, 1, 3, 2, 0, 3]] * 4])
+    got = klayers.Model(x, [values, indices] + pieces).predict(v, verbose=0)
+    np.testing.assert_array_equal(got[1][0, 0], [0, 2])  # ties: the lower index first
+    np.testing.assert_array_equal(np.concatenate(got[2:], axis=1), v)
+
+
+def test_mod_takes_numbers_as_tensorflow_converts_them():
+    h = klayers.Input((3,), dtype="float16")
+    b = klayers.Input((3,), dtype="bool")
+    assert _op("Mod")(h, 0.7).dtype == "float32"
+    assert _op("Mod", name="m2")(h, h).dtype == "float16"
+    assert _op("Mod", name="m3")(b, b).dtype == "int32"
