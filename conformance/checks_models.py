@@ -521,7 +521,7 @@ def application_predicts(case: Case) -> None:
     """The file loads (the applications' classes, Keras 3's operation nodes) with every weight,
     predicts Keras's outputs, and writes back a file klayers reads to the same outputs."""
     arrays, meta = case.arrays(), case.meta
-    path = os.path.join(refs.REFS, case.dialect, "applications", meta["file"])
+    path = os.path.join(refs.REFS, case.dialect, case.family, meta["file"])
     model = load_model(path)
     assert len(model.weights) == meta["n_weights"]
     xs = [arrays[f"x{i}"] for i in range(meta["n_inputs"])]

@@ -251,9 +251,10 @@ TABLE: Tuple[Check, ...] = (
     Check("attention_more", M.file_written_back, _kind("model_file"), label="written_back",
           exercises=layers_of_file_case),
     Check("applications", M.application_predicts, label="predicts", exercises=layers_of_file_case),
+    Check("applications_zoo", M.application_predicts, label="predicts", exercises=layers_of_file_case),
     Check("op_nodes", M.op_nodes_predict, label="predicts", exercises=layers_of_file_case),
-    Check("transformers", M.op_nodes_predict, label="predicts", exercises=layers_of_file_case),
     Check("op_nodes_more", M.op_nodes_predict, dialects=("keras3",), label="predicts", exercises=layers_of_file_case),
+    Check("transformers", M.op_nodes_predict, label="predicts", exercises=layers_of_file_case),
     Check("layer_outputs", M.layer_outputs_agree, label="agree", exercises=layers_of_file_case),
     Check("layer_outputs", M.layer_outputs_find_the_fault, label="find_the_fault", exercises=_nothing),
 )

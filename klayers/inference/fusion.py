@@ -418,12 +418,15 @@ def _inverted_residual(steps: List[Any], protected: Any) -> List[Any]:
             d = made_by.get(se.in_id if se is not None else proj.in_id)
             if d is not None and _block_stage(d, "depthwise", dtype) and internal(d):
                 e = made_by.get(d.in_id)
-                if not (_block_stage(e, "pointwise", dtype) and e.pad is None and internal(e)):
+                # MobileNet's pointwise -> depthwise -> pointwise -> depthwise ...: a pointwise
+                # step already taken as a block's projection is not the next block's expansion
+                if not (_block_stage(e, "pointwise", dtype) and e.pad is None and internal(e)
+                        and id(e) not in taken):
                     e = None
                 first = e if e is not None else d
                 if (not residual or s.in_ids[1] == first.in_id) and (
                         residual or split_activation(proj.act, ALL_CODES)[1] is None):
-                    taken.update(id(t) for t in (e, d, se) if t is not None)
+                    taken.update(id(t) for t in (e, d, se, proj) if t is not None)
                     out.append(InvertedResidualStep(e, d, se, s))
                     continue
         out.append(s)

@@ -582,6 +582,25 @@ def test_inverted_residual_blocks_run_as_one_step(dtype, tol):
         np.testing.assert_allclose(g, wv, rtol=tol, atol=tol * np.abs(wv).max())
 
 
+def test_mobilenet_v1_chains_take_each_pointwise_step_once():
+    """MobileNet's depthwise-separable chain (conv, then depthwise -> pointwise repeated): each
+    pointwise convolution is one block's projection, never also the next block's expansion
+    (that block would read a tensor the first never makes)."""
+    x_in = klayers.Input((12, 12, 3))
+    h = L.ReLU(6.0)(L.BatchNormalization()(L.Conv2D(8, 3, strides=2, padding="same", use_bias=False)(x_in)))
+    for filters, strides, multiplier in ((16, 1, 1), (16, 2, 1), (24, 1, 2)):
+        if strides == 2:
+            h = L.ZeroPadding2D(((0, 1), (0, 1)))(h)
+        h = L.DepthwiseConv2D(3, strides=strides, padding="same" if strides == 1 else "valid",
+                              depth_multiplier=multiplier, use_bias=False)(h)
+        h = L.ReLU(6.0)(L.BatchNormalization()(h))
+        h = L.ReLU(6.0)(L.BatchNormalization()(L.Conv2D(filters, 1, use_bias=False)(h)))
+    model = klayers.Model(x_in, h)
+    _randomize(model, 31)
+    got, kinds, want = _planned_and_layered(model, np.random.default_rng(32).standard_normal((2, 12, 12, 3)).astype("float32"))
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5 * np.abs(want).max())
+
+
 @pytest.mark.parametrize("dtype,tol", [("float32", 2e-5), ("float64", 1e-12)])
 def test_concatenations_run_as_merge_steps_into_the_arena(dtype, tol):
     """Concatenate (any axis, with an Activation after it folded in) runs as a MergeStep whose
